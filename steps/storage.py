@@ -1,0 +1,214 @@
+"""One place where container code touches object storage.
+
+`s3://bucket/key` URIs are resolved either to files under a local root (the local runner's
+default: `WAVEPIPE_S3_ROOT`) or to a real S3 API through boto3 (AWS itself, or any endpoint
+named by `AWS_ENDPOINT_URL`, such as the tests' moto server). Both backends expose the same
+small interface, so stage code is written once against `Storage`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+S3_ROOT_ENV = "WAVEPIPE_S3_ROOT"
+KMS_ENV = "WAVEPIPE_KMS_KEY_ID"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    uri: str
+    size: int
+    etag: str
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/a/b` -> (`bucket`, `a/b`); raises ValueError naming the URI otherwise."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"s3 URI without a bucket: {uri!r}")
+    return bucket, key
+
+
+def join_uri(base: str, *parts: str) -> str:
+    out = base.rstrip("/")
+    for part in parts:
+        out += "/" + part.strip("/")
+    return out
+
+
+class Storage(Protocol):
+    def list(self, prefix_uri: str) -> Iterator[ObjectInfo]: ...
+    def head(self, uri: str) -> ObjectInfo | None: ...
+    def copy(self, src_uri: str, dst_uri: str) -> None: ...
+    def download(self, uri: str, path: Path) -> None: ...
+    def upload(self, path: Path, uri: str) -> None: ...
+    def read_bytes(self, uri: str) -> bytes: ...
+    def write_bytes(self, uri: str, data: bytes) -> None: ...
+    def delete(self, uri: str) -> None: ...
+
+
+def md5_file(path: Path, chunk: int = 8 << 20) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LocalStorage:
+    """`s3://bucket/key` <-> `<root>/bucket/key`. ETags are MD5 hex, like single-part S3."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, uri: str) -> Path:
+        bucket, key = split_uri(uri)
+        return self.root / bucket / key
+
+    def _info(self, path: Path, uri: str) -> ObjectInfo:
+        return ObjectInfo(uri=uri, size=path.stat().st_size, etag=md5_file(path))
+
+    def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:
+        # S3 prefixes are string prefixes, not folders: `s3://b/a/1` matches `a/10/x` too.
+        bucket, key = split_uri(prefix_uri)
+        base = self.root / bucket
+        folder = base / key if key.endswith("/") or not key else (base / key).parent
+        if not folder.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.startswith(".wavepipe-tmp-"):
+                    continue
+                path = Path(dirpath) / name
+                rel = path.relative_to(base).as_posix()
+                if rel.startswith(key):
+                    yield self._info(path, f"s3://{bucket}/{rel}")
+
+    def head(self, uri: str) -> ObjectInfo | None:
+        path = self.path(uri)
+        return self._info(path, uri) if path.is_file() else None
+
+    def _atomic_write(self, dst: Path, fill) -> None:
+        # Write beside the destination and rename, so no reader ever sees a partial file.
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".wavepipe-tmp-", dir=dst.parent)
+        os.close(fd)
+        try:
+            fill(Path(tmp))
+            os.replace(tmp, dst)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def copy(self, src_uri: str, dst_uri: str) -> None:
+        src = self.path(src_uri)
+        if not src.is_file():
+            raise FileNotFoundError(src_uri)
+        self._atomic_write(self.path(dst_uri), lambda tmp: shutil.copyfile(src, tmp))
+
+    def download(self, uri: str, path: Path) -> None:
+        src = self.path(uri)
+        if not src.is_file():
+            raise FileNotFoundError(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, path)
+
+    def upload(self, path: Path, uri: str) -> None:
+        self._atomic_write(self.path(uri), lambda tmp: shutil.copyfile(path, tmp))
+
+    def read_bytes(self, uri: str) -> bytes:
+        path = self.path(uri)
+        if not path.is_file():
+            raise FileNotFoundError(uri)
+        return path.read_bytes()
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        self._atomic_write(self.path(uri), lambda tmp: tmp.write_bytes(data))
+
+    def delete(self, uri: str) -> None:
+        self.path(uri).unlink(missing_ok=True)
+
+
+class S3Storage:
+    """boto3-backed storage. Copies are server-side (managed multipart above 8 MB chunks,
+    which also covers objects over the 5 GB single-copy limit); every write carries the
+    configured KMS key."""
+
+    def __init__(self, client=None, kms_key_id: str | None = None) -> None:
+        import boto3  # imported here so local-only runs never need AWS configuration
+
+        self.client = client or boto3.client("s3")
+        self.kms_key_id = kms_key_id
+
+    def _extra(self) -> dict:
+        if self.kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        return {}
+
+    def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:
+        bucket, key = split_uri(prefix_uri)
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(
+                    uri=f"s3://{bucket}/{obj['Key']}",
+                    size=int(obj["Size"]),
+                    etag=obj["ETag"].strip('"'),
+                )
+
+    def head(self, uri: str) -> ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_uri(uri)
+        try:
+            resp = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(uri=uri, size=int(resp["ContentLength"]), etag=resp["ETag"].strip('"'))
+
+    def copy(self, src_uri: str, dst_uri: str) -> None:
+        sb, sk = split_uri(src_uri)
+        db, dk = split_uri(dst_uri)
+        # S3 makes an object visible only when the (multipart) copy completes: no partial file.
+        self.client.copy({"Bucket": sb, "Key": sk}, db, dk, ExtraArgs=self._extra() or None)
+
+    def download(self, uri: str, path: Path) -> None:
+        bucket, key = split_uri(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.client.download_file(bucket, key, str(path))
+
+    def upload(self, path: Path, uri: str) -> None:
+        bucket, key = split_uri(uri)
+        self.client.upload_file(str(path), bucket, key, ExtraArgs=self._extra() or None)
+
+    def read_bytes(self, uri: str) -> bytes:
+        bucket, key = split_uri(uri)
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        bucket, key = split_uri(uri)
+        self.client.put_object(Bucket=bucket, Key=key, Body=data, **self._extra())
+
+    def delete(self, uri: str) -> None:
+        bucket, key = split_uri(uri)
+        self.client.delete_object(Bucket=bucket, Key=key)
+
+
+def from_env(env: dict[str, str] | None = None) -> Storage:
+    """The storage a stage should use, from its environment (see steps/README.md)."""
+    env = os.environ if env is None else env
+    root = env.get(S3_ROOT_ENV)
+    if root:
+        return LocalStorage(root)
+    return S3Storage(kms_key_id=env.get(KMS_ENV) or None)
