@@ -18,6 +18,9 @@ from typing import Iterator, Protocol
 
 S3_ROOT_ENV = "WAVEPIPE_S3_ROOT"
 KMS_ENV = "WAVEPIPE_KMS_KEY_ID"
+# CopyObject copies at most 5 GB in one request; above that only UploadPartCopy works.
+SINGLE_COPY_LIMIT = 5 * 1024**3
+MULTIPART_CHUNK = 256 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,9 @@ def join_uri(base: str, *parts: str) -> str:
 class Storage(Protocol):
     def list(self, prefix_uri: str) -> Iterator[ObjectInfo]: ...
     def head(self, uri: str) -> ObjectInfo | None: ...
-    def copy(self, src_uri: str, dst_uri: str) -> None: ...
+    def copy(self, src_uri: str, dst_uri: str, *, size: int | None = None,
+             metadata: dict[str, str] | None = None) -> None: ...
+    def head_metadata(self, uri: str) -> dict[str, str] | None: ...
     def download(self, uri: str, path: Path) -> None: ...
     def upload(self, path: Path, uri: str) -> None: ...
     def read_bytes(self, uri: str) -> bytes: ...
@@ -109,11 +114,17 @@ class LocalStorage:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def copy(self, src_uri: str, dst_uri: str) -> None:
+    def copy(self, src_uri: str, dst_uri: str, *, size: int | None = None,
+             metadata: dict[str, str] | None = None) -> None:
+        # Local files carry no metadata; their ETag is the MD5 of the bytes, so an identical
+        # copy is recognised from the listing alone.
         src = self.path(src_uri)
         if not src.is_file():
             raise FileNotFoundError(src_uri)
         self._atomic_write(self.path(dst_uri), lambda tmp: shutil.copyfile(src, tmp))
+
+    def head_metadata(self, uri: str) -> dict[str, str] | None:
+        return {} if self.path(uri).is_file() else None
 
     def download(self, uri: str, path: Path) -> None:
         src = self.path(uri)
@@ -139,14 +150,17 @@ class LocalStorage:
 
 
 class S3Storage:
-    """boto3-backed storage. Copies are server-side (managed multipart above 8 MB chunks,
-    which also covers objects over the 5 GB single-copy limit); every write carries the
-    configured KMS key."""
+    """boto3-backed storage. Copies are server-side: one CopyObject when the size is known
+    and under 5 GB, managed multipart copy otherwise; every write carries the configured
+    KMS key."""
 
-    def __init__(self, client=None, kms_key_id: str | None = None) -> None:
+    def __init__(self, client=None, kms_key_id: str | None = None, max_connections: int = 10) -> None:
         import boto3  # imported here so local-only runs never need AWS configuration
+        from botocore.config import Config
 
-        self.client = client or boto3.client("s3")
+        # One pooled connection per copy thread, and S3's recommended retry mode under load.
+        config = Config(max_pool_connections=max_connections, retries={"max_attempts": 10, "mode": "adaptive"})
+        self.client = client or boto3.client("s3", config=config)
         self.kms_key_id = kms_key_id
 
     def _extra(self) -> dict:
@@ -177,11 +191,35 @@ class S3Storage:
             raise
         return ObjectInfo(uri=uri, size=int(resp["ContentLength"]), etag=resp["ETag"].strip('"'))
 
-    def copy(self, src_uri: str, dst_uri: str) -> None:
+    def copy(self, src_uri: str, dst_uri: str, *, size: int | None = None,
+             metadata: dict[str, str] | None = None) -> None:
+        """Server-side copy. `size` (from a listing) saves the HEAD a managed copy makes;
+        `metadata` replaces the object's user metadata (the source's is kept otherwise)."""
         sb, sk = split_uri(src_uri)
         db, dk = split_uri(dst_uri)
+        extra = self._extra()
+        if metadata is not None:
+            extra |= {"Metadata": metadata, "MetadataDirective": "REPLACE"}
         # S3 makes an object visible only when the (multipart) copy completes: no partial file.
-        self.client.copy({"Bucket": sb, "Key": sk}, db, dk, ExtraArgs=self._extra() or None)
+        if size is not None and size < SINGLE_COPY_LIMIT:
+            self.client.copy_object(CopySource={"Bucket": sb, "Key": sk}, Bucket=db, Key=dk, **extra)
+            return
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(multipart_threshold=SINGLE_COPY_LIMIT, multipart_chunksize=MULTIPART_CHUNK)
+        self.client.copy({"Bucket": sb, "Key": sk}, db, dk, ExtraArgs=extra or None, Config=config)
+
+    def head_metadata(self, uri: str) -> dict[str, str] | None:
+        """User metadata of an object (`x-amz-meta-*`), or None when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_uri(uri)
+        try:
+            return dict(self.client.head_object(Bucket=bucket, Key=key).get("Metadata", {}))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
 
     def download(self, uri: str, path: Path) -> None:
         bucket, key = split_uri(uri)
@@ -205,10 +243,11 @@ class S3Storage:
         self.client.delete_object(Bucket=bucket, Key=key)
 
 
-def from_env(env: dict[str, str] | None = None) -> Storage:
-    """The storage a stage should use, from its environment (see steps/README.md)."""
+def from_env(env: dict[str, str] | None = None, *, max_connections: int = 10) -> Storage:
+    """The storage a stage should use, from its environment (see steps/README.md).
+    `max_connections`: the HTTP pool size, one per thread that uses the storage at once."""
     env = os.environ if env is None else env
     root = env.get(S3_ROOT_ENV)
     if root:
         return LocalStorage(root)
-    return S3Storage(kms_key_id=env.get(KMS_ENV) or None)
+    return S3Storage(kms_key_id=env.get(KMS_ENV) or None, max_connections=max_connections)

@@ -1,0 +1,188 @@
+"""Labels from SQL: a SQLite file or any SQLAlchemy URL, with credentials from Secrets Manager.
+
+Every error names the source as configured (path or URL without credentials) and never
+shows a username or password the secret supplied."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from steps import storage as st
+from steps.reconcile.settings import LabelsSource
+
+
+class LabelsError(Exception):
+    """The labels could not be read (bad source, unreachable database, bad query)."""
+
+
+def describe(source: LabelsSource) -> str:
+    """A printable name of the source: never carries credentials."""
+    if source.sqlite_uri:
+        return f"sqlite {source.sqlite_uri}"
+    if source.url:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(source.url).render_as_string(hide_password=True)
+        return f"{url} (credentials from secret {source.secret_arn})" if source.secret_arn else url
+    return "no labels source"
+
+
+def _secret(arn: str) -> dict:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        raw = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    except (BotoCoreError, ClientError) as err:
+        raise LabelsError(f"cannot read secret {arn}: {err}") from None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise LabelsError(f"secret {arn} is not a JSON object (expected username/password/host/port/dbname)") from None
+    if not isinstance(value, dict):
+        raise LabelsError(f"secret {arn} is not a JSON object")
+    return value
+
+
+def database_url(source: LabelsSource, secret: dict | None = None):
+    """The SQLAlchemy URL to connect with: the configured one, completed from the secret
+    (username/password always from the secret; host/port/dbname where the URL has none)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(source.url)
+    if url.drivername == "postgresql":
+        # SQLAlchemy 2.1 picks psycopg 3 for a bare `postgresql://`; psycopg2 is what ships here.
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            url = url.set(drivername="postgresql+psycopg2")
+    if secret:
+        port = secret.get("port")
+        url = url.set(
+            username=secret.get("username", url.username),
+            password=secret.get("password", url.password),
+            host=url.host or secret.get("host"),
+            port=url.port or (int(port) if port not in (None, "") else None),
+            database=url.database or secret.get("dbname") or secret.get("database"),
+        )
+    return url
+
+
+def _scrub(text: str, secret: dict | None) -> str:
+    for key in ("password", "username"):
+        value = (secret or {}).get(key)
+        if value:
+            text = text.replace(str(value), "***")
+    return text
+
+
+def _first_line(err: BaseException) -> str:
+    orig = getattr(err, "orig", None) or err
+    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+def _query(engine, source: LabelsSource, params: dict[str, str], name: str, secret: dict | None) -> pd.DataFrame:
+    from sqlalchemy import exc, text
+
+    clause = text(source.query)
+    wanted = set(clause.compile().params)
+    missing = sorted(wanted - set(params))
+    if missing:
+        raise LabelsError(
+            f"query of {name} uses :{', :'.join(missing)} but no --sql-param gives "
+            f"{', '.join(missing)}"
+        )
+    bound = {key: value for key, value in params.items() if key in wanted}
+    try:
+        conn = engine.connect()
+    except exc.SQLAlchemyError as err:
+        raise LabelsError(f"cannot connect to {name}: {_scrub(_first_line(err), secret)}") from None
+    try:
+        with conn:
+            result = conn.execute(clause, bound)
+            columns = list(result.keys())
+            rows = result.fetchall()
+    except exc.SQLAlchemyError as err:
+        raise LabelsError(f"query failed on {name}: {_scrub(_first_line(err), secret)}") from None
+    finally:
+        engine.dispose()
+    for column in (source.id_column, source.label_column):
+        if column not in columns:
+            raise LabelsError(f"query of {name} returns no column {column!r} (it returns {columns})")
+    return pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
+
+
+def _sqlite_engine(path: Path):
+    from sqlalchemy import create_engine
+
+    # Read-only URI mode: a wrong path must fail, not create an empty database.
+    return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+
+
+def read_labels(source: LabelsSource, params: dict[str, str], storage: st.Storage | None = None) -> pd.DataFrame:
+    """Run the configured query with `params` bound; returns its rows as a frame."""
+    name = describe(source)
+    if source.sqlite_uri:
+        uri = source.sqlite_uri
+        if uri.startswith("s3://"):
+            storage = storage or st.from_env()
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "labels.sqlite"
+                try:
+                    storage.download(uri, path)
+                except Exception as err:  # noqa: BLE001 - missing object or access denied
+                    raise LabelsError(f"cannot read {name}: {_first_line(err)}") from None
+                return _query(_sqlite_engine(path), source, params, name, None)
+        path = Path(uri).expanduser()
+        if not path.is_file():
+            raise LabelsError(f"cannot read {name}: no such file")
+        return _query(_sqlite_engine(path.resolve()), source, params, name, None)
+    if source.url:
+        from sqlalchemy import create_engine
+
+        secret = _secret(source.secret_arn) if source.secret_arn else None
+        url = database_url(source, secret)
+        connect_args = {}
+        if url.get_backend_name() == "postgresql":
+            connect_args["connect_timeout"] = source.connect_timeout_seconds
+        elif url.get_backend_name() == "sqlite":
+            connect_args["timeout"] = source.connect_timeout_seconds
+        try:
+            engine = create_engine(url, connect_args=connect_args)
+        except Exception as err:  # noqa: BLE001 - missing driver, bad URL
+            raise LabelsError(f"cannot use {name}: {_scrub(_first_line(err), secret)}") from None
+        return _query(engine, source, params, name, secret)
+    raise LabelsError("no labels source: set labels.sqlite_uri or labels.url")
+
+
+def clean_labels(frame: pd.DataFrame, source: LabelsSource) -> tuple[pd.DataFrame, dict]:
+    """Ids as strings; rows without id or label dropped; the first row of a repeated id kept."""
+    counts = {"database_rows": int(len(frame))}
+    frame = frame.rename(columns={source.id_column: "artifact_id", source.label_column: "label"})
+    usable = frame["artifact_id"].notna() & frame["label"].notna()
+    counts["database_rows_without_id_or_label"] = int((~usable).sum())
+    frame = frame[usable].copy()
+    frame["artifact_id"] = frame["artifact_id"].map(lambda v: str(v).strip())
+    repeated = frame["artifact_id"].duplicated(keep="first")
+    counts["database_repeated_ids"] = int(repeated.sum())
+    frame = frame[~repeated].reset_index(drop=True)
+    return frame, counts
+
+
+def parse_sql_params(items: list[str] | None) -> dict[str, str]:
+    """`["k=v", ...]` -> dict; raises ValueError naming the bad item."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--sql-param wants NAME=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+__all__ = ["LabelsError", "clean_labels", "database_url", "describe", "parse_sql_params", "read_labels"]

@@ -1,0 +1,294 @@
+"""The reconcile stage end to end: labels x production listing -> deduplicated, copied,
+processed, validated artifacts -> labels, manifests and a report under `output`.
+
+Report counts (`report.json`): files for `copied`, `skipped_identical`, `repaired_files`;
+artifacts for the rest; `bytes_copied` in bytes; `seconds` wall time."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from steps import storage as st
+from steps.reconcile import inventory as inv
+from steps.reconcile.copying import CopyJob, Outcome, load_function, run_parallel
+from steps.reconcile.labels import LabelsError, clean_labels, describe, read_labels
+from steps.reconcile.settings import ReconcileSettings
+from steps.reconcile.shards import assign_shards, shard_name, write_manifests
+from steps.reconcile.validate import failure_message, missing_files, plan_repairs
+
+log = logging.getLogger("steps.reconcile")
+ARTIFACTS_FOLDER = ("data", "reconciled_artifacts")
+
+
+class BadInput(Exception):
+    """Arguments, settings or inputs are wrong: nothing was changed (exit 2)."""
+
+
+class StageFailed(Exception):
+    """The stage ran and failed; the report says why (exit 1)."""
+
+
+@dataclass
+class Context:
+    settings: ReconcileSettings
+    storage: st.Storage
+    source_uri: str
+    experiment_uri: str
+    output: Path
+    macroshards: int
+    reload: bool
+    report: dict
+    listing: dict = field(default_factory=dict)  # the experiment folder after validation
+
+    @property
+    def artifacts_uri(self) -> str:
+        return st.join_uri(self.experiment_uri, *ARTIFACTS_FOLDER)
+
+    @property
+    def copy_files(self) -> bool:
+        return self.settings.featurize_reads == "copy"
+
+
+def list_experiment(storage: st.Storage, artifacts_uri: str) -> dict[str, dict[str, st.ObjectInfo]]:
+    """artifact id -> file -> object, from one paginated listing of the experiment folder."""
+    base = inv.prefix_of(artifacts_uri)
+    out: dict[str, dict[str, st.ObjectInfo]] = {}
+    for obj in storage.list(base):
+        aid, sep, name = obj.uri[len(base):].partition("/")
+        if sep and name:
+            out.setdefault(aid, {})[name] = obj
+    return out
+
+
+def _labels(ctx: Context, sql_params: dict[str, str]) -> pd.DataFrame:
+    source = ctx.settings.labels
+    log.info("reading labels from %s", describe(source))
+    frame, counts = clean_labels(read_labels(source, sql_params, ctx.storage), source)
+    ctx.report.update(counts)
+    return frame
+
+
+def _inventory(ctx: Context) -> inv.Inventory:
+    s = ctx.settings
+    log.info("listing %s", ctx.source_uri)
+    found = inv.build_inventory(ctx.storage.list(inv.prefix_of(ctx.source_uri)), ctx.source_uri,
+                                s.key_pattern, s.files_from_prod)
+    if not found.objects_listed:
+        raise BadInput(f"no object under --source-uri {ctx.source_uri}")
+    ctx.report.update(
+        s3_objects_listed=found.objects_listed,
+        s3_keys_not_matching_pattern=len(found.unmatched_keys),
+        s3_keys_not_matching_pattern_sample=found.unmatched_keys[: s.sample_size],
+        s3_keys_conflicting=len(found.conflicting_keys),
+        s3_artifacts=len(found.artifacts),
+    )
+    return found
+
+
+def _digest(ctx: Context, arts: dict[str, inv.Artifact], tmp: Path):
+    if ctx.settings.dedup.hash == "etag":
+        return inv.etag_digest
+    files = [f for art in arts.values() for f in inv.dedup_files(art, ctx.settings.dedup)]
+    hasher = inv.sha256_digest(ctx.storage, ctx.source_uri, tmp)
+    with ThreadPoolExecutor(max_workers=ctx.settings.copy_threads) as pool:
+        hashes = dict(zip((f.key for f in files), pool.map(hasher, files)))
+    return lambda f: hashes[f.key]
+
+
+def _match(ctx: Context, frame: pd.DataFrame, found: inv.Inventory) -> dict[str, inv.Artifact]:
+    n = ctx.settings.sample_size
+    db_ids, s3_ids = set(frame["artifact_id"]), set(found.artifacts)
+    matched = db_ids & s3_ids
+    ctx.report.update(
+        matched=len(matched),
+        only_in_db=len(db_ids - s3_ids), only_in_db_sample=inv.sample(db_ids - s3_ids, n),
+        only_on_s3=len(s3_ids - db_ids), only_on_s3_sample=inv.sample(s3_ids - db_ids, n),
+    )
+    arts = {aid: found.artifacts[aid] for aid in sorted(matched)}
+    dropped: dict[str, str] = {}
+    conflicts = 0
+    if ctx.settings.dedup.enabled and arts:
+        with tempfile.TemporaryDirectory() as tmp:
+            keys = inv.content_keys(arts, ctx.settings.dedup, _digest(ctx, arts, Path(tmp)))
+        labels = dict(zip(frame["artifact_id"], frame["label"]))
+        dups = inv.find_duplicates(keys, labels)
+        dropped, conflicts = dups.dropped, dups.label_conflicts
+    ctx.report.update(
+        duplicates_dropped=len(dropped),
+        duplicates_sample=[{"dropped": d, "kept": k} for d, k in list(dropped.items())[:n]],
+        duplicates_with_other_label=conflicts,
+    )
+    return {aid: art for aid, art in arts.items() if aid not in dropped}
+
+
+def _present(ctx: Context, listing: dict[str, dict[str, st.ObjectInfo]], arts: dict[str, inv.Artifact]) -> dict[str, set[str]]:
+    out = {aid: set(listing.get(aid, {})) for aid in arts}
+    if not ctx.copy_files:
+        for aid, art in arts.items():
+            out[aid] |= set(art.files)
+    return out
+
+
+def _tally(ctx: Context, outcomes: list[Outcome], prefix: str = "") -> None:
+    r = ctx.report
+    r[prefix + "copied"] = r.get(prefix + "copied", 0) + sum(len(o.copied) for o in outcomes)
+    r["bytes_copied"] = r.get("bytes_copied", 0) + sum(o.bytes_copied for o in outcomes)
+    if not prefix:
+        r["skipped_identical"] = sum(o.skipped for o in outcomes)
+        r["process_ran"] = sum(o.processed for o in outcomes)
+
+
+def _copy_and_validate(ctx: Context, arts: dict[str, inv.Artifact], rows: dict[str, dict]) -> dict[str, str]:
+    """Copy, process, validate, repair. Returns process_func failures (artifact -> error);
+    raises StageFailed when files are still missing."""
+    s = ctx.settings
+    process = load_function(s.process_func) if s.process_func else None
+    need_listing = ctx.copy_files or process is not None
+    existing = list_experiment(ctx.storage, ctx.artifacts_uri) if need_listing else {}
+    ctx.report["stale_artifacts_in_experiment"] = len(set(existing) - set(arts))
+    job = CopyJob(ctx.storage, ctx.source_uri, ctx.artifacts_uri, ctx.experiment_uri, existing, rows,
+                  ctx.reload, ctx.copy_files, process)
+    outcomes = run_parallel(job, [(art, None, False) for art in arts.values()], s.copy_threads)
+    _tally(ctx, outcomes)
+    failures = {o.artifact_id: o.process_error for o in outcomes if o.process_error}
+    changed = any(o.copied or o.processed or o.copy_errors for o in outcomes)
+    ctx.report["copy_errors"] = sum(len(o.copy_errors) for o in outcomes)
+    ctx.report["copy_errors_sample"] = [
+        f"{o.artifact_id}/{name}: {err}" for o in outcomes for name, err in o.copy_errors.items()
+    ][: s.sample_size]
+
+    check = {aid: art for aid, art in arts.items() if aid not in failures}
+    listing = list_experiment(ctx.storage, ctx.artifacts_uri) if (changed and need_listing) else existing
+    missing = missing_files(_present(ctx, listing, check), check, s.files_on_research, ctx.copy_files)
+    ctx.report["missing_before_repair"] = len(missing)
+    ctx.report["repaired_files"] = ctx.report["regenerated"] = 0
+    if missing:
+        plan = plan_repairs(missing, check, ctx.copy_files, process is not None)
+        todo = sorted(set(plan.recopy) | plan.regenerate)
+        log.info("repairing %d artifacts (%d re-copied, %d regenerated)", len(todo), len(plan.recopy), len(plan.regenerate))
+        redo = run_parallel(job, [(check[a], plan.recopy.get(a, []), a in plan.regenerate) for a in todo],
+                            s.copy_threads, what="repair")
+        _tally(ctx, redo, prefix="repaired_")
+        ctx.report["repaired_files"] = ctx.report.pop("repaired_copied")
+        ctx.report["regenerated"] = sum(o.processed and not o.process_error for o in redo)
+        failures.update({o.artifact_id: o.process_error for o in redo if o.process_error})
+        check = {aid: art for aid, art in check.items() if aid not in failures}
+        listing = list_experiment(ctx.storage, ctx.artifacts_uri) if need_listing else existing
+        missing = missing_files(_present(ctx, listing, check), check, s.files_on_research, ctx.copy_files)
+    ctx.listing = listing
+    ctx.report["failed"] = len(missing) + len(failures)
+    _process_failures(ctx, failures)
+    if missing:
+        path = ctx.output / "missing_files.json"
+        path.write_text(json.dumps([{"artifact_id": a, "missing": m} for a, m in missing.items()], indent=1))
+        ctx.report["missing_after_repair"] = len(missing)
+        raise StageFailed(failure_message(missing, str(path)))
+    return failures
+
+
+def _process_failures(ctx: Context, failures: dict[str, str]) -> None:
+    limit = ctx.settings.max_process_failures
+    ctx.report["process_failed"] = len(failures)
+    ctx.report["process_failed_sample"] = [
+        {"artifact_id": a, "error": e} for a, e in sorted(failures.items())[: ctx.settings.sample_size]
+    ]
+    if len(failures) > limit:
+        raise StageFailed(f"process_func failed on {len(failures)} artifacts (max_process_failures: {limit}); "
+                          f"first: {ctx.report['process_failed_sample'][:5]}")
+
+
+def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFrame) -> None:
+    if ctx.copy_files:
+        prefix = inv.prefix_of(ctx.artifacts_uri)
+        files = {aid: {n: o.size for n, o in ctx.listing.get(aid, {}).items()} for aid in arts}
+        keys = {aid: [f"{aid}/{n}" for n in names] for aid, names in files.items()}
+    else:
+        prefix = inv.prefix_of(ctx.source_uri)
+        files = {aid: {n: f.size for n, f in art.files.items()} for aid, art in arts.items()}
+        keys = {aid: [f.key for f in art.files.values()] for aid, art in arts.items()}
+    sizes = {aid: sum(v.values()) for aid, v in files.items()}
+    shard_of = assign_shards(sizes, ctx.macroshards)
+    by_shard: list[list[str]] = [[] for _ in range(ctx.macroshards)]
+    for aid, index in shard_of.items():
+        by_shard[index].extend(keys[aid])
+    write_manifests(ctx.output / "manifests", prefix, by_shard)
+
+    table = frame[frame["artifact_id"].isin(arts)].sort_values("artifact_id").reset_index(drop=True)
+    for name in sorted({k for art in arts.values() for k in art.fields} - set(table.columns)):
+        table[name] = table["artifact_id"].map(lambda a, n=name: arts[a].fields.get(n))
+    table["n_files"] = table["artifact_id"].map(lambda a: len(files[a])).astype("int64")
+    table["bytes"] = table["artifact_id"].map(sizes).astype("int64")
+    table["shard"] = table["artifact_id"].map(lambda a: shard_name(shard_of[a]))
+    table.to_parquet(ctx.output / "labels.parquet", index=False)
+
+    counts = table["label"].map(str).value_counts()
+    ordered = {k: int(counts[k]) for k in sorted(counts.index)}
+    (ctx.output / "unique_labels_and_counts.json").write_text(json.dumps(ordered, indent=1))
+    shard_bytes = [0] * ctx.macroshards
+    shard_count = [0] * ctx.macroshards
+    for aid, index in shard_of.items():
+        shard_bytes[index] += sizes[aid]
+        shard_count[index] += 1
+    ctx.report.update(
+        kept=len(arts), labels=len(ordered),
+        shards=[{"name": shard_name(i), "artifacts": shard_count[i], "bytes": shard_bytes[i]}
+                for i in range(ctx.macroshards)],
+    )
+    if 0 in shard_count:
+        log.warning("%d of %d macroshards got no artifact", shard_count.count(0), ctx.macroshards)
+
+
+def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str, output: Path, *,
+              macroshards: int = 1, reload: bool | None = None, sql_params: dict[str, str] | None = None,
+              storage: st.Storage | None = None) -> dict:
+    """Run the stage; returns the report (also written to `output/report.json`, on failure too).
+    Raises BadInput (nothing was done) or StageFailed (see the report)."""
+    started = time.monotonic()
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    if macroshards < 1:
+        raise BadInput(f"--macroshards must be at least 1, got {macroshards}")
+    try:
+        st.split_uri(source_uri), st.split_uri(experiment_uri)
+        if settings.process_func:
+            load_function(settings.process_func)  # fail before any copy
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    ctx = Context(settings, storage or st.from_env(max_connections=settings.copy_threads + 4),
+                  source_uri.rstrip("/"), experiment_uri.rstrip("/"), output, macroshards,
+                  settings.reload if reload is None else reload,
+                  {"status": "running", "labels_source": describe(settings.labels),
+                   "source_uri": source_uri, "experiment_uri": experiment_uri,
+                   "featurize_reads": settings.featurize_reads, "macroshards": macroshards})
+    ctx.report["reload"] = ctx.reload
+    try:
+        try:
+            frame = _labels(ctx, sql_params or {})
+        except LabelsError as err:
+            raise BadInput(str(err)) from None
+        found = _inventory(ctx)
+        arts = _match(ctx, frame, found)
+        if not arts:
+            raise StageFailed("no artifact is both in the database and under --source-uri "
+                              f"(only in db: {ctx.report['only_in_db']}, only on s3: {ctx.report['only_on_s3']})")
+        rows = {r["artifact_id"]: r for r in frame[frame["artifact_id"].isin(arts)].to_dict("records")}
+        failures = _copy_and_validate(ctx, arts, rows)
+        arts = {aid: art for aid, art in arts.items() if aid not in failures}
+        _write_outputs(ctx, arts, frame)
+        ctx.report["status"] = "succeeded"
+        return ctx.report
+    except (BadInput, StageFailed) as err:
+        ctx.report["status"] = "failed"
+        ctx.report["error"] = str(err).splitlines()[0]
+        raise
+    finally:
+        ctx.report["seconds"] = round(time.monotonic() - started, 3)
+        (output / "report.json").write_text(json.dumps(ctx.report, indent=1, default=str))
