@@ -62,8 +62,17 @@ def dataset_features(reference: str, options: dict[str, Any]) -> datasets.Featur
 class EncodeBatch:
     """The `Dataset.map(batched=True)` function around one user `encode_data`."""
 
-    def __init__(self, reference: str, options: dict[str, Any], output_columns: list[str], keep_columns: list[str]):
+    def __init__(
+        self,
+        reference: str,
+        options: dict[str, Any],
+        output_columns: list[str],
+        keep_columns: list[str],
+        label_count: int | None = None,
+    ):
+        """`label_count`: the `label` output is a class id, checked to be below it."""
         self.reference = reference
+        self.label_count = label_count
         self.options = options
         self.output_columns = output_columns
         self.keep_columns = keep_columns
@@ -102,6 +111,11 @@ class EncodeBatch:
                 raise EncodeError(
                     f"{self.reference} returned {got} for artifact {instance.get('artifact_id')!r}; "
                     f"expected a dict with keys {sorted(expected)} (the dataset features) or None"
+                )
+            if self.label_count is not None and not 0 <= encoded["label"] < self.label_count:
+                raise EncodeError(
+                    f"{self.reference} returned label {encoded['label']!r} for artifact {instance.get('artifact_id')!r}; "
+                    f"label ids are 0..{self.label_count - 1} (label2id.json)"
                 )
             for column in self.output_columns:
                 out[column].append(encoded[column])

@@ -90,15 +90,6 @@ def _instance_columns(frame, label_ids: np.ndarray, file_cols: dict[str, list[st
     return mapping
 
 
-def _check_label_ids(encoded: datasets.Dataset, n_labels: int) -> np.ndarray:
-    ids = encoded.data.column(LABEL_ID).to_numpy()
-    if "label" in encoded.features and isinstance(encoded.features["label"], datasets.ClassLabel):
-        stored = encoded.data.column("label").to_numpy()
-        if len(stored) and (stored.min() < 0 or stored.max() >= n_labels):
-            raise EncodeError(f"encode_data returned a label id outside 0..{n_labels - 1}")
-    return ids
-
-
 def run_encode(
     output_dir: Path,
     encoded_data_dir: str,
@@ -177,10 +168,11 @@ def _run(target, partial, settings, labels_dir, artifacts_dir, features_dir, rep
     dataset = datasets.Dataset.from_dict(_instance_columns(frame, label_ids, file_cols, summary))
     keep = list(settings.keep_columns)
     features = _output_features(user_features, dataset.features, id2label, keep)
+    label_count = len(label2id) if isinstance(features.get("label"), datasets.ClassLabel) else None
     num_proc = min(settings.num_proc or available_cpus(), len(dataset))
     encode_started = time.perf_counter()
     encoded = dataset.map(
-        EncodeBatch(settings.encode_data, options, list(user_features), keep),
+        EncodeBatch(settings.encode_data, options, list(user_features), keep, label_count),
         batched=True,
         batch_size=settings.batch_size,
         num_proc=num_proc if num_proc > 1 else None,
@@ -202,7 +194,7 @@ def _run(target, partial, settings, labels_dir, artifacts_dir, features_dir, rep
     if len(encoded) == 0:
         raise EncodeError("encode_data returned None for every artifact")
 
-    row_labels = _check_label_ids(encoded, len(label2id))
+    row_labels = encoded.data.column(LABEL_ID).to_numpy()
     percentages = settings.splits.nonzero()
     splits, stratified = assign_splits(row_labels, percentages, settings.seed)
     encoded = encoded.remove_columns([ARTIFACT_ID, LABEL_ID])

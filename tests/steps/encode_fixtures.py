@@ -92,3 +92,35 @@ def build_tokenizer(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(path))
     return path
+
+
+# User functions the tests reference from settings as `tests.steps.encode_fixtures:<name>`.
+
+
+def id_features():
+    import datasets
+
+    return datasets.Features({"label": datasets.Value("int64"), "length": datasets.Value("int32")})
+
+
+def id_length(instance):
+    """Drops artifacts whose id ends in an odd digit (None), encodes the others by id length."""
+    if int(instance["artifact_id"][-1]) % 2:
+        return None
+    return {"label": instance["label_id"], "length": len(instance["artifact_id"])}
+
+
+def wrong_keys(instance, options):
+    return {"label": instance["label_id"], "unexpected": 1}
+
+
+def raises(instance):
+    raise RuntimeError("boom")
+
+
+def always_none(instance):
+    return None
+
+
+def out_of_range_label(instance):
+    return {"label": 99, "length": 1}
