@@ -60,3 +60,27 @@ def blocking_process(row: dict, files: list, experiment_uri: str, reload: bool) 
         while True:
             time.sleep(1)
     write_ground_truth(row, files, experiment_uri, reload)
+
+
+class RequestCounter:
+    """Counts the S3 API calls a boto3 client makes (a botocore event hook), with the keys
+    each copy wrote."""
+
+    def __init__(self, client) -> None:
+        self.calls: dict[str, int] = {}
+        self.copied_keys: list[str] = []
+        client.meta.events.register("before-call.s3.*", self._count)
+
+    def _count(self, model, params, **_) -> None:
+        self.calls[model.name] = self.calls.get(model.name, 0) + 1
+        if model.name in ("CopyObject", "UploadPartCopy"):
+            self.copied_keys.append(params.get("Key"))
+
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+def listing(storage: st.Storage, uri: str) -> dict[str, tuple[int, str]]:
+    """Relative key -> (size, etag) of everything under a folder."""
+    base = uri.rstrip("/") + "/"
+    return {o.uri[len(base):]: (o.size, o.etag) for o in storage.list(base)}

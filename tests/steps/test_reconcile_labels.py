@@ -1,0 +1,137 @@
+"""Labels from SQL: SQLite files (local and on S3), a real PostgreSQL (pgserver), credentials
+from Secrets Manager (moto server), bound parameters, and errors that name the source."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+
+import boto3
+import pytest
+import sqlalchemy as sa
+
+from steps import storage as st
+from steps.reconcile.labels import LabelsError, clean_labels, read_labels
+from steps.reconcile.settings import LabelsSource
+from tests.conftest import free_port
+from tests.steps.reconcile_fixtures import make_sqlite
+
+SECRET_PASSWORD = "s3cr3t-Pa55-do-not-print"
+QUERY = "SELECT artifact_id, label, site FROM labels WHERE experiment = :experiment_name ORDER BY artifact_id"
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL from the pgserver package, with a labels table; yields its URL object."""
+    pgserver = pytest.importorskip("pgserver")
+    server = pgserver.get_server(tempfile.mkdtemp(prefix="reconcile-pg-"), cleanup_mode="delete")
+    url = sa.make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE labels (artifact_id INTEGER, label TEXT, site TEXT, experiment TEXT)"))
+        conn.execute(sa.text("INSERT INTO labels VALUES (:a, :l, :s, :e)"), [
+            {"a": 100 + i, "l": "AF" if i % 3 == 0 else "N", "s": f"site{i % 2}", "e": "exp1" if i < 8 else "exp2"}
+            for i in range(10)
+        ])
+        conn.execute(sa.text(f"CREATE ROLE reader LOGIN PASSWORD '{SECRET_PASSWORD}'"))
+        conn.execute(sa.text("GRANT SELECT ON labels TO reader"))
+    engine.dispose()
+    yield url
+    server.cleanup()
+
+
+@pytest.fixture
+def sqlite_file(tmp_path):
+    return make_sqlite(tmp_path / "labels.sqlite", [
+        ("r1", "N", "exp1"), ("r2", "AF", "exp1"), ("r3", "N", "exp2"), ("r2", "AF", "exp1"), (None, "N", "exp1"),
+    ], columns=("artifact_id", "label", "experiment"))
+
+
+class TestValidSqlite:
+    def test_bound_parameter_selects_rows(self, sqlite_file):
+        source = LabelsSource(sqlite_uri=str(sqlite_file), query="SELECT * FROM labels WHERE experiment = :experiment_name")
+        frame = read_labels(source, {"experiment_name": "exp1", "unused": "x"})
+        assert len(frame) == 4 and list(frame.columns) == ["artifact_id", "label", "experiment"]
+        clean, counts = clean_labels(frame, source)
+        assert list(clean["artifact_id"]) == ["r1", "r2"]
+        assert counts == {"database_rows": 4, "database_rows_without_id_or_label": 1, "database_repeated_ids": 1}
+
+    def test_parameter_value_is_never_sql(self, sqlite_file):
+        source = LabelsSource(sqlite_uri=str(sqlite_file), query="SELECT * FROM labels WHERE experiment = :experiment_name")
+        assert read_labels(source, {"experiment_name": "x' OR '1'='1"}).empty
+
+    def test_sqlite_file_on_s3(self, aws, sqlite_file):
+        boto3.client("s3").create_bucket(Bucket="labels-db")
+        storage = st.S3Storage()
+        storage.upload(sqlite_file, "s3://labels-db/labels/labels.sqlite")
+        frame = read_labels(LabelsSource(sqlite_uri="s3://labels-db/labels/labels.sqlite"), {}, storage)
+        assert len(frame) == 5
+
+    def test_custom_columns_are_renamed(self, sqlite_file):
+        source = LabelsSource(sqlite_uri=str(sqlite_file), query="SELECT artifact_id AS rid, label AS y FROM labels",
+                              id_column="rid", label_column="y")
+        clean, _ = clean_labels(read_labels(source, {}), source)
+        assert list(clean.columns) == ["artifact_id", "label"]
+
+
+class TestInvalidSqlite:
+    def test_missing_file_names_it(self, tmp_path):
+        with pytest.raises(LabelsError, match=f"sqlite {tmp_path}/nope.sqlite: no such file"):
+            read_labels(LabelsSource(sqlite_uri=str(tmp_path / "nope.sqlite")), {})
+        assert not (tmp_path / "nope.sqlite").exists()
+
+    def test_bad_query_names_the_source(self, sqlite_file):
+        with pytest.raises(LabelsError, match=r"query failed on sqlite .*labels.sqlite: no such table: nope"):
+            read_labels(LabelsSource(sqlite_uri=str(sqlite_file), query="SELECT * FROM nope"), {})
+
+    def test_missing_parameter(self, sqlite_file):
+        source = LabelsSource(sqlite_uri=str(sqlite_file), query="SELECT * FROM labels WHERE experiment = :experiment_name")
+        with pytest.raises(LabelsError, match="no --sql-param gives experiment_name"):
+            read_labels(source, {})
+
+    def test_missing_columns(self, sqlite_file):
+        source = LabelsSource(sqlite_uri=str(sqlite_file), query="SELECT artifact_id FROM labels")
+        with pytest.raises(LabelsError, match="no column 'label'"):
+            read_labels(source, {})
+
+
+class TestValidPostgres:
+    def test_url(self, postgres):
+        source = LabelsSource(url=postgres.render_as_string(hide_password=False), query=QUERY)
+        frame = read_labels(source, {"experiment_name": "exp1"})
+        assert len(frame) == 8 and frame["artifact_id"].tolist()[:2] == [100, 101]
+        clean, _ = clean_labels(frame, source)
+        assert clean["artifact_id"].tolist()[0] == "100"
+
+    def test_credentials_from_secrets_manager(self, aws, postgres):
+        arn = boto3.client("secretsmanager").create_secret(Name="rds/labels", SecretString=json.dumps({
+            "username": "reader", "password": SECRET_PASSWORD, "engine": "postgres",
+            "host": postgres.query["host"], "port": postgres.port or 5432, "dbname": postgres.database,
+        }))["ARN"]
+        # A bare `postgresql://` with no host: everything but the driver comes from the secret.
+        source = LabelsSource(url="postgresql://", secret_arn=arn, query=QUERY)
+        assert len(read_labels(source, {"experiment_name": "exp2"})) == 2
+
+
+class TestInvalidPostgres:
+    def test_unreachable_database_names_the_source_not_the_secret(self, aws):
+        port = free_port()
+        arn = boto3.client("secretsmanager").create_secret(Name="rds/down", SecretString=json.dumps({
+            "username": "reader", "password": SECRET_PASSWORD}))["ARN"]
+        source = LabelsSource(url=f"postgresql+psycopg2://127.0.0.1:{port}/labels", secret_arn=arn,
+                              connect_timeout_seconds=5)
+        with pytest.raises(LabelsError) as err:
+            read_labels(source, {})
+        text = str(err.value)
+        assert f"cannot connect to postgresql+psycopg2://127.0.0.1:{port}/labels" in text
+        assert SECRET_PASSWORD not in text and "reader" not in text.split("secret")[0]
+
+    def test_bad_query(self, postgres):
+        source = LabelsSource(url=postgres.render_as_string(hide_password=False), query="SELECT nope FROM labels")
+        with pytest.raises(LabelsError, match=r"query failed on postgresql\+psycopg2://.*column \"nope\" does not exist"):
+            read_labels(source, {})
+
+    def test_missing_secret(self, aws):
+        source = LabelsSource(url="postgresql://db/x", secret_arn="rds/absent")
+        with pytest.raises(LabelsError, match="cannot read secret rds/absent"):
+            read_labels(source, {})

@@ -1,0 +1,180 @@
+"""Pure parts of the reconcile stage: settings, key patterns, inventory, dedup, shards, validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from steps import storage as st
+from steps.reconcile import inventory as inv
+from steps.reconcile.labels import parse_sql_params
+from steps.reconcile.settings import DedupSettings, ReconcileSettings
+from steps.reconcile.shards import assign_shards, manifest, shard_name
+from steps.reconcile.validate import failure_message, missing_files, plan_repairs
+
+
+def objects(*keys_sizes, base="s3://prod/raw"):
+    return [st.ObjectInfo(uri=f"{base}/{k}", size=s, etag=e) for k, s, e in keys_sizes]
+
+
+class TestValidSettings:
+    def test_defaults_construct_and_round_trip_through_json(self):
+        s = ReconcileSettings()
+        assert s.key_pattern == "{artifact_id}/{file}" and s.reload is False and s.copy_threads >= 8
+        again = ReconcileSettings.model_validate(json.loads(s.model_dump_json()))
+        assert again == s
+
+    def test_every_field_is_documented(self):
+        from steps.reconcile.settings import LabelsSource
+
+        for model in (ReconcileSettings, LabelsSource, DedupSettings):
+            for name, info in model.model_fields.items():
+                assert info.description, f"{model.__name__}.{name}"
+
+    @pytest.mark.parametrize("pattern", ["{artifact_id}/{file}", "{group}/{artifact_id}/{file}", "p{group}/{artifact_id}-{file}"])
+    def test_key_patterns(self, pattern):
+        assert ReconcileSettings(key_pattern=pattern).key_pattern == pattern
+
+    def test_postgres_with_secret(self):
+        s = ReconcileSettings.model_validate({"labels": {"url": "postgresql://db:5432/x", "secret_arn": "arn:aws:secretsmanager:us-east-1:1:secret:x"}})
+        assert s.labels.secret_arn
+
+
+class TestInvalidSettings:
+    @pytest.mark.parametrize("data, words", [
+        ({"unknown": 1}, "Extra inputs"),
+        ({"labels": {"url": "postgresql://u:pw@db/x"}}, "password"),
+        ({"labels": {"url": "postgresql://db/x", "sqlite_uri": "a.db"}}, "not both"),
+        ({"labels": {"sqlite_uri": "a.db", "secret_arn": "arn:x"}}, "needs url"),
+        ({"key_pattern": "{file}"}, "artifact_id"),
+        ({"key_pattern": "{artifact_id}/{artifact_id}/{file}"}, "exactly once"),
+        ({"process_func": "not a ref"}, "module:function"),
+        ({"files_from_prod": []}, "at least one"),
+        ({"copy_threads": 0}, "greater than"),
+        ({"featurize_reads": "fastfile"}, "copy"),
+    ])
+    def test_rejected(self, data, words):
+        with pytest.raises(ValidationError, match=words):
+            ReconcileSettings.model_validate(data)
+
+    def test_frozen(self):
+        with pytest.raises(ValidationError):
+            ReconcileSettings().reload = True
+
+
+class TestValidKeyPattern:
+    def test_default(self):
+        m = inv.compile_key_pattern("{artifact_id}/{file}").match("p100/p100.hea")
+        assert m.groupdict() == {"artifact_id": "p100", "file": "p100.hea"}
+
+    def test_mimic_groups(self):
+        m = inv.compile_key_pattern("{group}/{artifact_id}/{file}").match("30/3000003/3000003_0001.dat")
+        assert m.groupdict() == {"group": "30", "artifact_id": "3000003", "file": "3000003_0001.dat"}
+
+    def test_trailing_file_may_hold_folders(self):
+        m = inv.compile_key_pattern("{artifact_id}/{file}").match("doc1/pages/1.txt")
+        assert m["file"] == "pages/1.txt"
+
+    def test_literal_text_is_not_a_regex(self):
+        regex = inv.compile_key_pattern("{artifact_id}.d/{file}")
+        assert regex.match("a.d/x") and not regex.match("aXd/x")
+
+
+class TestInvalidKeyPattern:
+    def test_keys_of_other_shapes_do_not_match(self):
+        regex = inv.compile_key_pattern("{group}/{artifact_id}/{file}")
+        assert not regex.match("loose.txt") and not regex.match("30/only")
+
+
+class TestValidInventory:
+    def test_groups_selects_and_reports_unmatched(self):
+        found = inv.build_inventory(objects(
+            ("a/a.hea", 5, "e1"), ("a/a.dat", 10, "e2"), ("a/notes.txt", 3, "e3"),
+            ("b/b.txt", 4, "e4"), ("README", 1, "e5"),
+        ), "s3://prod/raw", "{artifact_id}/{file}", ["*.hea", "*.dat"])
+        assert list(found.artifacts) == ["a"]  # b has none of the wanted files
+        assert set(found.artifacts["a"].files) == {"a.hea", "a.dat"}
+        assert set(found.artifacts["a"].all_files) == {"a.hea", "a.dat", "notes.txt"}
+        assert found.artifacts["a"].bytes == 15
+        assert found.unmatched_keys == ["README"] and found.objects_listed == 5
+
+    def test_same_id_in_two_groups_keeps_the_first(self):
+        found = inv.build_inventory(objects(("30/r1/x", 1, "e"), ("31/r1/y", 1, "e")),
+                                    "s3://prod/raw/", "{group}/{artifact_id}/{file}", ["*"])
+        assert found.artifacts["r1"].fields == {"group": "30"} and found.conflicting_keys == ["31/r1/y"]
+
+
+class TestValidDedup:
+    def _arts(self):
+        found = inv.build_inventory(objects(
+            ("c/c.hea", 1, "h1"), ("c/c.dat", 9, "same"),
+            ("a/a.hea", 1, "h2"), ("a/a.dat", 9, "same"),
+            ("b/b.hea", 1, "h3"), ("b/b.dat", 9, "other"),
+        ), "s3://prod/raw", "{artifact_id}/{file}", ["*"])
+        return found.artifacts
+
+    def test_by_one_file_keeps_the_smallest_id(self):
+        keys = inv.content_keys(self._arts(), DedupSettings(file="*.dat"), inv.etag_digest)
+        dups = inv.find_duplicates(keys, {"a": "N", "b": "N", "c": "AF"})
+        assert dups.dropped == {"c": "a"} and dups.label_conflicts == 1
+
+    def test_by_all_files(self):
+        keys = inv.content_keys(self._arts(), DedupSettings(), inv.etag_digest)
+        assert inv.find_duplicates(keys, {}).dropped == {}
+
+    def test_survivor_does_not_depend_on_order(self):
+        keys = {"z": "k", "m": "k", "b": "k"}
+        assert inv.find_duplicates(dict(reversed(list(keys.items()))), {}).dropped == {"m": "b", "z": "b"}
+
+
+class TestValidShards:
+    def test_balanced_and_deterministic(self):
+        sizes = {f"a{i}": (i * 37) % 101 + 1 for i in range(200)}
+        first = assign_shards(sizes, 4)
+        assert first == assign_shards(dict(reversed(list(sizes.items()))), 4)
+        loads = [sum(s for a, s in sizes.items() if first[a] == k) for k in range(4)]
+        assert max(loads) - min(loads) <= max(sizes.values())
+
+    def test_more_shards_than_artifacts(self):
+        assert sorted(assign_shards({"a": 5, "b": 1}, 3).values()) == [0, 1]
+
+    def test_manifest_format(self):
+        assert manifest("s3://b/root", ["x/1", "x/2"]) == [{"prefix": "s3://b/root/"}, "x/1", "x/2"]
+        assert shard_name(0) == "shard-0001" and shard_name(11) == "shard-0012"
+
+
+class TestInvalidShards:
+    def test_zero_shards(self):
+        with pytest.raises(ValueError, match="at least 1"):
+            assign_shards({"a": 1}, 0)
+
+
+class TestValidValidation:
+    def test_missing_and_repairs(self):
+        found = inv.build_inventory(objects(("a/a.hea", 1, "e"), ("a/a.dat", 1, "e"), ("b/b.dat", 1, "e")),
+                                    "s3://prod/raw", "{artifact_id}/{file}", ["*.dat"])
+        present = {"a": {"a.dat"}, "b": set()}
+        missing = missing_files(present, found.artifacts, ["*.hea", "label.json"], copy_files=True)
+        assert missing == {"a": ["*.hea", "label.json"], "b": ["*.hea", "label.json", "b.dat"]}
+        plan = plan_repairs(missing, found.artifacts, copy_files=True, has_process=True)
+        assert plan.recopy == {"a": ["a.hea"], "b": ["b.dat"]} and plan.regenerate == {"a", "b"}
+        plan = plan_repairs(missing, found.artifacts, copy_files=True, has_process=False)
+        assert plan.unrepairable == {"a": ["label.json"], "b": ["*.hea", "label.json"]}
+
+    def test_message_lists_the_first_50(self):
+        message = failure_message({f"a{i:03d}": ["x"] for i in range(60)}, "/out/missing_files.json")
+        assert "a049" in message and "a050" not in message and "10 more" in message and "60 artifacts" in message
+
+
+class TestValidSqlParams:
+    def test_parse(self):
+        assert parse_sql_params(["experiment_name=exp=1", "x="]) == {"experiment_name": "exp=1", "x": ""}
+
+
+class TestInvalidSqlParams:
+    @pytest.mark.parametrize("item", ["novalue", "bad-name=1", "=1"])
+    def test_rejected(self, item):
+        with pytest.raises(ValueError, match="NAME=VALUE"):
+            parse_sql_params([item])
