@@ -1,0 +1,96 @@
+"""Step caching as SageMaker does it, kept under `<workdir>/cache`.
+
+SageMaker keys a Processing step's cache on its resolved `AppSpecification`, `Environment`
+and `ProcessingInputs` (input URIs, not their data), within one pipeline; a hit within
+`CacheConfig.ExpireAfter` (ISO 8601 duration) reuses the earlier job's properties, so its
+outputs stay where that job wrote them. The output location and the cluster size are not in
+the key. Locally the key also names the storage (local disk and an endpoint hold different
+objects) and a hit is only taken when the earlier outputs are still there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+_DURATION = re.compile(
+    r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """`P30D`, `PT12H`, `P1W`, `P1Y2M` ... (a year is 365 days, a month 30) -> timedelta."""
+    match = _DURATION.match(text or "")
+    if not match or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError(f"ExpireAfter {text!r} is not an ISO 8601 duration such as P30D or PT1H")
+    parts = {k: float(v) for k, v in match.groupdict().items() if v}
+    days = parts.pop("years", 0) * 365 + parts.pop("months", 0) * 30
+    return timedelta(days=days, **parts)
+
+
+def cache_key(storage: str, pipeline: str, step: str, arguments: dict) -> str:
+    """The key of a step's resolved arguments (the fields SageMaker's step cache uses)."""
+    payload = {
+        "Storage": storage,
+        "Pipeline": pipeline,
+        "Step": step,
+        "AppSpecification": arguments.get("AppSpecification"),
+        "Environment": arguments.get("Environment") or {},
+        "ProcessingInputs": arguments.get("ProcessingInputs") or [],
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomically: a reader (or a crash) never sees half a state file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    execution_id: str
+    finished: datetime
+    properties: dict
+    output_files: dict[str, int]  # output name -> how many files it had
+
+
+class CacheStore:
+    """`<root>/<pipeline>/<step>/<key>.json`, one entry per successful run of a key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, pipeline: str, step: str, key: str) -> Path:
+        return self.root / pipeline / step / f"{key}.json"
+
+    def lookup(self, pipeline: str, step: str, key: str, expire_after: str | None,
+               now: datetime) -> CacheEntry | None:
+        path = self._path(pipeline, step, key)
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        entry = CacheEntry(data["execution_id"], datetime.fromisoformat(data["finished"]),
+                           data["properties"], data.get("output_files", {}))
+        if expire_after and now - entry.finished > parse_duration(expire_after):
+            return None
+        return entry
+
+    def record(self, pipeline: str, step: str, key: str, entry: CacheEntry) -> None:
+        write_json(self._path(pipeline, step, key), {
+            "execution_id": entry.execution_id,
+            "finished": entry.finished.isoformat(),
+            "properties": entry.properties,
+            "output_files": entry.output_files,
+        })

@@ -1,0 +1,229 @@
+"""Reading a pipeline definition and refusing, up front and by name, what cannot run here.
+
+The runner executes the JSON that `upsert` sends (SDK 3.27 `Pipeline.definition()`), so this
+module checks that JSON against what a local machine can honour: Processing steps only, S3
+File-mode inputs, S3 outputs, `Get`/`Std:Join` expressions, the four parameter types. Every
+problem is collected, so one refusal lists them all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pipeline.local.expressions import expression_problems, parse_property_path, walk_gets
+
+SUPPORTED_VERSION = "2020-12-01"
+STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+TRIGGERS = ("Completed", "Failed", "Stopped", "Any")
+PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
+
+_TOP_KEYS = {"Version", "Metadata", "Parameters", "PipelineExperimentConfig", "Steps",
+             "MlflowConfig", "ParallelismConfiguration"}
+_STEP_KEYS = {"Name", "Type", "Arguments", "DependsOn", "CacheConfig", "RetryPolicies",
+              "DisplayName", "Description", "PropertyFiles"}
+_ARGUMENT_KEYS = {"ProcessingResources", "AppSpecification", "Environment", "ProcessingInputs",
+                  "ProcessingOutputConfig", "StoppingCondition", "RoleArn", "NetworkConfig",
+                  "ExperimentConfig", "Tags", "ProcessingJobName"}
+_INPUT_RULES = {
+    "S3DataType": ("S3Prefix", "ManifestFile"),
+    "S3InputMode": ("File",),
+    "S3DataDistributionType": ("FullyReplicated", "ShardedByS3Key"),
+    "S3CompressionType": ("None",),
+}
+
+
+class UnsupportedDefinition(ValueError):
+    """The definition uses something the local runner cannot execute; `problems` lists it all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"the local runner cannot execute this definition:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    default: Any = None
+
+    def parse(self, text: str) -> Any:
+        """A command-line value (`--param K=V`) as this parameter's type."""
+        try:
+            if self.type == "Integer":
+                return int(text)
+            if self.type == "Float":
+                return float(text)
+            if self.type == "Boolean":
+                return {"true": True, "false": False}[text.strip().lower()]
+        except (ValueError, KeyError):
+            raise ValueError(f"parameter {self.name} is {self.type}, got {text!r}") from None
+        return text
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    arguments: dict
+    depends_on: dict[str, str] = field(default_factory=dict)  # upstream name -> trigger
+    cache: dict | None = None
+    retry_policies: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class Definition:
+    parameters: dict[str, Parameter]
+    steps: dict[str, Step]
+    experiment_config: dict | None
+    raw: dict
+
+    def resolve_parameters(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Defaults, overridden by `overrides` (strings are parsed as the parameter's type)."""
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(self.parameters))
+        if unknown:
+            known = ", ".join(self.parameters) or "none"
+            raise ValueError(f"unknown pipeline parameter(s) {unknown}; the pipeline has: {known}")
+        values = {}
+        for name, param in self.parameters.items():
+            if name in overrides:
+                value = overrides[name]
+                values[name] = param.parse(value) if isinstance(value, str) else value
+            elif param.default is None:
+                raise ValueError(f"parameter {name} has no default; give it with --param {name}=...")
+            else:
+                values[name] = param.default
+        return values
+
+
+def load_definition(definition: dict | str) -> Definition:
+    """Parse and check a definition (a dict or its JSON text); raise UnsupportedDefinition."""
+    raw = json.loads(definition) if isinstance(definition, str) else definition
+    problems: list[str] = []
+    if raw.get("Version") != SUPPORTED_VERSION:
+        problems.append(f"definition Version {raw.get('Version')!r}, expected {SUPPORTED_VERSION!r}")
+    problems += [f"top-level key {k!r} is not supported" for k in sorted(set(raw) - _TOP_KEYS)]
+    if raw.get("MlflowConfig"):
+        problems.append("MlflowConfig is not supported by the local runner")
+    parameters = _parameters(raw.get("Parameters") or [], problems)
+    steps = _steps(raw.get("Steps") or [], problems)
+    names = set(steps)
+    for step in steps.values():
+        problems += [f"step {step.name}: {p}" for p in
+                     expression_problems(step.arguments, set(parameters), names)]
+        problems += _output_reference_problems(step, steps)
+        problems += [f"step {step.name}: DependsOn unknown step {d!r}"
+                     for d in step.depends_on if d not in names]
+    experiment = raw.get("PipelineExperimentConfig")
+    problems += [f"PipelineExperimentConfig: {p}" for p in
+                 expression_problems(experiment or {}, set(parameters), set())]
+    if not steps and not problems:
+        problems.append("the definition has no steps")
+    if problems:
+        raise UnsupportedDefinition(problems)
+    return Definition(parameters, steps, experiment, raw)
+
+
+def _parameters(items: list, problems: list[str]) -> dict[str, Parameter]:
+    params = {}
+    for item in items:
+        name, kind = item.get("Name"), item.get("Type")
+        if kind not in PARAMETER_TYPES:
+            problems.append(f"parameter {name}: type {kind!r} is not supported")
+        params[name] = Parameter(name, kind, item.get("DefaultValue"))
+    return params
+
+
+def _steps(items: list, problems: list[str]) -> dict[str, Step]:
+    steps: dict[str, Step] = {}
+    for item in items:
+        name = item.get("Name", "?")
+        where = f"step {name}"
+        if name in steps:
+            problems.append(f"{where}: duplicate step name")
+        if not STEP_NAME.match(str(name)):
+            problems.append(f"{where}: name must match {STEP_NAME.pattern}")
+        if item.get("Type") != "Processing":
+            problems.append(f"{where}: type {item.get('Type')!r} cannot run locally "
+                            "(only Processing steps)")
+            continue
+        problems += [f"{where}: key {k!r} is not supported" for k in sorted(set(item) - _STEP_KEYS)]
+        args = item.get("Arguments") or {}
+        problems += [f"{where}: {p}" for p in _argument_problems(args)]
+        depends = _depends_on(item.get("DependsOn") or [], where, problems)
+        problems += [f"{where}: {p}" for p in _retry_problems(item.get("RetryPolicies") or [])]
+        steps[name] = Step(name, args, depends, item.get("CacheConfig"),
+                           tuple(item.get("RetryPolicies") or ()))
+    return steps
+
+
+def _depends_on(entries: list, where: str, problems: list[str]) -> dict[str, str]:
+    depends: dict[str, str] = {}
+    for entry in entries:
+        if isinstance(entry, str):
+            depends[entry] = "Completed"
+        elif isinstance(entry, dict) and entry.get("Trigger", "Completed") in TRIGGERS:
+            depends[entry.get("Step")] = entry.get("Trigger", "Completed")
+        else:
+            problems.append(f"{where}: DependsOn entry {entry!r} is not supported")
+    return depends
+
+
+def _argument_problems(args: dict) -> list[str]:
+    problems = [f"argument {k!r} is not supported" for k in sorted(set(args) - _ARGUMENT_KEYS)]
+    app = args.get("AppSpecification") or {}
+    if not app.get("ContainerEntrypoint"):
+        problems.append("AppSpecification.ContainerEntrypoint is required locally "
+                        "(the image's own entrypoint cannot run without Docker)")
+    for item in args.get("ProcessingInputs") or []:
+        label = f"input {item.get('InputName')!r}"
+        s3 = item.get("S3Input")
+        if not s3:
+            problems.append(f"{label}: only S3Input is supported (not {sorted(item)})")
+            continue
+        if item.get("AppManaged"):
+            problems.append(f"{label}: AppManaged inputs are not supported")
+        for key, allowed in _INPUT_RULES.items():
+            value = s3.get(key, allowed[0] if key == "S3CompressionType" else None)
+            if value not in allowed:
+                problems.append(f"{label}: {key} {value!r} is not supported (only {allowed})")
+    for item in (args.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        label = f"output {item.get('OutputName')!r}"
+        if not item.get("S3Output"):
+            problems.append(f"{label}: only S3Output is supported (not {sorted(item)})")
+        if item.get("AppManaged"):
+            problems.append(f"{label}: AppManaged outputs are not supported")
+    return problems
+
+
+def _retry_problems(policies: list) -> list[str]:
+    problems = []
+    for policy in policies:
+        for kind in policy.get("ExceptionType") or []:
+            if not (kind.startswith("SageMaker.") or kind.startswith("Step.")):
+                problems.append(f"retry exception type {kind!r} is not supported")
+    return problems
+
+
+def _output_reference_problems(step: Step, steps: dict[str, Step]) -> list[str]:
+    """`Outputs['x']` of another step must name one of its outputs (caught before running)."""
+    problems = []
+    for path in walk_gets(step.arguments):
+        if not isinstance(path, str) or not path.startswith("Steps."):
+            continue
+        _, upstream, prop = (path.split(".", 2) + ["", ""])[:3]
+        try:
+            parts = parse_property_path(prop)
+        except ValueError:
+            continue  # already reported by expression_problems
+        if upstream in steps and parts[:2] == ["ProcessingOutputConfig", "Outputs"] and \
+                len(parts) > 2 and isinstance(parts[2], str):
+            outputs = (steps[upstream].arguments.get("ProcessingOutputConfig") or {})
+            names = {o.get("OutputName") for o in outputs.get("Outputs") or []}
+            if parts[2] not in names:
+                problems.append(f"step {step.name}: Get {path}: step {upstream} has no output "
+                                f"{parts[2]!r} (it has {sorted(n for n in names if n)})")
+    return problems

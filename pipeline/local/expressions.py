@@ -1,0 +1,250 @@
+"""The expression language of a pipeline definition: `Get` and `Std:Join`.
+
+A definition's `Arguments` are plain JSON in which some values are expressions:
+`{"Get": "Parameters.X"}`, `{"Get": "Execution.PipelineExecutionId"}`,
+`{"Get": "Steps.S.ProcessingOutputConfig.Outputs['out'].S3Output.S3Uri"}` and
+`{"Std:Join": {"On": "/", "Values": [...]}}`. This module finds them (to check them and to
+derive data dependencies before anything runs) and evaluates them against a `Scope`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Iterator
+
+# Execution variables the runner can give a value; TrainingJobName has no meaning for a
+# processing-only pipeline, so a definition that uses it is refused.
+EXECUTION_VARIABLES = frozenset(
+    {
+        "PipelineExecutionId",
+        "PipelineExecutionArn",
+        "PipelineName",
+        "PipelineArn",
+        "StartDateTime",
+        "CurrentDateTime",
+        "ProcessingJobName",
+    }
+)
+FUNCTIONS = frozenset({"Std:Join"})
+
+_SEGMENT = re.compile(r"([A-Za-z0-9_]+)|\[(?:'([^']*)'|\"([^\"]*)\"|(\d+))\]|(\.)")
+
+
+class ExpressionError(ValueError):
+    """An expression that cannot be evaluated (the message names it)."""
+
+
+def is_expression(value: Any) -> bool:
+    """A dict of one key that is `Get` or a `Std:` function (every other dict is data)."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    (key,) = value
+    return key == "Get" or key.startswith("Std:")
+
+
+def walk_expressions(value: Any) -> Iterator[dict]:
+    """Every outermost expression inside `value`, depth first."""
+    if is_expression(value):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from walk_expressions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk_expressions(item)
+
+
+def walk_gets(expr: Any) -> Iterator[str]:
+    """Every `Get` path inside an expression or a JSON value (through `Std:Join` values)."""
+    for outer in walk_expressions(expr):
+        (key,) = outer
+        if key == "Get":
+            yield outer["Get"]
+        elif key == "Std:Join" and isinstance(outer[key], dict):
+            yield from walk_gets(outer[key].get("Values", []))
+
+
+def parse_property_path(path: str) -> list[str | int]:
+    """`Outputs['out'].S3Output.S3Uri` -> ['Outputs', 'out', 'S3Output', 'S3Uri'].
+
+    Attribute names stay strings, `['key']` keys are strings and `[0]` indexes are ints."""
+    parts: list[str | int] = []
+    pos = 0
+    while pos < len(path):
+        match = _SEGMENT.match(path, pos)
+        if not match:
+            raise ExpressionError(f"cannot parse property path {path!r} at {path[pos:]!r}")
+        name, quoted1, quoted2, index, dot = match.groups()
+        if name is not None:
+            parts.append(name)
+        elif index is not None:
+            parts.append(int(index))
+        elif not dot:
+            parts.append(quoted1 if quoted1 is not None else quoted2)
+        pos = match.end()
+    return parts
+
+
+def step_of(get_path: str) -> str | None:
+    """`Steps.A.ProcessingJobName` -> `A`; other paths -> None."""
+    if not get_path.startswith("Steps."):
+        return None
+    return get_path.split(".", 2)[1]
+
+
+def referenced_steps(value: Any) -> set[str]:
+    """Names of the steps whose properties `value` reads: its data dependencies."""
+    return {name for path in walk_gets(value) if (name := step_of(path))}
+
+
+# --- checking, before anything runs -------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _describe_shape():
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return model.operation_model("DescribeProcessingJob").output_shape
+
+
+def property_problem(path: list[str | int]) -> str | None:
+    """Why a processing-step property path is not one DescribeProcessingJob returns, or None."""
+    shape = _describe_shape()
+    for part in path:
+        kind = shape.type_name
+        if kind == "structure":
+            if not isinstance(part, str) or part not in shape.members:
+                return f"{shape.name} has no member {part!r}"
+            shape = shape.members[part]
+        elif kind == "list":
+            shape = shape.member
+        elif kind == "map":
+            if not isinstance(part, str):
+                return f"{shape.name} is a map, indexed by name"
+            shape = shape.value
+        else:
+            return f"{shape.name} is a {kind} and has no member {part!r}"
+    return None
+
+
+def expression_problems(value: Any, parameters: set[str], steps: set[str]) -> list[str]:
+    """Everything in `value` the runner cannot evaluate, each named (empty when fine)."""
+    problems: list[str] = []
+    for expr in walk_expressions(value):
+        (key,) = expr
+        if key == "Get":
+            problems += _get_problems(expr["Get"], parameters, steps)
+        elif key not in FUNCTIONS:
+            problems.append(f"function {key} is not supported by the local runner")
+        else:
+            body = expr[key]
+            if not isinstance(body, dict) or not isinstance(body.get("Values"), list):
+                problems.append(f"Std:Join needs {{'On': str, 'Values': [...]}}, got {body!r}")
+            else:
+                problems += expression_problems(body["Values"], parameters, steps)
+    return problems
+
+
+def _get_problems(path: Any, parameters: set[str], steps: set[str]) -> list[str]:
+    if not isinstance(path, str):
+        return [f"Get of a non-string path {path!r}"]
+    root, _, rest = path.partition(".")
+    if root == "Parameters":
+        return [] if rest in parameters else [f"Get {path}: no parameter named {rest!r}"]
+    if root == "Execution":
+        ok = rest in EXECUTION_VARIABLES
+        return [] if ok else [f"Get {path}: execution variable {rest!r} is not supported"]
+    if root == "Steps":
+        name, _, prop = rest.partition(".")
+        if name not in steps:
+            return [f"Get {path}: no step named {name!r}"]
+        try:
+            problem = property_problem(parse_property_path(prop)) if prop else "no property"
+        except ExpressionError as err:
+            problem = str(err)
+        return [f"Get {path}: {problem}"] if problem else []
+    return [f"Get {path}: {root!r} references are not supported by the local runner"]
+
+
+# --- evaluating ---------------------------------------------------------------------------
+
+
+@dataclass
+class Scope:
+    """What expressions can read while one step's arguments are resolved."""
+
+    parameters: dict[str, Any]
+    execution: dict[str, str]
+    step_properties: Callable[[str], dict | None] = lambda name: None
+    current: dict[str, str] = field(default_factory=dict)  # per-step execution variables
+
+
+def to_text(value: Any) -> str:
+    """How a value appears inside a string (Join, arguments, environment): JSON-like."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        raise ExpressionError("cannot turn a missing value (null) into text")
+    return str(value)
+
+
+def evaluate(value: Any, scope: Scope) -> Any:
+    """`value` with every expression replaced by its value (recursively, JSON in, JSON out)."""
+    if is_expression(value):
+        (key,) = value
+        if key == "Get":
+            return _get(value["Get"], scope)
+        body = value[key]
+        parts = [to_text(evaluate(item, scope)) for item in body["Values"]]
+        return to_text(body.get("On", "")).join(parts)
+    if isinstance(value, dict):
+        return {key: evaluate(item, scope) for key, item in value.items()}
+    if isinstance(value, list):
+        return [evaluate(item, scope) for item in value]
+    return value
+
+
+def _get(path: str, scope: Scope) -> Any:
+    root, _, rest = path.partition(".")
+    if root == "Parameters":
+        return scope.parameters[rest]
+    if root == "Execution":
+        if rest in scope.current:
+            return scope.current[rest]
+        if rest not in scope.execution:
+            raise ExpressionError(f"Get {path}: not available here")
+        return scope.execution[rest]
+    name, _, prop = rest.partition(".")
+    properties = scope.step_properties(name)
+    if properties is None:
+        raise ExpressionError(f"Get {path}: step {name!r} has no properties (it did not run)")
+    return lookup(properties, parse_property_path(prop), path)
+
+
+def lookup(properties: dict, parts: list[str | int], label: str = "") -> Any:
+    """Follow a parsed property path through a DescribeProcessingJob-like dict.
+
+    A list indexed by a string picks the element whose `...Name` member equals it
+    (`Outputs['out']` is the output with `OutputName` 'out'), as the SDK's properties do."""
+    node: Any = properties
+    for part in parts:
+        if isinstance(node, list) and isinstance(part, str):
+            node = next((i for i in node if _named(i, part)), None)
+        elif isinstance(node, list):
+            node = node[part] if part < len(node) else None
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            node = None
+        if node is None:
+            raise ExpressionError(f"Get {label}: no value at {part!r}")
+    return node
+
+
+def _named(item: Any, name: str) -> bool:
+    return isinstance(item, dict) and any(
+        key.endswith("Name") and value == name for key, value in item.items()
+    )

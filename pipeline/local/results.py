@@ -1,0 +1,65 @@
+"""What a local run reports: one StepResult per step, gathered in a RunResult."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from pipeline.local.graph import COMPLETED, FAILED, SKIPPED, STOPPED
+
+
+class StepState(str, Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    CACHED = "Cached"  # a cache hit: an earlier execution's outputs are reused
+    REUSED = "Reused"  # kept from the execution this run resumes, or a source for --only
+    FAILED = "Failed"
+    STOPPED = "Stopped"  # interrupted (Ctrl-C)
+    SKIPPED = "Skipped"  # its run conditions were not met (e.g. an upstream step failed)
+    NOT_SELECTED = "NotSelected"  # left out by `only`
+
+    @property
+    def outcome(self) -> str | None:
+        """The outcome run conditions (DependsOn triggers) see; None while not terminal."""
+        return {
+            StepState.SUCCEEDED: COMPLETED, StepState.CACHED: COMPLETED,
+            StepState.REUSED: COMPLETED, StepState.FAILED: FAILED, StepState.STOPPED: STOPPED,
+            StepState.SKIPPED: SKIPPED, StepState.NOT_SELECTED: SKIPPED,
+        }.get(self)
+
+
+@dataclass
+class StepResult:
+    name: str
+    state: StepState = StepState.PENDING
+    duration: float | None = None  # seconds, for the steps that ran here
+    log: Path | None = None
+    outputs: dict[str, str] = field(default_factory=dict)  # output name -> S3 URI
+    locations: dict[str, str] = field(default_factory=dict)  # output name -> where to look
+    reason: str | None = None  # why it failed, was skipped, or where it was reused from
+    attempts: int = 0
+    instances: int = 1
+
+
+@dataclass
+class RunResult:
+    execution_id: str
+    pipeline_name: str
+    workdir: Path
+    storage: str
+    steps: dict[str, StepResult]
+    duration: float = 0.0
+    interrupted: bool = False
+    resumed: bool = False  # True when this run continued a failed execution
+
+    @property
+    def ok(self) -> bool:
+        bad = (StepState.FAILED, StepState.STOPPED, StepState.PENDING, StepState.RUNNING)
+        return not self.interrupted and all(s.state not in bad for s in self.steps.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every step completed or was skipped by design, 130 on Ctrl-C, else 1."""
+        return 0 if self.ok else 130 if self.interrupted else 1

@@ -1,0 +1,64 @@
+"""Executions recorded under `<workdir>/executions/<id>/execution.json`.
+
+The record is what resuming needs (like SageMaker's RetryPipelineExecution, a rerun of a
+failed execution keeps its id, execution variables and completed steps, and runs the steps
+that failed or never ran) and what `only` needs (like a selective execution, the properties
+of the steps it does not run come from an earlier execution).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline.local.cache import write_json
+
+RECORD = "execution.json"
+
+
+def new_execution_id(now: datetime) -> str:
+    """`local-<UTC timestamp>-<random>`: sortable, unique, and safe in an S3 key."""
+    return f"local-{now.astimezone(timezone.utc):%Y%m%dt%H%M%S}-{secrets.token_hex(3)}"
+
+
+class ExecutionStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, execution_id: str) -> Path:
+        return self.root / execution_id
+
+    def save(self, record: dict) -> None:
+        write_json(self.folder(record["ExecutionId"]) / RECORD, record)
+
+    def records(self, pipeline: str) -> list[dict]:
+        """This pipeline's executions, newest first."""
+        found = []
+        for path in self.root.glob(f"*/{RECORD}") if self.root.is_dir() else []:
+            try:
+                record = json.loads(path.read_text())
+            except ValueError:
+                continue  # a record being written by a concurrent run
+            if record.get("PipelineName") == pipeline:
+                found.append(record)
+        return sorted(found, key=lambda r: (r.get("Started", ""), r["ExecutionId"]), reverse=True)
+
+    def resumable(self, pipeline: str, digest: str, parameters: dict, storage: str) -> dict | None:
+        """The newest execution of the same definition, parameters and storage, if it did not
+        succeed (so running again continues it); None otherwise."""
+        for record in self.records(pipeline):
+            same = (record.get("DefinitionDigest") == digest and record.get("Storage") == storage
+                    and record.get("Parameters") == json.loads(json.dumps(parameters)))
+            if same:
+                return None if record.get("Status") == "Succeeded" else record
+        return None
+
+    def source_properties(self, pipeline: str, step: str) -> tuple[str, dict] | None:
+        """(execution id, properties) of the newest earlier run of `step` that completed."""
+        for record in self.records(pipeline):
+            info = record.get("Steps", {}).get(step, {})
+            if info.get("State") in ("Succeeded", "Cached", "Reused") and info.get("Properties"):
+                return record["ExecutionId"], info["Properties"]
+        return None
