@@ -1,0 +1,251 @@
+"""Featurize one macroshard: discover records, spread them over workers, write the outputs.
+
+Records are packed into microshards by bytes and dispatched largest first, so the long tail of
+small records fills the gaps left by the big ones and all workers finish together. Results are
+put back in record order before writing, so `jobs=1` and `jobs=N` give identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from steps.featurize.discovery import discover_records
+from steps.featurize.records import ERROR_COLUMNS, FeatureResult, RecordError, RecordRef, error_row
+from steps.featurize.settings import BUILTIN_FEATURE_FUNCTION, FeaturizeSettings, load_function
+from steps.featurize.summary import result_rows_table
+
+ERRORS_SCHEMA = pa.schema([(name, pa.string()) for name in ERROR_COLUMNS])
+
+
+@dataclass
+class Outcome:
+    """One record's result as it comes back from a worker."""
+
+    record: RecordRef
+    result: FeatureResult
+    seconds: float
+
+
+@dataclass
+class TaskReport:
+    outcomes: list[Outcome]
+    pid: int
+    busy_s: float
+    bytes: int
+    peak_rss_mb: float
+
+
+@dataclass
+class ShardRun:
+    records: list[RecordRef]
+    outcomes: list[Outcome] = field(default_factory=list)
+    tasks: list[TaskReport] = field(default_factory=list)
+
+
+def plan_microshards(records: list[RecordRef], jobs: int, per_worker: int) -> list[list[RecordRef]]:
+    """Pack records into microshards of about total/(jobs*per_worker) bytes, largest first.
+
+    A record at least that big is a microshard alone; smaller ones are grouped (saving dispatch
+    overhead on the long tail). The returned order is by decreasing bytes: with a pool that hands
+    the next task to whichever worker is free, that is the LPT schedule."""
+    ordered = sorted(records, key=lambda r: (-r.bytes, r.sort_key))
+    target = max(1, sum(r.bytes for r in records) // max(1, jobs * per_worker))
+    shards: list[list[RecordRef]] = []
+    batch: list[RecordRef] = []
+    batch_bytes = 0
+    for rec in ordered:
+        if rec.bytes >= target:
+            shards.append([rec])
+            continue
+        batch.append(rec)
+        batch_bytes += rec.bytes
+        if batch_bytes >= target:
+            shards.append(batch)
+            batch, batch_bytes = [], 0
+    if batch:
+        shards.append(batch)
+    return sorted(shards, key=lambda s: -sum(r.bytes for r in s))
+
+
+def _as_result(record: RecordRef, value: Any) -> FeatureResult:
+    """Accept what a user function may return: a FeatureResult, a DataFrame or row dicts."""
+    if isinstance(value, FeatureResult):
+        return value
+    if isinstance(value, pd.DataFrame):
+        return FeatureResult(rows=value.to_dict("records"))
+    if value is None:
+        return FeatureResult()
+    return FeatureResult(rows=[dict(row) for row in value])
+
+
+def featurize_record(record: RecordRef, function: Callable[..., Any], options: dict[str, Any]) -> FeatureResult:
+    """Run the feature function on one record; whatever it raises becomes an error row."""
+    try:
+        return _as_result(record, function(record, **options))
+    except RecordError as err:
+        return FeatureResult(errors=[error_row(record, err.kind, err.message, err.segment, err.file)])
+    except Exception as err:  # noqa: BLE001 - a bad record must never crash the shard
+        kind = "read_error" if function.__module__.startswith("steps.featurize") else "feature_function_error"
+        return FeatureResult(errors=[error_row(record, kind, f"{type(err).__name__}: {err}")])
+
+
+def run_microshard(records: list[RecordRef], function_ref: str, options: dict[str, Any]) -> TaskReport:
+    """One joblib task: every record of a microshard, in one worker process."""
+    function = load_function(function_ref)
+    started = time.perf_counter()
+    outcomes = []
+    for record in records:
+        t0 = time.perf_counter()
+        result = featurize_record(record, function, options)
+        outcomes.append(Outcome(record, result, time.perf_counter() - t0))
+    return TaskReport(outcomes, os.getpid(), time.perf_counter() - started, sum(r.bytes for r in records), peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since its exec.
+
+    VmHWM is per address space; ru_maxrss is not usable here because Linux carries the
+    parent's high-water mark across fork+exec (a worker started by a big process would
+    report the parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _execute(tasks: list[list[RecordRef]], jobs: int, function_ref: str, options: dict) -> Iterable[TaskReport]:
+    if jobs == 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield run_microshard(task, function_ref, options)
+        return
+    from joblib import Parallel, delayed
+
+    # batch_size=1: the microshards are already sized; joblib's auto-batching would regroup
+    # the small ones at the end and undo the balancing.
+    parallel = Parallel(n_jobs=jobs, batch_size=1, pre_dispatch="2*n_jobs", return_as="generator_unordered")
+    yield from parallel(delayed(run_microshard)(task, function_ref, options) for task in tasks)
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)  # the local runner polls progress.json: never show it half-written
+
+
+def run_shard(records: list[RecordRef], jobs: int, settings: FeaturizeSettings, progress: Path | None) -> ShardRun:
+    run = ShardRun(records)
+    tasks = plan_microshards(records, jobs, settings.microshards_per_worker)
+    total_bytes = sum(r.bytes for r in records)
+    done = done_bytes = 0
+    last = time.monotonic()
+    if progress is not None:
+        write_json(progress, {"records_done": 0, "records_total": len(records), "bytes_done": 0, "bytes_total": total_bytes})
+    for report in _execute(tasks, jobs, settings.feature_function, dict(settings.feature_options)):
+        run.tasks.append(report)
+        run.outcomes.extend(report.outcomes)
+        done += len(report.outcomes)
+        done_bytes += report.bytes
+        now = time.monotonic()
+        if progress is not None and (now - last >= settings.progress_interval_s or done == len(records)):
+            last = now
+            write_json(progress, {"records_done": done, "records_total": len(records),
+                                  "bytes_done": done_bytes, "bytes_total": total_bytes})
+    run.outcomes.sort(key=lambda o: o.record.sort_key)
+    return run
+
+
+def features_table(outcomes: list[Outcome], function_ref: str) -> pa.Table:
+    rows = [row for o in outcomes for row in o.result.rows]
+    if function_ref == BUILTIN_FEATURE_FUNCTION:
+        return result_rows_table(rows)
+    return pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+
+
+def errors_table(outcomes: list[Outcome]) -> pa.Table:
+    rows = [{k: str(e.get(k, "")) for k in ERROR_COLUMNS} for o in outcomes for e in o.result.errors]
+    return pa.Table.from_pylist(rows, schema=ERRORS_SCHEMA)
+
+
+def shard_report(run: ShardRun, settings: FeaturizeSettings, jobs: int, shard: str, seconds: float) -> dict:
+    failed = [o for o in run.outcomes if o.result.errors]
+    kinds: dict[str, int] = {}
+    for o in failed:
+        for e in o.result.errors:
+            kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+    total = len(run.outcomes)
+    fraction = len(failed) / total if total else 0.0
+    bytes_read = sum(o.result.bytes_read for o in run.outcomes)
+    workers: dict[int, dict[str, float]] = {}
+    for task in run.tasks:
+        w = workers.setdefault(task.pid, {"tasks": 0, "records": 0, "bytes": 0, "busy_s": 0.0, "peak_rss_mb": 0.0})
+        w["tasks"] += 1
+        w["records"] += len(task.outcomes)
+        w["bytes"] += task.bytes
+        w["busy_s"] += task.busy_s
+        w["peak_rss_mb"] = max(w["peak_rss_mb"], task.peak_rss_mb)
+    busy = [w["busy_s"] for w in workers.values()]
+    # Balance: the average worker's busy time over the busiest one's, counting idle slots
+    # (a pool of N that only ever used M < N workers is not balanced).
+    slots = max(len(busy), min(jobs, len(run.tasks)))
+    balance = (sum(busy) / slots) / max(busy) if busy and max(busy) > 0 else 1.0
+    return {
+        "stage": "featurize",
+        "shard": shard,
+        "status": "failed" if fraction > settings.max_error_fraction else "ok",
+        "feature_function": settings.feature_function,
+        "records_total": total,
+        "records_ok": total - len(failed),
+        "records_failed": len(failed),
+        "records_partial": sum(1 for o in failed if o.result.rows),
+        "records_numerics": sum(1 for o in run.outcomes if o.record.is_numerics),
+        "error_fraction": fraction,
+        "max_error_fraction": settings.max_error_fraction,
+        "errors_by_kind": dict(sorted(kinds.items())),
+        "rows": sum(len(o.result.rows) for o in run.outcomes),
+        "error_rows": sum(len(o.result.errors) for o in run.outcomes),
+        "bytes_total": sum(r.bytes for r in run.records),
+        "bytes_read": bytes_read,
+        "seconds": seconds,
+        "records_per_s": total / seconds if seconds > 0 else None,
+        "mb_per_s": bytes_read / 1e6 / seconds if seconds > 0 else None,
+        "jobs": jobs,
+        "microshards": len(run.tasks),
+        "balance_efficiency": balance,
+        "peak_rss_mb_per_worker": max((w["peak_rss_mb"] for w in workers.values()), default=None),
+        "workers": [dict(pid=pid, **w) for pid, w in sorted(workers.items())],
+    }
+
+
+def featurize(input_dir: str | Path, output_dir: str | Path, settings: FeaturizeSettings = FeaturizeSettings(),
+              jobs: int | None = None, shard: str = "") -> dict:
+    """Featurize every record under `input_dir`; writes features.parquet, errors.parquet,
+    report.json (and progress.json while running) under `output_dir`; returns the report."""
+    started = time.perf_counter()
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    load_function(settings.feature_function)  # fail before fan-out, not in every worker
+    if jobs is None:
+        from joblib import cpu_count
+
+        jobs = settings.jobs or cpu_count()
+    records = discover_records(input_dir, shard=shard, include_numerics=settings.include_numerics)
+    run = run_shard(records, jobs, settings, out / "progress.json")
+    # Snappy is pyarrow's default codec; named anyway because downstream readers rely on it.
+    pq.write_table(features_table(run.outcomes, settings.feature_function), out / "features.parquet", compression="snappy")
+    pq.write_table(errors_table(run.outcomes), out / "errors.parquet", compression="snappy")
+    report = shard_report(run, settings, jobs, shard, time.perf_counter() - started)
+    write_json(out / "report.json", report)
+    return report

@@ -1,0 +1,80 @@
+"""Options of the featurize stage: the YAML section `stages.featurize` and the container's
+`--settings` file are this one model."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+FUNC_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+BUILTIN_FEATURE_FUNCTION = "steps.featurize.summary:summarize_record"
+
+
+class FeaturizeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feature_function: str = Field(
+        default=BUILTIN_FEATURE_FUNCTION,
+        description="Per-record feature function as `module:function`. It receives one discovered "
+        "record (steps.featurize.records.RecordRef) plus `feature_options` as keyword arguments and "
+        "returns a FeatureResult, a DataFrame or an iterable of row dicts. The built-in is the "
+        "per (record, segment, signal) waveform summary.",
+    )
+    feature_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of the feature function (JSON values). The built-in takes "
+        "`window_samples` (frames read per window, bounds memory) and `verify_checksum`.",
+    )
+    jobs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker processes per instance; empty: every vCPU. The --jobs argument wins.",
+    )
+    max_error_fraction: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Fail the step (exit 1, outputs still written) when more than this fraction of "
+        "the shard's records has at least one error row.",
+    )
+    include_numerics: bool = Field(
+        default=True,
+        description="Featurize numerics records (`<record>n`, about one sample per minute) too; "
+        "their rows carry is_numerics=true.",
+    )
+    microshards_per_worker: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Records are packed into about this many microshards (joblib tasks) per worker, "
+        "largest first: more gives better balance, fewer less dispatch overhead.",
+    )
+    progress_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Minimum seconds between rewrites of progress.json in the output folder.",
+    )
+
+    @field_validator("feature_function")
+    @classmethod
+    def _func_ref(cls, value: str) -> str:
+        if not FUNC_REF.match(value):
+            raise ValueError(f"not a `module:function` reference: {value!r}")
+        return value
+
+
+def load_function(ref: str) -> Callable[..., Any]:
+    """Import `module:function`; raises ValueError naming the reference when it does not resolve.
+
+    The builder calls this at build time too, so a typo fails before any job fans out."""
+    module_name, _, attr = ref.partition(":")
+    try:
+        func = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"feature function {ref!r} cannot be loaded: {err}") from None
+    if not callable(func):
+        raise ValueError(f"feature function {ref!r} is not callable")
+    return func
