@@ -31,7 +31,7 @@ def parse_duration(text: str) -> timedelta:
     if not match or text in ("P", "PT") or text.endswith("T"):
         raise ValueError(f"ExpireAfter {text!r} is not an ISO 8601 duration such as P30D or PT1H")
     parts = {k: float(v) for k, v in match.groupdict().items() if v}
-    days = parts.pop("years", 0) * 365 + parts.pop("months", 0) * 30
+    days = parts.pop("years", 0) * 365 + parts.pop("months", 0) * 30 + parts.pop("days", 0)
     return timedelta(days=days, **parts)
 
 

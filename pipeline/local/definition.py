@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from pipeline.local.cache import parse_duration
 from pipeline.local.expressions import expression_problems, parse_property_path, walk_gets
 
 SUPPORTED_VERSION = "2020-12-01"
@@ -155,6 +156,12 @@ def _steps(items: list, problems: list[str]) -> dict[str, Step]:
         problems += [f"{where}: {p}" for p in _argument_problems(args)]
         depends = _depends_on(item.get("DependsOn") or [], where, problems)
         problems += [f"{where}: {p}" for p in _retry_problems(item.get("RetryPolicies") or [])]
+        expire = (item.get("CacheConfig") or {}).get("ExpireAfter")
+        if expire:
+            try:
+                parse_duration(expire)
+            except ValueError as err:
+                problems.append(f"{where}: CacheConfig: {err}")
         steps[name] = Step(name, args, depends, item.get("CacheConfig"),
                            tuple(item.get("RetryPolicies") or ()))
     return steps

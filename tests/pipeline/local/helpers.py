@@ -6,8 +6,11 @@ import gzip
 import hashlib
 import io
 import tarfile
+import json
 import time
+from pathlib import Path
 
+from pipeline.local import run_pipeline
 from tests.pipeline.local.bundle_src import BOOTSTRAP, TASKS
 
 BUCKET = "bkt"
@@ -102,3 +105,23 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
         time.sleep(0.05)
+
+
+def run(defn, tmp_path: Path, **kwargs):
+    kwargs.setdefault("progress", False)
+    return run_pipeline(defn, assets=assets(), workdir=tmp_path / "work", **kwargs)
+
+
+def s3_path(tmp_path: Path, uri: str) -> Path:
+    return tmp_path / "work" / "s3" / uri[len("s3://"):]
+
+
+def echo_of(tmp_path: Path, result, name: str, host: str = "algo-1") -> dict:
+    out = s3_path(tmp_path, result.steps[name].outputs["out"])
+    return json.loads((out / f"echo-{host}.json").read_text())
+
+
+def put(tmp_path: Path, uri: str, data: bytes = b"x") -> None:
+    path = s3_path(tmp_path, uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from pipeline.local import StepState, UnsupportedDefinition, run_pipeline
 from tests.pipeline.local.helpers import (
-    BUCKET, EXEC_ID, assets, definition, get, s3_input, step,
+    BUCKET, EXEC_ID, definition, echo_of, get, run, s3_input, s3_path, step,
 )
-
-
-def run(defn, tmp_path: Path, **kwargs):
-    kwargs.setdefault("progress", False)
-    return run_pipeline(defn, assets=assets(), workdir=tmp_path / "work", **kwargs)
-
-
-def s3_path(tmp_path: Path, uri: str) -> Path:
-    return tmp_path / "work" / "s3" / uri[len("s3://"):]
-
-
-def echo_of(tmp_path: Path, result, name: str, host: str = "algo-1") -> dict:
-    out = s3_path(tmp_path, result.steps[name].outputs["out"])
-    return json.loads((out / f"echo-{host}.json").read_text())
-
-
-def put(tmp_path: Path, uri: str, data: bytes = b"x") -> None:
-    path = s3_path(tmp_path, uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 class TestExpressions:
