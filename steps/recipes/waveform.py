@@ -23,7 +23,6 @@ import math
 from typing import Any, Mapping
 
 import datasets
-import numpy as np
 
 from steps.recipes import check_options
 
@@ -75,33 +74,38 @@ def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def _finite(value: float) -> bool:
+    return value == value and value not in (math.inf, -math.inf)
+
+
 def pool_segments(rows: list[Mapping[str, Any]]) -> dict[str, float]:
-    """The statistics of one signal over its segments' summary rows (see the module docstring)."""
-    n_valid = np.array([_num(r.get("n_valid")) for r in rows])
-    n_samples = np.array([_num(r.get("n_samples")) for r in rows])
-    weights = np.where(np.isfinite(n_valid) & (n_valid > 0), n_valid, 0.0)
+    """The statistics of one signal over its segments' summary rows (see the module docstring).
+
+    Plain Python, not numpy: a signal has a handful of segments, where array set-up costs more
+    than the arithmetic."""
+    n_valid = [_num(r.get("n_valid")) for r in rows]
+    n_samples = [_num(r.get("n_samples")) for r in rows]
+    durations = [_num(r.get("duration_s")) for r in rows]
+    fs = [_num(r.get("fs")) for r in rows]
     out: dict[str, float] = {
-        "n_valid": float(np.nansum(n_valid)),
-        "n_samples": float(np.nansum(n_samples)),
-        "duration_s": float(np.nansum([_num(r.get("duration_s")) for r in rows])),
+        "n_valid": sum(v for v in n_valid if _finite(v)),
+        "n_samples": sum(v for v in n_samples if _finite(v)),
+        "duration_s": sum(v for v in durations if _finite(v)),
     }
     out["frac_nan"] = 1.0 - out["n_valid"] / out["n_samples"] if out["n_samples"] > 0 else math.nan
-    durations = np.array([_num(r.get("duration_s")) for r in rows])
-    fs = np.array([_num(r.get("fs")) for r in rows])
-    out["fs"] = float(np.average(fs, weights=durations)) if np.nansum(durations) > 0 and np.isfinite(fs).all() else math.nan
-    values = {s: np.array([_num(r.get(s)) for r in rows]) for s in ("mean", "std", "min", "max", *PERCENTILES)}
-    usable = weights > 0
-    total = weights[usable].sum()
+    seconds = out["duration_s"]
+    out["fs"] = sum(f * d for f, d in zip(fs, durations)) / seconds if seconds > 0 and all(map(_finite, fs)) else math.nan
+    used = [(v, r) for v, r in zip(n_valid, rows) if _finite(v) and v > 0]
+    total = sum(v for v, _ in used)
     if total <= 0:
-        out.update({s: math.nan for s in values})
+        out.update({s: math.nan for s in ("mean", "std", "min", "max", *PERCENTILES)})
         return out
-    w = weights[usable] / total
     for stat in ("mean", *PERCENTILES):
-        out[stat] = float(np.dot(w, values[stat][usable]))
-    second = np.dot(w, values["std"][usable] ** 2 + values["mean"][usable] ** 2)
-    out["std"] = float(math.sqrt(max(second - out["mean"] ** 2, 0.0)))
-    out["min"] = float(np.min(values["min"][usable]))
-    out["max"] = float(np.max(values["max"][usable]))
+        out[stat] = sum(v * _num(r.get(stat)) for v, r in used) / total
+    second = sum(v * (_num(r.get("std")) ** 2 + _num(r.get("mean")) ** 2) for v, r in used) / total
+    out["std"] = math.sqrt(max(second - out["mean"] ** 2, 0.0)) if _finite(second) else math.nan
+    out["min"] = min(_num(r.get("min")) for _, r in used)
+    out["max"] = max(_num(r.get("max")) for _, r in used)
     return out
 
 
