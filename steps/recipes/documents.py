@@ -4,8 +4,9 @@ Settings: `model_input_files: [raw_text.json]`, `use_features: false`,
 `encode_data: steps.recipes.documents:encode_data`,
 `get_dataset_features: steps.recipes.documents:get_dataset_features`. `recipe_options`:
 
-- `tokenizer` (required): a local `tokenizer.json`, a folder holding one, or a model name on the
-  Hugging Face Hub (`Tokenizer.from_pretrained`, which needs the network).
+- `tokenizer` (required): a local `tokenizer.json`, a folder holding one, an `s3://` URI of either
+  (read through `steps.storage`, so the local runner's storage and moto work too), or a model
+  name on the Hugging Face Hub (`Tokenizer.from_pretrained`, which needs the network).
 - `text_file` (default `raw_text.json`): the model input file holding the text. Its JSON is a
   string, a list of strings (joined by newlines) or an object whose `text_field` (default `text`)
   is one of those.
@@ -22,6 +23,7 @@ once per worker process (`per_worker`), never per document.
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -55,9 +57,19 @@ def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _download(uri: str) -> Path:
+    from steps import storage
+
+    if not uri.endswith(".json"):
+        uri = storage.join_uri(uri, "tokenizer.json")
+    path = Path(tempfile.mkdtemp(prefix="wavepipe-tokenizer-")) / "tokenizer.json"
+    storage.from_env().download(uri, path)
+    return path
+
+
 def load_tokenizer(source: str) -> Tokenizer:
-    """A tokenizer from a `tokenizer.json`, a folder holding one, or a Hub model name."""
-    path = Path(source)
+    """A tokenizer from a `tokenizer.json`, a folder holding one (local or `s3://`), or a Hub model name."""
+    path = _download(source) if source.startswith("s3://") else Path(source)
     if path.is_dir():
         path = path / "tokenizer.json"
     if path.is_file():

@@ -127,6 +127,13 @@ class TestValidDocuments:
     def test_empty_text_is_none(self, tmp_path, tokenizer_dir, value):
         assert encode_text(tmp_path, value, {"tokenizer": str(tokenizer_dir)}) is None
 
+    @pytest.mark.parametrize("uri", ["s3://models/tok/tokenizer.json", "s3://models/tok/"])
+    def test_tokenizer_from_storage(self, tmp_path, tokenizer_dir, monkeypatch, uri):
+        fx.build_tokenizer(tmp_path / "s3" / "models" / "tok" / "tokenizer.json")
+        monkeypatch.setenv("WAVEPIPE_S3_ROOT", str(tmp_path / "s3"))  # the local runner's storage
+        tokenizer = documents.load_tokenizer(uri)
+        assert tokenizer.token_to_id("heart") == documents.load_tokenizer(str(tokenizer_dir)).token_to_id("heart")
+
     def test_tokenizer_is_built_once_per_worker(self, tmp_path, tokenizer_dir, monkeypatch):
         loads = []
         real = documents.load_tokenizer
