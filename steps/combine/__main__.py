@@ -1,0 +1,56 @@
+"""`python -m steps.combine --input DIR --output DIR [--settings F]`.
+
+Exit codes: 0 combined; 1 nothing usable to combine, or an expected shard missing/failed/invalid
+while `require_all_shards` is set (outputs are still written); 2 bad arguments or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from steps.combine.settings import CombineSettings
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m steps.combine",
+        description="Combine every shard's featurize outputs (DIR/<shard>/{features.parquet,errors.parquet,"
+        "report.json}) into waveform_summary.parquet, signal_stats.csv, errors.parquet and report.json.",
+    )
+    parser.add_argument("--input", required=True, type=Path, help="Folder holding one sub-folder per shard.")
+    parser.add_argument("--output", required=True, type=Path, help="Folder for the combined outputs.")
+    parser.add_argument("--settings", type=Path, default=None, help="JSON file validated by CombineSettings "
+                        "(the config's stages.combine section); defaults apply without it.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
+        return int(exc.code or 0)
+    try:
+        settings = CombineSettings.model_validate(json.loads(args.settings.read_text())) if args.settings else CombineSettings()
+    except (OSError, ValueError, ValidationError) as err:
+        print(f"combine: bad settings {args.settings}: {err}", file=sys.stderr)
+        return 2
+    if not args.input.is_dir():
+        print(f"combine: input folder {args.input} does not exist", file=sys.stderr)
+        return 2
+    from steps.combine.combine import combine
+
+    report = combine(args.input, args.output, settings)
+    print(json.dumps({k: report[k] for k in ("shards_combined", "shards_missing", "shards_failed", "rows", "status")}))
+    if report["status"] != "ok":
+        print(f"combine: incomplete input: {report.get('note') or 'no usable shard output'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

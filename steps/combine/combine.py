@@ -1,0 +1,182 @@
+"""Combine every macroshard's features into one table, with normalised signal names and
+per-signal statistics; optionally register the table in the Glue Data Catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from steps.combine.settings import CombineSettings, GlueTable, alias_key
+from steps.featurize.records import ERROR_COLUMNS
+
+SHARD_FILES = ("features.parquet", "errors.parquet", "report.json")
+
+
+@dataclass
+class ShardOutput:
+    name: str
+    status: str  # ok | failed (featurize reported failure) | invalid (unreadable or wrong schema) | missing
+    problems: list[str] = field(default_factory=list)
+    features: pa.Table | None = None
+    errors: pa.Table | None = None
+    report: dict = field(default_factory=dict)
+
+
+def read_shard(directory: Path, required: list[str]) -> ShardOutput:
+    """One shard's outputs, checked: all three files present and readable, required columns there."""
+    shard = ShardOutput(directory.name, "ok")
+    absent = [f for f in SHARD_FILES if not (directory / f).is_file()]
+    if absent:
+        return ShardOutput(directory.name, "missing" if len(absent) == 3 else "invalid", [f"missing {absent}"])
+    try:
+        shard.report = json.loads((directory / "report.json").read_text())
+        shard.features = pq.read_table(directory / "features.parquet")
+        shard.errors = pq.read_table(directory / "errors.parquet")
+    except (OSError, ValueError, pa.ArrowException) as err:
+        return ShardOutput(directory.name, "invalid", [f"unreadable: {type(err).__name__}: {err}"])
+    lacking = [c for c in required if c not in shard.features.column_names]
+    if lacking and shard.features.num_rows:
+        shard.problems.append(f"features.parquet lacks columns {lacking}")
+    lacking_errors = [c for c in ERROR_COLUMNS if c not in shard.errors.column_names]
+    if lacking_errors:
+        shard.problems.append(f"errors.parquet lacks columns {lacking_errors}")
+    if shard.problems:
+        shard.status = "invalid"
+    elif shard.report.get("status") not in (None, "ok"):
+        shard.status = "failed"
+        shard.problems.append(f"featurize reported status {shard.report.get('status')!r}")
+    return shard
+
+
+def read_shards(input_dir: Path, settings: CombineSettings) -> list[ShardOutput]:
+    found = sorted(p.name for p in input_dir.iterdir() if p.is_dir()) if input_dir.is_dir() else []
+    names = sorted(set(found) | set(settings.expected_shards))
+    return [read_shard(input_dir / name, settings.required_columns) for name in names]
+
+
+def normalise_signals(features: pd.DataFrame, settings: CombineSettings) -> pd.DataFrame:
+    """Adds `signal_kind` (waveform/numerics) and `signal_norm`; the raw `signal` is kept."""
+    tables = {
+        kind: {alias_key(raw): norm for norm, raws in aliases.items() for raw in [norm, *raws]}
+        for kind, aliases in (("waveform", settings.signal_aliases), ("numerics", settings.numerics_aliases))
+    }
+    out = features.copy()
+    numerics = out["is_numerics"].astype(bool) if "is_numerics" in out else pd.Series(False, index=out.index)
+    out["signal_kind"] = np.where(numerics, "numerics", "waveform")
+    raw = out["signal"].astype(str)
+    out["signal_norm"] = [tables[k].get(alias_key(s), s.strip()) for k, s in zip(out["signal_kind"], raw)]
+    return out
+
+
+def signal_stats(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per (normalised signal, kind): coverage, NaN fraction and spread of segment means."""
+    columns = ["signal_norm", "signal_kind", "raw_names", "units", "records", "segments", "total_hours",
+               "nan_fraction", "mean_of_means", "std_of_means", "min_of_means", "p05_of_means",
+               "p50_of_means", "p95_of_means", "max_of_means"]
+    if summary.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (norm, kind), g in summary.groupby(["signal_norm", "signal_kind"], sort=True):
+        means = g["mean"].dropna().to_numpy()
+        pct = np.percentile(means, [5, 50, 95]) if means.size else [np.nan] * 3
+        n = g["n_samples"].sum()
+        rows.append({
+            "signal_norm": norm,
+            "signal_kind": kind,
+            "raw_names": ";".join(sorted(g["signal"].unique())),
+            "units": ";".join(sorted(g["units"].astype(str).unique())),
+            "records": g[["shard", "group", "record"]].drop_duplicates().shape[0],
+            "segments": g[["shard", "group", "record", "segment"]].drop_duplicates().shape[0],
+            "total_hours": g["duration_s"].sum() / 3600.0,
+            "nan_fraction": 1.0 - g["n_valid"].sum() / n if n else np.nan,
+            "mean_of_means": means.mean() if means.size else np.nan,
+            "std_of_means": means.std() if means.size else np.nan,
+            "min_of_means": means.min() if means.size else np.nan,
+            "p05_of_means": pct[0],
+            "p50_of_means": pct[1],
+            "p95_of_means": pct[2],
+            "max_of_means": means.max() if means.size else np.nan,
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
+def register_glue(summary: pd.DataFrame, glue: GlueTable, kms_key_id: str | None) -> dict:
+    """Write the summary under `glue.location` and (re)create the catalog table over it.
+
+    awswrangler's clients come from boto3, which honours AWS_ENDPOINT_URL (the tests' moto
+    server); every S3 object is written with SSE-KMS when a key is configured."""
+    import awswrangler as wr
+
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else None
+    if glue.database not in wr.catalog.databases()["Database"].tolist():
+        wr.catalog.create_database(glue.database, exist_ok=True)
+    result = wr.s3.to_parquet(
+        df=summary, path=glue.location, dataset=True, mode="overwrite", database=glue.database,
+        table=glue.table, compression="snappy", s3_additional_kwargs=extra,
+    )
+    return {"database": glue.database, "table": glue.table, "location": glue.location, "files": len(result["paths"])}
+
+
+def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSettings = CombineSettings(),
+            env: dict[str, str] | None = None) -> dict:
+    """Combine `input_dir/<shard>/` outputs into `output_dir`; returns the report (also written)."""
+    env = os.environ if env is None else env
+    started = time.perf_counter()
+    input_dir, out = Path(input_dir), Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shards = read_shards(input_dir, settings)
+    usable = [s for s in shards if s.status in ("ok", "failed")]
+    frames = []
+    for shard in usable:
+        frame = shard.features.to_pandas()
+        if len(frame):
+            frame.insert(0, "shard", shard.name)
+            frames.append(frame)
+    features = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["shard", *settings.required_columns])
+    summary = normalise_signals(features, settings) if "signal" in features else features
+    pq.write_table(pa.Table.from_pandas(summary, preserve_index=False), out / "waveform_summary.parquet",
+                   compression="snappy")
+    if {"signal_norm", "n_samples", "n_valid", "duration_s", "mean", "units"} <= set(summary.columns):
+        signal_stats(summary).to_csv(out / "signal_stats.csv", index=False)
+    else:
+        pd.DataFrame().to_csv(out / "signal_stats.csv", index=False)
+    errors = [s.errors.to_pandas().assign(shard=s.name) for s in usable if s.errors.num_rows]
+    all_errors = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=[*ERROR_COLUMNS, "shard"])
+    pq.write_table(pa.Table.from_pandas(all_errors.astype(str), preserve_index=False), out / "errors.parquet",
+                   compression="snappy")
+    expected = set(settings.expected_shards)
+    report = {
+        "stage": "combine",
+        "shards_expected": sorted(expected),
+        "shards_combined": [s.name for s in usable],
+        "shards_missing": [s.name for s in shards if s.status == "missing"],
+        "shards_failed": [s.name for s in shards if s.status == "failed"],
+        "shards_invalid": {s.name: s.problems for s in shards if s.status == "invalid"},
+        "shards_unexpected": sorted(s.name for s in shards if expected and s.name not in expected),
+        "rows": int(len(summary)),
+        "error_rows": int(sum(s.errors.num_rows for s in usable)),
+        "records_total": int(sum(s.report.get("records_total", 0) for s in usable)),
+        "records_failed": int(sum(s.report.get("records_failed", 0) for s in usable)),
+        "signals": int(summary["signal_norm"].nunique()) if "signal_norm" in summary else 0,
+    }
+    report["complete"] = not (report["shards_missing"] or report["shards_failed"] or report["shards_invalid"])
+    if not report["complete"]:
+        report["note"] = "combined what exists; see shards_missing / shards_failed / shards_invalid"
+    report["glue"] = None
+    if settings.glue is not None:
+        if env.get("WAVEPIPE_S3_ROOT"):
+            report["glue"] = {"skipped": "local storage (WAVEPIPE_S3_ROOT): no Glue Data Catalog"}
+        else:
+            report["glue"] = register_glue(summary, settings.glue, env.get("WAVEPIPE_KMS_KEY_ID") or None)
+    report["seconds"] = time.perf_counter() - started
+    report["status"] = "ok" if usable and (report["complete"] or not settings.require_all_shards) else "failed"
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    return report
