@@ -52,7 +52,9 @@ def load_settings(path: Path | None) -> ReconcileSettings:
     except (OSError, json.JSONDecodeError) as err:
         raise BadInput(f"cannot read settings {path}: {err}") from None
     except ValidationError as err:
-        raise BadInput(f"invalid settings in {path}:\n{err}") from None
+        # Key path and message only: an input value may hold a secret (e.g. a URL with a password).
+        lines = [f"  {'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in err.errors(include_input=False)]
+        raise BadInput(f"invalid settings in {path}:\n" + "\n".join(lines)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

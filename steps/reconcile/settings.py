@@ -16,7 +16,8 @@ class LabelsSource(BaseModel):
     """Where the labels come from: a SQLite file, or a SQLAlchemy URL whose credentials live in
     AWS Secrets Manager (never in the config)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A rejected URL may hold a password: errors must not echo the input.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     sqlite_uri: str | None = Field(
         default=None,

@@ -69,7 +69,7 @@ class RequestCounter:
     def __init__(self, client) -> None:
         self.calls: dict[str, int] = {}
         self.copied_keys: list[str] = []
-        client.meta.events.register("before-call.s3.*", self._count)
+        client.meta.events.register("before-parameter-build.s3.*", self._count)
 
     def _count(self, model, params, **_) -> None:
         self.calls[model.name] = self.calls.get(model.name, 0) + 1
