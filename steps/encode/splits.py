@@ -65,6 +65,7 @@ def split_metadata(
         "percentages": percentages,
         "rows": int(len(label_ids)),
         "counts": {split: int(len(rows)) for split, rows in splits.items()},
+        "empty_splits": [split for split, rows in splits.items() if not len(rows)],
         "per_label": per_label,
         "stratified_labels": [id2label[str(i)] for i in stratified],
         "pooled_labels": [id2label[str(i)] for i in np.unique(label_ids) if int(i) not in set(stratified)],

@@ -63,9 +63,12 @@ def _output_features(
 ) -> datasets.Features:
     """The user's features, an integer `label` as ClassLabel, plus kept and internal columns."""
     out = dict(user)
+    names = [id2label[str(i)] for i in range(len(id2label))]
     label = out.get("label")
     if isinstance(label, datasets.Value) and pa.types.is_integer(label.pa_type):
-        out["label"] = datasets.ClassLabel(names=[id2label[str(i)] for i in range(len(id2label))])
+        out["label"] = datasets.ClassLabel(names=names)
+    elif isinstance(label, datasets.ClassLabel) and label.names != names:
+        raise EncodeInputError(f"get_dataset_features declares label names {label.names}; id2label.json has {names}")
     for column in keep:
         if column in out:
             raise EncodeInputError(f"keep_columns {column!r} is also a feature returned by encode_data")
@@ -198,7 +201,9 @@ def _run(target, partial, settings, labels_dir, artifacts_dir, features_dir, rep
     percentages = settings.splits.nonzero()
     splits, stratified = assign_splits(row_labels, percentages, settings.seed)
     encoded = encoded.remove_columns([ARTIFACT_ID, LABEL_ID])
-    dataset_dict = datasets.DatasetDict({name: encoded.select(rows) for name, rows in splits.items()})
+    # An empty split is left out of the DatasetDict: datasets saves it without a data file and
+    # then cannot load the dict back. split_metadata.json still lists it with its 0 rows.
+    dataset_dict = datasets.DatasetDict({name: encoded.select(rows) for name, rows in splits.items() if len(rows)})
     dataset_dict.save_to_disk(str(target))
     write_json(target / "label2id.json", label2id)
     write_json(target / "id2label.json", id2label)

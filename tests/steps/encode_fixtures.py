@@ -103,6 +103,12 @@ def id_features():
     return datasets.Features({"label": datasets.Value("int64"), "length": datasets.Value("int32")})
 
 
+def class_label_features():
+    import datasets
+
+    return datasets.Features({"label": datasets.ClassLabel(names=["y", "x"]), "length": datasets.Value("int32")})
+
+
 def id_length(instance):
     """Drops artifacts whose id ends in an odd digit (None), encodes the others by id length."""
     if int(instance["artifact_id"][-1]) % 2:

@@ -166,6 +166,14 @@ class TestValidEncode:
         dataset_dict, meta = read(waveforms)
         assert list(dataset_dict) == ["train"] and not (waveforms / "out" / "full_dataset" / "valid").exists()
 
+    def test_tiny_dataset_leaves_empty_splits_out_and_loads(self, tmp_path):
+        fx.write_labels(tmp_path / "labels", ["a0", "a2"], ["x", "y"])
+        run(tmp_path, **USER, num_proc=1)
+        dataset_dict, meta = read(tmp_path)
+        assert list(dataset_dict) == ["train"] and len(dataset_dict["train"]) == 2
+        assert meta["split_metadata"]["empty_splits"] == ["valid", "test"]
+        assert meta["split_metadata"]["counts"] == {"train": 2, "valid": 0, "test": 0}
+
     def test_entry_runs_with_a_settings_file(self, documents):
         settings = {**DOCS, "recipe_options": {"tokenizer": str(documents / "tokenizer"), "max_length": 8}, "num_proc": 1}
         (documents / "encode.json").write_text(json.dumps(settings))
@@ -236,6 +244,7 @@ class TestInvalidEncode:
             ({"get_dataset_features": f"{FIXTURES}:raises"}, "failed"),
             ({"model_input_files": ["label_id"], "use_features": False}, "clash"),
             ({"keep_columns": ["nonexistent"]}, "keep_columns"),
+            ({"get_dataset_features": f"{FIXTURES}:class_label_features"}, "label names"),
         ],
     )
     def test_bad_functions_and_columns_fail_before_encoding(self, tmp_path, settings, message):
