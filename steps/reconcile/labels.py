@@ -114,7 +114,11 @@ def _query(engine, source: LabelsSource, params: dict[str, str], name: str, secr
     for column in (source.id_column, source.label_column):
         if column not in columns:
             raise LabelsError(f"query of {name} returns no column {column!r} (it returns {columns})")
-    return pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
+    # Integer ids next to a NULL would become floats ("100.0"): keep the database's values.
+    position = columns.index(source.id_column)
+    frame[source.id_column] = pd.Series([r[position] for r in rows], dtype=object)
+    return frame
 
 
 def _sqlite_engine(path: Path):

@@ -14,7 +14,8 @@ from steps import storage as st
 from steps.reconcile.labels import LabelsError, clean_labels, read_labels
 from steps.reconcile.settings import LabelsSource
 from tests.conftest import free_port
-from tests.steps.reconcile_fixtures import make_sqlite
+from steps.reconcile.__main__ import main
+from tests.steps.reconcile_fixtures import make_sqlite, put_tree, record_files
 
 SECRET_PASSWORD = "s3cr3t-Pa55-do-not-print"
 QUERY = "SELECT artifact_id, label, site FROM labels WHERE experiment = :experiment_name ORDER BY artifact_id"
@@ -111,6 +112,30 @@ class TestValidPostgres:
         # A bare `postgresql://` with no host: everything but the driver comes from the secret.
         source = LabelsSource(url="postgresql://", secret_arn=arn, query=QUERY)
         assert len(read_labels(source, {"experiment_name": "exp2"})) == 2
+
+
+    def test_integer_ids_next_to_null_stay_integers(self, postgres):
+        source = LabelsSource(url=postgres.render_as_string(hide_password=False),
+                              query="SELECT artifact_id, label FROM labels UNION ALL SELECT NULL, 'N'")
+        clean, counts = clean_labels(read_labels(source, {}), source)
+        assert clean["artifact_id"].tolist()[:2] == ["100", "101"] and counts["database_rows_without_id_or_label"] == 1
+
+    def test_entry_keeps_the_secret_out_of_logs_and_outputs(self, aws, postgres, tmp_path, monkeypatch, caplog, capfd):
+        monkeypatch.setenv(st.S3_ROOT_ENV, str(tmp_path / "s3"))
+        put_tree(st.from_env(), "s3://prod/raw", {str(100 + i): record_files(str(100 + i)) for i in range(10)})
+        arn = boto3.client("secretsmanager").create_secret(Name="rds/entry", SecretString=json.dumps({
+            "username": "reader", "password": SECRET_PASSWORD, "host": postgres.query["host"], "dbname": postgres.database,
+        }))["ARN"]
+        cfg = tmp_path / "settings.json"
+        cfg.write_text(json.dumps({"labels": {"url": "postgresql://", "secret_arn": arn, "query": QUERY}}))
+        out = tmp_path / "out"
+        code = main(["--source-uri", "s3://prod/raw", "--experiment-uri", "s3://research/exp1", "--output", str(out),
+                     "--sql-param", "experiment_name=exp1", "--settings", str(cfg)])
+        assert code == 0
+        assert json.loads((out / "report.json").read_text())["kept"] == 8
+        captured = capfd.readouterr()
+        texts = [caplog.text, captured.out, captured.err] + [p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file()]
+        assert not any(SECRET_PASSWORD in t for t in texts)
 
 
 class TestInvalidPostgres:
