@@ -136,6 +136,20 @@ def _run(target, partial, settings, labels_dir, artifacts_dir, features_dir, rep
     user_features = dataset_features(settings.get_dataset_features, options)
     resolve(settings.encode_data)  # fail before any worker starts
 
+    dataset, id2label = _instances(settings, labels_dir, artifacts_dir, features_dir, partial, report)
+    encoded = _encode(dataset, settings, options, user_features, id2label, report)
+    _save(target, encoded, settings, id2label, report)
+    seconds = time.perf_counter() - started
+    encode_seconds = report["seconds"]["encode"]
+    report["seconds"]["total"] = round(seconds, 3)
+    report["rows_per_second"] = {
+        "encode": round(len(dataset) / encode_seconds, 1) if encode_seconds > 0 else None,
+        "total": round(len(dataset) / seconds, 1) if seconds > 0 else None,
+    }
+
+
+def _instances(settings, labels_dir, artifacts_dir, features_dir, partial, report) -> tuple[datasets.Dataset, dict]:
+    """Steps 1-4 of the module docstring: the instance dataset and id2label."""
     frame = labels.read_labels(labels_dir)
     _check_names(settings, list(frame.columns))
     report["artifacts_in_labels"] = len(frame)
@@ -166,14 +180,17 @@ def _run(target, partial, settings, labels_dir, artifacts_dir, features_dir, rep
         report["partial"] = {"max_artifacts": settings.partial_max_artifacts, "eligible": before, "chosen": len(frame)}
     if frame.empty:
         raise EncodeError("no artifacts left to encode after label filtering and missing inputs")
-
     label_ids = labels.label_ids(frame["label"], label2id)
-    dataset = datasets.Dataset.from_dict(_instance_columns(frame, label_ids, file_cols, summary))
+    return datasets.Dataset.from_dict(_instance_columns(frame, label_ids, file_cols, summary)), id2label
+
+
+def _encode(dataset, settings, options, user_features, id2label, report) -> datasets.Dataset:
+    """Step 5: the batched map over `encode_data`; None results are dropped and counted."""
     keep = list(settings.keep_columns)
     features = _output_features(user_features, dataset.features, id2label, keep)
-    label_count = len(label2id) if isinstance(features.get("label"), datasets.ClassLabel) else None
+    label_count = len(id2label) if isinstance(features.get("label"), datasets.ClassLabel) else None
     num_proc = min(settings.num_proc or available_cpus(), len(dataset))
-    encode_started = time.perf_counter()
+    started = time.perf_counter()
     encoded = dataset.map(
         EncodeBatch(settings.encode_data, options, list(user_features), keep, label_count),
         batched=True,
@@ -183,9 +200,9 @@ def _run(target, partial, settings, labels_dir, artifacts_dir, features_dir, rep
         remove_columns=dataset.column_names,
         desc="encode",
     )
-    encode_seconds = time.perf_counter() - encode_started
+    report["seconds"] = {"encode": round(time.perf_counter() - started, 3)}
     kept_ids = set(encoded.data.column(ARTIFACT_ID).to_pylist())
-    dropped = [a for a in frame["artifact_id"] if a not in kept_ids]
+    dropped = [a for a in dataset.data.column("artifact_id").to_pylist() if a not in kept_ids]
     report["encode_data"] = {
         "rows_in": len(dataset),
         "rows_out": len(encoded),
@@ -196,7 +213,11 @@ def _run(target, partial, settings, labels_dir, artifacts_dir, features_dir, rep
     }
     if len(encoded) == 0:
         raise EncodeError("encode_data returned None for every artifact")
+    return encoded
 
+
+def _save(target: Path, encoded: datasets.Dataset, settings: EncodeSettings, id2label: dict, report: dict) -> None:
+    """Step 6: splits, save_to_disk, label maps, split metadata."""
     row_labels = encoded.data.column(LABEL_ID).to_numpy()
     percentages = settings.splits.nonzero()
     splits, stratified = assign_splits(row_labels, percentages, settings.seed)
@@ -205,14 +226,9 @@ def _run(target, partial, settings, labels_dir, artifacts_dir, features_dir, rep
     # then cannot load the dict back. split_metadata.json still lists it with its 0 rows.
     dataset_dict = datasets.DatasetDict({name: encoded.select(rows) for name, rows in splits.items() if len(rows)})
     dataset_dict.save_to_disk(str(target))
-    write_json(target / "label2id.json", label2id)
+    write_json(target / "label2id.json", {name: int(i) for i, name in id2label.items()})
     write_json(target / "id2label.json", id2label)
-    write_json(target / "split_metadata.json", split_metadata(splits, row_labels, id2label, percentages, settings.seed, stratified))
-    seconds = time.perf_counter() - started
-    report["rows_per_split"] = {name: int(len(rows)) for name, rows in splits.items()}
-    report["labels"] = len(label2id)
-    report["seconds"] = {"total": round(seconds, 3), "encode": round(encode_seconds, 3)}
-    report["rows_per_second"] = {
-        "encode": round(len(dataset) / encode_seconds, 1) if encode_seconds > 0 else None,
-        "total": round(len(dataset) / seconds, 1) if seconds > 0 else None,
-    }
+    metadata = split_metadata(splits, row_labels, id2label, percentages, settings.seed, stratified)
+    write_json(target / "split_metadata.json", metadata)
+    report["rows_per_split"] = metadata["counts"]
+    report["labels"] = len(id2label)
