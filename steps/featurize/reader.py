@@ -203,5 +203,6 @@ def checksum_ok(hist: Histogram, checksum: int | None) -> bool:
     """WFDB's checksum is the 16-bit sum of every sample of the signal (NaN codes included)."""
     if checksum is None:
         return True
-    total = int(np.dot(hist.values.astype(object), hist.counts.astype(object))) if hist.values.size else 0
+    # Reduced mod 2**16 first, every product is below 2**32: the int64 sum cannot overflow.
+    total = int(((hist.values % 65536) * (hist.counts % 65536)).sum())
     return (total - int(checksum)) % 65536 == 0

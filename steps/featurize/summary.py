@@ -43,27 +43,35 @@ FEATURE_COLUMNS = tuple(SCHEMA.names)
 
 def histogram_stats(hist: Histogram, nan_value: int | None, gain: float, baseline: int) -> dict[str, float]:
     """Mean, population std, min, max and percentiles of the valid samples, in physical units."""
-    keep = hist.values != nan_value if nan_value is not None else np.ones(hist.values.size, bool)
-    counts = hist.counts[keep]
+    keep = hist.counts > 0
+    if nan_value is not None:
+        keep &= hist.values != nan_value
+    values, counts = hist.values[keep], hist.counts[keep]
     n = int(counts.sum())
     if n == 0:
         return {name: math.nan for name in STAT_NAMES}
-    # physical = (digital - baseline) / gain, as wfdb computes it; sorting the physical values
-    # keeps the ranks right even for a negative gain.
-    phys = (hist.values[keep].astype(np.float64) - baseline) / gain
-    order = np.argsort(phys, kind="stable")
-    phys, counts = phys[order], counts[order]
-    mean = float(np.dot(phys, counts) / n)
-    std = float(math.sqrt(np.dot((phys - mean) ** 2, counts) / n))
+    # physical = (digital - baseline) / gain, as wfdb computes it. Values are sorted ascending;
+    # a negative gain reverses the physical order.
+    phys = (values.astype(np.float64) - baseline) / gain
+    if gain < 0:
+        phys, counts = phys[::-1], counts[::-1]
+    # Plain multiply-and-sum, not `@`: BLAS dot spins up its thread pool for every call, which
+    # costs milliseconds per signal on a busy machine.
+    weights = counts.astype(np.float64)
+    mean = float((phys * weights).sum() / n)
+    dev = phys - mean
+    std = math.sqrt(float((dev * dev * weights).sum()) / n)
+    # numpy's default (linear) percentile: between the sorted samples at floor and floor+1 of
+    # (n - 1) * q, each found by its rank in the cumulative counts.
+    pos = (n - 1) * np.asarray(PERCENTILES, np.float64) / 100.0
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
     cum = np.cumsum(counts)
+    x_lo = phys[np.searchsorted(cum, lo, side="right")]
+    x_hi = phys[np.searchsorted(cum, hi, side="right")]
+    pct = x_lo + (x_hi - x_lo) * (pos - lo)
     out = {"mean": mean, "std": std, "min": float(phys[0]), "max": float(phys[-1])}
-    for q in PERCENTILES:
-        pos = (n - 1) * q / 100.0
-        lo = math.floor(pos)
-        hi = min(lo + 1, n - 1)
-        x_lo = phys[np.searchsorted(cum, lo, side="right")]
-        x_hi = phys[np.searchsorted(cum, hi, side="right")]
-        out[f"p{q:02d}"] = float(x_lo + (x_hi - x_lo) * (pos - lo))
+    out.update({f"p{q:02d}": float(v) for q, v in zip(PERCENTILES, pct)})
     return out
 
 

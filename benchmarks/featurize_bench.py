@@ -1,0 +1,262 @@
+"""Featurize benchmark: our featurizer vs the AWS seed's method vs the time to merely read the bytes.
+
+    .venv/bin/python benchmarks/featurize_bench.py                 # ~100 MB, quick check
+    .venv/bin/python benchmarks/featurize_bench.py --size 1G       # the issue's ~1 GB run
+
+It generates a skewed dataset of plain WFDB records (a few long ones, many short ones, formats
+80/16/212, NaN runs; plain `<name>.{hea,dat}` so the seed's file-name splitting finds them),
+then runs each method in its own child process (same process tree, same cores, fresh workers
+so peak memory is per method), one after the other on a warm page cache:
+
+- floor: read every data file once, spread over the same number of workers (largest first);
+- baseline: the seed's method: list `.dat` files, `chunks(lst, len/cpu_count)`, joblib
+  `Parallel`, `wfdb.rdrecord` in physical units, pandas statistics per signal, `pd.concat`,
+  `to_json`, computing the same statistics;
+- ours: `steps.featurize.run.featurize`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMG]?)B?", text.strip().upper())
+    if not match:
+        raise argparse.ArgumentTypeError(f"size like 100M or 1G, not {text!r}")
+    return int(float(match.group(1)) * {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}[match.group(2)])
+
+
+def vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ---------------------------------------------------------------------------- dataset
+
+NAN = {"80": -128, "16": -32768, "212": -2048}
+TOP = {"80": 120, "16": 20000, "212": 2000}
+
+
+def _write_record(folder: Path, name: str, frames: int, n_sig: int, fmt: str, rng: np.random.Generator) -> int:
+    import wfdb
+
+    chunk = 1 << 18
+    pattern = np.clip((rng.standard_normal((chunk, n_sig)) * TOP[fmt] / 3).astype(np.int64), -TOP[fmt], TOP[fmt])
+    for ch in range(n_sig):  # NaN runs, as monitors write them when a lead is off
+        start = int(rng.integers(0, chunk - 2000))
+        pattern[start : start + int(rng.integers(10, 2000)), ch] = NAN[fmt]
+    checksum = np.zeros(n_sig, np.int64)
+    with open(folder / f"{name}.dat", "wb") as fh:
+        for start in range(0, frames, chunk):
+            block = pattern[: min(chunk, frames - start)]
+            checksum += block.sum(axis=0)
+            if fmt == "80":
+                (block + 128).astype(np.uint8).tofile(fh)
+            elif fmt == "16":
+                block.astype("<i2").tofile(fh)
+            else:  # 212: pairs of 12-bit samples in three bytes (chunk * n_sig is even)
+                u = (block.reshape(-1) & 0xFFF).astype(np.uint16)
+                if u.size % 2:
+                    u = np.append(u, 0)
+                a, b = u[0::2], u[1::2]
+                out = np.empty((a.size, 3), np.uint8)
+                out[:, 0] = a & 0xFF
+                out[:, 1] = ((a >> 8) & 0x0F) | ((b >> 8) << 4)
+                out[:, 2] = b & 0xFF
+                raw = out.reshape(-1)
+                fh.write(raw[: int(np.ceil(block.size * 1.5))].tobytes())
+    wfdb.Record(
+        record_name=name, n_sig=n_sig, fs=125, sig_len=frames, file_name=[f"{name}.dat"] * n_sig,
+        fmt=[fmt] * n_sig, adc_gain=[100.0 + ch for ch in range(n_sig)], baseline=[ch for ch in range(n_sig)],
+        units=["mV"] * n_sig, adc_res=[int(fmt[:2]) if fmt != "212" else 12] * n_sig, adc_zero=[0] * n_sig,
+        init_value=[int(v) for v in pattern[0]], checksum=[int((c + 32768) % 65536 - 32768) for c in checksum],
+        block_size=[0] * n_sig, sig_name=[f"S{ch}" for ch in range(n_sig)],
+    ).wrheader(write_dir=str(folder))
+    return (folder / f"{name}.dat").stat().st_size
+
+
+def make_dataset(folder: Path, size: int, seed: int = 7) -> dict:
+    """Records with lognormal sizes (a heavy tail: the largest is ~5-10 % of the total)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    n_records = max(20, int(size / 2e6))
+    weights = rng.lognormal(0.0, 1.4, n_records)
+    weights = np.minimum(weights, weights.sum() * 0.08)
+    sizes = weights / weights.sum() * size
+    total, formats = 0, ("80", "16", "212")
+    for i, target in enumerate(sizes):
+        fmt, n_sig = formats[i % 3], int(rng.integers(2, 9))
+        frames = max(250, int(target / (n_sig * {"80": 1, "16": 2, "212": 1.5}[fmt])))
+        total += _write_record(folder, f"r{i:05d}", frames, n_sig, fmt, rng)
+    return {"records": n_records, "bytes": total}
+
+
+# ---------------------------------------------------------------------------- methods
+
+def _timed_read(paths: list[str]) -> dict:
+    started, n = time.perf_counter(), 0
+    buf = bytearray(8 << 20)
+    for path in paths:
+        with open(path, "rb", buffering=0) as fh:
+            while k := fh.readinto(buf):
+                n += k
+    return {"pid": os.getpid(), "busy": time.perf_counter() - started, "bytes": n, "rss": vm_hwm_mb()}
+
+
+def run_floor(data: Path, jobs: int) -> dict:
+    from joblib import Parallel, delayed
+
+    files = sorted(data.glob("*.dat"), key=lambda p: -p.stat().st_size)
+    groups = [[str(p) for p in files[i::jobs]] for i in range(jobs)]  # round robin, largest first
+    started = time.perf_counter()
+    parts = Parallel(n_jobs=jobs)(delayed(_timed_read)(g) for g in groups)
+    return _summary(parts, len(files), time.perf_counter() - started, jobs)
+
+
+def _seed_chunk(files: list[str]) -> tuple:
+    """The seed's worker: whole record in physical float64, pandas statistics per signal."""
+    import pandas as pd
+    import wfdb
+
+    started, rows, nbytes = time.perf_counter(), [], 0
+    for dat in files:
+        name = dat[: -len(".dat")]
+        record = wfdb.rdrecord(name)
+        nbytes += os.path.getsize(dat)
+        frame = pd.DataFrame(record.p_signal, columns=record.sig_name)
+        for signal in frame.columns:
+            column = frame[signal]
+            q = column.quantile([0.05, 0.25, 0.5, 0.75, 0.95])
+            rows.append(pd.DataFrame([{
+                "record": os.path.basename(name), "signal": signal, "n_samples": len(column),
+                "n_valid": int(column.count()), "frac_nan": float(column.isna().mean()),
+                "mean": column.mean(), "std": column.std(ddof=0), "min": column.min(), "max": column.max(),
+                "p05": q[0.05], "p25": q[0.25], "p50": q[0.5], "p75": q[0.75], "p95": q[0.95],
+            }]))
+    part = pd.concat(rows) if rows else pd.DataFrame()
+    return part, {"pid": os.getpid(), "busy": time.perf_counter() - started, "bytes": nbytes, "rss": vm_hwm_mb()}
+
+
+def run_baseline(data: Path, jobs: int, out: Path) -> dict:
+    import pandas as pd
+    from joblib import Parallel, delayed
+
+    def chunks(lst, n):
+        for i in range(0, len(lst), n):
+            yield lst[i : i + n]
+
+    files = sorted(str(p) for p in data.iterdir() if p.name.endswith(".dat"))
+    started = time.perf_counter()
+    results = Parallel(n_jobs=jobs)(delayed(_seed_chunk)(c) for c in chunks(files, max(1, len(files) // jobs)))
+    frame = pd.concat([r[0] for r in results])
+    frame.to_json(out / "baseline.json", orient="records")
+    return _summary([r[1] for r in results], len(files), time.perf_counter() - started, jobs)
+
+
+def run_ours(data: Path, jobs: int, out: Path) -> dict:
+    from steps.featurize.run import featurize
+
+    started = time.perf_counter()
+    report = featurize(data, out, jobs=jobs)
+    seconds = time.perf_counter() - started
+    parts = [{"pid": w["pid"], "busy": w["busy_s"], "bytes": w["bytes"], "rss": w["peak_rss_mb"]} for w in report["workers"]]
+    summary = _summary(parts, report["records_total"], seconds, jobs)
+    summary["records_failed"] = report["records_failed"]
+    return summary
+
+
+def _summary(parts: list[dict], records: int, seconds: float, jobs: int) -> dict:
+    busy: dict[int, float] = {}
+    for part in parts:
+        busy[part["pid"]] = busy.get(part["pid"], 0.0) + part["busy"]
+    loads = list(busy.values()) + [0.0] * max(0, jobs - len(busy))
+    nbytes = sum(p["bytes"] for p in parts)
+    return {
+        "seconds": seconds, "records": records, "bytes": nbytes,
+        "records_per_s": records / seconds, "mb_per_s": nbytes / 1e6 / seconds,
+        "peak_rss_mb_per_worker": max(p["rss"] for p in parts),
+        "balance_efficiency": (sum(loads) / len(loads)) / max(loads) if max(loads) > 0 else 1.0,
+    }
+
+
+def agreement(out: Path) -> float:
+    """Largest relative difference between our statistics and the baseline's, all rows."""
+    import pandas as pd
+
+    ours = pd.read_parquet(out / "ours" / "features.parquet").set_index(["record", "signal"])
+    base = pd.read_json(out / "baseline" / "baseline.json", orient="records").set_index(["record", "signal"])
+    cols = ["mean", "std", "min", "max", "p05", "p25", "p50", "p75", "p95", "n_valid"]
+    joined = ours[cols].join(base[cols], rsuffix="_b", how="inner")
+    assert len(joined) == len(ours) == len(base), (len(joined), len(ours), len(base))
+    worst = 0.0
+    for c in cols:
+        a, b = joined[c].to_numpy(float), joined[f"{c}_b"].to_numpy(float)
+        worst = max(worst, float(np.nanmax(np.abs(a - b) / np.maximum(1e-9, np.abs(b)))))
+    return worst
+
+
+# ---------------------------------------------------------------------------- driver
+
+def child(method: str, data: Path, jobs: int, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"floor": lambda: run_floor(data, jobs), "baseline": lambda: run_baseline(data, jobs, out),
+              "ours": lambda: run_ours(data, jobs, out)}[method]()
+    print(json.dumps(result))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=parse_size, default=parse_size("100M"), help="Bytes of samples to generate "
+                        "(e.g. 100M, 1G). Default 100M.")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="Workers for every method (default: vCPUs).")
+    parser.add_argument("--workdir", type=Path, default=None, help="Where to generate (default: a temporary folder).")
+    parser.add_argument("--child", nargs=3, metavar=("METHOD", "DATA", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]), args.jobs, Path(args.child[2]))
+        return 0
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="featurize-bench-"))
+    data = work / "data"
+    started = time.perf_counter()
+    info = make_dataset(data, args.size)
+    print(f"dataset: {info['records']} records, {info['bytes'] / 1e6:.0f} MB in {data} "
+          f"(generated in {time.perf_counter() - started:.0f} s); jobs={args.jobs}")
+    results = {}
+    for method in ("floor", "floor", "baseline", "ours"):  # first floor pass warms the page cache
+        proc = subprocess.run([sys.executable, __file__, "--jobs", str(args.jobs), "--child", method, str(data),
+                               str(work / method)], capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode:
+            print(proc.stderr, file=sys.stderr)
+            return 1
+        results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
+    floor = results["floor"]["seconds"]
+    print(f"{'method':9} {'seconds':>8} {'records/s':>10} {'MB/s':>8} {'peak RSS/worker MB':>19} "
+          f"{'balance':>8} {'x floor time':>12}")
+    for method in ("floor", "baseline", "ours"):
+        r = results[method]
+        print(f"{method:9} {r['seconds']:8.2f} {r['records_per_s']:10.1f} {r['mb_per_s']:8.1f} "
+              f"{r['peak_rss_mb_per_worker']:19.0f} {r['balance_efficiency']:8.2f} {r['seconds'] / floor:12.2f}")
+    speedup = results["baseline"]["seconds"] / results["ours"]["seconds"]
+    print(f"ours vs baseline throughput: {speedup:.2f}x; ours reaches {floor / results['ours']['seconds']:.0%} "
+          f"of the read floor's speed; statistics agree with the baseline to {agreement(work):.1e} (relative)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
