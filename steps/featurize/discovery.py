@@ -63,15 +63,31 @@ def _group(rel_dir: Path, shard: str) -> str:
     return shard
 
 
-def _data_bytes(directory: Path, texts: dict[str, str], name: str) -> int:
-    files = {tokens[0] for tokens in _body_lines(texts.get(name, "")) if tokens and tokens[0] != "~"}
-    total = 0
-    for file_name in files:
+# Bytes per sample of the common formats: the work of a record is its sample count (every
+# sample is histogrammed once), which bytes alone misjudge across formats 80, 212 and 16.
+SAMPLE_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5, "24": 3.0, "32": 4.0}
+
+
+def _data_size(directory: Path, texts: dict[str, str], name: str) -> tuple[int, int]:
+    """(bytes, estimated samples) of the data files a header names."""
+    files: dict[str, str] = {}
+    for tokens in _body_lines(texts.get(name, "")):
+        if len(tokens) > 1 and tokens[0] != "~":
+            files.setdefault(tokens[0], re.split(r"[x:+]", tokens[1])[0])
+    size = samples = 0
+    for file_name, fmt in files.items():
         try:
-            total += (directory / file_name).stat().st_size
+            nbytes = (directory / file_name).stat().st_size
         except OSError:
-            pass
-    return total
+            continue
+        size += nbytes
+        samples += int(nbytes / SAMPLE_BYTES.get(fmt, 1.0))
+    return size, samples
+
+
+def _sizes(directory: Path, texts: dict[str, str], names) -> tuple[int, int]:
+    pairs = [_data_size(directory, texts, n) for n in names if n in texts]
+    return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
 
 def _directory_records(root: Path, directory: Path, names: list[str], shard: str) -> list[RecordRef]:
@@ -96,22 +112,22 @@ def _directory_records(root: Path, directory: Path, names: list[str], shard: str
             continue  # layout headers describe signals but hold no samples
         if name in masters:
             segs = [s for s, _ in masters[name] if s != "~" and not s.endswith("_layout")]
-            size = sum(_data_bytes(directory, texts, s) for s in segs if s in texts)
-            records.append(RecordRef(str(root), rel(name), group, name, "multi", name.endswith("n"), (), size))
+            size, work = _sizes(directory, texts, segs)
+            records.append(RecordRef(str(root), rel(name), group, name, "multi", name.endswith("n"), (), size, work))
             continue
         match = SEGMENT_NAME.match(name)
         if match:
             orphans.setdefault(match.group("prefix"), []).append(name)
             continue
         numerics = bool(NUMERICS_NAME.match(name)) or (name.endswith("n") and name[:-1] in texts)
-        size = _data_bytes(directory, texts, name)
-        records.append(RecordRef(str(root), rel(name), group, name, "single", numerics, (), size))
+        size, work = _sizes(directory, texts, [name])
+        records.append(RecordRef(str(root), rel(name), group, name, "single", numerics, (), size, work))
     for prefix, segs in orphans.items():
         # Segments without their master (a partial copy of a record folder): one record named
         # after the master they belong to, so group/record/segment read as in the full database.
         segs = sorted(segs)
-        size = sum(_data_bytes(directory, texts, s) for s in segs)
-        records.append(RecordRef(str(root), rel(segs[0]), group, prefix, "segments", False, tuple(segs), size))
+        size, work = _sizes(directory, texts, segs)
+        records.append(RecordRef(str(root), rel(segs[0]), group, prefix, "segments", False, tuple(segs), size, work))
     return records
 
 

@@ -35,6 +35,7 @@ class RecordRef:
     is_numerics: bool = False
     segments: tuple[str, ...] = ()
     bytes: int = 0
+    samples: int = 0  # estimated from file sizes and formats: the work this record takes
 
     @property
     def directory(self) -> Path:

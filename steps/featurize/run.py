@@ -1,6 +1,6 @@
 """Featurize one macroshard: discover records, spread them over workers, write the outputs.
 
-Records are packed into microshards by bytes and dispatched largest first, so the long tail of
+Records are packed into microshards by work (estimated samples) and dispatched largest first, so the long tail of
 small records fills the gaps left by the big ones and all workers finish together. Results are
 put back in record order before writing, so `jobs=1` and `jobs=N` give identical files.
 """
@@ -52,29 +52,35 @@ class ShardRun:
     tasks: list[TaskReport] = field(default_factory=list)
 
 
-def plan_microshards(records: list[RecordRef], jobs: int, per_worker: int) -> list[list[RecordRef]]:
-    """Pack records into microshards of about total/(jobs*per_worker) bytes, largest first.
+def _work(record: RecordRef) -> int:
+    return max(record.samples, 1)
 
-    A record at least that big is a microshard alone; smaller ones are grouped (saving dispatch
-    overhead on the long tail). The returned order is by decreasing bytes: with a pool that hands
-    the next task to whichever worker is free, that is the LPT schedule."""
-    ordered = sorted(records, key=lambda r: (-r.bytes, r.sort_key))
-    target = max(1, sum(r.bytes for r in records) // max(1, jobs * per_worker))
+
+def plan_microshards(records: list[RecordRef], jobs: int, per_worker: int) -> list[list[RecordRef]]:
+    """Pack records into microshards of about total/(jobs*per_worker) work, largest first.
+
+    Work is a record's sample count (each sample is read and counted once; bytes would
+    misjudge format 16 against 80). A record at least that big is a microshard alone; smaller
+    ones are grouped, saving dispatch overhead on the long tail. The returned order is by
+    decreasing work: with a pool that hands the next task to whichever worker is free, that is
+    the longest-processing-time-first schedule."""
+    ordered = sorted(records, key=lambda r: (-_work(r), r.sort_key))
+    target = max(1, sum(_work(r) for r in records) // max(1, jobs * per_worker))
     shards: list[list[RecordRef]] = []
     batch: list[RecordRef] = []
-    batch_bytes = 0
+    batch_work = 0
     for rec in ordered:
-        if rec.bytes >= target:
+        if _work(rec) >= target:
             shards.append([rec])
             continue
         batch.append(rec)
-        batch_bytes += rec.bytes
-        if batch_bytes >= target:
+        batch_work += _work(rec)
+        if batch_work >= target:
             shards.append(batch)
-            batch, batch_bytes = [], 0
+            batch, batch_work = [], 0
     if batch:
         shards.append(batch)
-    return sorted(shards, key=lambda s: -sum(r.bytes for r in s))
+    return sorted(shards, key=lambda s: -sum(_work(r) for r in s))
 
 
 def _as_result(record: RecordRef, value: Any) -> FeatureResult:

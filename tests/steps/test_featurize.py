@@ -80,6 +80,7 @@ class TestValidPhysionet:
         # The matched-subset master's data files keep their 7-digit names: bytes are still found.
         assert records["p000878-2137-10-26-16-57"].bytes == 2000 + 2 * 1750
         assert records["s00001-2896-10-10-00-31n"].bytes == 38720
+        assert records["s00001-2896-10-10-00-31n"].samples == 38720 // 2  # format 16
 
     def test_report_accounts_for_every_record(self, physionet_run):
         out, report = physionet_run
@@ -209,13 +210,13 @@ class TestValidGenerated:
         assert one["records_total"] == many["records_total"] == 14
         assert one["records_failed"] == many["records_failed"] == 1
 
-    def test_microshards_balance_bytes_largest_first(self, tmp_path):
+    def test_microshards_balance_work_largest_first(self, tmp_path):
         from steps.featurize.records import RecordRef
 
         sizes = [1000, 10, 10, 10, 10, 400, 300, 5, 5, 5]
-        records = [RecordRef("/", f"r{i}.hea", "g", f"r{i}", "single", bytes=s) for i, s in enumerate(sizes)]
+        records = [RecordRef("/", f"r{i}.hea", "g", f"r{i}", "single", samples=s) for i, s in enumerate(sizes)]
         shards = plan_microshards(records, jobs=2, per_worker=2)
-        totals = [sum(r.bytes for r in s) for s in shards]
+        totals = [sum(r.samples for r in s) for s in shards]
         assert totals == sorted(totals, reverse=True)
         assert sorted(r.record for s in shards for r in s) == sorted(r.record for r in records)
         assert shards[0] == [records[0]]
