@@ -63,7 +63,7 @@ def read_shards(input_dir: Path, settings: CombineSettings) -> list[ShardOutput]
 
 
 def normalise_signals(features: pd.DataFrame, settings: CombineSettings) -> pd.DataFrame:
-    """Adds `signal_kind` (waveform/numerics) and `signal_norm`; the raw `signal` is kept."""
+    """Adds `signal_kind` (waveform/numerics) and `signal_normalised`; the raw `signal` is kept."""
     tables = {
         kind: {alias_key(raw): norm for norm, raws in aliases.items() for raw in [norm, *raws]}
         for kind, aliases in (("waveform", settings.signal_aliases), ("numerics", settings.numerics_aliases))
@@ -72,24 +72,24 @@ def normalise_signals(features: pd.DataFrame, settings: CombineSettings) -> pd.D
     numerics = out["is_numerics"].astype(bool) if "is_numerics" in out else pd.Series(False, index=out.index)
     out["signal_kind"] = np.where(numerics, "numerics", "waveform")
     raw = out["signal"].astype(str)
-    out["signal_norm"] = [tables[k].get(alias_key(s), s.strip()) for k, s in zip(out["signal_kind"], raw)]
+    out["signal_normalised"] = [tables[k].get(alias_key(s), s.strip()) for k, s in zip(out["signal_kind"], raw)]
     return out
 
 
 def signal_stats(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per (normalised signal, kind): coverage, NaN fraction and spread of segment means."""
-    columns = ["signal_norm", "signal_kind", "raw_names", "units", "records", "segments", "total_hours",
+    columns = ["signal_normalised", "signal_kind", "raw_names", "units", "records", "segments", "total_hours",
                "nan_fraction", "mean_of_means", "std_of_means", "min_of_means", "p05_of_means",
                "p50_of_means", "p95_of_means", "max_of_means"]
     if summary.empty:
         return pd.DataFrame(columns=columns)
     rows = []
-    for (norm, kind), g in summary.groupby(["signal_norm", "signal_kind"], sort=True):
+    for (norm, kind), g in summary.groupby(["signal_normalised", "signal_kind"], sort=True):
         means = g["mean"].dropna().to_numpy()
         pct = np.percentile(means, [5, 50, 95]) if means.size else [np.nan] * 3
         n = g["n_samples"].sum()
         rows.append({
-            "signal_norm": norm,
+            "signal_normalised": norm,
             "signal_kind": kind,
             "raw_names": ";".join(sorted(g["signal"].unique())),
             "units": ";".join(sorted(g["units"].astype(str).unique())),
@@ -144,7 +144,7 @@ def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSett
     summary = normalise_signals(features, settings) if "signal" in features else features
     pq.write_table(pa.Table.from_pandas(summary, preserve_index=False), out / "waveform_summary.parquet",
                    compression="snappy")
-    if {"signal_norm", "n_samples", "n_valid", "duration_s", "mean", "units"} <= set(summary.columns):
+    if {"signal_normalised", "n_samples", "n_valid", "duration_s", "mean", "units"} <= set(summary.columns):
         signal_stats(summary).to_csv(out / "signal_stats.csv", index=False)
     else:
         pd.DataFrame().to_csv(out / "signal_stats.csv", index=False)
@@ -165,7 +165,7 @@ def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSett
         "error_rows": int(sum(s.errors.num_rows for s in usable)),
         "records_total": int(sum(s.report.get("records_total", 0) for s in usable)),
         "records_failed": int(sum(s.report.get("records_failed", 0) for s in usable)),
-        "signals": int(summary["signal_norm"].nunique()) if "signal_norm" in summary else 0,
+        "signals": int(summary["signal_normalised"].nunique()) if "signal_normalised" in summary else 0,
     }
     report["complete"] = not (report["shards_missing"] or report["shards_failed"] or report["shards_invalid"])
     if not report["complete"]:

@@ -48,7 +48,7 @@ class TestValidCombine:
         assert report["shards_combined"] == ["30", "p00", "s2"]
         assert report["records_total"] == 8 and report["rows"] == len(summary) == 99
         assert set(FEATURE_COLUMNS) <= set(summary.columns)
-        assert {"shard", "signal", "signal_norm", "signal_kind"} <= set(summary.columns)
+        assert {"shard", "signal", "signal_normalised", "signal_kind"} <= set(summary.columns)
         assert summary.shard.tolist() == sorted(summary.shard.tolist())
         errors = pq.read_table(tmp_path / "out" / "errors.parquet").to_pandas()
         assert len(errors) == report["error_rows"] == 34
@@ -56,13 +56,13 @@ class TestValidCombine:
     def test_numerics_stay_apart_from_waveforms_of_the_same_name(self, shards, tmp_path):
         combine(shards, tmp_path / "out")
         stats = pd.read_csv(tmp_path / "out" / "signal_stats.csv")
-        kinds = stats.groupby("signal_norm").signal_kind.apply(sorted).to_dict()
+        kinds = stats.groupby("signal_normalised").signal_kind.apply(sorted).to_dict()
         assert kinds["RESP"] == ["numerics"]  # only numerics RESP in this data
-        resp = stats[(stats.signal_norm == "RESP")].iloc[0]
+        resp = stats[(stats.signal_normalised == "RESP")].iloc[0]
         assert resp.units == "pm" and resp.records == 3
-        ii = stats[(stats.signal_norm == "II") & (stats.signal_kind == "waveform")].iloc[0]
+        ii = stats[(stats.signal_normalised == "II") & (stats.signal_kind == "waveform")].iloc[0]
         summary = pq.read_table(tmp_path / "out" / "waveform_summary.parquet").to_pandas()
-        rows = summary[summary.signal_norm == "II"]
+        rows = summary[summary.signal_normalised == "II"]
         assert ii.segments == rows.drop_duplicates(["shard", "record", "segment"]).shape[0]
         assert ii.total_hours == pytest.approx(rows.duration_s.sum() / 3600)
         assert ii.nan_fraction == pytest.approx(1 - rows.n_valid.sum() / rows.n_samples.sum())
@@ -74,7 +74,7 @@ class TestValidCombine:
         numerics = [False] * 12 + [True, True]
         frame = pd.DataFrame({"signal": raw, "is_numerics": numerics})
         out = normalise_signals(frame, CombineSettings())
-        assert out.signal_norm.tolist() == ["II", "II", "ABP", "ABP", "PLETH", "PLETH", "RESP", "RESP", "RESP",
+        assert out.signal_normalised.tolist() == ["II", "II", "ABP", "ABP", "PLETH", "PLETH", "RESP", "RESP", "RESP",
                                             "AVR", "AVR", "Odd name", "RESP", "ABP_SYS"]
         assert out.signal_kind.tolist() == ["waveform"] * 12 + ["numerics"] * 2
         assert out.signal.tolist() == raw
@@ -87,7 +87,7 @@ class TestValidCombine:
         settings.write_text(json.dumps({"expected_shards": ["31", "32"], "require_all_shards": True}))
         assert main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--settings", str(settings)]) == 0
         stats = pd.read_csv(tmp_path / "out" / "signal_stats.csv")
-        assert stats.set_index(["signal_norm", "signal_kind"]).records.to_dict() == {
+        assert stats.set_index(["signal_normalised", "signal_kind"]).records.to_dict() == {
             ("ABP", "waveform"): 2, ("HR", "numerics"): 2, ("II", "waveform"): 2, ("PLETH", "waveform"): 2,
             ("RESP", "numerics"): 2, ("RESP", "waveform"): 2, ("SPO2", "numerics"): 2}
 
@@ -108,7 +108,7 @@ class TestValidCombine:
         table = boto3.client("glue").get_table(DatabaseName="waves", Name="summary")["Table"]
         assert table["StorageDescriptor"]["Location"] == "s3://lake/tables/summary/"
         columns = {c["Name"] for c in table["StorageDescriptor"]["Columns"]}
-        assert {"signal", "signal_norm", "signal_kind", "mean", "p95"} <= columns
+        assert {"signal", "signal_normalised", "signal_kind", "mean", "p95"} <= columns
         objects = s3.list_objects_v2(Bucket="lake", Prefix="tables/summary/")["Contents"]
         for obj in objects:
             head = s3.head_object(Bucket="lake", Key=obj["Key"])
