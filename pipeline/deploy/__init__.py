@@ -1,0 +1,1 @@
+"""Deploy commands: upsert, start, schedule, versions, status, delete (boto3 against AWS)."""
