@@ -12,6 +12,8 @@ Layout (MIMIC-III Waveform Database conventions):
     <out>/labels.sqlite       waveform_labels(artifact_id, label, patient_id, group_id),
                               document_labels(artifact_id, label)
     <out>/documents/<doc_id>/raw_text.json   {"text": ...}
+    <out>/tokenizer/tokenizer.json           a word-level tokenizer trained here on the
+                                             documents (nothing is downloaded)
 
 Defects on purpose, so stages exercise their error paths: one record misses a segment's
 .dat, one document duplicates another's content, one label names a record with no files.
@@ -78,6 +80,7 @@ def write_sample_data(out: Path, size: str = "small", seed: int = 0) -> SampleSu
     summary.defects["missing_segment_data"] = f"{broken}/{missing.name}"
     summary.documents, duplicate, doc_labels = _write_documents(out / "documents", n_docs, rng)
     summary.defects["duplicate_document"] = duplicate
+    _write_tokenizer(out / "tokenizer" / "tokenizer.json", out / "documents")
     orphan = f"{n_groups + 30}99999"
     _write_labels(out / "labels.sqlite", summary, doc_labels, orphan, rng)
     summary.defects["label_without_files"] = orphan
@@ -195,6 +198,21 @@ def _write_documents(folder: Path, count: int,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"text": texts[doc][1]}, sort_keys=True))
     return ids, duplicate, {doc: texts[doc][0] for doc in ids}
+
+
+def _write_tokenizer(path: Path, documents: Path) -> None:
+    """A word-level tokenizer trained on the sample documents with `tokenizers`, so the
+    documents recipe runs offline. Sorted input and a fixed vocabulary order keep it stable."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"], min_frequency=1)
+    texts = [json.loads(p.read_text())["text"] for p in sorted(documents.glob("*/raw_text.json"))]
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tokenizer.to_str(pretty=True))
 
 
 def _write_labels(path: Path, summary: SampleSummary, doc_labels: dict[str, str], orphan: str,

@@ -1,0 +1,63 @@
+"""`deploy.py local`: build the definition `upsert` would send and run it on this machine."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from pipeline.config import Config
+from steps.storage import LocalStorage, S3Storage, join_uri
+
+
+def storage_for(workdir: Path, storage: str):
+    """The same storage the runner will use: `<workdir>/s3`, an endpoint URL, or AWS."""
+    if storage == "local":
+        return LocalStorage(workdir / "s3")
+    import boto3
+
+    endpoint = None if storage == "aws" else storage
+    return S3Storage(client=boto3.client("s3", endpoint_url=endpoint))
+
+
+def ensure_sample_data(cfg: Config, workdir: Path, storage: str) -> None:
+    """Write the generated sample data where the config expects it, unless it is there."""
+    uri = cfg.local.sample_data_uri
+    if not uri:
+        return
+    store = storage_for(workdir, storage)
+    if store.head(join_uri(uri, "labels.sqlite")) is not None:
+        return
+    from pipeline.sample_data import write_sample_data
+
+    print(f"writing sample data to {uri} ...", file=sys.stderr)
+    if isinstance(store, LocalStorage):
+        write_sample_data(store.path(uri), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        write_sample_data(Path(tmp), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
+        # labels.sqlite last: it is the marker that the upload completed.
+        files = sorted(Path(tmp).rglob("*"), key=lambda p: (p.name == "labels.sqlite", str(p)))
+        for path in files:
+            if path.is_file():
+                store.upload(path, join_uri(uri, path.relative_to(tmp).as_posix()))
+
+
+def run_local(cfg: Config, args, params: dict[str, str]) -> int:
+    from pipeline.build import build
+    from pipeline.local import UnsupportedDefinition, run_pipeline
+
+    workdir = Path(args.workdir)
+    storage = args.s3_endpoint or ("aws" if args.s3 == "aws" else "local")
+    try:
+        ensure_sample_data(cfg, workdir, storage)
+        built = build(cfg)
+        result = run_pipeline(
+            built.definition, assets=built.assets.files, workdir=workdir, params=params, storage=storage,
+            only=args.only or None, use_cache=not args.no_cache, max_parallel=args.max_parallel,
+            pipeline_name=cfg.pipeline.name,
+        )
+    except (UnsupportedDefinition, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return result.exit_code

@@ -1,0 +1,145 @@
+"""What every stage's step shares: the processor, the code and settings inputs, retries, cache,
+and where an execution writes (a prefix containing the execution id)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.bundle import Assets
+from pipeline.config import Config, StageInfra
+from pipeline.parameters import Params
+
+PROCESSING = "/opt/ml/processing"
+CODE_DIR = f"{PROCESSING}/input/code"
+SETTINGS_DIR = f"{PROCESSING}/input/settings"
+ENTRYPOINT = ["python3", f"{CODE_DIR}/bootstrap.py"]
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    cfg: Config
+    session: object
+    params: Params
+    assets: Assets
+    image_uri: str
+    install_requirements: bool
+
+    @property
+    def base_uri(self) -> str:
+        """`s3://<bucket>/<output prefix>/<pipeline>`: assets, experiments and executions live here."""
+        return f"s3://{self.cfg.aws.bucket}/{self.cfg.aws.output_prefix}/{self.cfg.pipeline.name}"
+
+    def execution_uri(self, *parts: str):
+        """`<base>/<execution id>/<parts>`: no two executions ever write to the same place."""
+        from sagemaker.core.workflow.execution_variables import ExecutionVariables
+        from sagemaker.core.workflow.functions import Join
+
+        return Join(on="/", values=[self.base_uri, ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
+
+    def experiment_uri(self):
+        from sagemaker.core.workflow.functions import Join
+
+        return Join(on="/", values=[self.base_uri, "experiments", self.params.experiment_name])
+
+
+def s3_input(name: str, uri, local_path: str, data_type: str = "S3Prefix"):
+    from sagemaker.core.shapes import ProcessingInput, ProcessingS3Input
+
+    return ProcessingInput(
+        input_name=name,
+        s3_input=ProcessingS3Input(
+            s3_uri=uri,
+            local_path=local_path,
+            s3_data_type=data_type,
+            s3_input_mode="File",
+            s3_data_distribution_type="FullyReplicated",
+        ),
+    )
+
+
+def s3_output(name: str, uri, local_path: str):
+    from sagemaker.core.shapes import ProcessingOutput, ProcessingS3Output
+
+    return ProcessingOutput(
+        output_name=name,
+        s3_output=ProcessingS3Output(s3_uri=uri, local_path=local_path, s3_upload_mode="EndOfJob"),
+    )
+
+
+def retry_policies(retry) -> list:
+    from sagemaker.mlops.workflow.retry import (
+        SageMakerJobExceptionTypeEnum,
+        SageMakerJobStepRetryPolicy,
+        StepExceptionTypeEnum,
+        StepRetryPolicy,
+    )
+
+    common = dict(max_attempts=retry.max_attempts, interval_seconds=retry.interval_seconds,
+                  backoff_rate=retry.backoff_rate)
+    job = [SageMakerJobExceptionTypeEnum[e] for e in retry.on if e in SageMakerJobExceptionTypeEnum.__members__]
+    step = [StepExceptionTypeEnum[e] for e in retry.on if e in StepExceptionTypeEnum.__members__]
+    out = []
+    if step:
+        out.append(StepRetryPolicy(exception_types=step, **common))
+    if job:
+        out.append(SageMakerJobStepRetryPolicy(exception_types=job, **common))
+    return out
+
+
+def environment(ctx: BuildContext, stage: str, infra: StageInfra) -> dict[str, str]:
+    env = {"AWS_DEFAULT_REGION": ctx.cfg.aws.region, "PYTHONUNBUFFERED": "1", "WAVEPIPE_STAGE": stage}
+    if ctx.cfg.aws.kms_key_id:
+        env["WAVEPIPE_KMS_KEY_ID"] = ctx.cfg.aws.kms_key_id
+    if ctx.install_requirements:
+        env["WAVEPIPE_PIP_INSTALL"] = "1"
+    env.update(infra.environment)
+    return dict(sorted(env.items()))
+
+
+def processing_step(ctx: BuildContext, name: str, stage: str, infra: StageInfra, arguments: list,
+                    inputs: list, outputs: list, depends_on: list | None = None):
+    """One ProcessingStep running `python -m steps.<stage>` from the bundle."""
+    from sagemaker.core.network import NetworkConfig
+    from sagemaker.core.processing import Processor
+    from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep
+
+    aws = ctx.cfg.aws
+    net = aws.network
+    processor = Processor(
+        role=aws.role_arn,
+        image_uri=ctx.image_uri,
+        instance_count=infra.instance_count,
+        instance_type=ctx.params.instance_types[stage],
+        entrypoint=ENTRYPOINT,
+        volume_size_in_gb=infra.volume_size_gb,
+        volume_kms_key=aws.kms_key_id,
+        output_kms_key=aws.kms_key_id,
+        max_runtime_in_seconds=infra.max_runtime_s,
+        base_job_name=name,
+        sagemaker_session=ctx.session,
+        env=environment(ctx, stage, infra),
+        tags=[{"Key": k, "Value": v} for k, v in sorted(ctx.cfg.pipeline.tags.items())] or None,
+        network_config=NetworkConfig(
+            enable_network_isolation=net.enable_network_isolation,
+            security_group_ids=net.security_groups or None,
+            subnets=net.subnets or None,
+            encrypt_inter_container_traffic=net.encrypt_inter_container_traffic,
+        ),
+    )
+    shipped = [
+        s3_input("code", ctx.assets.code_uri, CODE_DIR),
+        s3_input("settings", ctx.assets.settings_uri(stage), SETTINGS_DIR),
+    ]
+    step_args = processor.run(
+        inputs=shipped + inputs,
+        outputs=outputs,
+        arguments=[f"steps.{stage}", *arguments, "--settings", f"{SETTINGS_DIR}/{stage}.json"],
+    )
+    cache = ctx.cfg.cache
+    return ProcessingStep(
+        name=name,
+        step_args=step_args,
+        cache_config=CacheConfig(enable_caching=cache.enabled, expire_after=cache.expire_after),
+        retry_policies=retry_policies(infra.retry),
+        depends_on=depends_on,
+    )

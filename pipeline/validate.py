@@ -1,0 +1,147 @@
+"""Offline checks of a built definition: the graph, and each step's request against botocore's
+own `CreateProcessingJob` input shape.
+
+Pipeline expressions (`Get`, `Std:Join`, ...) are replaced by placeholders valid for the member
+they sit in, because the service only sees their values at run time. botocore's validator
+checks types, required members, unknown members and ranges; enums, patterns and maximum
+lengths are checked here too, since the service rejects those at execution time, far from the config."""
+
+from __future__ import annotations
+
+import re
+from graphlib import CycleError, TopologicalSorter
+
+from pipeline.local.expressions import is_expression, referenced_steps, walk_gets
+from pipeline.names import STEP_NAME
+
+
+
+def step_dependencies(step: dict) -> set[str]:
+    deps = {d if isinstance(d, str) else d.get("Step") for d in step.get("DependsOn", [])}
+    return deps | referenced_steps(step.get("Arguments", {}))
+
+
+def check_graph(definition: dict) -> list[str]:
+    problems = []
+    steps = definition.get("Steps", [])
+    names = [s.get("Name", "") for s in steps]
+    for name in names:
+        if not STEP_NAME.match(name):
+            problems.append(f"step {name!r}: name does not match {STEP_NAME.pattern}")
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"step {dup!r}: name used more than once")
+    params = {p["Name"]: p for p in definition.get("Parameters", [])}
+    for name, param in params.items():
+        if "DefaultValue" not in param or param["DefaultValue"] in (None, ""):
+            problems.append(f"parameter {name!r}: no default value (schedules and Studio need one)")
+    graph = {}
+    for step in steps:
+        deps = step_dependencies(step)
+        for dep in sorted(deps - set(names)):
+            problems.append(f"step {step['Name']!r}: depends on unknown step {dep!r}")
+        for ref in walk_gets(step.get("Arguments", {})):
+            if ref.startswith("Parameters.") and ref.split(".", 1)[1] not in params:
+                problems.append(f"step {step['Name']!r}: uses undeclared parameter {ref!r}")
+        graph[step["Name"]] = deps & set(names)
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as err:
+        problems.append(f"graph: cycle through steps {err.args[1]}")
+    return problems
+
+
+def _placeholder(shape):
+    kind = shape.type_name
+    if kind == "string":
+        if shape.enum:
+            return shape.enum[0]
+        if "S3Uri" in shape.name or "Uri" in shape.name:
+            return "s3://placeholder-bucket/placeholder"
+        return "placeholder"
+    if kind in ("integer", "long"):
+        return max(int(shape.metadata.get("min", 1)), 1)
+    if kind in ("float", "double"):
+        return float(shape.metadata.get("min", 1))
+    if kind == "boolean":
+        return True
+    return "placeholder"
+
+
+def with_placeholders(value, shape):
+    """The request with every expression replaced by a value valid for its member's shape."""
+    if is_expression(value):
+        return _placeholder(shape)
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        return {k: with_placeholders(v, shape.members[k]) if k in shape.members else v for k, v in value.items()}
+    if kind == "list" and isinstance(value, list):
+        return [with_placeholders(v, shape.member) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: with_placeholders(v, shape.value) for k, v in value.items()}
+    return value
+
+
+def _java_pattern(pattern: str) -> str:
+    # AWS patterns are Java regexes; \p{...} classes are the only construct Python lacks here.
+    return pattern.replace(r"\p{XDigit}", "0-9A-Fa-f").replace(r"\p{L}", "A-Za-z").replace(r"\p{Z}", " ") \
+        .replace(r"\p{N}", "0-9").replace(r"\p{P}", r"!-/:-@\[-`{-~")
+
+
+def check_constraints(value, shape, path: str) -> list[str]:
+    """Enums, patterns and maximum lengths, which botocore's validator leaves to the service."""
+    problems = []
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        for k, v in value.items():
+            if k in shape.members:
+                problems += check_constraints(v, shape.members[k], f"{path}.{k}")
+    elif kind == "list" and isinstance(value, list):
+        if "max" in shape.metadata and len(value) > shape.metadata["max"]:
+            problems.append(f"{path}: {len(value)} items, at most {shape.metadata['max']}")
+        for i, v in enumerate(value):
+            problems += check_constraints(v, shape.member, f"{path}[{i}]")
+    elif kind == "map" and isinstance(value, dict):
+        if "max" in shape.metadata and len(value) > shape.metadata["max"]:
+            problems.append(f"{path}: {len(value)} entries, at most {shape.metadata['max']}")
+        for k, v in value.items():
+            problems += check_constraints(k, shape.key, f"{path} key {k!r}")
+            problems += check_constraints(v, shape.value, f"{path}[{k!r}]")
+    elif kind == "string" and isinstance(value, str):
+        if shape.enum and value not in shape.enum:
+            problems.append(f"{path}: {value!r} is not one of {shape.enum}")
+        if "max" in shape.metadata and len(value) > shape.metadata["max"]:
+            problems.append(f"{path}: {len(value)} characters, at most {shape.metadata['max']}")
+        pattern = shape.metadata.get("pattern")
+        if pattern:
+            try:
+                ok = re.fullmatch(_java_pattern(pattern), value, flags=re.DOTALL)
+            except re.error:
+                ok = True  # a pattern Python cannot compile is left to the service
+            if not ok:
+                problems.append(f"{path}: {value!r} does not match {pattern}")
+    return problems
+
+
+def check_processing_arguments(definition: dict) -> list[str]:
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model("CreateProcessingJob").input_shape
+    problems = []
+    for step in definition.get("Steps", []):
+        if step.get("Type") != "Processing":
+            continue
+        # The definition drops ProcessingJobName; the service generates one at run time.
+        request = {"ProcessingJobName": "placeholder", **with_placeholders(step["Arguments"], shape)}
+        report = ParamValidator().validate(request, shape)
+        if report.has_errors():
+            for line in report.generate_report().splitlines():
+                if line.strip() and not line.startswith("Parameter validation failed"):
+                    problems.append(f"step {step['Name']!r}: {line.strip()}")
+        problems += [f"step {step['Name']!r}: {p}" for p in check_constraints(request, shape, "Arguments")]
+    return problems
+
+
+def check_definition(definition: dict) -> list[str]:
+    return check_graph(definition) + check_processing_arguments(definition)

@@ -1,0 +1,45 @@
+"""Container entrypoint: unpack the code bundle shipped beside this file, then run a stage.
+
+`python3 /opt/ml/processing/input/code/bootstrap.py steps.featurize --input ...`
+
+Standard library only: it runs before anything is installed. On an AWS-managed framework
+image (`WAVEPIPE_PIP_INSTALL=1`) it first installs `steps/requirements.txt`, so the same
+bundle runs on the project's own image (everything preinstalled) and on a stock one.
+"""
+
+import os
+import runpy
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+
+def main(argv: list) -> int:
+    if not argv:
+        print("usage: bootstrap.py <module> [args...]", file=sys.stderr)
+        return 2
+    here = Path(__file__).resolve().parent
+    target = Path(tempfile.mkdtemp(prefix="wavepipe-code-"))
+    with tarfile.open(here / "bundle.tar.gz") as tar:
+        tar.extractall(target, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(target)
+    if os.environ.get("WAVEPIPE_PIP_INSTALL") == "1":
+        requirements = target / "steps" / "requirements.txt"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "-r", str(requirements)],
+            check=True,
+        )
+    sys.path.insert(0, str(target))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))
+    module, sys.argv = argv[0], [argv[0]] + argv[1:]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as done:
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

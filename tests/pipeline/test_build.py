@@ -1,0 +1,129 @@
+"""The definition of the shipped configs: golden JSON, determinism, graph shape, offline build.
+
+Regenerate the golden file after an intended change:
+
+    python deploy.py definition --pretty > tests/pipeline/golden/example.definition.json
+
+The golden comparison replaces the two hashes derived from the code under steps/ (the bundle
+hash and the featurize key) by placeholders, so editing container code does not churn it; a
+change to the config, the builder or the settings defaults does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from pipeline.build import build, pretty
+from pipeline.config import load_config, validate_config
+from pipeline.validate import check_definition, step_dependencies
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).with_name("golden") / "example.definition.json"
+
+
+def normalized(built) -> str:
+    text = pretty(built.definition)
+    text = text.replace(built.assets.code_hash, "<code-hash>")
+    return re.sub(r"/features/[0-9a-f]{16}/", "/features/<featurize-key>/", text)
+
+
+@pytest.fixture(scope="module")
+def example():
+    return build(load_config(ROOT / "config" / "example.yaml"))
+
+
+@pytest.fixture(scope="module")
+def example_def(example) -> dict:
+    return json.loads(example.definition)
+
+
+def steps_by_name(definition: dict) -> dict:
+    return {s["Name"]: s for s in definition["Steps"]}
+
+
+class TestValidDefinition:
+    def test_golden(self, example):
+        golden = GOLDEN.read_text().replace("\r\n", "\n")
+        assert normalized(example) == golden, "regenerate: see this module's docstring"
+
+    def test_byte_identical_rebuild(self, example):
+        again = build(load_config(ROOT / "config" / "example.yaml"))
+        assert again.definition == example.definition
+        assert again.assets.files == example.assets.files
+
+    def test_builds_with_no_network(self, monkeypatch):
+        def refuse(*args, **kwargs):
+            raise AssertionError(f"network call during build: {args}")
+
+        monkeypatch.setattr(socket.socket, "connect", refuse)
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        built = build(load_config(ROOT / "config" / "mimic3wdb.yaml"))
+        assert json.loads(built.definition)["Steps"]
+
+    def test_shape(self, example_def):
+        steps = steps_by_name(example_def)
+        assert list(steps) == ["Reconcile", "Featurize-shard-0001", "Featurize-shard-0002", "Combine", "Encode"]
+        shards = [n for n in steps if n.startswith("Featurize-")]
+        assert step_dependencies(steps["Combine"]) == set(shards) | {"Reconcile"}
+        for name in shards:
+            assert step_dependencies(steps[name]) == {"Reconcile"}
+        assert step_dependencies(steps["Encode"]) == {"Reconcile", "Combine"}
+
+    def test_every_parameter_has_a_default(self, example_def):
+        params = {p["Name"]: p for p in example_def["Parameters"]}
+        assert {"InputUri", "ExperimentName", "FeaturizeInstanceType", "EncodedDataDir"} <= set(params)
+        assert all(p.get("DefaultValue") not in (None, "") for p in params.values())
+
+    def test_outputs_under_execution_id(self, example_def):
+        for step in example_def["Steps"]:
+            for out in step["Arguments"]["ProcessingOutputConfig"]["Outputs"]:
+                assert "Execution.PipelineExecutionId" in json.dumps(out["S3Output"]["S3Uri"]) or \
+                    "Steps.Reconcile" in json.dumps(out["S3Output"]["S3Uri"]), out
+
+    def test_arguments_stable_across_executions(self, example_def):
+        """Container arguments feed the cache key: they must never contain the execution id."""
+        for step in example_def["Steps"]:
+            assert "PipelineExecutionId" not in json.dumps(step["Arguments"]["AppSpecification"])
+
+    def test_retries_cache_and_code_bundle(self, example_def, example):
+        for step in example_def["Steps"]:
+            kinds = {e for r in step["RetryPolicies"] for e in r["ExceptionType"]}
+            assert {"SageMaker.CAPACITY_ERROR", "SageMaker.JOB_INTERNAL_ERROR"} <= kinds
+            assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
+            inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in step["Arguments"]["ProcessingInputs"]}
+            assert inputs["code"] == example.assets.code_uri
+
+    def test_shipped_configs_validate(self):
+        for name in ("example.yaml", "documents.yaml", "mimic3wdb.yaml"):
+            definition = json.loads(build(load_config(ROOT / "config" / name)).definition)
+            assert check_definition(definition) == [], name
+
+    def test_stages_left_out(self):
+        definition = json.loads(build(load_config(ROOT / "config" / "documents.yaml")).definition)
+        assert [s["Name"] for s in definition["Steps"]] == ["Reconcile", "Encode"]
+
+    def test_raw_prefix_shards_and_run_on_failure(self):
+        definition = json.loads(build(load_config(ROOT / "config" / "mimic3wdb.yaml")).definition)
+        steps = steps_by_name(definition)
+        assert len([n for n in steps if n.startswith("Featurize-")]) == 10
+        combine = steps["Combine"]
+        assert {d["Trigger"] for d in combine["DependsOn"]} == {"Any"}
+        assert step_dependencies(combine) == {f"Featurize-{g}" for g in range(30, 40)}
+        data = steps["Featurize-30"]["Arguments"]["ProcessingInputs"][-1]["S3Input"]["S3Uri"]
+        assert data == {"Std:Join": {"On": "/", "Values": [{"Get": "Parameters.InputUri"}, "30/"]}}
+
+    def test_config_change_moves_only_its_step(self, example_def):
+        import yaml
+
+        raw = yaml.safe_load((ROOT / "config" / "example.yaml").read_text())
+        raw["stages"]["combine"]["signal_aliases"] = {"II": ["II"]}
+        changed = steps_by_name(json.loads(build(validate_config(raw)).definition))
+        before = steps_by_name(example_def)
+        assert changed["Featurize-shard-0001"] == before["Featurize-shard-0001"]
+        assert changed["Combine"] != before["Combine"]
