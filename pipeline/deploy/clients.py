@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.deploy.errors import DeployError, is_not_found, one_line
 
-MAX_SHOWN = 160
+MAX_SHOWN = 400
 
 
 def show(value: Any) -> str:
@@ -67,8 +67,10 @@ class Aws:
     def write(self, service: str, method: str, resource: str, **kwargs) -> dict | None:
         """Make a changing call, or under --dry-run print it and return None."""
         if self.dry_run:
-            args = ", ".join(f"{k}={show(v)}" for k, v in kwargs.items() if k != "ClientRequestToken")
-            self.echo(f"[dry-run] {service}:{self._api(service, method)} {resource} ({args})")
+            # Arguments the resource already names (PipelineName, Bucket, Key...) are not repeated.
+            args = ", ".join(f"{k}={show(v)}" for k, v in kwargs.items()
+                             if k != "ClientRequestToken" and not (isinstance(v, str) and v in resource))
+            self.echo(f"[dry-run] {service}:{self._api(service, method)} {resource}" + (f" ({args})" if args else ""))
             return None
         return self._call(service, method, resource, kwargs)
 

@@ -25,29 +25,12 @@ def _run(action: Callable[[], int]) -> int:
         return err.exit_code
 
 
-def _quiet_build(cfg: Config):
-    """build(cfg) without the SDK's per-build chatter on stderr (a PipelineSession UserWarning,
-    "Popping out 'ProcessingJobName'" log warnings), so an error stays one line."""
-    import logging
-    import warnings
-
-    from pipeline.build import build
-
-    logger = logging.getLogger("sagemaker")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-            return build(cfg)
-    finally:
-        logger.setLevel(level)
-
-
 def upsert(cfg: Config, alias: str | None = None, dry_run: bool = False) -> int:
     """Upload the assets, then create or update the pipeline (a new version only on change)."""
     def action() -> int:
-        built = _quiet_build(cfg)
+        from pipeline.build import build
+
+        built = build(cfg)
         aws = clients.connect(cfg.aws.region, dry_run)
         pipelines.upsert(aws, cfg, built.definition, built.assets.files,
                          provenance(cfg, built.assets.code_hash), alias)
@@ -72,7 +55,7 @@ def schedule(cfg: Config, dry_run: bool = False) -> int:
     def action() -> int:
         aws = clients.connect(cfg.aws.region, dry_run)
         counts = schedules.sync(aws, cfg)
-        aws.echo(", ".join(f"{n} {k}" for k, n in counts.items()))
+        aws.echo(("plan: " if dry_run else "") + ", ".join(f"{n} {k}" for k, n in counts.items()))
         return 0
     return _run(action)
 

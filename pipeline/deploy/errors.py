@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 NOT_FOUND_CODES = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchEntity", "NoSuchKey", "NotFound", "404"}
@@ -27,11 +29,19 @@ def is_not_found(err: ClientError) -> bool:
     return code == "ValidationException" and ("not find" in message or "does not exist" in message)
 
 
+def _plain(message: str) -> str:
+    """An HTML error page (a proxy, or moto's unimplemented operations) shown by its title."""
+    if message.lstrip().startswith("<"):
+        title = re.search(r"<title>(.*?)</title>", message, re.S | re.I)
+        return title.group(1).strip() if title else re.sub(r"<[^>]+>", " ", message)
+    return message
+
+
 def one_line(operation: str, resource: str, err: Exception) -> str:
     """`CreatePipeline on pipeline p: ValidationException: ...` on a single line."""
     if isinstance(err, ClientError):
         info = err.response.get("Error", {})
-        detail = f"{info.get('Code', '?')}: {info.get('Message', '') or '(no message)'}"
+        detail = f"{info.get('Code', '?')}: {_plain(info.get('Message', '')) or '(no message)'}"
     elif isinstance(err, NoCredentialsError):
         detail = "no AWS credentials found (set AWS_PROFILE, or run `aws configure` / `aws sso login`)"
     elif isinstance(err, NoRegionError):

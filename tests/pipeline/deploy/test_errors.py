@@ -47,7 +47,7 @@ class TestValidErrorLines:
     def test_dry_run_shows_short_values_whole_and_long_ones_by_size_and_hash(self):
         assert show("wavepipe-example") == "wavepipe-example"
         assert show({"Mode": "OFF"}) == '{"Mode": "OFF"}'
-        assert show("x" * 500).startswith("<500 chars sha256:")
+        assert show("x" * 5000).startswith("<5000 chars sha256:")
         assert show(b"abc").startswith("<3 bytes sha256:")
 
 
@@ -77,3 +77,11 @@ class TestInvalidTrust:
     ])
     def test_statements_that_do_not_let_a_service_assume_the_role(self, statement):
         assert missing_trust(policy(allow(SAGEMAKER), statement), (SCHEDULER, SAGEMAKER)) == [SCHEDULER]
+
+
+class TestValidHtmlErrors:
+    def test_an_html_error_page_is_shown_by_its_title(self):
+        err = client_error("500", "<!doctype html>\n<html><title>500 Internal Server Error</title><h1>x</h1></html>")
+
+        assert one_line("ListPipelineVersions", "pipeline p", err) == \
+            "ListPipelineVersions on pipeline p: 500: 500 Internal Server Error"

@@ -88,6 +88,8 @@ class TestValidSchedule:
         out = capsys.readouterr().out
         assert "[dry-run] scheduler:CreateScheduleGroup schedule group wavepipe-example" in out
         assert f"[dry-run] scheduler:CreateSchedule schedule {NAME}/{NIGHTLY}" in out
+        assert '{"Name": "ExperimentName", "Value": "nightly"}' in out
+        assert "plan: 2 created" in out
 
 
 class TestInvalidSchedule:

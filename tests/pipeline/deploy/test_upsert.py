@@ -131,6 +131,15 @@ class TestValidDryRun:
         assert "would update pipeline wavepipe-example: max parallel steps changed" in out
 
 
+    def test_the_cli_reaches_the_command(self, account, capsys):
+        from pipeline.cli import main
+        from tests.pipeline.deploy.conftest import EXAMPLE
+
+        assert main(["upsert", "--config", str(EXAMPLE), "--alias", "prod", "--dry-run"]) == 0
+
+        assert "would create pipeline wavepipe-example" in capsys.readouterr().out
+
+
 class TestInvalidUpsert:
     def test_role_without_sagemaker_trust_is_named_and_nothing_changes(self, cfg, aws, api_calls, capsys):
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=cfg.aws.bucket)
