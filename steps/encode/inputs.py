@@ -33,23 +33,34 @@ def file_columns(
     return columns, missing
 
 
+# Summary rows join an artifact by `artifact` (the record's folder, written by featurize: it
+# also carries numerics records and renamed masters), or by `record` in older/user tables.
+JOIN_KEYS = ("artifact", "record")
+
+
+def join_key(table: pa.Table) -> str:
+    return next(c for c in JOIN_KEYS if c in table.column_names)
+
+
 def read_summary(features_dir: Path) -> pa.Table:
-    """waveform_summary.parquet sorted by record, segment, signal (a fixed row order per record)."""
+    """waveform_summary.parquet sorted by artifact, record, segment, signal (a fixed row order)."""
     path = Path(features_dir) / SUMMARY_FILE
     if not path.is_file():
         raise EncodeInputError(f"{SUMMARY_FILE} not found in {features_dir}")
     table = pq.read_table(path)
-    if "record" not in table.column_names:
-        raise EncodeInputError(f"{path} has no `record` column")
-    table = table.set_column(table.column_names.index("record"), "record", pc.cast(table["record"], pa.string()))
-    keys = [(c, "ascending") for c in ("record", "segment", "signal") if c in table.column_names]
-    return table.sort_by(keys)
+    if not set(JOIN_KEYS) & set(table.column_names):
+        raise EncodeInputError(f"{path} has neither an `artifact` nor a `record` column")
+    key = join_key(table)
+    table = table.set_column(table.column_names.index(key), key, pc.cast(table[key], pa.string()))
+    order = [(c, "ascending") for c in (key, "record", "segment", "signal") if c in table.column_names]
+    return table.sort_by(list(dict.fromkeys(order)))
 
 
 def summary_column(summary: pa.Table, artifact_ids: list[str]) -> tuple[pa.Array, list[str]]:
-    """A list<struct> array with each artifact's summary rows (without `record`), and the ids with none."""
-    records = summary["record"].to_numpy(zero_copy_only=False)
-    rows = summary.drop_columns(["record"]).combine_chunks()
+    """A list<struct> array with each artifact's summary rows (without the join key), and the ids with none."""
+    key = join_key(summary)
+    records = summary[key].to_numpy(zero_copy_only=False)
+    rows = summary.drop_columns([key]).combine_chunks()
     structs = pa.StructArray.from_arrays([rows[c].combine_chunks() for c in rows.column_names], names=rows.column_names)
     ids = np.asarray(artifact_ids, dtype=object)
     starts = np.searchsorted(records, ids, side="left")

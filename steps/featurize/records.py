@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 ERROR_KINDS = (
@@ -36,6 +36,13 @@ class RecordRef:
     segments: tuple[str, ...] = ()
     bytes: int = 0
     samples: int = 0  # estimated from file sizes and formats: the work this record takes
+
+    @property
+    def artifact(self) -> str:
+        """The folder holding the record: the artifact id both in Reconcile's copy
+        (`reconciled_artifacts/<id>/`) and in the raw layouts (`30/3000003/`, `p00/p000878/`),
+        so numerics records (`3000003n`) and renamed matched-subset masters join their artifact."""
+        return PurePosixPath(self.header).parent.name or self.record
 
     @property
     def directory(self) -> Path:

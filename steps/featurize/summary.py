@@ -22,6 +22,7 @@ SCHEMA = pa.schema(
     [
         ("group", pa.string()),
         ("record", pa.string()),
+        ("artifact", pa.string()),
         ("segment", pa.string()),
         ("segment_index", pa.int32()),
         ("signal", pa.string()),
@@ -113,6 +114,7 @@ def _segment_rows(
         result.rows.append({
             "group": record.group,
             "record": record.record,
+            "artifact": record.artifact,
             "segment": seg_name,
             "segment_index": seg_index,
             "signal": header.sig_name[ch],

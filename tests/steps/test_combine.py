@@ -167,3 +167,43 @@ class TestInvalidCombine:
 
     def test_missing_input_exits_2(self, tmp_path):
         assert main(["--input", str(tmp_path / "absent"), "--output", str(tmp_path / "out")]) == 2
+
+
+class TestShardOutputsByUri:
+    """`--shard-outputs NAME=URI`: how Combine finds shards over raw prefixes (cached ones included)."""
+
+    def upload(self, storage, shards: Path, base: str) -> None:
+        for path in sorted(shards.rglob("*")):
+            if path.is_file():
+                storage.upload(path, f"{base}/{path.relative_to(shards).as_posix()}")
+
+    def test_local_storage_and_a_shard_that_wrote_nothing(self, shards, tmp_path, monkeypatch):
+        from steps.storage import LocalStorage
+
+        monkeypatch.setenv("WAVEPIPE_S3_ROOT", str(tmp_path / "s3"))
+        self.upload(LocalStorage(tmp_path / "s3"), shards, "s3://b/exec-1/featurize")
+        settings = tmp_path / "combine.json"
+        settings.write_text(json.dumps({"expected_shards": ["30", "p00", "31"]}))
+        args = ["--shard-outputs", "30=s3://b/exec-1/featurize/30", "p00=s3://b/exec-1/featurize/p00",
+                "31=s3://b/exec-2/featurize/31", "--output", str(tmp_path / "out"), "--settings", str(settings)]
+        assert main(args) == 0
+        report = json.loads((tmp_path / "out" / "report.json").read_text())
+        assert report["shards_combined"] == ["30", "p00"] and report["shards_missing"] == ["31"]
+
+    def test_moto_server(self, shards, tmp_path, aws):
+        from steps.storage import S3Storage
+
+        boto3.client("s3").create_bucket(Bucket="shards-bucket")
+        self.upload(S3Storage(), shards, "s3://shards-bucket/e/featurize")
+        assert main(["--shard-outputs", "30=s3://shards-bucket/e/featurize/30", "--output", str(tmp_path / "out")]) == 0
+        summary = pq.read_table(tmp_path / "out" / "waveform_summary.parquet").to_pandas()
+        assert set(summary.shard) == {"30"} and len(summary) > 0
+
+    @pytest.mark.parametrize("pair", ["30", "30=/local/path", "=s3://b/x"])
+    def test_bad_pairs_exit_2(self, pair, tmp_path):
+        assert main(["--shard-outputs", pair, "--output", str(tmp_path / "out")]) == 2
+
+    def test_artifact_column_is_the_record_folder(self, shards):
+        summary = pq.read_table(shards / "p00" / "features.parquet").to_pandas()
+        assert set(summary.artifact) == {"p000878"}
+        assert summary.record.str.startswith("p000878-").all() or set(summary.record) <= {"3269321"}
