@@ -106,40 +106,52 @@ def _record(aws: Aws, name: str, arn: str, version: int | None, prov: Provenance
 def upsert(aws: Aws, cfg: Config, definition: str, files: dict[str, bytes], prov: Provenance,
            alias: str | None = None) -> None:
     """Upload `files`, then create the pipeline, update it, or report it unchanged."""
-    name = cfg.pipeline.name
     check_trust(aws, cfg.aws.role_arn, (SAGEMAKER,))
     definition_arg, definition_file = definition_args(cfg, definition)
     uploaded, skipped = upload(aws, {**files, **definition_file}, cfg.aws.kms_key_id)
-    verb = "to upload" if aws.dry_run else "uploaded"
-    aws.echo(f"assets: {uploaded} {verb}, {skipped} already in place")
+    aws.echo(f"assets: {uploaded} {'to upload' if aws.dry_run else 'uploaded'}, {skipped} already in place")
     request = request_args(cfg, definition_arg)
-    tags = {**cfg.pipeline.tags, **prov.tags()}
-    current = describe(aws, name)
-
+    current = describe(aws, cfg.pipeline.name)
     if current is None:
-        extra = {"PipelineVersionAliases": [alias]} if alias else {}
-        response = aws.write("sagemaker", "create_pipeline", f"pipeline {name}", **request,
-                             ClientRequestToken=uuid.uuid4().hex, Tags=tag_list(tags), **extra)
-        arn = response["PipelineArn"] if response else f"<arn of {name}>"
-        aws.echo(f"{aws.did('create', 'created')} pipeline {name} ({prov.display_name()})")
-        _record(aws, name, arn, None, prov, None)
+        _create(aws, cfg, request, prov, alias)
         return
-
-    arn = current["PipelineArn"]
     changes = differences(current, request, definition)
-    if not changes:
-        aws.echo(f"unchanged: the deployed definition of {name} equals ours; no new version")
-        sync_tags(aws, name, arn, dict(cfg.pipeline.tags))
-        if alias:
-            versions.record(aws, name, arn, versions.latest_version(aws, name), None, alias)
-        return
+    if changes:
+        _update(aws, cfg, current["PipelineArn"], request, changes, prov, alias)
+    else:
+        _unchanged(aws, cfg, current["PipelineArn"], alias)
 
+
+def _create(aws: Aws, cfg: Config, request: dict, prov: Provenance, alias: str | None) -> None:
+    name = cfg.pipeline.name
+    extra = {"PipelineVersionAliases": [alias]} if alias else {}
+    response = aws.write("sagemaker", "create_pipeline", f"pipeline {name}", **request,
+                         ClientRequestToken=uuid.uuid4().hex,
+                         Tags=tag_list({**cfg.pipeline.tags, **prov.tags()}), **extra)
+    arn = response["PipelineArn"] if response else f"<arn of {name}>"
+    aws.echo(f"{aws.did('create', 'created')} pipeline {name} ({prov.display_name()})")
+    _record(aws, name, arn, None, prov, None)
+
+
+def _update(aws: Aws, cfg: Config, arn: str, request: dict, changes: list[str], prov: Provenance,
+            alias: str | None) -> None:
+    name = cfg.pipeline.name
     response = aws.write("sagemaker", "update_pipeline", f"pipeline {name}", **request)
+    # AWS returns the new version's id; moto does not (then the newest version is looked up).
     version = (response or {}).get("PipelineVersionId")
     aws.echo(f"{aws.did('update', 'updated')} pipeline {name}: {', '.join(changes)} changed "
              f"({prov.display_name()})")
-    sync_tags(aws, name, arn, tags)
+    sync_tags(aws, name, arn, {**cfg.pipeline.tags, **prov.tags()})
     _record(aws, name, arn, version, prov, alias)
+
+
+def _unchanged(aws: Aws, cfg: Config, arn: str, alias: str | None) -> None:
+    """No new version; config tags still follow the config, and the alias the newest version."""
+    name = cfg.pipeline.name
+    aws.echo(f"unchanged: the deployed definition of {name} equals ours; no new version")
+    sync_tags(aws, name, arn, dict(cfg.pipeline.tags))
+    if alias:
+        versions.record(aws, name, arn, versions.latest_version(aws, name), None, alias)
 
 
 def delete(aws: Aws, name: str) -> None:

@@ -39,7 +39,8 @@ def param_value(value) -> str:
 
 def check_schedule_params(cfg: Config) -> None:
     known = parameter_names(cfg)
-    problems = [f"schedules[{i}] ({s.name}): unknown pipeline parameter(s) {', '.join(sorted(set(s.parameters) - known))}"
+    problems = [f"schedules[{i}] ({s.name}): unknown pipeline parameter(s) "
+                f"{', '.join(sorted(set(s.parameters) - known))}"
                 for i, s in enumerate(cfg.schedules) if set(s.parameters) - known]
     if problems:
         raise DeployError("; ".join(problems) + f" (known: {', '.join(sorted(known))})", exit_code=2)

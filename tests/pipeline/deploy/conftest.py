@@ -82,6 +82,23 @@ def writes(calls) -> list[str]:
 
 
 @pytest.fixture
+def builds(monkeypatch) -> list:
+    """Every `Built` the commands make, so a test compares with exactly what was deployed
+    (a second build could differ while someone edits steps/ in the same tree)."""
+    import pipeline.build
+
+    made: list = []
+    original = pipeline.build.build
+
+    def spy(cfg):
+        made.append(original(cfg))
+        return made[-1]
+
+    monkeypatch.setattr(pipeline.build, "build", spy)
+    return made
+
+
+@pytest.fixture
 def stubbed(monkeypatch):
     """A stubbed SageMaker client the commands use instead of a real one (for what moto lacks)."""
     from botocore.stub import Stubber

@@ -51,7 +51,8 @@ class TestValidSchedule:
     def test_changed_config_updates_creates_and_deletes(self, cfg, deployed, capsys):
         assert commands.schedule(cfg) == 0
         changed = variant(cfg, schedules=[
-            {"name": NIGHTLY, "expression": "cron(0 4 * * ? *)", "parameters": {"ExperimentName": "n2", "Reload": True}},
+            {"name": NIGHTLY, "expression": "cron(0 4 * * ? *)",
+             "parameters": {"ExperimentName": "n2", "Reload": True}},
             {"name": "wavepipe-example-hourly", "expression": "rate(1 hour)", "timezone": "Europe/Paris"},
         ])
         capsys.readouterr()

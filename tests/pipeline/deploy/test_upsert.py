@@ -9,7 +9,6 @@ import json
 
 import boto3
 
-from pipeline.build import build
 from pipeline.deploy import commands, pipelines
 from tests.conftest import REGION
 from tests.pipeline.deploy.conftest import make_role, operations, sm, variant, writes
@@ -27,11 +26,10 @@ def tags(name: str) -> dict[str, str]:
 
 
 class TestValidUpsert:
-    def test_create_uploads_assets_and_sends_definition_role_parallelism_tags(self, cfg, account, capsys):
-        built = build(cfg)
-
+    def test_create_uploads_assets_and_sends_definition_role_parallelism_tags(self, cfg, account, builds, capsys):
         assert commands.upsert(cfg) == 0
 
+        [built] = builds
         assert objects(cfg.aws.bucket) == built.assets.files
         described = sm().describe_pipeline(PipelineName=cfg.pipeline.name)
         assert json.loads(described["PipelineDefinition"]) == json.loads(built.definition)
@@ -66,7 +64,7 @@ class TestValidUpsert:
         puts = [p for _, op, p in api_calls if op == "PutObject"]
         assert [f"s3://{p['Bucket']}/{p['Key']}" for p in puts] == [first]
 
-    def test_changed_definition_updates_the_pipeline_and_its_tags(self, cfg, account, api_calls, capsys):
+    def test_changed_definition_updates_the_pipeline_and_its_tags(self, cfg, account, api_calls, builds, capsys):
         assert commands.upsert(cfg) == 0
         featurize = {**cfg.model_dump(mode="json")["stages"]["featurize"], "macroshards": 3}
         changed = variant(cfg, pipeline={"version": "1.1.0"}, stages={"featurize": featurize})
@@ -76,7 +74,7 @@ class TestValidUpsert:
 
         assert "UpdatePipeline" in operations(api_calls)
         definition = json.loads(sm().describe_pipeline(PipelineName=cfg.pipeline.name)["PipelineDefinition"])
-        assert definition == json.loads(build(changed).definition)
+        assert definition == json.loads(builds[-1].definition)
         assert tags(cfg.pipeline.name)["wavepipe:config-version"] == "1.1.0"
         arn = sm().describe_pipeline(PipelineName=cfg.pipeline.name)["PipelineArn"]
         keys = [t["Key"] for t in sm().list_tags(ResourceArn=arn)["Tags"]]
@@ -93,7 +91,7 @@ class TestValidUpsert:
         assert described["ParallelismConfiguration"] == {"MaxParallelExecutionSteps": 3}
         assert "max parallel steps changed" in capsys.readouterr().out
 
-    def test_a_large_definition_travels_by_s3_location(self, cfg, account, api_calls, monkeypatch):
+    def test_a_large_definition_travels_by_s3_location(self, cfg, account, api_calls, builds, monkeypatch):
         monkeypatch.setattr(pipelines, "INLINE_MAX", 100)
 
         assert commands.upsert(cfg) == 0
@@ -103,7 +101,7 @@ class TestValidUpsert:
         assert "PipelineDefinition" not in create
         uploaded = objects(cfg.aws.bucket)[f"s3://{location['Bucket']}/{location['ObjectKey']}"]
         # (moto stores an S3-located definition as a dict and describes it as its repr: not checked there)
-        assert json.loads(uploaded) == json.loads(build(cfg).definition)
+        assert json.loads(uploaded) == json.loads(builds[-1].definition)
 
 
 class TestValidDryRun:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+import pytest
 from botocore.stub import ANY
 
 from pipeline.build import build
@@ -90,8 +91,16 @@ class TestValidVersionsCommand:
 class TestValidUpsertWithAlias:
     """The whole upsert with IAM and S3 on moto and the SageMaker side stubbed."""
 
+    @pytest.fixture(autouse=True)
+    def one_build(self, cfg, monkeypatch):
+        """One build, reused by the command: the stubbed describe must match it exactly."""
+        import pipeline.build
+
+        self.built = build(cfg)
+        monkeypatch.setattr(pipeline.build, "build", lambda _cfg: self.built)
+
     def described(self, cfg, **overrides) -> dict:
-        arg, _ = definition_args(cfg, build(cfg).definition)
+        arg, _ = definition_args(cfg, self.built.definition)
         return {"PipelineArn": ARN, "PipelineName": NAME, "PipelineDefinition": arg["PipelineDefinition"],
                 "RoleArn": cfg.aws.role_arn, "PipelineDescription": cfg.pipeline.description,
                 "ParallelismConfiguration": {"MaxParallelExecutionSteps": cfg.max_parallel_steps}, **overrides}
