@@ -102,7 +102,6 @@ def _botocore_session():
     """A fresh botocore session (credentials and endpoint resolved anew) sharing one model
     loader: parsing the SageMaker service model takes seconds, and it never changes."""
     global _LOADER
-    import botocore.loaders
     import botocore.session
 
     session = botocore.session.get_session()
