@@ -46,8 +46,14 @@ def import_sdk(region: str) -> None:
     for credentials and, finding none, probes the EC2 metadata service. The probe is switched
     off for the import only, so deploys on EC2 still get the instance's credentials."""
     prepare(region)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     with _env(AWS_EC2_METADATA_DISABLED="true"):
         import sagemaker.mlops.workflow.pipeline  # noqa: F401
+    # An SDK module calls logging.basicConfig(level=INFO) on import, which would print every
+    # botocore INFO line of the deploy commands; the root logger is put back as it was.
+    root.handlers[:] = handlers
+    root.setLevel(level)
     # The SDK logs at INFO/WARNING what is expected here (no job started under a
     # PipelineSession, job names popped from the definition, no SDK defaults file).
     for name in ("sagemaker", "sagemaker.config"):

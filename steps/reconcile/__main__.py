@@ -37,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--source-uri", required=True, help="s3:// prefix of the production files (one folder per artifact).")
     p.add_argument("--experiment-uri", required=True, help="s3:// folder of the experiment; artifacts are copied under data/reconciled_artifacts/.")
     p.add_argument("--output", required=True, type=Path, help="Local folder for report.json, labels.parquet, unique_labels_and_counts.json, manifests/.")
+    p.add_argument("--manifests", type=Path, help="Local folder for the shard manifests (default: <output>/manifests).")
     p.add_argument("--macroshards", type=int, default=1, help="How many macroshards (manifests shard-0001..) to balance the artifacts over (default 1).")
     p.add_argument("--reload", type=_bool, default=None, help="true: copy again even identical files (default: the settings' reload).")
     p.add_argument("--sql-param", action="append", default=[], metavar="NAME=VALUE", help="A bound parameter of the labels query (repeatable), e.g. experiment_name=exp1.")
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             raise BadInput(str(err)) from None
         report = reconcile(settings, args.source_uri, args.experiment_uri, args.output,
-                           macroshards=args.macroshards, reload=args.reload, sql_params=params)
+                           macroshards=args.macroshards, reload=args.reload, sql_params=params,
+                           manifests=args.manifests)
     except BadInput as err:
         log.error("%s", err)
         return 2

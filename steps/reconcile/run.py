@@ -47,6 +47,7 @@ class Context:
     reload: bool
     report: dict
     listing: dict = field(default_factory=dict)  # the experiment folder after validation
+    manifests: Path | None = None  # default: <output>/manifests
 
     @property
     def artifacts_uri(self) -> str:
@@ -219,7 +220,7 @@ def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFr
     by_shard: list[list[str]] = [[] for _ in range(ctx.macroshards)]
     for aid, index in shard_of.items():
         by_shard[index].extend(keys[aid])
-    write_manifests(ctx.output / "manifests", prefix, by_shard)
+    write_manifests(ctx.manifests or ctx.output / "manifests", prefix, by_shard)
 
     table = frame[frame["artifact_id"].isin(arts)].sort_values("artifact_id").reset_index(drop=True)
     for name in sorted({k for art in arts.values() for k in art.fields} - set(table.columns)):
@@ -248,9 +249,11 @@ def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFr
 
 def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str, output: Path, *,
               macroshards: int = 1, reload: bool | None = None, sql_params: dict[str, str] | None = None,
-              storage: st.Storage | None = None) -> dict:
+              storage: st.Storage | None = None, manifests: Path | None = None) -> dict:
     """Run the stage; returns the report (also written to `output/report.json`, on failure too).
-    Raises BadInput (nothing was done) or StageFailed (see the report)."""
+    Manifests go to `manifests` (default `output/manifests`): the pipeline gives them their own
+    output, next to which the shards' features are written. Raises BadInput (nothing was done)
+    or StageFailed (see the report)."""
     started = time.monotonic()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -267,7 +270,8 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
                   settings.reload if reload is None else reload,
                   {"status": "running", "labels_source": describe(settings.labels),
                    "source_uri": source_uri, "experiment_uri": experiment_uri,
-                   "featurize_reads": settings.featurize_reads, "macroshards": macroshards})
+                   "featurize_reads": settings.featurize_reads, "macroshards": macroshards},
+                  manifests=Path(manifests) if manifests else None)
     ctx.report["reload"] = ctx.reload
     try:
         try:
