@@ -1,0 +1,116 @@
+"""`deploy.py local` end to end: the example configs on generated sample data, on local disk and
+on the moto server, through the same CLI a user runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = str(ROOT / "config" / "example.yaml")
+DOCUMENTS = str(ROOT / "config" / "documents.yaml")
+OUT = "s3/wavepipe-example/wavepipe"
+
+
+def summary_line(err: str) -> str:
+    return next(line for line in err.splitlines() if line.startswith("execution "))
+
+
+def newest(workdir: Path, pipeline: str, stage: str) -> Path:
+    runs = sorted((workdir / OUT / pipeline).glob("local-*"), key=lambda p: p.stat().st_mtime)
+    return next(p / stage for p in reversed(runs) if (p / stage).is_dir())
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    """One run of the example on local storage; tests below read its outputs."""
+    import os
+
+    workdir = tmp_path_factory.mktemp("local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    code = main(["local", "--config", EXAMPLE, "--workdir", str(workdir)])
+    return workdir, code
+
+
+class TestValidLocalRun:
+    def test_example_succeeds_with_every_output(self, example_run):
+        workdir, code = example_run
+        assert code == 0
+        reconcile = json.loads((newest(workdir, "wavepipe-example", "reconcile") / "report.json").read_text())
+        assert reconcile["matched"] == 24 and reconcile["only_in_db"] == 1  # the sample's orphan label
+        combine = newest(workdir, "wavepipe-example", "combine")
+        summary = pd.read_parquet(combine / "waveform_summary.parquet")
+        assert summary.artifact.nunique() == 24 and summary.is_numerics.any()
+        assert (combine / "signal_stats.csv").is_file()
+
+    def test_encoded_dataset_loads_and_agrees_with_label_maps(self, example_run):
+        import datasets
+
+        workdir, _ = example_run
+        folder = newest(workdir, "wavepipe-example", "encode") / "full_dataset"
+        dataset = datasets.load_from_disk(str(folder))
+        label2id = json.loads((folder / "label2id.json").read_text())
+        id2label = {int(k): v for k, v in json.loads((folder / "id2label.json").read_text()).items()}
+        assert set(dataset) == {"train", "valid", "test"}
+        assert {label2id[v]: v for v in label2id} == id2label
+        assert sum(len(dataset[s]) for s in dataset) == json.loads((folder / "split_metadata.json").read_text())["rows"]
+
+    def test_rerun_is_all_cached(self, example_run, capsys):
+        workdir, _ = example_run
+        capsys.readouterr()
+        assert main(["local", "--config", EXAMPLE, "--workdir", str(workdir)]) == 0
+        assert summary_line(capsys.readouterr().err).endswith("5 cached")
+
+    def test_combine_change_reuses_cached_shards(self, example_run, tmp_path, capsys):
+        """Cached Featurize outputs stay where an earlier execution wrote them: Combine must find them."""
+        workdir, _ = example_run
+        overlay = tmp_path / "over.yaml"
+        overlay.write_text("stages:\n  combine:\n    require_all_shards: true\n")
+        capsys.readouterr()
+        assert main(["local", "--config", EXAMPLE, "--overlay", str(overlay), "--workdir", str(workdir)]) == 0
+        line = summary_line(capsys.readouterr().err)
+        assert line.endswith("3 cached, 2 succeeded"), line
+        report = json.loads((newest(workdir, "wavepipe-example", "combine") / "report.json").read_text())
+        assert report["shards_combined"] == ["shard-0001", "shard-0002"]
+
+    def test_documents_recipe(self, tmp_path):
+        import datasets
+
+        assert main(["local", "--config", DOCUMENTS, "--workdir", str(tmp_path)]) == 0
+        folder = newest(tmp_path, "wavepipe-documents", "encode") / "full_dataset"
+        train = datasets.load_from_disk(str(folder))["train"]
+        assert len(train[0]["input_ids"]) == 64
+        reconcile = json.loads((newest(tmp_path, "wavepipe-documents", "reconcile") / "report.json").read_text())
+        assert reconcile["duplicates_dropped"] == 1  # the sample's duplicate document
+
+    def test_example_on_the_moto_server(self, aws, tmp_path, capsys):
+        boto3.client("s3").create_bucket(Bucket="wavepipe-example")
+        assert main(["local", "--config", EXAMPLE, "--workdir", str(tmp_path), "--s3-endpoint", aws]) == 0
+        keys = [o["Key"] for page in boto3.client("s3").get_paginator("list_objects_v2").paginate(
+            Bucket="wavepipe-example", Prefix="wavepipe/wavepipe-example/") for o in page.get("Contents", [])]
+        assert any(k.endswith("combine/waveform_summary.parquet") for k in keys)
+        assert any(k.endswith("encode/full_dataset/dataset_dict.json") for k in keys)
+        assert not (tmp_path / "s3").exists()  # nothing went to local storage
+
+
+class TestInvalidLocalRun:
+    def test_bad_param_exits_2(self, tmp_path, capsys):
+        assert main(["local", "--config", DOCUMENTS, "--workdir", str(tmp_path), "--param", "nope"]) == 2
+        assert "KEY=VALUE" in capsys.readouterr().err
+
+    def test_unknown_param_exits_2(self, tmp_path, capsys):
+        assert main(["local", "--config", DOCUMENTS, "--workdir", str(tmp_path), "--param", "Colour=blue"]) == 2
+        assert "Colour" in capsys.readouterr().err
+
+    def test_failed_step_exits_non_zero(self, tmp_path, capsys):
+        overlay = tmp_path / "over.yaml"
+        overlay.write_text("stages:\n  reconcile:\n    labels:\n      query: SELECT nope FROM nowhere\n")
+        assert main(["local", "--config", DOCUMENTS, "--overlay", str(overlay), "--workdir", str(tmp_path)]) == 1
+        err = capsys.readouterr().err
+        assert "Reconcile" in err and "Failed" in err and "Skipped" in err
