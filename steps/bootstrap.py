@@ -21,7 +21,14 @@ def main(argv: list) -> int:
         print("usage: bootstrap.py <module> [args...]", file=sys.stderr)
         return 2
     here = Path(__file__).resolve().parent
-    target = Path(tempfile.mkdtemp(prefix="wavepipe-code-"))
+    # Unpacked beside the bundle, inside the job's own code input (and, locally, the step's
+    # sandbox), so nothing is left behind in a shared temp folder; a temp folder only when the
+    # input is read-only.
+    target = here / "unpacked"
+    try:
+        target.mkdir(exist_ok=True)
+    except OSError:
+        target = Path(tempfile.mkdtemp(prefix="wavepipe-code-"))
     with tarfile.open(here / "bundle.tar.gz") as tar:
         tar.extractall(target, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(target)
     if os.environ.get("WAVEPIPE_PIP_INSTALL") == "1":

@@ -57,19 +57,23 @@ def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _download(uri: str) -> Path:
+def _from_storage(uri: str) -> Tokenizer:
+    """Download, load into memory, and remove the temporary copy (one per worker otherwise)."""
     from steps import storage
 
     if not uri.endswith(".json"):
         uri = storage.join_uri(uri, "tokenizer.json")
-    path = Path(tempfile.mkdtemp(prefix="wavepipe-tokenizer-")) / "tokenizer.json"
-    storage.from_env().download(uri, path)
-    return path
+    with tempfile.TemporaryDirectory(prefix="wavepipe-tokenizer-") as tmp:
+        path = Path(tmp) / "tokenizer.json"
+        storage.from_env().download(uri, path)
+        return Tokenizer.from_file(str(path))
 
 
 def load_tokenizer(source: str) -> Tokenizer:
     """A tokenizer from a `tokenizer.json`, a folder holding one (local or `s3://`), or a Hub model name."""
-    path = _download(source) if source.startswith("s3://") else Path(source)
+    if source.startswith("s3://"):
+        return _from_storage(source)
+    path = Path(source)
     if path.is_dir():
         path = path / "tokenizer.json"
     if path.is_file():

@@ -3,9 +3,9 @@
 Each task is `python bootstrap.py tasks.<name> ...`, as the builder's entrypoints are."""
 
 BOOTSTRAP = '''
-import os, runpy, sys, tarfile, tempfile
+import os, runpy, sys, tarfile
 here = os.path.dirname(os.path.abspath(__file__))
-target = tempfile.mkdtemp(prefix="bundle-")
+target = os.path.join(here, "unpacked")  # inside the step's sandbox: nothing left in /tmp
 with tarfile.open(os.path.join(here, "bundle.tar.gz")) as tar:
     tar.extractall(target)
 sys.path.insert(0, target)
