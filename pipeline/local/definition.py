@@ -72,6 +72,7 @@ class Step:
     depends_on: dict[str, str] = field(default_factory=dict)  # upstream name -> trigger
     cache: dict | None = None
     retry_policies: tuple[dict, ...] = ()
+    property_files: tuple[dict, ...] = ()  # {PropertyFileName, OutputName, FilePath}
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,12 @@ def _steps(items: list, problems: list[str]) -> dict[str, Step]:
                 parse_duration(expire)
             except ValueError as err:
                 problems.append(f"{where}: CacheConfig: {err}")
+        files = tuple(item.get("PropertyFiles") or ())
+        for pf in files:
+            if not {"PropertyFileName", "OutputName", "FilePath"} <= set(pf):
+                problems.append(f"{where}: PropertyFiles entry {pf!r} needs PropertyFileName, OutputName, FilePath")
         steps[name] = Step(name, args, depends, item.get("CacheConfig"),
-                           tuple(item.get("RetryPolicies") or ()))
+                           tuple(item.get("RetryPolicies") or ()), files)
     return steps
 
 

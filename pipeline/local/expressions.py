@@ -27,7 +27,8 @@ EXECUTION_VARIABLES = frozenset(
         "ProcessingJobName",
     }
 )
-FUNCTIONS = frozenset({"Std:Join"})
+PROPERTY_FILE = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.PropertyFiles\.([A-Za-z0-9_-]+)$")
+FUNCTIONS = frozenset({"Std:Join", "Std:JsonGet"})
 
 _SEGMENT = re.compile(r"([A-Za-z0-9_]+)|\[(?:'([^']*)'|\"([^\"]*)\"|(\d+))\]|(\.)")
 
@@ -64,6 +65,8 @@ def walk_gets(expr: Any) -> Iterator[str]:
             yield outer["Get"]
         elif key == "Std:Join" and isinstance(outer[key], dict):
             yield from walk_gets(outer[key].get("Values", []))
+        elif key == "Std:JsonGet" and isinstance(outer[key], dict):
+            yield from walk_gets(outer[key].get("PropertyFile"))
 
 
 def parse_property_path(path: str) -> list[str | int]:
@@ -139,6 +142,15 @@ def expression_problems(value: Any, parameters: set[str], steps: set[str]) -> li
             problems += _get_problems(expr["Get"], parameters, steps)
         elif key not in FUNCTIONS:
             problems.append(f"function {key} is not supported by the local runner")
+        elif key == "Std:JsonGet":
+            body = expr[key]
+            ref = body.get("PropertyFile") if isinstance(body, dict) else None
+            path = ref.get("Get") if isinstance(ref, dict) else None
+            if not (isinstance(path, str) and PROPERTY_FILE.match(path) and isinstance(body.get("Path"), str)):
+                problems.append("Std:JsonGet needs {'PropertyFile': {'Get': 'Steps.<step>.PropertyFiles.<name>'}, "
+                                f"'Path': str}} (S3 URIs are not supported), got {body!r}")
+            elif PROPERTY_FILE.match(path).group(1) not in steps:
+                problems.append(f"Std:JsonGet {path}: no step named {PROPERTY_FILE.match(path).group(1)!r}")
         else:
             body = expr[key]
             if not isinstance(body, dict) or not isinstance(body.get("Values"), list):
@@ -180,6 +192,8 @@ class Scope:
     execution: dict[str, str]
     step_properties: Callable[[str], dict | None] = lambda name: None
     current: dict[str, str] = field(default_factory=dict)  # per-step execution variables
+    # (step, property file name) -> the parsed JSON file that step wrote (Std:JsonGet).
+    property_file: Callable[[str, str], Any] | None = None
 
 
 def to_text(value: Any) -> str:
@@ -198,6 +212,8 @@ def evaluate(value: Any, scope: Scope) -> Any:
         if key == "Get":
             return _get(value["Get"], scope)
         body = value[key]
+        if key == "Std:JsonGet":
+            return _json_get(body, scope)
         parts = [to_text(evaluate(item, scope)) for item in body["Values"]]
         return to_text(body.get("On", "")).join(parts)
     if isinstance(value, dict):
@@ -205,6 +221,22 @@ def evaluate(value: Any, scope: Scope) -> Any:
     if isinstance(value, list):
         return [evaluate(item, scope) for item in value]
     return value
+
+
+def _json_get(body: dict, scope: Scope) -> Any:
+    """`Std:JsonGet` over a step's property file; `Path` is dotted keys with `[i]` indexes."""
+    match = PROPERTY_FILE.match(body["PropertyFile"]["Get"])
+    step, name = match.group(1), match.group(2)
+    if scope.property_file is None:
+        raise ExpressionError(f"Std:JsonGet {step}.{name}: property files are not available here")
+    node = scope.property_file(step, name)
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", body["Path"]):
+        index = int(part[1:-1]) if part.startswith("[") else None
+        try:
+            node = node[index] if index is not None else node[part]
+        except (KeyError, IndexError, TypeError):
+            raise ExpressionError(f"Std:JsonGet {step}.{name}: no value at {body['Path']!r}") from None
+    return node
 
 
 def _get(path: str, scope: Scope) -> Any:

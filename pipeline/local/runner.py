@@ -252,11 +252,31 @@ class _Run:
         count = int(arguments["ProcessingResources"]["ClusterConfig"].get("InstanceCount") or 1)
         return Work(name, count, lambda cpus: self._run_step(step, arguments, key, cpus))
 
+    def _property_file(self, step_name: str, file_name: str):
+        """The JSON a step wrote as a property file, read from where its output went (for a
+        cached step, where the earlier execution wrote it), as SageMaker's JsonGet does."""
+        step = self.definition.steps[step_name]
+        spec = next((f for f in step.property_files if f.get("PropertyFileName") == file_name), None)
+        if spec is None:
+            raise ExpressionError(f"step {step_name} declares no property file {file_name!r}")
+        properties = self.properties.get(step_name)
+        if properties is None:
+            raise ExpressionError(f"property file {step_name}.{file_name}: step {step_name} did not run")
+        outputs = (properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        uri = next((o["S3Output"]["S3Uri"] for o in outputs if o.get("OutputName") == spec["OutputName"]), None)
+        if uri is None:
+            raise ExpressionError(f"property file {step_name}.{file_name}: no output {spec['OutputName']!r}")
+        target = uri.rstrip("/") + "/" + spec["FilePath"].lstrip("/")
+        try:
+            return json.loads(self.backend.storage.read_bytes(target))
+        except (FileNotFoundError, ValueError) as err:
+            raise ExpressionError(f"property file {step_name}.{file_name} at {target}: {err}") from None
+
     def _resolve(self, step: Step) -> dict:
         scope = Scope(self.parameters, self.variables, self.properties.get, {
             "ProcessingJobName": job_name(self.execution_id, step.name),
             "CurrentDateTime": _timestamp(datetime.now(timezone.utc)),
-        })
+        }, self._property_file)
         arguments = evaluate(step.arguments, scope)
         for item in arguments.get("ProcessingInputs") or []:
             split_uri(item["S3Input"]["S3Uri"])  # a URI that is no s3:// URI fails here, named

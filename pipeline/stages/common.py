@@ -97,7 +97,8 @@ def environment(ctx: BuildContext, stage: str, infra: StageInfra) -> dict[str, s
 
 
 def processing_step(ctx: BuildContext, name: str, stage: str, infra: StageInfra, arguments: list,
-                    inputs: list, outputs: list, depends_on: list | None = None):
+                    inputs: list, outputs: list, depends_on: list | None = None,
+                    property_files: list | None = None, cacheable: bool = True):
     """One ProcessingStep running `python -m steps.<stage>` from the bundle."""
     from sagemaker.core.network import NetworkConfig
     from sagemaker.core.processing import Processor
@@ -139,7 +140,8 @@ def processing_step(ctx: BuildContext, name: str, stage: str, infra: StageInfra,
     return ProcessingStep(
         name=name,
         step_args=step_args,
-        cache_config=CacheConfig(enable_caching=cache.enabled, expire_after=cache.expire_after),
+        cache_config=CacheConfig(enable_caching=cache.enabled and cacheable, expire_after=cache.expire_after),
         retry_policies=retry_policies(infra.retry),
         depends_on=depends_on,
+        property_files=property_files,
     )

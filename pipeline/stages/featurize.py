@@ -7,10 +7,13 @@ without Reconcile, a key prefix (e.g. a MIMIC-III group folder) under the input 
 Where the features go decides whether Combine can find them when Featurize steps are cached
 (a cached step's outputs stay where its earlier execution wrote them):
 
-- After Reconcile, outputs are content-addressed: `<Reconcile's shards output>/features/
-  <featurize key>/<shard>`, the key hashing everything static in the step (code, settings,
-  image, environment). A cache hit means identical inputs and so the identical URI, and
-  Combine reads the single prefix above the shards: no per-shard reference, no API limit.
+- After Reconcile, outputs are content-addressed: `<shards_uri>/features/<featurize key>/
+  <shard>`, where `shards_uri` (read from Reconcile's report.json with JsonGet) names the
+  manifests by a digest of every file they list, and the key hashes everything static in the
+  step (code, settings, image, environment). Same data and step, same URI: a cache hit finds
+  its outputs there, and Combine reads the single prefix above the shards (no per-shard
+  reference, no API limit). Two executions computing the same features concurrently write
+  identical files to the same place; different data or settings never share a place.
 - Over raw prefixes, outputs go under the execution id, and Combine gets each shard's output
   by property reference as a container argument (SageMaker allows 100 arguments, hence the
   config's limit on prefixes).
@@ -44,15 +47,14 @@ def features_root(ctx: BuildContext, reconcile_step):
     """The prefix holding every shard's features, after Reconcile (see the module doc)."""
     from sagemaker.core.workflow.functions import Join
 
-    shards = reconcile_stage.output_uri(reconcile_step, "shards")
-    return Join(on="/", values=[shards, "features", featurize_key(ctx), ""])
+    return Join(on="/", values=[reconcile_stage.shards_uri(reconcile_step), "features", featurize_key(ctx), ""])
 
 
 def _io(ctx: BuildContext, shard, reconcile_step) -> tuple:
     from sagemaker.core.workflow.functions import Join
 
     if reconcile_step is not None:
-        shards = reconcile_stage.output_uri(reconcile_step, "shards")
+        shards = reconcile_stage.shards_uri(reconcile_step)
         manifest = Join(on="/", values=[shards, f"{shard}.manifest"])
         out = Join(on="/", values=[shards, "features", featurize_key(ctx), shard])
         return s3_input("data", manifest, DATA, data_type="ManifestFile"), s3_output("features", out, OUTPUT)

@@ -6,6 +6,8 @@ artifacts for the rest; `bytes_copied` in bytes; `seconds` wall time."""
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import logging
 import tempfile
@@ -209,18 +211,23 @@ def _process_failures(ctx: Context, failures: dict[str, str]) -> None:
 def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFrame) -> None:
     if ctx.copy_files:
         prefix = inv.prefix_of(ctx.artifacts_uri)
-        files = {aid: {n: o.size for n, o in ctx.listing.get(aid, {}).items()} for aid in arts}
-        keys = {aid: [f"{aid}/{n}" for n in names] for aid, names in files.items()}
+        objects = {aid: {f"{aid}/{n}": o for n, o in ctx.listing.get(aid, {}).items()} for aid in arts}
     else:
         prefix = inv.prefix_of(ctx.source_uri)
-        files = {aid: {n: f.size for n, f in art.files.items()} for aid, art in arts.items()}
-        keys = {aid: [f.key for f in art.files.values()] for aid, art in arts.items()}
+        objects = {aid: {f.key: f for f in art.files.values()} for aid, art in arts.items()}
+    files = {aid: {key: o.size for key, o in objs.items()} for aid, objs in objects.items()}
     sizes = {aid: sum(v.values()) for aid, v in files.items()}
+    if len(arts) < ctx.macroshards:
+        raise StageFailed(
+            f"{len(arts)} artifacts kept for {ctx.macroshards} macroshards: every macroshard's Featurize "
+            f"step needs at least one; set stages.featurize.macroshards to at most {len(arts)}")
     shard_of = assign_shards(sizes, ctx.macroshards)
     by_shard: list[list[str]] = [[] for _ in range(ctx.macroshards)]
     for aid, index in shard_of.items():
-        by_shard[index].extend(keys[aid])
-    write_manifests(ctx.manifests or ctx.output / "manifests", prefix, by_shard)
+        by_shard[index].extend(files[aid])
+    folder = ctx.manifests or ctx.output / "manifests"
+    write_manifests(folder, prefix, by_shard)
+    _publish_shards(ctx, folder, prefix, by_shard, objects)
 
     table = frame[frame["artifact_id"].isin(arts)].sort_values("artifact_id").reset_index(drop=True)
     for name in sorted({k for art in arts.values() for k in art.fields} - set(table.columns)):
@@ -245,6 +252,30 @@ def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFr
     )
     if 0 in shard_count:
         log.warning("%d of %d macroshards got no artifact", shard_count.count(0), ctx.macroshards)
+
+
+def _publish_shards(ctx: Context, folder: Path, prefix: str, by_shard: list[list[str]],
+                    objects: dict[str, dict]) -> None:
+    """Publish the manifests under `<experiment>/shards/<digest>/`, the digest covering every
+    listed file's key, size and ETag, and name that place in report.json (`shards_uri`).
+
+    The pipeline reads it from there (a PropertyFile + JsonGet), so Reconcile can run on every
+    execution (it reads sources that change: the database and the listing) while Featurize
+    still hits its cache when nothing changed: same files, same digest, same input URIs.
+    Changed data gives a new digest, so new features never overwrite the old ones."""
+    info = {key: o for objs in objects.values() for key, o in objs.items()}
+    content = {"prefix": prefix, "shards": [[(k, info[k].size, info[k].etag) for k in sorted(keys)]
+                                             for keys in by_shard]}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+    shards_uri = st.join_uri(ctx.experiment_uri, "shards", digest)
+    # Same key, same content (the digest is in the key): a rerun on unchanged data lists once
+    # and writes nothing.
+    present = {o.uri for o in ctx.storage.list(shards_uri + "/")}
+    for index in range(len(by_shard)):
+        uri = st.join_uri(shards_uri, f"{shard_name(index)}.manifest")
+        if uri not in present:
+            ctx.storage.write_bytes(uri, (folder / f"{shard_name(index)}.manifest").read_bytes())
+    ctx.report.update(shards_uri=shards_uri, shards_digest=digest)
 
 
 def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str, output: Path, *,

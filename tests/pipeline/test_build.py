@@ -67,6 +67,18 @@ class TestValidDefinition:
         built = build(load_config(ROOT / "config" / "mimic3wdb.yaml"))
         assert json.loads(built.definition)["Steps"]
 
+    def test_featurize_reads_content_addressed_shards(self, example_def):
+        steps = steps_by_name(example_def)
+        assert steps["Reconcile"]["PropertyFiles"] == [
+            {"PropertyFileName": "ReconcileReport", "OutputName": "reconcile", "FilePath": "report.json"}]
+        shards_uri = {"Std:JsonGet": {"Path": "shards_uri", "PropertyFile": {
+            "Get": "Steps.Reconcile.PropertyFiles.ReconcileReport"}}}
+        data = steps["Featurize-shard-0002"]["Arguments"]["ProcessingInputs"][-1]["S3Input"]
+        assert data["S3DataType"] == "ManifestFile"
+        assert data["S3Uri"] == {"Std:Join": {"On": "/", "Values": [shards_uri, "shard-0002.manifest"]}}
+        out = steps["Featurize-shard-0002"]["Arguments"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]
+        assert out["S3Uri"]["Std:Join"]["Values"][0] == shards_uri
+
     def test_shape(self, example_def):
         steps = steps_by_name(example_def)
         assert list(steps) == ["Reconcile", "Featurize-shard-0001", "Featurize-shard-0002", "Combine", "Encode"]
@@ -96,7 +108,9 @@ class TestValidDefinition:
         for step in example_def["Steps"]:
             kinds = {e for r in step["RetryPolicies"] for e in r["ExceptionType"]}
             assert {"SageMaker.CAPACITY_ERROR", "SageMaker.JOB_INTERNAL_ERROR"} <= kinds
-            assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
+            # Reconcile reads a database and a listing its cache key cannot see: never cached.
+            enabled = step["Name"] != "Reconcile"
+            assert step["CacheConfig"] == {"Enabled": enabled, "ExpireAfter": "P30D"}
             inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in step["Arguments"]["ProcessingInputs"]}
             assert inputs["code"] == example.assets.code_uri
 

@@ -218,6 +218,16 @@ class TestValidEntry:
             assert arg in text
 
 
+    def test_fewer_artifacts_than_macroshards_fails_with_the_fix(self, tmp_path, local):
+        """An empty shard would fail its Featurize step far from the cause; say it here."""
+        artifact_ids = ids(3)
+        put_tree(local, SOURCE, {a: record_files(a) for a in artifact_ids})
+        db = labels_db(tmp_path, artifact_ids)
+        with pytest.raises(StageFailed, match="3 artifacts kept for 5 macroshards.*at most 3"):
+            run(None, db, tmp_path / "out", local, macroshards=5)
+        assert json.loads((tmp_path / "out" / "report.json").read_text())["status"] == "failed"
+
+
 class TestInvalidEntry:
     def test_bad_arguments_settings_and_inputs_exit_2(self, tmp_path, local, caplog):
         base = ["--source-uri", SOURCE, "--experiment-uri", EXPERIMENT, "--output", str(tmp_path / "out")]
@@ -244,13 +254,16 @@ class TestValidS3:
         first = run(None, db, tmp_path / "a", s3, macroshards=3)
         assert first["s3_objects_listed"] == 1040 and first["copied"] == 1040
         assert counter.calls["CopyObject"] == 1040 and "GetObject" not in counter.calls
-        assert "PutObject" not in counter.calls  # nothing passed through the container
+        # No artifact data passes through the container: the only writes are the 3 manifests.
+        assert counter.calls["PutObject"] == 3 and first["shards_uri"].startswith(f"{EXPERIMENT}/shards/")
         assert listing(s3, ARTIFACTS) == listing(s3, SOURCE)  # same keys, sizes, ETags
 
         counter.calls.clear()
         again = run(None, db, tmp_path / "b", s3, macroshards=3)
         assert (again["copied"], again["skipped_identical"]) == (0, 1040)
-        assert set(counter.calls) == {"ListObjectsV2"} and counter.calls["ListObjectsV2"] == 4
+        # Source, experiment (2 pages each) and the published shards: lists only, writes nothing.
+        assert set(counter.calls) == {"ListObjectsV2"} and counter.calls["ListObjectsV2"] == 5
+        assert again["shards_uri"] == first["shards_uri"]  # same files, same content address
         first_manifests, rerun_manifests = (
             sorted(p.read_text() for p in (tmp_path / n / "manifests").glob("*.manifest")) for n in "ab"
         )
