@@ -71,6 +71,13 @@ def pretty(definition: str) -> str:
 
 
 def build(cfg: Config) -> Built:
+    """Raises ConfigError when a function reference cannot work (before anything fans out)."""
+    from pipeline.config import ConfigError
+    from pipeline.functions import function_problems
+
+    problems = function_problems(cfg)
+    if problems:
+        raise ConfigError("config", problems)
     session = pipeline_session(cfg.aws.region, cfg.aws.bucket)  # first: it prepares the SDK import
     from sagemaker.core.workflow.pipeline_definition_config import PipelineDefinitionConfig
     from sagemaker.mlops.workflow.pipeline import Pipeline
@@ -94,6 +101,9 @@ def build(cfg: Config) -> Built:
             sagemaker_session=session,
             # Keep job names out of the definition: they would defeat caching and versioning.
             pipeline_definition_config=PipelineDefinitionConfig(use_custom_job_prefix=False),
+            # No Experiment/Trial per execution: the SDK's default differs by region (only where
+            # Experiments is GA) and needs permissions and cleanup nobody asked for.
+            pipeline_experiment_config=None,
         )
         definition = canonical(pipeline.definition())
     return Built(pipeline=pipeline, assets=assets, definition=definition)

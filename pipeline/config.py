@@ -266,7 +266,44 @@ class Config(Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"schedules: duplicate names {dupes}")
+        problems = [p for i, s in enumerate(self.schedules) for p in schedule_problems(s, i, enabled)]
+        if self.aws.network.enable_network_isolation:
+            if self.image.uri is None or self.image.install_requirements:
+                problems.append("aws.network.enable_network_isolation: the job installs steps/requirements.txt "
+                                "from PyPI at start, which isolation forbids; set image.uri to an image "
+                                "built from the Dockerfile")
+            if "reconcile" in enabled:
+                problems.append("aws.network.enable_network_isolation: stages.reconcile calls the S3 API "
+                                "and the database itself; run it without network isolation")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+
+def schedule_problems(schedule: "Schedule", index: int, enabled: dict) -> list[str]:
+    """A schedule's parameter values, checked here: a bad one would otherwise fail inside
+    EventBridge at every firing, where nobody looks."""
+    allowed = {"InputUri": Parameters.model_fields["input_uri"].metadata,
+               "ExperimentName": Parameters.model_fields["experiment_name"].metadata}
+    problems = []
+    for name, value in schedule.parameters.items():
+        where = f"schedules[{index}].parameters.{name}"
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if name == "EncodedDataDir" and text not in ("full_dataset", "partial_dataset"):
+            problems.append(f"{where}: {text!r} is not full_dataset or partial_dataset")
+        elif name == "Reload" and text not in ("true", "false"):
+            problems.append(f"{where}: {text!r} is not true or false")
+        elif name.endswith("InstanceType") and name[: -len("InstanceType")].lower() in enabled:
+            if not re.match(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$", text):
+                problems.append(f"{where}: {text!r} is not an instance type such as ml.m5.xlarge")
+        elif name in allowed:
+            pattern = next(m.pattern for m in allowed[name] if hasattr(m, "pattern"))
+            if not re.match(pattern, text):
+                problems.append(f"{where}: {text!r} does not match {pattern}")
+        elif name not in ("EncodedDataDir", "Reload"):
+            known = sorted([*PARAMETER_NAMES.values(), *(f"{s.capitalize()}InstanceType" for s in enabled)])
+            problems.append(f"{where}: no pipeline parameter {name!r} (known: {', '.join(known)})")
+    return problems
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -329,7 +366,10 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
         problems = []
         for e in err.errors():
             msg = e["msg"].removeprefix("Value error, ")
-            problems.append(f"{key_path(e['loc'])}: {msg}")
+            if e["loc"]:
+                problems.append(f"{key_path(e['loc'])}: {msg}")
+            else:  # cross-key checks: each message starts with its own key path
+                problems.extend(msg.split("; "))
         raise ConfigError(source, problems) from None
 
 

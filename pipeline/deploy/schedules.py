@@ -37,15 +37,6 @@ def param_value(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def check_schedule_params(cfg: Config) -> None:
-    known = parameter_names(cfg)
-    problems = [f"schedules[{i}] ({s.name}): unknown pipeline parameter(s) "
-                f"{', '.join(sorted(set(s.parameters) - known))}"
-                for i, s in enumerate(cfg.schedules) if set(s.parameters) - known]
-    if problems:
-        raise DeployError("; ".join(problems) + f" (known: {', '.join(sorted(known))})", exit_code=2)
-
-
 def desired(cfg: Config, schedule: Schedule, pipeline_arn: str) -> dict:
     """The CreateSchedule/UpdateSchedule request for one configured schedule."""
     target = {"Arn": pipeline_arn, "RoleArn": cfg.aws.role_arn}
@@ -108,7 +99,6 @@ def sync(aws: Aws, cfg: Config) -> dict[str, int]:
 
     The role's trust and the schedules' parameter names are checked before any change."""
     check_trust(aws, cfg.aws.role_arn, (SCHEDULER, SAGEMAKER))
-    check_schedule_params(cfg)
     pipeline_arn = pipelines.pipeline_arn(aws, cfg.pipeline.name)
     group = group_name(cfg.pipeline.name)
     ensure_group(aws, cfg)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from pipeline.local.cache import parse_duration
-from pipeline.local.expressions import expression_problems, parse_property_path, walk_gets
+from pipeline.local.expressions import PROPERTY_FILE, expression_problems, parse_property_path, walk_gets
 
 SUPPORTED_VERSION = "2020-12-01"
 STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
@@ -117,6 +117,7 @@ def load_definition(definition: dict | str) -> Definition:
         problems += [f"step {step.name}: {p}" for p in
                      expression_problems(step.arguments, set(parameters), names)]
         problems += _output_reference_problems(step, steps)
+        problems += _property_file_problems(step, steps)
         problems += [f"step {step.name}: DependsOn unknown step {d!r}"
                      for d in step.depends_on if d not in names]
     experiment = raw.get("PipelineExperimentConfig")
@@ -217,6 +218,19 @@ def _retry_problems(policies: list) -> list[str]:
         for kind in policy.get("ExceptionType") or []:
             if not (kind.startswith("SageMaker.") or kind.startswith("Step.")):
                 problems.append(f"retry exception type {kind!r} is not supported")
+    return problems
+
+
+def _property_file_problems(step: Step, steps: dict[str, Step]) -> list[str]:
+    """`Std:JsonGet` must name a property file its step declares (caught before running)."""
+    problems = []
+    for path in walk_gets(step.arguments):
+        match = PROPERTY_FILE.match(path) if isinstance(path, str) else None
+        if match and match.group(1) in steps:
+            declared = {f.get("PropertyFileName") for f in steps[match.group(1)].property_files}
+            if match.group(2) not in declared:
+                problems.append(f"step {step.name}: Std:JsonGet {path}: step {match.group(1)} declares "
+                                f"no property file {match.group(2)!r} (it has {sorted(n for n in declared if n)})")
     return problems
 
 

@@ -119,3 +119,28 @@ class TestInvalidConfig:
         path.write_text("a: [unclosed\n")
         assert main(["validate", "--config", str(path)]) == 2
         assert "not valid YAML" in capsys.readouterr().err
+
+
+class TestInvalidCrossChecks:
+    def test_schedule_parameter_names_and_values(self, example):
+        example["schedules"][0]["parameters"] = {"Nope": 1, "EncodedDataDir": "bogus", "Reload": "maybe",
+                                                 "FeaturizeInstanceType": "big", "InputUri": "/local"}
+        found = problems_of(example)
+        assert "schedules[0].parameters.Nope: no pipeline parameter 'Nope' (known: CombineInstanceType, " \
+               "EncodeInstanceType, EncodedDataDir, ExperimentName, FeaturizeInstanceType, InputUri, " \
+               "ReconcileInstanceType, Reload)" in found
+        for name in ("EncodedDataDir", "Reload", "FeaturizeInstanceType", "InputUri"):
+            assert any(p.startswith(f"schedules[0].parameters.{name}:") for p in found), name
+
+    def test_network_isolation_with_managed_image_and_reconcile(self, example):
+        example["aws"]["network"]["enable_network_isolation"] = True
+        found = problems_of(example)
+        assert any("installs steps/requirements.txt" in p for p in found)
+        assert any("stages.reconcile calls the S3 API" in p for p in found)
+
+    def test_network_isolation_with_own_image_and_no_reconcile(self, example):
+        example["aws"]["network"]["enable_network_isolation"] = True
+        example["image"]["uri"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/wavepipe:1"
+        del example["stages"]["reconcile"], example["stages"]["encode"]
+        example["stages"]["featurize"]["macroshards"] = ["30"]
+        assert validate_config(example).aws.network.enable_network_isolation

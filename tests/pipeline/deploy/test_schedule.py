@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.config import ConfigError
+
 from pipeline.deploy import commands
 from tests.pipeline.deploy.conftest import make_role, scheduler, sm, variant, writes
 
@@ -110,14 +112,12 @@ class TestInvalidSchedule:
         assert err.count("\n") == 1
         assert writes(api_calls) == []
 
-    def test_unknown_schedule_parameter_exits_2(self, cfg, deployed, api_calls, capsys):
-        bad = variant(cfg, schedules=[{"name": "x", "expression": "rate(1 day)", "parameters": {"Bogus": "1"}}])
+    def test_unknown_schedule_parameter_never_reaches_aws(self, cfg, deployed, api_calls):
+        """The config itself rejects it (names and values; see tests/pipeline/test_config.py)."""
         api_calls.clear()
-
-        assert commands.schedule(bad) == 2
-
-        assert "schedules[0] (x): unknown pipeline parameter(s) Bogus" in capsys.readouterr().err
-        assert writes(api_calls) == []
+        with pytest.raises(ConfigError, match=r"schedules\[0\]\.parameters\.Bogus: no pipeline parameter"):
+            variant(cfg, schedules=[{"name": "x", "expression": "rate(1 day)", "parameters": {"Bogus": "1"}}])
+        assert api_calls == []
 
     def test_scheduling_before_upsert_says_so(self, cfg, account, capsys):
         assert commands.schedule(cfg) == 1
