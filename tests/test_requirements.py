@@ -1,5 +1,6 @@
 """The container's requirements (installed at job start on managed images, and by the
-Dockerfile) are the project's runtime dependencies minus the builder-only ones."""
+Dockerfile) pin exactly the project's runtime dependencies, minus the builder-only ones,
+each pin inside pyproject.toml's range."""
 
 from __future__ import annotations
 
@@ -7,25 +8,31 @@ import re
 import tomllib
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILDER_ONLY = {"sagemaker", "pyyaml"}
 
 
-def parse(lines) -> dict[str, str]:
+def requirements(lines) -> dict[str, Requirement]:
     out = {}
     for line in lines:
         line = line.split("#", 1)[0].strip()
         if line:
-            name, spec = re.match(r"^([A-Za-z0-9_.-]+)(.*)$", line).groups()
-            out[name.lower()] = spec.replace(" ", "")
+            req = Requirement(line)
+            out[re.sub(r"[-_.]+", "-", req.name).lower()] = req
     return out
 
 
-def test_container_requirements_match_runtime_dependencies():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    runtime = {k: v for k, v in parse(project).items() if k not in BUILDER_ONLY}
-    container = parse((ROOT / "steps" / "requirements.txt").read_text().splitlines())
-    assert container == runtime
+def test_container_pins_every_runtime_dependency_within_its_range():
+    project = requirements(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    runtime = {k: v for k, v in project.items() if k not in BUILDER_ONLY}
+    container = requirements((ROOT / "steps" / "requirements.txt").read_text().splitlines())
+    assert sorted(container) == sorted(runtime)
+    for name, req in container.items():
+        (spec,) = req.specifier
+        assert spec.operator == "==", f"{name}: pin an exact version, not {spec}"
+        assert runtime[name].specifier.contains(spec.version), f"{name} {spec.version} outside {runtime[name].specifier}"
 
 
 def test_dockerfile_installs_the_container_requirements():

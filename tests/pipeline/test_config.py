@@ -57,12 +57,27 @@ class TestValidConfig:
         with pytest.raises(Exception):
             cfg.aws.bucket = "other"
 
+    @pytest.mark.parametrize("name", ["example.yaml", "mimic3wdb.yaml", "documents.yaml"])
+    def test_schema_accepts_shipped_configs_as_an_editor_would(self, name):
+        import jsonschema
+
+        schema = json.loads((ROOT / "config" / "schema.json").read_text())
+        jsonschema.validate(yaml.safe_load((ROOT / "config" / name).read_text()), schema)
+
     def test_schema_file_is_current(self):
         """config/schema.json is what editors use; regenerate: python deploy.py schema --out config/schema.json"""
         assert json.loads((ROOT / "config" / "schema.json").read_text()) == json_schema()
 
 
 class TestInvalidConfig:
+    def test_schema_rejects_unknown_keys_as_an_editor_would(self, example):
+        import jsonschema
+
+        example["stages"]["featurize"]["shards"] = 3
+        schema = json.loads((ROOT / "config" / "schema.json").read_text())
+        with pytest.raises(jsonschema.ValidationError, match="shards"):
+            jsonschema.validate(example, schema)
+
     def test_unknown_key_names_its_path(self, example):
         example["stages"]["featurize"]["shards"] = 3
         assert any(p.startswith("stages.featurize.shards:") for p in problems_of(example))
