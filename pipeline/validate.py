@@ -143,5 +143,43 @@ def check_processing_arguments(definition: dict) -> list[str]:
     return problems
 
 
+# Representative values for what is only known at run time: SageMaker execution ids are 12
+# characters; a step property or property-file value is taken as a long S3 URI.
+EXECUTION_ID = "x" * 12
+RUNTIME_URI = "s3://" + "x" * 123
+
+
+def representative(value, defaults: dict) -> str:
+    """A run-time expression as text of a realistic length, to check length limits."""
+    if not is_expression(value):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    (key,) = value
+    body = value[key]
+    if key == "Std:Join":
+        return str(body.get("On", "")).join(representative(v, defaults) for v in body.get("Values", []))
+    if key == "Get" and body.startswith("Parameters."):
+        return representative(defaults.get(body.split(".", 1)[1], ""), defaults)
+    if key == "Get" and body == "Execution.PipelineExecutionId":
+        return EXECUTION_ID
+    return RUNTIME_URI
+
+
+def check_expression_lengths(definition: dict) -> list[str]:
+    """Container arguments and environment values are at most 256 characters each, also after
+    their expressions are resolved (with the parameters' defaults)."""
+    defaults = {p["Name"]: p.get("DefaultValue", "") for p in definition.get("Parameters", [])}
+    problems = []
+    for step in definition.get("Steps", []):
+        args = step.get("Arguments", {})
+        items = [(f"ContainerArguments[{i}]", v) for i, v in
+                 enumerate(args.get("AppSpecification", {}).get("ContainerArguments", []))]
+        items += [(f"Environment[{k!r}]", v) for k, v in (args.get("Environment") or {}).items()]
+        for where, value in items:
+            if is_expression(value) and len(text := representative(value, defaults)) > 256:
+                problems.append(f"step {step['Name']!r}: {where} resolves to about {len(text)} characters "
+                                f"at run time, at most 256: {text[:80]}...")
+    return problems
+
+
 def check_definition(definition: dict) -> list[str]:
-    return check_graph(definition) + check_processing_arguments(definition)
+    return check_graph(definition) + check_processing_arguments(definition) + check_expression_lengths(definition)

@@ -80,3 +80,17 @@ class TestInvalidDefinitions:
         inputs = step(d, "Featurize-shard-0001")["Arguments"]["ProcessingInputs"]
         inputs[-1]["S3Input"]["S3DataType"] = "Folder"
         assert any("S3DataType" in p for p in check_processing_arguments(d))
+
+
+class TestResolvedLengths:
+    def test_joined_argument_too_long_once_resolved(self, definition):
+        d = copy.deepcopy(definition)
+        d["Parameters"] = [dict(p, DefaultValue="s3://bucket/" + "k" * 250) if p["Name"] == "InputUri" else p
+                           for p in d["Parameters"]]
+        found = check_definition(d)
+        assert any("'Reconcile': ContainerArguments" in p and "at most 256" in p for p in found)
+
+    def test_shipped_example_fits(self, definition):
+        from pipeline.validate import check_expression_lengths
+
+        assert check_expression_lengths(definition) == []
