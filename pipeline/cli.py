@@ -114,7 +114,11 @@ def run(args) -> int:
         from pipeline.sample_data import write_sample_data
 
         summary = write_sample_data(Path(args.out), size=args.size, seed=args.seed)
-        print(summary)
+        groups = sorted({r.split("/")[0] for r in summary.records})
+        print(f"wrote {len(summary.records)} records in groups {', '.join(groups)}, {len(summary.documents)} "
+              f"documents, labels.sqlite and a tokenizer ({summary.bytes / 1e6:.1f} MB) to {summary.out}")
+        for kind, where in sorted(summary.defects.items()):
+            print(f"  defect on purpose: {kind}: {where}")
         return 0
     cfg = _load(args)
     if cmd in ("definition", "validate", "graph"):
