@@ -12,6 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PHYSIONET = ROOT.parent / "shared" / "data" / "physionet"
 REGION = "us-east-1"
 
+# For the whole session, before any fixture of any scope creates a client: fake credentials and
+# a region (the per-test fixture below restores them for each test). Without this, a module-
+# scoped fixture would depend on an earlier test having set them.
+for _key, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                     "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION,
+                     "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}.items():
+    os.environ[_key] = _value
+os.environ.pop("AWS_PROFILE", None)
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -8,29 +8,24 @@ every worker), resolves the functions by name in each worker, turns a batch into
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any, Callable
 
 import datasets
 
 from steps.encode.errors import EncodeError, EncodeInputError
+from steps.functions import load_function
 
 ARTIFACT_ID = "__artifact_id"
 LABEL_ID = "__label_id"
 
 
 def resolve(reference: str) -> Callable:
-    """The callable named by `package.module:function`."""
-    module_name, _, name = reference.partition(":")
+    """The callable named by `package.module:function` (EncodeInputError otherwise)."""
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise EncodeInputError(f"cannot import {module_name!r} (from {reference!r}): {exc}") from exc
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise EncodeInputError(f"{reference!r}: module {module_name!r} has no function {name!r}")
-    return function
+        return load_function(reference, "encode function")
+    except ValueError as err:
+        raise EncodeInputError(str(err)) from err
 
 
 def takes_options(function: Callable, positional: int) -> bool:

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import importlib
-import re
 from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-FUNC_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+from steps.functions import FUNC_REF
+from steps.functions import load_function as load_functions_ref
+
 BUILTIN_FEATURE_FUNCTION = "steps.featurize.summary:summarize_record"
 
 
@@ -67,14 +67,5 @@ class FeaturizeSettings(BaseModel):
 
 
 def load_function(ref: str) -> Callable[..., Any]:
-    """Import `module:function`; raises ValueError naming the reference when it does not resolve.
-
-    The builder calls this at build time too, so a typo fails before any job fans out."""
-    module_name, _, attr = ref.partition(":")
-    try:
-        func = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"feature function {ref!r} cannot be loaded: {err}") from None
-    if not callable(func):
-        raise ValueError(f"feature function {ref!r} is not callable")
-    return func
+    """Import the feature function; ValueError naming the reference when it does not resolve."""
+    return load_functions_ref(ref, "feature function")

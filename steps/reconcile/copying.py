@@ -3,7 +3,6 @@ there and identical; then the optional per-artifact `process_func`."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from steps import storage as st
+from steps.functions import load_function
 from steps.reconcile.inventory import Artifact, SourceFile
 
 log = logging.getLogger("steps.reconcile")
@@ -22,17 +22,8 @@ SOURCE_ETAG_META = "wavepipe-source-etag"
 ProcessFunc = Callable[[dict, list, str, bool], object]
 
 
-def load_function(ref: str) -> ProcessFunc:
-    """`package.module:function` -> the function; ValueError naming the reference otherwise."""
-    module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ValueError(f"process_func {ref!r}: cannot import {module_name}: {err}") from None
-    func = getattr(module, attr, None)
-    if not callable(func):
-        raise ValueError(f"process_func {ref!r}: {module_name} has no function {attr}")
-    return func
+def load_process_func(ref: str) -> ProcessFunc:
+    return load_function(ref, "process_func")
 
 
 def is_identical(src: SourceFile, dst: st.ObjectInfo | None, dst_uri: str, storage: st.Storage) -> bool:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from steps import storage as st
 from steps.reconcile import inventory as inv
-from steps.reconcile.copying import CopyJob, Outcome, load_function, run_parallel
+from steps.reconcile.copying import CopyJob, Outcome, load_process_func, run_parallel
 from steps.reconcile.labels import LabelsError, clean_labels, describe, read_labels
 from steps.reconcile.settings import ReconcileSettings
 from steps.reconcile.shards import assign_shards, shard_name, write_manifests
@@ -153,7 +153,7 @@ def _copy_and_validate(ctx: Context, arts: dict[str, inv.Artifact], rows: dict[s
     """Copy, process, validate, repair. Returns process_func failures (artifact -> error);
     raises StageFailed when files are still missing."""
     s = ctx.settings
-    process = load_function(s.process_func) if s.process_func else None
+    process = load_process_func(s.process_func) if s.process_func else None
     need_listing = ctx.copy_files or process is not None
     existing = list_experiment(ctx.storage, ctx.artifacts_uri) if need_listing else {}
     ctx.report["stale_artifacts_in_experiment"] = len(set(existing) - set(arts))
@@ -293,7 +293,7 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
     try:
         st.split_uri(source_uri), st.split_uri(experiment_uri)
         if settings.process_func:
-            load_function(settings.process_func)  # fail before any copy
+            load_process_func(settings.process_func)  # fail before any copy
     except ValueError as err:
         raise BadInput(str(err)) from None
     ctx = Context(settings, storage or st.from_env(max_connections=settings.copy_threads + 4),

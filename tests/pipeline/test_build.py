@@ -62,8 +62,9 @@ class TestValidDefinition:
             raise AssertionError(f"network call during build: {args}")
 
         monkeypatch.setattr(socket.socket, "connect", refuse)
-        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        # No credentials and the metadata service allowed: exactly where the SDK would probe it.
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_EC2_METADATA_DISABLED"):
+            monkeypatch.delenv(key, raising=False)
         built = build(load_config(ROOT / "config" / "mimic3wdb.yaml"))
         assert json.loads(built.definition)["Steps"]
 
