@@ -10,8 +10,8 @@ from pipeline.bundle import Assets, build_assets
 from pipeline.config import Config
 from pipeline.sdk import pipeline_session
 
-# Stage name -> the settings model its container validates (`steps/<stage>/settings.py`).
 def _settings_models() -> dict:
+    """Stage name -> the settings model its container validates (`steps/<stage>/settings.py`)."""
     from steps.combine.settings import CombineSettings
     from steps.encode.settings import EncodeSettings
     from steps.featurize.settings import FeaturizeSettings
@@ -84,10 +84,9 @@ def build(cfg: Config) -> Built:
 
     from pipeline.parameters import build_params
     from pipeline.sdk import cheap_processing_steps
-    from pipeline.stages.common import BuildContext
+    from pipeline.stages.common import BuildContext, base_uri
 
-    base_uri = f"s3://{cfg.aws.bucket}/{cfg.aws.output_prefix}/{cfg.pipeline.name}"
-    assets = build_assets(base_uri, stage_settings(cfg))
+    assets = build_assets(base_uri(cfg), stage_settings(cfg))
     image_uri, install = resolve_image(cfg)
     params = build_params(cfg)
     ctx = BuildContext(cfg=cfg, session=session, params=params, assets=assets,

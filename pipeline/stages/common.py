@@ -15,6 +15,11 @@ SETTINGS_DIR = f"{PROCESSING}/input/settings"
 ENTRYPOINT = ["python3", f"{CODE_DIR}/bootstrap.py"]
 
 
+def base_uri(cfg: Config) -> str:
+    """`s3://<bucket>/<output prefix>/<pipeline>`: assets, experiments and executions live here."""
+    return f"s3://{cfg.aws.bucket}/{cfg.aws.output_prefix}/{cfg.pipeline.name}"
+
+
 @dataclass(frozen=True)
 class BuildContext:
     cfg: Config
@@ -26,8 +31,7 @@ class BuildContext:
 
     @property
     def base_uri(self) -> str:
-        """`s3://<bucket>/<output prefix>/<pipeline>`: assets, experiments and executions live here."""
-        return f"s3://{self.cfg.aws.bucket}/{self.cfg.aws.output_prefix}/{self.cfg.pipeline.name}"
+        return base_uri(self.cfg)
 
     def execution_uri(self, *parts: str):
         """`<base>/<execution id>/<parts>`: no two executions ever write to the same place."""
