@@ -27,10 +27,6 @@ class Built:
     assets: Assets
     definition: str
 
-    @property
-    def name(self) -> str:
-        return self.pipeline.name
-
 
 def stage_settings(cfg: Config) -> dict[str, dict]:
     """Each enabled stage's container settings: its config section minus the builder's fields."""
@@ -71,13 +67,6 @@ def pretty(definition: str) -> str:
 
 
 def build(cfg: Config) -> Built:
-    """Raises ConfigError when a function reference cannot work (before anything fans out)."""
-    from pipeline.config import ConfigError
-    from pipeline.functions import function_problems
-
-    problems = function_problems(cfg)
-    if problems:
-        raise ConfigError("config", problems)
     session = pipeline_session(cfg.aws.region, cfg.aws.bucket)  # first: it prepares the SDK import
     from sagemaker.core.workflow.pipeline_definition_config import PipelineDefinitionConfig
     from sagemaker.mlops.workflow.pipeline import Pipeline

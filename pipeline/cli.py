@@ -89,13 +89,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
-    from pipeline.functions import function_problems
-
-    cfg = load_config(args.config, env=args.env, overlays=args.overlay)
-    problems = function_problems(cfg)
-    if problems:
-        raise ConfigError(args.config, problems)
-    return cfg
+    return load_config(args.config, env=args.env, overlays=args.overlay)
 
 
 def _write(text: str, out: str | None) -> None:

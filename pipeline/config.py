@@ -20,9 +20,9 @@ from steps.featurize.settings import FeaturizeSettings
 from steps.reconcile.settings import ReconcileSettings
 
 STAGES = ("reconcile", "featurize", "combine", "encode")
-ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 # Combine's own arguments leave 90 of SageMaker's 100 container arguments for shard outputs.
 MAX_PREFIX_SHARDS = 90
+INSTANCE_TYPE = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
 SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 
@@ -103,7 +103,7 @@ class RetryConfig(Model):
 
 class StageInfra(Model):
     enabled: bool = True
-    instance_type: str = Field("ml.m5.xlarge", pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+    instance_type: str = Field("ml.m5.xlarge", pattern=INSTANCE_TYPE)
     instance_count: int = Field(1, ge=1, le=100)
     volume_size_gb: int = Field(30, ge=1, le=16384)
     max_runtime_s: int = Field(86400, ge=1, le=432000)
@@ -121,7 +121,7 @@ class ReconcileStage(StageInfra, ReconcileSettings):
 
 
 class FeaturizeStage(StageInfra, FeaturizeSettings):
-    instance_type: str = Field("ml.m5.4xlarge", pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+    instance_type: str = Field("ml.m5.4xlarge", pattern=INSTANCE_TYPE)
     macroshards: Union[int, list[Union[str, Macroshard]]] = Field(
         4, description="A count N (artifacts split by Reconcile) or a list of key prefixes, one step each."
     )
@@ -175,8 +175,9 @@ class CacheConfig(Model):
     @field_validator("expire_after")
     @classmethod
     def _iso(cls, value: str) -> str:
-        if not ISO_DURATION.match(value):
-            raise ValueError(f"not an ISO 8601 duration: {value!r} (e.g. P30D, PT12H)")
+        from pipeline.local.cache import parse_duration
+
+        parse_duration(value)  # ValueError naming the value, e.g. "... such as P30D or PT1H"
         return value
 
 
@@ -192,6 +193,15 @@ class Parameters(Model):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+
+def instance_type_param_name(stage: str) -> str:
+    return f"{stage.capitalize()}InstanceType"
+
+
+def parameter_names(enabled_stages) -> set[str]:
+    """Every pipeline parameter of a pipeline with these stages enabled."""
+    return set(PARAMETER_NAMES.values()) | {instance_type_param_name(s) for s in enabled_stages}
 
 
 PARAMETER_NAMES = {
@@ -293,15 +303,15 @@ def schedule_problems(schedule: "Schedule", index: int, enabled: dict) -> list[s
             problems.append(f"{where}: {text!r} is not full_dataset or partial_dataset")
         elif name == "Reload" and text not in ("true", "false"):
             problems.append(f"{where}: {text!r} is not true or false")
-        elif name.endswith("InstanceType") and name[: -len("InstanceType")].lower() in enabled:
-            if not re.match(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$", text):
+        elif name in {instance_type_param_name(s) for s in enabled}:
+            if not re.match(INSTANCE_TYPE, text):
                 problems.append(f"{where}: {text!r} is not an instance type such as ml.m5.xlarge")
         elif name in allowed:
             pattern = next(m.pattern for m in allowed[name] if hasattr(m, "pattern"))
             if not re.match(pattern, text):
                 problems.append(f"{where}: {text!r} does not match {pattern}")
         elif name not in ("EncodedDataDir", "Reload"):
-            known = sorted([*PARAMETER_NAMES.values(), *(f"{s.capitalize()}InstanceType" for s in enabled)])
+            known = sorted(parameter_names(enabled))
             problems.append(f"{where}: no pipeline parameter {name!r} (known: {', '.join(known)})")
     return problems
 
@@ -360,8 +370,9 @@ def load_config(path: str | Path, env: str | None = None, overlays: list[str | P
 
 
 def validate_config(data: dict, source: str = "<config>") -> Config:
+    """The validated config, function references included; ConfigError naming `source` otherwise."""
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as err:
         problems = []
         for e in err.errors():
@@ -371,6 +382,12 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
             else:  # cross-key checks: each message starts with its own key path
                 problems.extend(msg.split("; "))
         raise ConfigError(source, problems) from None
+    from pipeline.functions import function_problems  # imports this module: import here
+
+    problems = function_problems(cfg)
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
 
 
 def json_schema() -> dict:

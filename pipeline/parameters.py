@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import Config
+from pipeline.config import Config, instance_type_param_name
 
 
 @dataclass(frozen=True)
@@ -19,10 +19,6 @@ class Params:
     def all(self) -> list:
         return [self.input_uri, self.experiment_name, self.encoded_data_dir, self.reload,
                 *self.instance_types.values()]
-
-
-def instance_type_param_name(stage: str) -> str:
-    return f"{stage.capitalize()}InstanceType"
 
 
 def build_params(cfg: Config) -> Params:
@@ -45,6 +41,6 @@ def build_params(cfg: Config) -> Params:
 
 
 def parameter_names(cfg: Config) -> set[str]:
-    from pipeline.config import PARAMETER_NAMES
+    from pipeline.config import parameter_names as names
 
-    return set(PARAMETER_NAMES.values()) | {instance_type_param_name(s) for s in cfg.stages.enabled()}
+    return names(cfg.stages.enabled())

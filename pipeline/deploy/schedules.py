@@ -17,10 +17,8 @@ import hashlib
 from pipeline.config import Config, Schedule
 from pipeline.deploy import pipelines
 from pipeline.deploy.clients import Aws
-from pipeline.deploy.errors import DeployError
 from pipeline.deploy.provenance import TAG_PREFIX
 from pipeline.deploy.roles import SAGEMAKER, SCHEDULER, check_trust
-from pipeline.parameters import parameter_names
 
 GROUP_MAX = 64
 COMPARED = ("ScheduleExpression", "ScheduleExpressionTimezone", "State", "Description", "FlexibleTimeWindow")

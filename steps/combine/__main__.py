@@ -11,9 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from steps.combine.settings import CombineSettings
+from steps.settings_file import load_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
     try:
-        settings = CombineSettings.model_validate(json.loads(args.settings.read_text())) if args.settings else CombineSettings()
-    except (OSError, ValueError, ValidationError) as err:
-        print(f"combine: bad settings {args.settings}: {err}", file=sys.stderr)
+        settings = load_settings(CombineSettings, args.settings)
+    except ValueError as err:
+        print(f"combine: {err}", file=sys.stderr)
         return 2
     if args.input is not None and not args.input.is_dir():
         print(f"combine: input folder {args.input} does not exist", file=sys.stderr)

@@ -7,10 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from steps.encode.errors import EncodeError, EncodeInputError
 from steps.encode.settings import EncodeSettings
+from steps.settings_file import load_settings
 from steps.encode.stage import ENCODED_DATA_DIRS, run_encode
 
 
@@ -39,13 +38,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_settings(path: Path | None) -> EncodeSettings:
-    if path is None:
-        return EncodeSettings()
+def read_settings(path: Path | None) -> EncodeSettings:
     try:
-        return EncodeSettings.model_validate(json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError, ValidationError) as exc:
-        raise EncodeInputError(f"settings file {path}: {exc}") from exc
+        return load_settings(EncodeSettings, path)
+    except ValueError as err:
+        raise EncodeInputError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         report = run_encode(
-            args.output, args.encoded_data_dir, load_settings(args.settings), args.labels, args.artifacts, args.features
+            args.output, args.encoded_data_dir, read_settings(args.settings), args.labels, args.artifacts, args.features
         )
     except EncodeInputError as exc:
         print(f"encode: bad settings or inputs: {exc}", file=sys.stderr)

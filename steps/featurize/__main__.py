@@ -11,9 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from steps.featurize.settings import FeaturizeSettings
+from steps.settings_file import load_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,12 +32,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_settings(path: Path | None) -> FeaturizeSettings:
-    if path is None:
-        return FeaturizeSettings()
-    return FeaturizeSettings.model_validate(json.loads(path.read_text()))
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
@@ -48,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     from steps.featurize.settings import load_function
 
     try:
-        settings = load_settings(args.settings)
+        settings = load_settings(FeaturizeSettings, args.settings)
         load_function(settings.feature_function)
-    except (OSError, ValueError, ValidationError) as err:
-        print(f"featurize: bad settings {args.settings}: {err}", file=sys.stderr)
+    except ValueError as err:
+        print(f"featurize: {err}", file=sys.stderr)
         return 2
     if args.jobs is not None and args.jobs < 1:
         print("featurize: --jobs must be at least 1", file=sys.stderr)

@@ -8,11 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from steps.reconcile.labels import parse_sql_params
 from steps.reconcile.run import BadInput, StageFailed, reconcile
 from steps.reconcile.settings import ReconcileSettings
+from steps.settings_file import load_settings
 
 log = logging.getLogger("steps.reconcile")
 
@@ -45,17 +44,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_settings(path: Path | None) -> ReconcileSettings:
-    if path is None:
-        return ReconcileSettings()
+def read_settings(path: Path | None) -> ReconcileSettings:
     try:
-        return ReconcileSettings.model_validate(json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError) as err:
-        raise BadInput(f"cannot read settings {path}: {err}") from None
-    except ValidationError as err:
-        # Key path and message only: an input value may hold a secret (e.g. a URL with a password).
-        lines = [f"  {'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in err.errors(include_input=False)]
-        raise BadInput(f"invalid settings in {path}:\n" + "\n".join(lines)) from None
+        return load_settings(ReconcileSettings, path)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return 0 if exit_.code == 0 else 2
     try:
-        settings = load_settings(args.settings)
+        settings = read_settings(args.settings)
         try:
             params = parse_sql_params(args.sql_param)
         except ValueError as err:

@@ -35,7 +35,9 @@ class TestInvalidReferences:
     def test_missing_module_and_function(self, example):
         example["stages"]["featurize"]["feature_function"] = "steps.featurize.nosuch:f"
         example["stages"]["encode"]["encode_data"] = "steps.recipes.waveform:nosuch"
-        found = function_problems(validate_config(example))
+        with pytest.raises(ConfigError) as err:  # the config edge reports them, by key path
+            validate_config(example)
+        found = err.value.problems
         assert found == [
             "stages.featurize.feature_function: 'steps.featurize.nosuch:f': no module 'steps.featurize.nosuch' under steps/",
             "stages.encode.encode_data: 'steps.recipes.waveform:nosuch': module 'steps.recipes.waveform' defines no 'nosuch'",
