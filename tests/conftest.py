@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_CONFIG = ROOT / "config" / "example.yaml"
 PHYSIONET = ROOT.parent / "shared" / "data" / "physionet"
 REGION = "us-east-1"
 

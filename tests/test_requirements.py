@@ -9,8 +9,8 @@ import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 BUILDER_ONLY = {"sagemaker", "pyyaml"}
 
 

@@ -21,8 +21,8 @@ import pytest
 from pipeline.build import build, pretty
 from pipeline.config import load_config, validate_config
 from pipeline.validate import check_definition, step_dependencies
+from tests.conftest import EXAMPLE_CONFIG, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).with_name("golden") / "example.definition.json"
 
 
@@ -35,7 +35,7 @@ def normalized(built) -> str:
 
 @pytest.fixture(scope="module")
 def example():
-    return build(load_config(ROOT / "config" / "example.yaml"))
+    return build(load_config(EXAMPLE_CONFIG))
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ class TestValidDefinition:
         assert normalized(example) == golden, "regenerate: see this module's docstring"
 
     def test_byte_identical_rebuild(self, example):
-        again = build(load_config(ROOT / "config" / "example.yaml"))
+        again = build(load_config(EXAMPLE_CONFIG))
         assert again.definition == example.definition
         assert again.assets.files == example.assets.files
 
@@ -137,7 +137,7 @@ class TestValidDefinition:
     def test_config_change_moves_only_its_step(self, example_def):
         import yaml
 
-        raw = yaml.safe_load((ROOT / "config" / "example.yaml").read_text())
+        raw = yaml.safe_load((EXAMPLE_CONFIG).read_text())
         raw["stages"]["combine"]["signal_aliases"] = {"II": ["II"]}
         changed = steps_by_name(json.loads(build(validate_config(raw)).definition))
         before = steps_by_name(example_def)

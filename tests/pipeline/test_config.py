@@ -11,9 +11,9 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.config import ConfigError, json_schema, load_config, validate_config
+from tests.conftest import ROOT, EXAMPLE_CONFIG
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "config" / "example.yaml"
+EXAMPLE = EXAMPLE_CONFIG
 
 
 @pytest.fixture

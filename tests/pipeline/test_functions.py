@@ -10,13 +10,13 @@ import yaml
 from pipeline.build import build
 from pipeline.config import ConfigError, validate_config
 from pipeline.functions import function_problems
+from tests.conftest import EXAMPLE_CONFIG, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def example() -> dict:
-    return yaml.safe_load((ROOT / "config" / "example.yaml").read_text())
+    return yaml.safe_load((EXAMPLE_CONFIG).read_text())
 
 
 class TestValidReferences:

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
+from tests.conftest import ROOT, EXAMPLE_CONFIG
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = str(ROOT / "config" / "example.yaml")
+EXAMPLE = str(EXAMPLE_CONFIG)
 DOCUMENTS = str(ROOT / "config" / "documents.yaml")
 OUT = "s3/wavepipe-example/wavepipe"
 

@@ -12,13 +12,13 @@ from pipeline.build import build
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.validate import check_definition, check_graph, check_processing_arguments
+from tests.conftest import EXAMPLE_CONFIG, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def definition() -> dict:
-    return json.loads(build(load_config(ROOT / "config" / "example.yaml")).definition)
+    return json.loads(build(load_config(EXAMPLE_CONFIG)).definition)
 
 
 def step(definition: dict, name: str) -> dict:
@@ -30,7 +30,7 @@ class TestValidDefinitions:
         assert check_definition(definition) == []
 
     def test_cli_validate_exits_zero(self, capsys):
-        assert main(["validate", "--config", str(ROOT / "config" / "example.yaml")]) == 0
+        assert main(["validate", "--config", str(EXAMPLE_CONFIG)]) == 0
         assert "valid (5 steps" in capsys.readouterr().out
 
 

@@ -20,8 +20,8 @@ from steps.featurize.run import featurize
 from steps.featurize.settings import FeaturizeSettings
 from steps.featurize.summary import FEATURE_COLUMNS
 from tests.steps import featurize_data as gen
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 LENIENT = FeaturizeSettings(max_error_fraction=1.0)
 
 

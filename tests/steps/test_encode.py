@@ -18,8 +18,8 @@ from steps.encode import EncodeError, EncodeInputError, EncodeSettings, run_enco
 from steps.encode.__main__ import main
 from steps.encode.splits import allocate, assign_splits
 from tests.steps import encode_fixtures as fx
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = "tests.steps.encode_fixtures"
 DOCS = {
     "get_dataset_features": "steps.recipes.documents:get_dataset_features",

@@ -24,8 +24,8 @@ from steps.featurize.run import featurize, plan_microshards
 from steps.featurize.settings import FeaturizeSettings
 from steps.featurize.summary import FEATURE_COLUMNS, summarize_record
 from tests.steps import featurize_data as gen
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 STATS = ["mean", "std", "min", "max", "p05", "p25", "p50", "p75", "p95"]
 
 

@@ -14,9 +14,9 @@ from botocore.client import BaseClient
 
 from pipeline.config import Config, load_config, validate_config
 from pipeline.deploy import clients
-from tests.conftest import REGION, ROOT
+from tests.conftest import EXAMPLE_CONFIG, REGION, ROOT
 
-EXAMPLE = ROOT / "config" / "example.yaml"
+EXAMPLE = EXAMPLE_CONFIG
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
 
 
