@@ -38,7 +38,7 @@ import datasets  # noqa: E402
 from steps.encode import EncodeSettings, run_encode  # noqa: E402
 from steps.encode.stage import available_cpus  # noqa: E402
 from steps.recipes import documents, waveform  # noqa: E402
-from tests.steps import encode_fixtures as fx  # noqa: E402
+from tests.steps.encode import fixtures as fx  # noqa: E402
 
 
 def make_documents(root: Path, rows: int) -> tuple[EncodeSettings, dict]:

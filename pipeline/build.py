@@ -7,37 +7,19 @@ import json
 from dataclasses import dataclass
 
 from pipeline.bundle import Assets, build_assets
-from pipeline.config import Config
+from pipeline.config.models import Config
 from pipeline.sdk import pipeline_session
-
-def _settings_models() -> dict:
-    """Stage name -> the settings model its container validates (`steps/<stage>/settings.py`)."""
-    from steps.combine.settings import CombineSettings
-    from steps.encode.settings import EncodeSettings
-    from steps.featurize.settings import FeaturizeSettings
-    from steps.reconcile.settings import ReconcileSettings
-
-    return {"reconcile": ReconcileSettings, "featurize": FeaturizeSettings,
-            "combine": CombineSettings, "encode": EncodeSettings}
 
 
 @dataclass(frozen=True)
 class Built:
-    pipeline: object
     assets: Assets
     definition: str
 
 
 def stage_settings(cfg: Config) -> dict[str, dict]:
-    """Each enabled stage's container settings: its config section minus the builder's fields."""
-    out = {}
-    for stage, section in cfg.stages.enabled().items():
-        model = _settings_models()[stage]
-        values = {k: getattr(section, k) for k in model.model_fields}
-        if stage == "combine":
-            values["expected_shards"] = cfg.stages.featurize.shard_names()
-        out[stage] = model.model_validate(values).model_dump(mode="json")
-    return out
+    """Each stage's container settings, by stage name."""
+    return {stage.name: stage.container_settings(cfg) for stage in cfg.registry.enabled(cfg)}
 
 
 def resolve_image(cfg: Config) -> tuple[str, bool]:
@@ -67,6 +49,8 @@ def pretty(definition: str) -> str:
 
 
 def build(cfg: Config) -> Built:
+    """The pipeline of `cfg`, built by the stages of the registry it was validated with."""
+    registry = cfg.registry
     session = pipeline_session(cfg.aws.region, cfg.aws.bucket)  # first: it prepares the SDK import
     from sagemaker.core.workflow.pipeline_definition_config import PipelineDefinitionConfig
     from sagemaker.mlops.workflow.pipeline import Pipeline
@@ -79,13 +63,15 @@ def build(cfg: Config) -> Built:
     image_uri, install = resolve_image(cfg)
     params = build_params(cfg)
     ctx = BuildContext(cfg=cfg, session=session, params=params, assets=assets,
-                       image_uri=image_uri, install_requirements=install)
+                       image_uri=image_uri, install_requirements=install, registry=registry)
     with cheap_processing_steps():
-        steps = _steps(ctx, cfg.stages.enabled())
+        upstream: dict[str, list] = {}
+        for stage in registry.enabled(cfg):
+            upstream[stage.name] = stage.build(ctx, upstream)
         pipeline = Pipeline(
             name=cfg.pipeline.name,
-            parameters=params.all(),
-            steps=steps,
+            parameters=list(params.values()),
+            steps=[step for steps in upstream.values() for step in steps],
             sagemaker_session=session,
             # Keep job names out of the definition: they would defeat caching and versioning.
             pipeline_definition_config=PipelineDefinitionConfig(use_custom_job_prefix=False),
@@ -94,15 +80,4 @@ def build(cfg: Config) -> Built:
             pipeline_experiment_config=None,
         )
         definition = canonical(pipeline.definition())
-    return Built(pipeline=pipeline, assets=assets, definition=definition)
-
-
-def _steps(ctx, enabled: dict) -> list:
-    """Reconcile -> Featurize-<shard> x N -> Combine -> Encode, leaving out disabled stages."""
-    from pipeline.stages import combine, encode, featurize, reconcile
-
-    reconcile_step = reconcile.build(ctx) if "reconcile" in enabled else None
-    featurize_steps = featurize.build(ctx, reconcile_step) if "featurize" in enabled else []
-    combine_step = combine.build(ctx, featurize_steps, reconcile_step) if "combine" in enabled else None
-    encode_step = encode.build(ctx, reconcile_step, combine_step) if "encode" in enabled else None
-    return [s for s in [reconcile_step, *featurize_steps, combine_step, encode_step] if s is not None]
+    return Built(assets=assets, definition=definition)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import steps
+from steps.settings_file import settings_document
 
 STEPS_DIR = Path(steps.__file__).resolve().parent
 SKIP_DIRS = {"__pycache__", ".pytest_cache"}
@@ -76,6 +77,6 @@ def build_assets(base_uri: str, stage_settings: dict[str, dict]) -> Assets:
     code_uri = f"{base_uri}/code/{code_hash}/"
     files = {code_uri + "bundle.tar.gz": bundle, code_uri + "bootstrap.py": bootstrap}
     for stage, settings in sorted(stage_settings.items()):
-        body = canonical_json(settings)
+        body = canonical_json(settings_document(stage, settings))
         files[f"{base_uri}/settings/{stage}-{sha256(body)[:16]}/{stage}.json"] = body
     return Assets(code_uri=code_uri, code_hash=code_hash, files=files)

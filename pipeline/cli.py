@@ -1,4 +1,5 @@
-"""`python deploy.py <command>`: argument parsing and exit codes only; the work is elsewhere."""
+"""`python deploy.py <command>` (or `wavepipe <command>`): the command line. Parsing and exit codes
+only; each command's work is in its own module."""
 
 from __future__ import annotations
 
@@ -34,7 +35,14 @@ def parse_params(items: list[str]) -> dict[str, str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="deploy.py", description=__doc__)
+    ap = argparse.ArgumentParser(
+        prog="deploy.py",
+        description="Build, check, run and deploy a wavepipe pipeline: one YAML config becomes a SageMaker "
+                    "Pipelines DAG (Reconcile, Featurize per macroshard, Combine, Encode). Start with "
+                    "`deploy.py local`, which runs the example on this machine with no AWS and no Docker.",
+        epilog="Exit codes: 0 ok, 1 a step or check failed, 2 a bad config or command line. "
+               "Each command has its own --help.",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("definition", help="print the pipeline definition JSON (offline, deterministic)")

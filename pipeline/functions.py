@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-
-from pipeline.config import Config
+from pipeline.config.models import Config
 
 
 def references(cfg: Config) -> dict[str, str]:
-    """Key path -> `module:function`, for every function the enabled stages will call."""
-    stages = cfg.stages.enabled()
+    """Key path -> `module:function`, for every function the config's stages will call."""
     refs = {}
-    if "featurize" in stages:
-        refs["stages.featurize.feature_function"] = stages["featurize"].feature_function
-    if "encode" in stages:
-        refs["stages.encode.get_dataset_features"] = stages["encode"].get_dataset_features
-        refs["stages.encode.encode_data"] = stages["encode"].encode_data
-    if "reconcile" in stages and stages["reconcile"].process_func:
-        refs["stages.reconcile.process_func"] = stages["reconcile"].process_func
+    for stage in cfg.registry.enabled(cfg):
+        section = getattr(cfg.stages, stage.name)
+        for name in stage.functions:
+            if ref := getattr(section, name):
+                refs[f"stages.{stage.name}.{name}"] = ref
     return refs
 
 

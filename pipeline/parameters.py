@@ -1,46 +1,72 @@
-"""Pipeline parameters: what a Studio user changes per run. Every one has a default, because
-schedules created with the SDK's put_triggers send none."""
+"""Pipeline parameters: what a Studio user (or a schedule) changes per run, defined once here.
+
+Every one has a default, because schedules created with the SDK's put_triggers send none.
+Values are strings: they are passed as container arguments, which must be text (so Reload is
+a ParameterString with the choices false/true, not a ParameterBoolean)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Callable
 
-from pipeline.config import Config, instance_type_param_name
+from pipeline.config.models import EXPERIMENT_NAME, INSTANCE_TYPE, S3_URI, Config
+from steps.contract import ENCODED_DATA_DIRS
+
+INPUT_URI = "InputUri"
+EXPERIMENT = "ExperimentName"
+ENCODED_DATA_DIR = "EncodedDataDir"
+RELOAD = "Reload"
 
 
 @dataclass(frozen=True)
-class Params:
-    input_uri: object
-    experiment_name: object
-    encoded_data_dir: object
-    reload: object
-    instance_types: dict  # stage -> ParameterString
+class ParameterSpec:
+    name: str
+    default: Callable[[Config], str]
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+    example: str = ""
 
-    def all(self) -> list:
-        return [self.input_uri, self.experiment_name, self.encoded_data_dir, self.reload,
-                *self.instance_types.values()]
+    def problem(self, value: str) -> str | None:
+        """Why `value` is no good for this parameter, or None."""
+        if self.choices and value not in self.choices:
+            return f"{value!r} is not one of {', '.join(self.choices)}"
+        if self.pattern and not re.match(self.pattern, value):
+            return f"{value!r} is not {self.example}" if self.example else f"{value!r} does not match {self.pattern}"
+        return None
 
 
-def build_params(cfg: Config) -> Params:
+PIPELINE_PARAMETERS = (
+    ParameterSpec(INPUT_URI, lambda cfg: cfg.parameters.input_uri, pattern=S3_URI),
+    ParameterSpec(EXPERIMENT, lambda cfg: cfg.parameters.experiment_name, pattern=EXPERIMENT_NAME),
+    ParameterSpec(ENCODED_DATA_DIR, lambda cfg: cfg.parameters.encoded_data_dir, choices=ENCODED_DATA_DIRS),
+    ParameterSpec(RELOAD, lambda cfg: str(cfg.parameters.reload).lower(), choices=("false", "true")),
+)
+
+
+def instance_type_param_name(stage: str) -> str:
+    return f"{stage.capitalize()}InstanceType"
+
+
+def instance_type_spec(stage: str) -> ParameterSpec:
+    return ParameterSpec(instance_type_param_name(stage), lambda cfg: getattr(cfg.stages, stage).instance_type,
+                         pattern=INSTANCE_TYPE, example="an instance type such as ml.m5.xlarge")
+
+
+def parameter_specs(cfg: Config) -> list[ParameterSpec]:
+    """Every parameter of this config's pipeline: the pipeline-wide ones, then one instance
+    type per stage it has (in registry order)."""
+    return [*PIPELINE_PARAMETERS, *(instance_type_spec(s.name) for s in cfg.registry.enabled(cfg))]
+
+
+def parameter_names(cfg: Config) -> list[str]:
+    return [spec.name for spec in parameter_specs(cfg)]
+
+
+def build_params(cfg: Config) -> dict[str, object]:
+    """Parameter name -> the SDK's ParameterString, in definition order."""
     from sagemaker.core.workflow.parameters import ParameterString
 
-    p = cfg.parameters
-    return Params(
-        input_uri=ParameterString("InputUri", default_value=p.input_uri),
-        experiment_name=ParameterString("ExperimentName", default_value=p.experiment_name),
-        encoded_data_dir=ParameterString(
-            "EncodedDataDir", default_value=p.encoded_data_dir, enum_values=["full_dataset", "partial_dataset"]
-        ),
-        # A string, not ParameterBoolean: it is passed as a container argument, which must be text.
-        reload=ParameterString("Reload", default_value=str(p.reload).lower(), enum_values=["false", "true"]),
-        instance_types={
-            stage: ParameterString(instance_type_param_name(stage), default_value=infra.instance_type)
-            for stage, infra in cfg.stages.enabled().items()
-        },
-    )
-
-
-def parameter_names(cfg: Config) -> set[str]:
-    from pipeline.config import parameter_names as names
-
-    return names(cfg.stages.enabled())
+    return {spec.name: ParameterString(spec.name, default_value=spec.default(cfg),
+                                       enum_values=list(spec.choices) or None)
+            for spec in parameter_specs(cfg)}

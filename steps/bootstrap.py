@@ -31,13 +31,15 @@ def main(argv: list) -> int:
         target = Path(tempfile.mkdtemp(prefix="wavepipe-code-"))
     with tarfile.open(here / "bundle.tar.gz") as tar:
         tar.extractall(target, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(target)
-    if os.environ.get("WAVEPIPE_PIP_INSTALL") == "1":
+    sys.path.insert(0, str(target))
+    from steps.contract import ENV_PIP_INSTALL  # the unpacked bundle's own contract
+
+    if os.environ.get(ENV_PIP_INSTALL) == "1":
         requirements = target / "steps" / "requirements.txt"
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "-r", str(requirements)],
             check=True,
         )
-    sys.path.insert(0, str(target))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))
     module, sys.argv = argv[0], [argv[0]] + argv[1:]
     try:

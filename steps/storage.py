@@ -8,6 +8,7 @@ small interface, so stage code is written once against `Storage`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
-S3_ROOT_ENV = "WAVEPIPE_S3_ROOT"
-KMS_ENV = "WAVEPIPE_KMS_KEY_ID"
+from steps.contract import ENV_KMS_KEY_ID as KMS_ENV
+from steps.contract import ENV_S3_ROOT as S3_ROOT_ENV
+
 # CopyObject copies at most 5 GB in one request; above that only UploadPartCopy works.
 SINGLE_COPY_LIMIT = 5 * 1024**3
 MULTIPART_CHUNK = 256 * 1024**2
@@ -201,13 +203,14 @@ class S3Storage:
         if metadata is not None:
             extra |= {"Metadata": metadata, "MetadataDirective": "REPLACE"}
         # S3 makes an object visible only when the (multipart) copy completes: no partial file.
-        if size is not None and size < SINGLE_COPY_LIMIT:
-            self.client.copy_object(CopySource={"Bucket": sb, "Key": sk}, Bucket=db, Key=dk, **extra)
-            return
-        from boto3.s3.transfer import TransferConfig
+        with _missing_as_file_not_found(src_uri):
+            if size is not None and size < SINGLE_COPY_LIMIT:
+                self.client.copy_object(CopySource={"Bucket": sb, "Key": sk}, Bucket=db, Key=dk, **extra)
+                return
+            from boto3.s3.transfer import TransferConfig
 
-        config = TransferConfig(multipart_threshold=SINGLE_COPY_LIMIT, multipart_chunksize=MULTIPART_CHUNK)
-        self.client.copy({"Bucket": sb, "Key": sk}, db, dk, ExtraArgs=extra or None, Config=config)
+            config = TransferConfig(multipart_threshold=SINGLE_COPY_LIMIT, multipart_chunksize=MULTIPART_CHUNK)
+            self.client.copy({"Bucket": sb, "Key": sk}, db, dk, ExtraArgs=extra or None, Config=config)
 
     def head_metadata(self, uri: str) -> dict[str, str] | None:
         """User metadata of an object (`x-amz-meta-*`), or None when it does not exist."""
@@ -232,7 +235,8 @@ class S3Storage:
 
     def read_bytes(self, uri: str) -> bytes:
         bucket, key = split_uri(uri)
-        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        with _missing_as_file_not_found(uri):
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         bucket, key = split_uri(uri)
@@ -241,6 +245,19 @@ class S3Storage:
     def delete(self, uri: str) -> None:
         bucket, key = split_uri(uri)
         self.client.delete_object(Bucket=bucket, Key=key)
+
+
+@contextlib.contextmanager
+def _missing_as_file_not_found(uri: str) -> Iterator[None]:
+    """Both backends say "no such object" the same way: FileNotFoundError naming the URI."""
+    from botocore.exceptions import ClientError
+
+    try:
+        yield
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise FileNotFoundError(uri) from None
+        raise
 
 
 def from_env(env: dict[str, str] | None = None, *, max_connections: int = 10) -> Storage:

@@ -31,3 +31,36 @@ def test_scanner_catches_an_offender(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("import os\nfrom sagemaker.core import image_uris\n")
     assert imported_roots(bad) & FORBIDDEN == {"sagemaker"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_contract_is_standard_library_only():
+    import sys
+
+    roots = imported_roots(STEPS / "contract.py")
+    assert roots <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_config_models_import_nothing_else_from_pipeline():
+    models = STEPS.parent / "pipeline" / "config" / "models.py"
+    assert {m for m in imported_modules(models) if m.split(".")[0] == "pipeline"} == set()
+
+
+def test_the_builder_does_not_import_the_local_runner():
+    pipeline = STEPS.parent / "pipeline"
+    runner_side = {pipeline / "local_run.py", pipeline / "cli.py"}
+    builder = [f for f in pipeline.rglob("*.py") if "local" not in f.relative_to(pipeline).parts[:1]
+               and f not in runner_side]
+    offenders = {str(f.relative_to(pipeline)): sorted(m for m in imported_modules(f) if m.startswith("pipeline.local"))
+                 for f in builder}
+    assert {f: m for f, m in offenders.items() if m} == {}

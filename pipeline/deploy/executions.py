@@ -16,7 +16,7 @@ POLL_SECONDS = 15.0
 
 
 def check_params(cfg: Config, params: dict[str, str]) -> None:
-    known = parameter_names(cfg)
+    known = set(parameter_names(cfg))
     unknown = sorted(set(params) - known)
     if unknown:
         raise DeployError(f"unknown pipeline parameter(s) {', '.join(unknown)}; "

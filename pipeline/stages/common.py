@@ -6,13 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.bundle import Assets
-from pipeline.config import Config, StageInfra
-from pipeline.parameters import Params
+from pipeline.config.models import Config, StageInfra
+from pipeline.parameters import EXPERIMENT, instance_type_param_name
+from steps import contract as c
 
-PROCESSING = "/opt/ml/processing"
-CODE_DIR = f"{PROCESSING}/input/code"
-SETTINGS_DIR = f"{PROCESSING}/input/settings"
-ENTRYPOINT = ["python3", f"{CODE_DIR}/bootstrap.py"]
+ENTRYPOINT = ["python3", f"{c.CODE_DIR}/bootstrap.py"]
 
 
 def base_uri(cfg: Config) -> str:
@@ -24,10 +22,11 @@ def base_uri(cfg: Config) -> str:
 class BuildContext:
     cfg: Config
     session: object
-    params: Params
+    params: dict  # parameter name -> ParameterString (pipeline.parameters)
     assets: Assets
     image_uri: str
     install_requirements: bool
+    registry: object  # pipeline.stages.registry.Registry
 
     @property
     def base_uri(self) -> str:
@@ -43,7 +42,7 @@ class BuildContext:
     def experiment_uri(self):
         from sagemaker.core.workflow.functions import Join
 
-        return Join(on="/", values=[self.base_uri, "experiments", self.params.experiment_name])
+        return Join(on="/", values=[self.base_uri, "experiments", self.params[EXPERIMENT]])
 
 
 def s3_input(name: str, uri, local_path: str, data_type: str = "S3Prefix"):
@@ -91,11 +90,11 @@ def retry_policies(retry) -> list:
 
 
 def environment(ctx: BuildContext, stage: str, infra: StageInfra) -> dict[str, str]:
-    env = {"AWS_DEFAULT_REGION": ctx.cfg.aws.region, "PYTHONUNBUFFERED": "1", "WAVEPIPE_STAGE": stage}
+    env = {"AWS_DEFAULT_REGION": ctx.cfg.aws.region, "PYTHONUNBUFFERED": "1", c.ENV_STAGE: stage}
     if ctx.cfg.aws.kms_key_id:
-        env["WAVEPIPE_KMS_KEY_ID"] = ctx.cfg.aws.kms_key_id
+        env[c.ENV_KMS_KEY_ID] = ctx.cfg.aws.kms_key_id
     if ctx.install_requirements:
-        env["WAVEPIPE_PIP_INSTALL"] = "1"
+        env[c.ENV_PIP_INSTALL] = "1"
     env.update(infra.environment)
     return dict(sorted(env.items()))
 
@@ -114,7 +113,7 @@ def processing_step(ctx: BuildContext, name: str, stage: str, infra: StageInfra,
         role=aws.role_arn,
         image_uri=ctx.image_uri,
         instance_count=infra.instance_count,
-        instance_type=ctx.params.instance_types[stage],
+        instance_type=ctx.params[instance_type_param_name(stage)],
         entrypoint=ENTRYPOINT,
         volume_size_in_gb=infra.volume_size_gb,
         volume_kms_key=aws.kms_key_id,
@@ -132,13 +131,13 @@ def processing_step(ctx: BuildContext, name: str, stage: str, infra: StageInfra,
         ),
     )
     shipped = [
-        s3_input("code", ctx.assets.code_uri, CODE_DIR),
-        s3_input("settings", ctx.assets.settings_uri(stage), SETTINGS_DIR),
+        s3_input("code", ctx.assets.code_uri, c.CODE_DIR),
+        s3_input("settings", ctx.assets.settings_uri(stage), c.SETTINGS_DIR),
     ]
     step_args = processor.run(
         inputs=shipped + inputs,
         outputs=outputs,
-        arguments=[f"steps.{stage}", *arguments, "--settings", f"{SETTINGS_DIR}/{stage}.json"],
+        arguments=[ctx.registry[stage].entry, *arguments, c.ARG_SETTINGS, c.settings_path(stage)],
     )
     cache = ctx.cfg.cache
     return ProcessingStep(

@@ -23,22 +23,93 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from typing import Union
 
+from pydantic import Field, field_validator
+
+from pipeline.config.models import INSTANCE_TYPE, Config, Model, StageInfra
 from pipeline.names import step_name
+from pipeline.parameters import INPUT_URI
 from pipeline.stages import reconcile as reconcile_stage
-from pipeline.stages.common import PROCESSING, BuildContext, environment, processing_step, s3_input, s3_output
+from pipeline.stages.common import BuildContext, environment, processing_step, s3_input, s3_output
+from pipeline.stages.registry import Stage, Upstream
+from steps import contract as c
+from steps.featurize.settings import FeaturizeSettings
 
-DATA = f"{PROCESSING}/input/data"
-OUTPUT = f"{PROCESSING}/output/features"
+NAME = "featurize"
+DATA = c.input_dir("data")
+OUTPUT = c.output_dir("features")
+# Combine's own arguments leave 90 of SageMaker's 100 container arguments for shard outputs.
+MAX_PREFIX_SHARDS = 90
+MAX_COUNTED_SHARDS = 500
+SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+class Prefix(Model):
+    name: str = Field(pattern=SHARD_NAME.pattern)
+    prefix: str = Field(description="Key prefix under the input URI, e.g. a MIMIC-III group folder `30`.")
+
+
+class FeaturizeStage(StageInfra, FeaturizeSettings):
+    """`stages.featurize`: `macroshards: N` with Reconcile, or `prefixes: [...]` without."""
+
+    instance_type: str = Field("ml.m5.4xlarge", pattern=INSTANCE_TYPE)
+    macroshards: int | None = Field(
+        None, ge=1, le=MAX_COUNTED_SHARDS,
+        description="How many macroshards Reconcile splits the artifacts into (balanced by bytes), one step each.")
+    prefixes: list[Prefix] | None = Field(
+        None, min_length=1, description="Key prefixes under InputUri, one step each (without Reconcile): a prefix "
+        "`30`, or {name, prefix}.")
+
+    # Editors see what may be written (a string or a mapping); the model keeps one shape.
+    @field_validator("prefixes", mode="before", json_schema_input_type=list[Union[str, Prefix]] | None)
+    @classmethod
+    def _named(cls, value):
+        if isinstance(value, list):
+            return [{"name": v.strip("/"), "prefix": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("prefixes")
+    @classmethod
+    def _unique(cls, value):
+        names = [p.name for p in value or []]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate prefix names: {dupes}")
+        return value
+
+    def shard_names(self) -> list[str]:
+        if self.prefixes is not None:
+            return [p.name for p in self.prefixes]
+        return [c.shard_name(i) for i in range(self.macroshards or 0)]
+
+
+def checks(cfg: Config) -> list[str]:
+    section = cfg.stages.featurize
+    with_reconcile = cfg.stages.reconcile is not None
+    if section.macroshards is not None and section.prefixes is not None:
+        return ["stages.featurize: give macroshards (a count, with reconcile) or prefixes (without), not both"]
+    if with_reconcile and section.macroshards is None:
+        return ["stages.featurize.macroshards: with reconcile, give a count (Reconcile assigns artifacts to shards "
+                "by bytes); prefixes are for raw folders without reconcile"]
+    if not with_reconcile and section.prefixes is None:
+        return ["stages.featurize.prefixes: without reconcile, list the key prefixes (e.g. the group folders "
+                "30..39), one step each"]
+    if section.prefixes is not None and len(section.prefixes) > MAX_PREFIX_SHARDS:
+        return [f"stages.featurize.prefixes: {len(section.prefixes)}, at most {MAX_PREFIX_SHARDS} (Combine receives "
+                "each shard's output as a container argument, and SageMaker allows 100); use reconcile and a "
+                "macroshards count for more"]
+    return []
 
 
 def featurize_key(ctx: BuildContext) -> str:
     infra = ctx.cfg.stages.featurize
     static = {
         "code": ctx.assets.code_hash,
-        "settings": ctx.assets.settings_uri("featurize"),
+        "settings": ctx.assets.settings_uri(NAME),
         "image": ctx.image_uri,
-        "environment": environment(ctx, "featurize", infra),
+        "environment": environment(ctx, NAME, infra),
     }
     return hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -47,32 +118,32 @@ def features_root(ctx: BuildContext, reconcile_step):
     """The prefix holding every shard's features, after Reconcile (see the module doc)."""
     from sagemaker.core.workflow.functions import Join
 
-    return Join(on="/", values=[reconcile_stage.shards_uri(reconcile_step), "features", featurize_key(ctx), ""])
+    return Join(on="/", values=[reconcile_stage.shards_uri(reconcile_step), c.FEATURES_FOLDER, featurize_key(ctx), ""])
 
 
-def _io(ctx: BuildContext, shard, reconcile_step) -> tuple:
+def _io(ctx: BuildContext, shard: str, reconcile_step) -> tuple:
     from sagemaker.core.workflow.functions import Join
 
     if reconcile_step is not None:
         shards = reconcile_stage.shards_uri(reconcile_step)
-        manifest = Join(on="/", values=[shards, f"{shard}.manifest"])
-        out = Join(on="/", values=[shards, "features", featurize_key(ctx), shard])
+        manifest = Join(on="/", values=[shards, shard + c.MANIFEST_SUFFIX])
+        out = Join(on="/", values=[shards, c.FEATURES_FOLDER, featurize_key(ctx), shard])
         return s3_input("data", manifest, DATA, data_type="ManifestFile"), s3_output("features", out, OUTPUT)
+    prefix = next(p.prefix for p in ctx.cfg.stages.featurize.prefixes if p.name == shard)
     # The trailing slash matters: S3 prefixes are string prefixes, and `30` would also match `300/`.
-    prefix = Join(on="/", values=[ctx.params.input_uri, shard.prefix.strip("/") + "/"])
-    return s3_input("data", prefix, DATA), s3_output("features", ctx.execution_uri("featurize", shard.name), OUTPUT)
+    uri = Join(on="/", values=[ctx.params[INPUT_URI], prefix.strip("/") + "/"])
+    return s3_input("data", uri, DATA), s3_output("features", ctx.execution_uri(NAME, shard), OUTPUT)
 
 
-def build(ctx: BuildContext, reconcile_step=None) -> list:
+def build(ctx: BuildContext, upstream: Upstream) -> list:
     infra = ctx.cfg.stages.featurize
-    shards = infra.macroshards if isinstance(infra.macroshards, list) else infra.shard_names()
+    reconcile_step = next(iter(upstream.get("reconcile") or []), None)
     steps = []
-    for shard in shards:
-        name = shard if isinstance(shard, str) else shard.name
+    for shard in infra.shard_names():
         data, features = _io(ctx, shard, reconcile_step)
         steps.append(processing_step(
-            ctx, step_name("featurize", name), "featurize", infra,
-            ["--input", DATA, "--output", OUTPUT, "--shard", name],
+            ctx, step_name(NAME, shard), NAME, infra,
+            [c.ARG_INPUT, DATA, c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard],
             inputs=[data], outputs=[features],
         ))
     return steps
@@ -80,3 +151,7 @@ def build(ctx: BuildContext, reconcile_step=None) -> list:
 
 def output_uri(step):
     return step.properties.ProcessingOutputConfig.Outputs["features"].S3Output.S3Uri
+
+
+STAGE = Stage(name=NAME, section=FeaturizeStage, settings=FeaturizeSettings, build=build,
+              functions=("feature_function",), checks=checks)

@@ -9,42 +9,55 @@ report.json), which is what keeps the expensive Featurize steps cacheable."""
 from __future__ import annotations
 
 from pipeline.names import step_name
-from pipeline.stages.common import PROCESSING, BuildContext, processing_step, s3_output
+from pipeline.parameters import EXPERIMENT, INPUT_URI, RELOAD
+from pipeline.stages.common import BuildContext, processing_step, s3_output
+from pipeline.stages.registry import Stage, Upstream
+from pipeline.config.models import StageInfra
+from steps import contract as c
+from steps.reconcile.settings import ReconcileSettings
 
-OUTPUT = f"{PROCESSING}/output/reconcile"
+NAME = "reconcile"
+OUTPUT = c.output_dir(NAME)
 REPORT = "ReconcileReport"
 
 
-def build(ctx: BuildContext):
+class ReconcileStage(StageInfra, ReconcileSettings):
+    """`stages.reconcile`."""
+
+
+def build(ctx: BuildContext, upstream: Upstream) -> list:
     from sagemaker.core.workflow.functions import Join
     from sagemaker.core.workflow.properties import PropertyFile
 
-    stages = ctx.cfg.stages.enabled()
-    featurize = stages.get("featurize")
+    featurize = getattr(ctx.cfg.stages, "featurize", None)
     p = ctx.params
     arguments = [
-        "--source-uri", p.input_uri,
-        "--experiment-uri", ctx.experiment_uri(),
-        "--output", OUTPUT,
-        "--macroshards", str(featurize.macroshards if featurize else 1),
-        "--reload", p.reload,
+        c.ARG_SOURCE_URI, p[INPUT_URI],
+        c.ARG_EXPERIMENT_URI, ctx.experiment_uri(),
+        c.ARG_OUTPUT, OUTPUT,
+        c.ARG_MACROSHARDS, str(featurize.macroshards if featurize else 1),
+        c.ARG_RELOAD, p[RELOAD],
         # Bound as a SQL parameter by the container, never formatted into the query text.
-        "--sql-param", Join(on="", values=["experiment_name=", p.experiment_name]),
+        c.ARG_SQL_PARAM, Join(on="", values=["experiment_name=", p[EXPERIMENT]]),
     ]
-    report = PropertyFile(name=REPORT, output_name="reconcile", path="report.json")
-    return processing_step(
-        ctx, step_name("reconcile"), "reconcile", stages["reconcile"], arguments,
-        inputs=[], outputs=[s3_output("reconcile", ctx.execution_uri("reconcile"), OUTPUT)],
+    report = PropertyFile(name=REPORT, output_name=NAME, path=c.REPORT_FILE)
+    return [processing_step(
+        ctx, step_name(NAME), NAME, ctx.cfg.stages.reconcile, arguments,
+        inputs=[], outputs=[s3_output(NAME, ctx.execution_uri(NAME), OUTPUT)],
         property_files=[report], cacheable=False,
-    )
+    )]
 
 
 def output_uri(step):
-    return step.properties.ProcessingOutputConfig.Outputs["reconcile"].S3Output.S3Uri
+    return step.properties.ProcessingOutputConfig.Outputs[NAME].S3Output.S3Uri
 
 
 def shards_uri(step):
     """`<experiment>/shards/<digest of every listed file>`: where Reconcile published the manifests."""
     from sagemaker.core.workflow.functions import JsonGet
 
-    return JsonGet(step_name=step.name, property_file=step.property_files[0], json_path="shards_uri")
+    return JsonGet(step_name=step.name, property_file=step.property_files[0], json_path=c.REPORT_SHARDS_URI)
+
+
+STAGE = Stage(name=NAME, section=ReconcileStage, settings=ReconcileSettings, build=build,
+              functions=("process_func",))

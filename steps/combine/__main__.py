@@ -8,65 +8,51 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import tempfile
 from pathlib import Path
 
+from steps import contract as c
 from steps.combine.settings import CombineSettings
-from steps.settings_file import load_settings
+from steps.entry import BadInput, StageFailed, run_stage, stage_parser
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m steps.combine",
-        description="Combine every shard's featurize outputs (DIR/<shard>/{features.parquet,errors.parquet,"
-        "report.json}) into waveform_summary.parquet, signal_stats.csv, errors.parquet and report.json.",
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", type=Path, help="Folder holding one sub-folder per shard.")
-    source.add_argument("--shard-outputs", nargs="+", metavar="NAME=URI",
+def parser() -> argparse.ArgumentParser:
+    p = stage_parser("combine", f"Combine every shard's featurize outputs (DIR/<shard>/{{{','.join(c.SHARD_FILES)}}}) "
+                     f"into {c.SUMMARY_FILE}, {c.SIGNAL_STATS_FILE}, {c.ERRORS_FILE} and {c.REPORT_FILE}.",
+                     CombineSettings)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(c.ARG_INPUT, type=Path, help="Folder holding one sub-folder per shard.")
+    source.add_argument(c.ARG_SHARD_OUTPUTS, nargs="+", metavar="NAME=URI",
                         help="Each shard's output location (s3://...), fetched through steps.storage; "
                         "a location holding nothing counts as a missing shard.")
-    parser.add_argument("--output", required=True, type=Path, help="Folder for the combined outputs.")
-    parser.add_argument("--settings", type=Path, default=None, help="JSON file validated by CombineSettings "
-                        "(the config's stages.combine section); defaults apply without it.")
-    return parser.parse_args(argv)
+    p.add_argument(c.ARG_OUTPUT, required=True, type=Path, help="Folder for the combined outputs.")
+    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        args = parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
-        return int(exc.code or 0)
-    try:
-        settings = load_settings(CombineSettings, args.settings)
-    except ValueError as err:
-        print(f"combine: {err}", file=sys.stderr)
-        return 2
-    if args.input is not None and not args.input.is_dir():
-        print(f"combine: input folder {args.input} does not exist", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace, settings: CombineSettings) -> None:
     from steps.combine.combine import combine
 
+    if args.input is not None and not args.input.is_dir():
+        raise BadInput(f"input folder {args.input} does not exist")
     if args.shard_outputs:
-        import tempfile
-
         from steps.combine.fetch import fetch_shard_outputs, parse_pairs
 
         try:
             shards = parse_pairs(args.shard_outputs)
         except ValueError as err:
-            print(f"combine: {err}", file=sys.stderr)
-            return 2
+            raise BadInput(str(err)) from None
         with tempfile.TemporaryDirectory(prefix="wavepipe-shards-") as tmp:
             report = combine(fetch_shard_outputs(shards, Path(tmp)), args.output, settings)
     else:
         report = combine(args.input, args.output, settings)
     print(json.dumps({k: report[k] for k in ("shards_combined", "shards_missing", "shards_failed", "rows", "status")}))
     if report["status"] != "ok":
-        print(f"combine: incomplete input: {report.get('note') or 'no usable shard output'}", file=sys.stderr)
-        return 1
-    return 0
+        raise StageFailed(f"incomplete input: {report.get('note') or 'no usable shard output'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage("combine", parser(), CombineSettings, _run, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

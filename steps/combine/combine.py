@@ -14,10 +14,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from steps.contract import (ENV_KMS_KEY_ID, ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, REPORT_FILE, SHARD_FILES,
+                            SIGNAL_STATS_FILE, SUMMARY_FILE)
 from steps.combine.settings import CombineSettings, GlueTable, alias_key
 from steps.featurize.records import ERROR_COLUMNS
 
-SHARD_FILES = ("features.parquet", "errors.parquet", "report.json")
 
 
 @dataclass
@@ -37,9 +38,9 @@ def read_shard(directory: Path, required: list[str]) -> ShardOutput:
     if absent:
         return ShardOutput(directory.name, "missing" if len(absent) == 3 else "invalid", [f"missing {absent}"])
     try:
-        shard.report = json.loads((directory / "report.json").read_text())
-        shard.features = pq.read_table(directory / "features.parquet")
-        shard.errors = pq.read_table(directory / "errors.parquet")
+        shard.report = json.loads((directory / REPORT_FILE).read_text())
+        shard.features = pq.read_table(directory / FEATURES_FILE)
+        shard.errors = pq.read_table(directory / ERRORS_FILE)
     except (OSError, ValueError, pa.ArrowException) as err:
         return ShardOutput(directory.name, "invalid", [f"unreadable: {type(err).__name__}: {err}"])
     lacking = [c for c in required if c not in shard.features.column_names]
@@ -142,15 +143,15 @@ def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSett
             frames.append(frame)
     features = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["shard", *settings.required_columns])
     summary = normalise_signals(features, settings) if "signal" in features else features
-    pq.write_table(pa.Table.from_pandas(summary, preserve_index=False), out / "waveform_summary.parquet",
+    pq.write_table(pa.Table.from_pandas(summary, preserve_index=False), out / SUMMARY_FILE,
                    compression="snappy")
     if {"signal_normalised", "n_samples", "n_valid", "duration_s", "mean", "units"} <= set(summary.columns):
-        signal_stats(summary).to_csv(out / "signal_stats.csv", index=False)
+        signal_stats(summary).to_csv(out / SIGNAL_STATS_FILE, index=False)
     else:
-        pd.DataFrame().to_csv(out / "signal_stats.csv", index=False)
+        pd.DataFrame().to_csv(out / SIGNAL_STATS_FILE, index=False)
     errors = [s.errors.to_pandas().assign(shard=s.name) for s in usable if s.errors.num_rows]
     all_errors = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=[*ERROR_COLUMNS, "shard"])
-    pq.write_table(pa.Table.from_pandas(all_errors.astype(str), preserve_index=False), out / "errors.parquet",
+    pq.write_table(pa.Table.from_pandas(all_errors.astype(str), preserve_index=False), out / ERRORS_FILE,
                    compression="snappy")
     expected = set(settings.expected_shards)
     report = {
@@ -172,11 +173,11 @@ def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSett
         report["note"] = "combined what exists; see shards_missing / shards_failed / shards_invalid"
     report["glue"] = None
     if settings.glue is not None:
-        if env.get("WAVEPIPE_S3_ROOT"):
-            report["glue"] = {"skipped": "local storage (WAVEPIPE_S3_ROOT): no Glue Data Catalog"}
+        if env.get(ENV_S3_ROOT):
+            report["glue"] = {"skipped": f"local storage ({ENV_S3_ROOT}): no Glue Data Catalog"}
         else:
-            report["glue"] = register_glue(summary, settings.glue, env.get("WAVEPIPE_KMS_KEY_ID") or None)
+            report["glue"] = register_glue(summary, settings.glue, env.get(ENV_KMS_KEY_ID) or None)
     report["seconds"] = time.perf_counter() - started
     report["status"] = "ok" if usable and (report["complete"] or not settings.require_all_shards) else "failed"
-    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    (out / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
     return report

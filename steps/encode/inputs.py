@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from steps.encode.errors import EncodeInputError
 
-SUMMARY_FILE = "waveform_summary.parquet"
+from steps.contract import SUMMARY_FILE
 SUMMARY_COLUMN = "waveform_summary"
 
 
@@ -33,13 +33,9 @@ def file_columns(
     return columns, missing
 
 
-# Summary rows join an artifact by `artifact` (the record's folder, written by featurize: it
-# also carries numerics records and renamed masters), or by `record` in older/user tables.
-JOIN_KEYS = ("artifact", "record")
-
-
-def join_key(table: pa.Table) -> str:
-    return next(c for c in JOIN_KEYS if c in table.column_names)
+# Summary rows join an artifact by `artifact`: the record's folder, which featurize writes on
+# every row (it also carries numerics records and renamed masters).
+JOIN_KEY = "artifact"
 
 
 def read_summary(features_dir: Path) -> pa.Table:
@@ -48,9 +44,9 @@ def read_summary(features_dir: Path) -> pa.Table:
     if not path.is_file():
         raise EncodeInputError(f"{SUMMARY_FILE} not found in {features_dir}")
     table = pq.read_table(path)
-    if not set(JOIN_KEYS) & set(table.column_names):
-        raise EncodeInputError(f"{path} has neither an `artifact` nor a `record` column")
-    key = join_key(table)
+    if JOIN_KEY not in table.column_names:
+        raise EncodeInputError(f"{path} has no `{JOIN_KEY}` column (featurize writes it on every row)")
+    key = JOIN_KEY
     table = table.set_column(table.column_names.index(key), key, pc.cast(table[key], pa.string()))
     order = [(c, "ascending") for c in (key, "record", "segment", "signal") if c in table.column_names]
     return table.sort_by(list(dict.fromkeys(order)))
@@ -58,7 +54,7 @@ def read_summary(features_dir: Path) -> pa.Table:
 
 def summary_column(summary: pa.Table, artifact_ids: list[str]) -> tuple[pa.Array, list[str]]:
     """A list<struct> array with each artifact's summary rows (without the join key), and the ids with none."""
-    key = join_key(summary)
+    key = JOIN_KEY
     records = summary[key].to_numpy(zero_copy_only=False)
     rows = summary.drop_columns([key]).combine_chunks()
     structs = pa.StructArray.from_arrays([rows[c].combine_chunks() for c in rows.column_names], names=rows.column_names)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from steps.encode.errors import EncodeInputError
 
-LABELS_FILE = "labels.parquet"
+from steps.contract import LABELS_FILE
 
 
 def read_labels(labels_dir: Path) -> pd.DataFrame:

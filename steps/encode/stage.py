@@ -23,13 +23,14 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
+from steps.contract import (ENCODED_DATA_DIRS, ID2LABEL_FILE, LABEL2ID_FILE, PARTIAL_DATASET, REPORT_FILE,
+                            SPLIT_METADATA_FILE)
 from steps.encode import inputs, labels
 from steps.encode.errors import EncodeError, EncodeInputError
 from steps.encode.functions import ARTIFACT_ID, LABEL_ID, EncodeBatch, dataset_features, resolve
 from steps.encode.settings import EncodeSettings
 from steps.encode.splits import assign_splits, split_metadata
 
-ENCODED_DATA_DIRS = ("full_dataset", "partial_dataset")
 INSTANCE_COLUMNS = ("artifact_id", "label", "label_id", inputs.SUMMARY_COLUMN)
 MISSING_SAMPLE = 50
 
@@ -113,7 +114,7 @@ def run_encode(
     target.mkdir(parents=True)
     report: dict[str, Any] = {"status": "running", "encoded_data_dir": encoded_data_dir}
     try:
-        _run(target, encoded_data_dir == "partial_dataset", settings, labels_dir, artifacts_dir, features_dir, report)
+        _run(target, encoded_data_dir == PARTIAL_DATASET, settings, labels_dir, artifacts_dir, features_dir, report)
         report["status"] = "succeeded"
         return report
     except Exception as exc:
@@ -121,7 +122,7 @@ def run_encode(
         report["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        write_json(target / "report.json", report)
+        write_json(target / REPORT_FILE, report)
 
 
 def _run(target, partial, settings, labels_dir, artifacts_dir, features_dir, report) -> None:
@@ -226,9 +227,9 @@ def _save(target: Path, encoded: datasets.Dataset, settings: EncodeSettings, id2
     # then cannot load the dict back. split_metadata.json still lists it with its 0 rows.
     dataset_dict = datasets.DatasetDict({name: encoded.select(rows) for name, rows in splits.items() if len(rows)})
     dataset_dict.save_to_disk(str(target))
-    write_json(target / "label2id.json", {name: int(i) for i, name in id2label.items()})
-    write_json(target / "id2label.json", id2label)
+    write_json(target / LABEL2ID_FILE, {name: int(i) for i, name in id2label.items()})
+    write_json(target / ID2LABEL_FILE, id2label)
     metadata = split_metadata(splits, row_labels, id2label, percentages, settings.seed, stratified)
-    write_json(target / "split_metadata.json", metadata)
+    write_json(target / SPLIT_METADATA_FILE, metadata)
     report["rows_per_split"] = metadata["counts"]
     report["labels"] = len(id2label)

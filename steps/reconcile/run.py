@@ -19,23 +19,17 @@ from pathlib import Path
 import pandas as pd
 
 from steps import storage as st
+from steps.contract import (LABELS_FILE, MANIFEST_SUFFIX, MISSING_FILES_FILE, RECONCILED_ARTIFACTS, REPORT_FILE,
+                            REPORT_SHARDS_URI, SHARDS_FOLDER, UNIQUE_LABELS_FILE, shard_name)
+from steps.entry import BadInput, StageFailed
 from steps.reconcile import inventory as inv
 from steps.reconcile.copying import CopyJob, Outcome, load_process_func, run_parallel
 from steps.reconcile.labels import LabelsError, clean_labels, describe, read_labels
 from steps.reconcile.settings import ReconcileSettings
-from steps.reconcile.shards import assign_shards, shard_name, write_manifests
+from steps.reconcile.shards import assign_shards, write_manifests
 from steps.reconcile.validate import failure_message, missing_files, plan_repairs
 
 log = logging.getLogger("steps.reconcile")
-ARTIFACTS_FOLDER = ("data", "reconciled_artifacts")
-
-
-class BadInput(Exception):
-    """Arguments, settings or inputs are wrong: nothing was changed (exit 2)."""
-
-
-class StageFailed(Exception):
-    """The stage ran and failed; the report says why (exit 1)."""
 
 
 @dataclass
@@ -53,7 +47,7 @@ class Context:
 
     @property
     def artifacts_uri(self) -> str:
-        return st.join_uri(self.experiment_uri, *ARTIFACTS_FOLDER)
+        return st.join_uri(self.experiment_uri, RECONCILED_ARTIFACTS)
 
     @property
     def copy_files(self) -> bool:
@@ -190,7 +184,7 @@ def _copy_and_validate(ctx: Context, arts: dict[str, inv.Artifact], rows: dict[s
     ctx.report["failed"] = len(missing) + len(failures)
     _process_failures(ctx, failures)
     if missing:
-        path = ctx.output / "missing_files.json"
+        path = ctx.output / MISSING_FILES_FILE
         path.write_text(json.dumps([{"artifact_id": a, "missing": m} for a, m in missing.items()], indent=1))
         ctx.report["missing_after_repair"] = len(missing)
         raise StageFailed(failure_message(missing, str(path)))
@@ -235,11 +229,11 @@ def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFr
     table["n_files"] = table["artifact_id"].map(lambda a: len(files[a])).astype("int64")
     table["bytes"] = table["artifact_id"].map(sizes).astype("int64")
     table["shard"] = table["artifact_id"].map(lambda a: shard_name(shard_of[a]))
-    table.to_parquet(ctx.output / "labels.parquet", index=False)
+    table.to_parquet(ctx.output / LABELS_FILE, index=False)
 
     counts = table["label"].map(str).value_counts()
     ordered = {k: int(counts[k]) for k in sorted(counts.index)}
-    (ctx.output / "unique_labels_and_counts.json").write_text(json.dumps(ordered, indent=1))
+    (ctx.output / UNIQUE_LABELS_FILE).write_text(json.dumps(ordered, indent=1))
     shard_bytes = [0] * ctx.macroshards
     shard_count = [0] * ctx.macroshards
     for aid, index in shard_of.items():
@@ -267,19 +261,19 @@ def _publish_shards(ctx: Context, folder: Path, prefix: str, by_shard: list[list
     content = {"prefix": prefix, "shards": [[(k, info[k].size, info[k].etag) for k in sorted(keys)]
                                              for keys in by_shard]}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-    shards_uri = st.join_uri(ctx.experiment_uri, "shards", digest)
+    shards_uri = st.join_uri(ctx.experiment_uri, SHARDS_FOLDER, digest)
     # Same key, same content (the digest is in the key): a rerun on unchanged data lists once
     # and writes nothing.
     present = {o.uri for o in ctx.storage.list(shards_uri + "/")}
     for index in range(len(by_shard)):
-        uri = st.join_uri(shards_uri, f"{shard_name(index)}.manifest")
+        uri = st.join_uri(shards_uri, shard_name(index) + MANIFEST_SUFFIX)
         if uri not in present:
-            ctx.storage.write_bytes(uri, (folder / f"{shard_name(index)}.manifest").read_bytes())
-    ctx.report.update(shards_uri=shards_uri, shards_digest=digest)
+            ctx.storage.write_bytes(uri, (folder / (shard_name(index) + MANIFEST_SUFFIX)).read_bytes())
+    ctx.report.update({REPORT_SHARDS_URI: shards_uri, "shards_digest": digest})
 
 
 def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str, output: Path, *,
-              macroshards: int = 1, reload: bool | None = None, sql_params: dict[str, str] | None = None,
+              macroshards: int = 1, reload: bool = False, sql_params: dict[str, str] | None = None,
               storage: st.Storage | None = None, manifests: Path | None = None) -> dict:
     """Run the stage; returns the report (also written to `output/report.json`, on failure too).
     Manifests go to `manifests` (default `output/manifests`): the pipeline gives them their own
@@ -298,7 +292,7 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
         raise BadInput(str(err)) from None
     ctx = Context(settings, storage or st.from_env(max_connections=settings.copy_threads + 4),
                   source_uri.rstrip("/"), experiment_uri.rstrip("/"), output, macroshards,
-                  settings.reload if reload is None else reload,
+                  bool(reload),
                   {"status": "running", "labels_source": describe(settings.labels),
                    "source_uri": source_uri, "experiment_uri": experiment_uri,
                    "featurize_reads": settings.featurize_reads, "macroshards": macroshards},
@@ -326,4 +320,4 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
         raise
     finally:
         ctx.report["seconds"] = round(time.monotonic() - started, 3)
-        (output / "report.json").write_text(json.dumps(ctx.report, indent=1, default=str))
+        (output / REPORT_FILE).write_text(json.dumps(ctx.report, indent=1, default=str))

@@ -111,7 +111,6 @@ class ReconcileSettings(BaseModel):
         description="What the manifests point at: the experiment copy, or the production files "
         "(then nothing is copied).",
     )
-    reload: bool = Field(default=False, description="Copy again even when an identical file is there.")
     sample_size: int = Field(default=20, ge=0, description="How many example ids the report lists.")
 
     @field_validator("key_pattern")

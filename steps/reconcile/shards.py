@@ -7,9 +7,7 @@ import json
 import os
 from pathlib import Path
 
-
-def shard_name(index: int) -> str:
-    return f"shard-{index + 1:04d}"
+from steps.contract import MANIFEST_SUFFIX, shard_name
 
 
 def assign_shards(sizes: dict[str, int], n: int) -> dict[str, int]:
@@ -36,7 +34,7 @@ def write_manifests(folder: Path, prefix: str, keys_by_shard: list[list[str]]) -
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for index, keys in enumerate(keys_by_shard):
-        path = folder / f"{shard_name(index)}.manifest"
+        path = folder / (shard_name(index) + MANIFEST_SUFFIX)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(manifest(prefix, sorted(keys)), indent=0))
         os.replace(tmp, path)

@@ -99,7 +99,9 @@ class TestInvalidStorage:
             st.split_uri("s3:///key")
 
     def test_missing_objects(self, storage, tmp_path):
-        with pytest.raises(Exception):
+        with pytest.raises(FileNotFoundError, match="s3://bucket/nope"):
             storage.read_bytes("s3://bucket/nope")
-        with pytest.raises(Exception):
+        with pytest.raises(FileNotFoundError, match="s3://bucket/nope"):
             storage.copy("s3://bucket/nope", "s3://bucket/dst", size=1)
+        with pytest.raises(FileNotFoundError, match="s3://bucket/nope"):
+            storage.copy("s3://bucket/nope", "s3://bucket/dst")  # the managed (multipart) copy

@@ -23,7 +23,8 @@ from steps.featurize.records import ERROR_KINDS
 from steps.featurize.run import featurize, plan_microshards
 from steps.featurize.settings import FeaturizeSettings
 from steps.featurize.summary import FEATURE_COLUMNS, summarize_record
-from tests.steps import featurize_data as gen
+from steps.settings_file import write_settings
+from tests.steps.featurize import data as gen
 from tests.conftest import ROOT
 
 STATS = ["mean", "std", "min", "max", "p05", "p25", "p50", "p75", "p95"]
@@ -223,7 +224,7 @@ class TestValidGenerated:
 
     def test_pluggable_feature_function(self, tmp_path):
         gen.write_mimic3_record(tmp_path / "in" / "30" / "3000001", "3000001")
-        settings = FeaturizeSettings(feature_function="tests.steps.featurize_data:mean_only",
+        settings = FeaturizeSettings(feature_function="tests.steps.featurize.data:mean_only",
                                      feature_options={"scale": 2.0})
         report = featurize(tmp_path / "in", tmp_path / "out", settings, jobs=1)
         features = pq.read_table(tmp_path / "out" / "features.parquet").to_pandas()
@@ -233,7 +234,7 @@ class TestValidGenerated:
     def test_entry_writes_outputs_and_exits_zero(self, tmp_path):
         gen.write_mimic3_record(tmp_path / "in" / "30" / "3000001", "3000001")
         settings = tmp_path / "featurize.json"
-        settings.write_text(json.dumps({"max_error_fraction": 0.0, "feature_options": {"window_samples": 100}}))
+        write_settings(settings, "featurize", {"max_error_fraction": 0.0, "feature_options": {"window_samples": 100}})
         code = main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--jobs", "1",
                      "--shard", "30", "--settings", str(settings)])
         assert code == 0
@@ -317,7 +318,7 @@ class TestInvalid:
 
     def test_failing_feature_function_becomes_error_rows(self, tmp_path):
         gen.write_record(tmp_path / "in", "a", gen.signals(100, 1, "80"), "80")
-        settings = FeaturizeSettings(feature_function="tests.steps.featurize_data:always_fails", max_error_fraction=1)
+        settings = FeaturizeSettings(feature_function="tests.steps.featurize.data:always_fails", max_error_fraction=1)
         report = featurize(tmp_path / "in", tmp_path / "out", settings, jobs=1)
         _, errors, _ = read(tmp_path / "out")
         assert errors.kind.tolist() == ["feature_function_error"] and "cannot featurize a" in errors.message[0]
@@ -332,8 +333,8 @@ class TestInvalid:
         ["--input", "{tmp}", "--output", "{tmp}/out"],  # no record at all
     ])
     def test_bad_arguments_settings_or_input_exit_2(self, tmp_path, args):
-        (tmp_path / "bad.json").write_text(json.dumps({"max_error_fraction": 2, "unknown": 1}))
-        (tmp_path / "badref.json").write_text(json.dumps({"feature_function": "nowhere.module:fn"}))
+        write_settings(tmp_path / "bad.json", "featurize", {"max_error_fraction": 2, "unknown": 1})
+        write_settings(tmp_path / "badref.json", "featurize", {"feature_function": "nowhere.module:fn"})
         assert main([a.format(tmp=tmp_path) for a in args]) == 2
 
     def test_settings_reject_unknown_keys_and_bad_references(self):

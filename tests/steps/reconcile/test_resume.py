@@ -14,8 +14,9 @@ import boto3
 from steps import storage as st
 from steps.reconcile.run import reconcile
 from steps.reconcile.settings import ReconcileSettings
+from steps.settings_file import write_settings
 from tests.conftest import ROOT
-from tests.steps.reconcile_fixtures import (
+from tests.steps.reconcile.fixtures import (
     BLOCK_DIR_ENV, BLOCK_FROM_ENV, RequestCounter, listing, make_sqlite, put_tree, record_files,
 )
 
@@ -26,7 +27,7 @@ THREADS = 4
 def experiment_settings(db) -> ReconcileSettings:
     return ReconcileSettings.model_validate({
         "labels": {"sqlite_uri": str(db)},
-        "process_func": "tests.steps.reconcile_fixtures:blocking_process",
+        "process_func": "tests.steps.reconcile.fixtures:blocking_process",
         "files_on_research": ["*.hea", "*.dat", "ground_truth_label.json"],
         "copy_threads": THREADS,
     })
@@ -42,7 +43,7 @@ class TestValidResume:
         put_tree(storage, SOURCE, {a: record_files(a) for a in artifact_ids})
         db = make_sqlite(tmp_path / "labels.sqlite", [(a, "N", "exp1") for a in artifact_ids])
         settings_file = tmp_path / "settings.json"
-        settings_file.write_text(experiment_settings(db).model_dump_json())
+        write_settings(settings_file, "reconcile", experiment_settings(db))
         resumed, clean = "s3://research-bucket/resumed", "s3://research-bucket/clean"
 
         block_dir = tmp_path / "blocked"

@@ -15,7 +15,8 @@ from steps.reconcile.labels import LabelsError, clean_labels, read_labels
 from steps.reconcile.settings import LabelsSource
 from tests.conftest import free_port
 from steps.reconcile.__main__ import main
-from tests.steps.reconcile_fixtures import make_sqlite, put_tree, record_files
+from steps.settings_file import write_settings
+from tests.steps.reconcile.fixtures import make_sqlite, put_tree, record_files
 
 SECRET_PASSWORD = "s3cr3t-Pa55-do-not-print"
 QUERY = "SELECT artifact_id, label, site FROM labels WHERE experiment = :experiment_name ORDER BY artifact_id"
@@ -127,7 +128,7 @@ class TestValidPostgres:
             "username": "reader", "password": SECRET_PASSWORD, "host": postgres.query["host"], "dbname": postgres.database,
         }))["ARN"]
         cfg = tmp_path / "settings.json"
-        cfg.write_text(json.dumps({"labels": {"url": "postgresql://", "secret_arn": arn, "query": QUERY}}))
+        write_settings(cfg, "reconcile", {"labels": {"url": "postgresql://", "secret_arn": arn, "query": QUERY}})
         out = tmp_path / "out"
         code = main(["--source-uri", "s3://prod/raw", "--experiment-uri", "s3://research/exp1", "--output", str(out),
                      "--sql-param", "experiment_name=exp1", "--settings", str(cfg)])

@@ -17,10 +17,11 @@ from pydantic import ValidationError
 from steps.encode import EncodeError, EncodeInputError, EncodeSettings, run_encode
 from steps.encode.__main__ import main
 from steps.encode.splits import allocate, assign_splits
-from tests.steps import encode_fixtures as fx
+from steps.settings_file import write_settings
+from tests.steps.encode import fixtures as fx
 from tests.conftest import ROOT
 
-FIXTURES = "tests.steps.encode_fixtures"
+FIXTURES = "tests.steps.encode.fixtures"
 DOCS = {
     "get_dataset_features": "steps.recipes.documents:get_dataset_features",
     "encode_data": "steps.recipes.documents:encode_data",
@@ -176,7 +177,7 @@ class TestValidEncode:
 
     def test_entry_runs_with_a_settings_file(self, documents):
         settings = {**DOCS, "recipe_options": {"tokenizer": str(documents / "tokenizer"), "max_length": 8}, "num_proc": 1}
-        (documents / "encode.json").write_text(json.dumps(settings))
+        write_settings(documents / "encode.json", "encode", settings)
         args = ["--output", documents / "out", "--encoded-data-dir", "full_dataset", "--labels", documents / "labels"]
         args += ["--artifacts", documents / "artifacts", "--settings", documents / "encode.json"]
         done = subprocess.run(
@@ -228,7 +229,7 @@ class TestInvalidEncode:
     def test_missing_inputs_fail_with_exit_2_and_ids_in_report(self, documents):
         (documents / "artifacts" / "doc005" / "raw_text.json").unlink()
         settings = {**DOCS, "recipe_options": {"tokenizer": str(documents / "tokenizer")}}
-        (documents / "encode.json").write_text(json.dumps(settings))
+        write_settings(documents / "encode.json", "encode", settings)
         args = ["--output", documents / "out", "--encoded-data-dir", "full_dataset", "--labels", documents / "labels"]
         code = main([*map(str, args), "--artifacts", str(documents / "artifacts"), "--settings", str(documents / "encode.json")])
         assert code == 2
@@ -263,7 +264,7 @@ class TestInvalidEncode:
 
     def test_nothing_left_exits_1(self, tmp_path):
         fx.write_labels(tmp_path / "labels", ["a0", "a2"], ["x", "y"])
-        (tmp_path / "s.json").write_text(json.dumps({**USER, "encode_data": f"{FIXTURES}:always_none"}))
+        write_settings(tmp_path / "s.json", "encode", {**USER, "encode_data": f"{FIXTURES}:always_none"})
         args = ["--output", tmp_path / "out", "--encoded-data-dir", "full_dataset", "--labels", tmp_path / "labels"]
         assert main([*map(str, args), "--settings", str(tmp_path / "s.json")]) == 1
 
@@ -286,7 +287,7 @@ class TestInvalidEncode:
 
     def test_bad_arguments_and_settings_exit_2(self, tmp_path, capsys):
         assert main(["--output", str(tmp_path)]) == 2
-        (tmp_path / "s.json").write_text(json.dumps({"unknown_key": 1}))
+        write_settings(tmp_path / "s.json", "encode", {"unknown_key": 1})
         args = ["--output", str(tmp_path), "--encoded-data-dir", "full_dataset", "--settings", str(tmp_path / "s.json")]
         assert main(args) == 2
         assert "unknown_key" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """Helpers for the reconcile tests: SQLite label files, production trees, process functions.
 
-The process functions are referenced from settings as `tests.steps.reconcile_fixtures:<name>`,
+The process functions are referenced from settings as `tests.steps.reconcile.fixtures:<name>`,
 exactly as a user's own `module:function` is."""
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from steps.combine.settings import CombineSettings, GlueTable
 from steps.featurize.run import featurize
 from steps.featurize.settings import FeaturizeSettings
 from steps.featurize.summary import FEATURE_COLUMNS
-from tests.steps import featurize_data as gen
+from steps.settings_file import write_settings
+from tests.steps.featurize import data as gen
 from tests.conftest import ROOT
 
 LENIENT = FeaturizeSettings(max_error_fraction=1.0)
@@ -84,7 +85,7 @@ class TestValidCombine:
             gen.write_mimic3_record(tmp_path / "raw" / shard / record, record)
             featurize(tmp_path / "raw" / shard, tmp_path / "in" / shard, jobs=1, shard=shard)
         settings = tmp_path / "combine.json"
-        settings.write_text(json.dumps({"expected_shards": ["31", "32"], "require_all_shards": True}))
+        write_settings(settings, "combine", {"expected_shards": ["31", "32"], "require_all_shards": True})
         assert main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--settings", str(settings)]) == 0
         stats = pd.read_csv(tmp_path / "out" / "signal_stats.csv")
         assert stats.set_index(["signal_normalised", "signal_kind"]).records.to_dict() == {
@@ -144,7 +145,7 @@ class TestInvalidCombine:
         src = copy_shards(shards, tmp_path)
         (src / "30" / "errors.parquet").unlink()
         settings = tmp_path / "combine.json"
-        settings.write_text(json.dumps({"require_all_shards": True}))
+        write_settings(settings, "combine", {"require_all_shards": True})
         code = main(["--input", str(src), "--output", str(tmp_path / "out"), "--settings", str(settings)])
         assert code == 1
         report = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -162,7 +163,7 @@ class TestInvalidCombine:
     def test_bad_settings_exit_2(self, tmp_path, settings):
         (tmp_path / "in").mkdir()
         path = tmp_path / "s.json"
-        path.write_text(json.dumps(settings))
+        write_settings(path, "combine", settings)
         assert main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--settings", str(path)]) == 2
 
     def test_missing_input_exits_2(self, tmp_path):
@@ -183,7 +184,7 @@ class TestShardOutputsByUri:
         monkeypatch.setenv("WAVEPIPE_S3_ROOT", str(tmp_path / "s3"))
         self.upload(LocalStorage(tmp_path / "s3"), shards, "s3://b/exec-1/featurize")
         settings = tmp_path / "combine.json"
-        settings.write_text(json.dumps({"expected_shards": ["30", "p00", "31"]}))
+        write_settings(settings, "combine", {"expected_shards": ["30", "p00", "31"]})
         args = ["--shard-outputs", "30=s3://b/exec-1/featurize/30", "p00=s3://b/exec-1/featurize/p00",
                 "31=s3://b/exec-2/featurize/31", "--output", str(tmp_path / "out"), "--settings", str(settings)]
         assert main(args) == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from steps.recipes import documents, per_worker, waveform
-from tests.steps import encode_fixtures as fx
+from tests.steps.encode import fixtures as fx
 
 
 def segment_row(samples: np.ndarray, signal: str = "II", numerics: bool = False, fs: float = 125.0) -> dict:

@@ -15,14 +15,15 @@ from steps.reconcile.copying import SOURCE_ETAG_META, is_identical
 from steps.reconcile.inventory import SourceFile
 from steps.reconcile.run import BadInput, StageFailed, reconcile
 from steps.reconcile.settings import ReconcileSettings
-from tests.steps.reconcile_fixtures import (
+from steps.settings_file import write_settings
+from tests.steps.reconcile.fixtures import (
     FAIL_IDS_ENV, RequestCounter, listing, make_sqlite, put_tree, record_files,
 )
 
 SOURCE = "s3://prod-bucket/waveforms"
 EXPERIMENT = "s3://research-bucket/experiments/exp1"
 ARTIFACTS = EXPERIMENT + "/data/reconciled_artifacts"
-GROUND_TRUTH = "tests.steps.reconcile_fixtures:write_ground_truth"
+GROUND_TRUTH = "tests.steps.reconcile.fixtures:write_ground_truth"
 
 
 def ids(n, start=0):
@@ -202,7 +203,7 @@ class TestValidEntry:
     def test_exit_zero_and_outputs(self, tmp_path, local):
         put_tree(local, SOURCE, {a: record_files(a) for a in ids(4)})
         cfg = tmp_path / "settings.json"
-        cfg.write_text(settings(labels_db(tmp_path, ids(4))).model_dump_json())
+        write_settings(cfg, "reconcile", settings(labels_db(tmp_path, ids(4))))
         out = tmp_path / "out"
         code = main(["--source-uri", SOURCE, "--experiment-uri", EXPERIMENT, "--output", str(out),
                      "--macroshards", "2", "--reload", "false", "--sql-param", "experiment_name=exp1",
@@ -229,20 +230,24 @@ class TestValidEntry:
 
 
 class TestInvalidEntry:
-    def test_bad_arguments_settings_and_inputs_exit_2(self, tmp_path, local, caplog):
+    def test_bad_arguments_settings_and_inputs_exit_2(self, tmp_path, local, capsys):
         base = ["--source-uri", SOURCE, "--experiment-uri", EXPERIMENT, "--output", str(tmp_path / "out")]
-        bad = tmp_path / "bad.json"
-        bad.write_text(json.dumps({"labels": {"url": "postgresql://u:pw@h/db"}}))
-        missing_db = tmp_path / "missing.json"
-        missing_db.write_text(json.dumps({"labels": {"sqlite_uri": str(tmp_path / "none.sqlite")}}))
+        bad = write_settings(tmp_path / "bad.json", "reconcile", {"labels": {"url": "postgresql://u:pw@h/db"}})
+        missing_db = write_settings(tmp_path / "missing.json", "reconcile",
+                                    {"labels": {"sqlite_uri": str(tmp_path / "none.sqlite")}})
         assert main(base[:2]) == 2
         assert main(base + ["--reload", "maybe"]) == 2
         assert main(base + ["--sql-param", "oops"]) == 2
+        capsys.readouterr()
         assert main(base + ["--settings", str(bad)]) == 2
-        assert "password" in caplog.text and "pw@" not in caplog.text
+        err = capsys.readouterr().err
+        assert err == (f"reconcile: invalid settings in {bad}:\n  labels: Value error, url must not contain a password; "
+                       "put credentials in secret_arn\n")
+        assert "pw@" not in err
         assert main(base + ["--settings", str(missing_db)]) == 2
-        assert "none.sqlite: no such file" in caplog.text
+        assert "none.sqlite: no such file" in capsys.readouterr().err
         assert main(base + ["--macroshards", "0"]) == 2
+        assert capsys.readouterr().err == "reconcile: --macroshards must be at least 1, got 0\n"
 
 
 class TestValidS3:

@@ -22,7 +22,7 @@ def objects(*keys_sizes, base="s3://prod/raw"):
 class TestValidSettings:
     def test_defaults_construct_and_round_trip_through_json(self):
         s = ReconcileSettings()
-        assert s.key_pattern == "{artifact_id}/{file}" and s.reload is False and s.copy_threads >= 8
+        assert s.key_pattern == "{artifact_id}/{file}" and s.featurize_reads == "copy" and s.copy_threads >= 8
         again = ReconcileSettings.model_validate(json.loads(s.model_dump_json()))
         assert again == s
 
@@ -60,8 +60,8 @@ class TestInvalidSettings:
             ReconcileSettings.model_validate(data)
 
     def test_frozen(self):
-        with pytest.raises(ValidationError):
-            ReconcileSettings().reload = True
+        with pytest.raises(ValidationError, match="frozen"):
+            ReconcileSettings().copy_threads = 4
 
 
 class TestValidKeyPattern:

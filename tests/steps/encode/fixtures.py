@@ -48,7 +48,7 @@ def summary_rows(record: str, rng: np.random.Generator, segments: int = 2, signa
             n_valid = int(n_samples * rng.uniform(0.8, 1.0))
             rows.append(
                 {
-                    "group": "30", "record": record, "segment": f"{record}_{segment + 1:04d}",
+                    "group": "30", "artifact": record, "record": record, "segment": f"{record}_{segment + 1:04d}",
                     "signal": raw, "signal_normalised": normalised, "is_numerics": numerics,
                     "fs": 1.0 if numerics else 125.0, "units": "mV", "fmt": "80",
                     "n_samples": n_samples, "n_valid": n_valid, "frac_nan": 1 - n_valid / n_samples,
@@ -94,7 +94,7 @@ def build_tokenizer(path: Path) -> Path:
     return path
 
 
-# User functions the tests reference from settings as `tests.steps.encode_fixtures:<name>`.
+# User functions the tests reference from settings as `tests.steps.encode.fixtures:<name>`.
 
 
 def id_features():

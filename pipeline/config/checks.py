@@ -1,0 +1,84 @@
+"""Rules across keys, run on a validated config: one small function per rule, each returning
+problems that start with the key path they are about. Stage-specific rules are declared with
+their stage (`Stage.checks`) and run here too."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pipeline.config.models import Config
+from pipeline.parameters import parameter_specs
+
+Rule = Callable[[Config], list[str]]
+
+
+def at_least_one_stage(cfg: Config) -> list[str]:
+    return [] if cfg.registry.enabled(cfg) else ["stages: at least one stage is needed"]
+
+
+def needed_stages_present(cfg: Config) -> list[str]:
+    have = {s.name for s in cfg.registry.enabled(cfg)}
+    return [f"stages.{s.name}: needs stages.{need}" for s in cfg.registry.enabled(cfg) for need in s.needs
+            if need not in have]
+
+
+def single_instance_unless_split(cfg: Config) -> list[str]:
+    return [f"stages.{s.name}.instance_count: {getattr(cfg.stages, s.name).instance_count}, but {s.name} does not "
+            "split its work across instances (each instance would process all of it, at that many times the "
+            "cost, writing the same outputs); use 1"
+            for s in cfg.registry.enabled(cfg) if getattr(cfg.stages, s.name).instance_count > 1 and not s.splits_by_host]
+
+
+def cache_duration(cfg: Config) -> list[str]:
+    from pipeline.local.cache import parse_duration  # TODO(merge): pipeline.definition
+
+    try:
+        parse_duration(cfg.cache.expire_after)
+    except ValueError as err:
+        return [f"cache.expire_after: {err}"]
+    return []
+
+
+def unique_schedule_names(cfg: Config) -> list[str]:
+    names = [s.name for s in cfg.schedules]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    return [f"schedules: duplicate names {dupes}"] if dupes else []
+
+
+def schedule_parameters(cfg: Config) -> list[str]:
+    """A schedule's parameter values, checked here: a bad one would otherwise fail inside
+    EventBridge at every firing, where nobody looks."""
+    specs = {spec.name: spec for spec in parameter_specs(cfg)}
+    problems = []
+    for index, schedule in enumerate(cfg.schedules):
+        for name, value in schedule.parameters.items():
+            where = f"schedules[{index}].parameters.{name}"
+            spec = specs.get(name)
+            if spec is None:
+                problems.append(f"{where}: no pipeline parameter {name!r} (known: {', '.join(sorted(specs))})")
+            elif msg := spec.problem(str(value).lower() if isinstance(value, bool) else str(value)):
+                problems.append(f"{where}: {msg}")
+    return problems
+
+
+def network_isolation(cfg: Config) -> list[str]:
+    if not cfg.aws.network.enable_network_isolation:
+        return []
+    problems = []
+    if cfg.image.uri is None or cfg.image.install_requirements:
+        problems.append("aws.network.enable_network_isolation: the job installs steps/requirements.txt from PyPI "
+                        "at start, which isolation forbids; set image.uri to an image built from the Dockerfile")
+    if "reconcile" in {s.name for s in cfg.registry.enabled(cfg)}:
+        problems.append("aws.network.enable_network_isolation: stages.reconcile calls the S3 API and the database "
+                        "itself; run it without network isolation")
+    return problems
+
+
+RULES: tuple[Rule, ...] = (at_least_one_stage, needed_stages_present, single_instance_unless_split, cache_duration,
+                           unique_schedule_names, schedule_parameters, network_isolation)
+
+
+def cross_check(cfg: Config) -> list[str]:
+    """Every rule's problems, then every stage's own."""
+    problems = [p for rule in RULES for p in rule(cfg)]
+    return problems + [p for s in cfg.registry.enabled(cfg) for p in s.checks(cfg)]

@@ -1,0 +1,165 @@
+"""The configuration's models: frozen, rejecting unknown keys, importing nothing else from
+`pipeline/`. A stage's own section model lives with its stage (`pipeline/stages/<stage>.py`)
+and is joined into `Config` by `config_model`, from the stage registry."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Mapping, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+
+from steps.contract import ENCODED_DATA_DIRS, FULL_DATASET
+
+INSTANCE_TYPE = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
+S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+EXPERIMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PipelineMeta(Model):
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9](-*[A-Za-z0-9]){0,255}$",
+        description="SageMaker pipeline name (letters, digits, hyphens).",
+    )
+    version: str = Field(description="Version of this configuration, recorded on every pipeline version.")
+    description: str = Field("", max_length=3072)
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags on the pipeline and its jobs.")
+
+
+class NetworkConfig(Model):
+    subnets: list[str] = Field(default_factory=list)
+    security_groups: list[str] = Field(default_factory=list)
+    enable_network_isolation: bool = False
+    encrypt_inter_container_traffic: bool = True
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> "NetworkConfig":
+        if bool(self.subnets) != bool(self.security_groups):
+            raise ValueError("subnets and security_groups must be given together (VPC config)")
+        return self
+
+
+class AwsConfig(Model):
+    region: str = Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+    role_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$",
+        description="Execution role of the pipeline and its jobs (trusts sagemaker and scheduler).",
+    )
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    output_prefix: str = Field("wavepipe", description="Key prefix under which everything is written.")
+    kms_key_id: str | None = Field(None, description="KMS key for volumes, outputs and S3 writes.")
+    network: NetworkConfig = NetworkConfig()
+
+    @field_validator("output_prefix")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip("/")
+
+
+class ImageConfig(Model):
+    uri: str | None = Field(
+        None, description="Image built from the project's Dockerfile. Empty: the managed framework image."
+    )
+    framework: str = Field("sklearn", description="Managed framework image used when `uri` is empty.")
+    framework_version: str = "1.4-2-py312"
+    py_version: str = "py3"
+    install_requirements: bool | None = Field(
+        None, description="pip-install steps/requirements.txt at job start (default: only for managed images)."
+    )
+
+
+class RetryConfig(Model):
+    max_attempts: int = Field(3, ge=1, le=20)
+    interval_seconds: int = Field(30, ge=1, le=3600)
+    backoff_rate: float = Field(2.0, ge=1.0)
+    on: list[Literal["CAPACITY_ERROR", "INTERNAL_ERROR", "RESOURCE_LIMIT", "SERVICE_FAULT", "THROTTLING"]] = Field(
+        default_factory=lambda: ["CAPACITY_ERROR", "INTERNAL_ERROR", "SERVICE_FAULT", "THROTTLING"],
+        description="Failures retried: SageMaker job errors and pipeline service errors.",
+    )
+
+
+class StageInfra(Model):
+    """The builder's fields of every stage section; the rest of a section is the container's
+    settings model (`steps/<stage>/settings.py`). A stage is switched off by leaving its
+    section out (or setting it to null in an overlay)."""
+
+    instance_type: str = Field("ml.m5.xlarge", pattern=INSTANCE_TYPE)
+    instance_count: int = Field(1, ge=1, le=100)
+    volume_size_gb: int = Field(30, ge=1, le=16384)
+    max_runtime_s: int = Field(86400, ge=1, le=432000)
+    environment: dict[str, str] = Field(default_factory=dict)
+    retry: RetryConfig = RetryConfig()
+
+
+class CacheConfig(Model):
+    enabled: bool = True
+    expire_after: str = Field("P30D", description="ISO 8601 duration, e.g. P30D or PT12H.")
+
+
+class Parameters(Model):
+    """Defaults of the pipeline parameters a Studio user changes per run."""
+
+    input_uri: str = Field(pattern=S3_URI, description="InputUri")
+    experiment_name: str = Field("default", pattern=EXPERIMENT_NAME)
+    encoded_data_dir: Literal[ENCODED_DATA_DIRS] = FULL_DATASET  # type: ignore[valid-type]
+    reload: bool = False
+
+    @field_validator("input_uri")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class Schedule(Model):
+    name: str = Field(pattern=r"^[0-9A-Za-z_.-]{1,64}$")
+    expression: str = Field(
+        pattern=r"^(cron\(.+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\(.+\))$",
+        description="EventBridge Scheduler expression: cron(...), rate(...) or at(...).",
+    )
+    timezone: str = "UTC"
+    enabled: bool = True
+    description: str = ""
+    parameters: dict[str, Union[str, int, float, bool]] = Field(
+        default_factory=dict, description="Pipeline parameter values for runs started by this schedule."
+    )
+
+
+class LocalConfig(Model):
+    sample_data_uri: str | None = Field(
+        None, description="Where `deploy.py local` writes the generated sample data when it is missing."
+    )
+    sample_size: Literal["small", "medium"] = "small"
+    sample_seed: int = 0
+
+
+class StagesBase(Model):
+    """`stages:`; one optional field per registered stage (see `config_model`)."""
+
+    def enabled(self) -> dict[str, StageInfra]:
+        """The stages in this config, in registry order."""
+        return {name: section for name in type(self).model_fields if (section := getattr(self, name)) is not None}
+
+
+class Config(Model):
+    # The stage registry this config was validated with (set by `Registry.config_model`).
+    registry: ClassVar[Any] = None
+
+    pipeline: PipelineMeta
+    aws: AwsConfig
+    image: ImageConfig = ImageConfig()
+    parameters: Parameters
+    stages: StagesBase
+    cache: CacheConfig = CacheConfig()
+    max_parallel_steps: int = Field(50, ge=1, le=256)
+    schedules: list[Schedule] = Field(default_factory=list)
+    local: LocalConfig = LocalConfig()
+
+
+def config_model(sections: Mapping[str, type[StageInfra]]) -> type[Config]:
+    """`Config` whose `stages` has one optional section per stage, in the given order."""
+    stages = create_model("Stages", __base__=StagesBase,
+                          **{name: (model | None, None) for name, model in sections.items()})
+    return create_model("Config", __base__=Config, stages=(stages, ...))

@@ -1,0 +1,101 @@
+"""Every name the builder (`pipeline/`) and the containers (`steps/`) share, in one place.
+
+Standard library only and versioned: the builder writes `CONTRACT_VERSION` into every stage's
+settings file and each container entry refuses a settings file written for another version
+(exit 2, naming both), so a bundle and a definition from different releases never half-agree.
+Bump the version whenever a name below changes meaning or an argument is added or removed.
+"""
+
+from __future__ import annotations
+
+CONTRACT_VERSION = 2
+
+# --- exit codes of every `python -m steps.<stage>` ------------------------------------------
+EXIT_OK = 0
+EXIT_FAILED = 1  # the stage ran and failed (its outputs are still written where it can)
+EXIT_BAD_INPUT = 2  # bad arguments, settings or inputs: nothing was worth retrying
+
+# --- folders inside a processing job ---------------------------------------------------------
+PROCESSING_ROOT = "/opt/ml/processing"
+CODE_DIR = f"{PROCESSING_ROOT}/input/code"
+SETTINGS_DIR = f"{PROCESSING_ROOT}/input/settings"
+
+
+def input_dir(name: str) -> str:
+    """`/opt/ml/processing/input/<name>`: where a step's input `name` is staged."""
+    return f"{PROCESSING_ROOT}/input/{name}"
+
+
+def output_dir(name: str) -> str:
+    """`/opt/ml/processing/output/<name>`: uploaded as the step's output `name`."""
+    return f"{PROCESSING_ROOT}/output/{name}"
+
+
+def settings_path(stage: str) -> str:
+    return f"{SETTINGS_DIR}/{stage}.json"
+
+
+# --- the settings file (`--settings`) ---------------------------------------------------------
+SETTINGS_VERSION_KEY = "contract_version"
+SETTINGS_STAGE_KEY = "stage"
+SETTINGS_BODY_KEY = "settings"
+
+# --- arguments --------------------------------------------------------------------------------
+ARG_SETTINGS = "--settings"
+ARG_INPUT = "--input"
+ARG_OUTPUT = "--output"
+ARG_SHARD = "--shard"
+ARG_JOBS = "--jobs"
+ARG_SOURCE_URI = "--source-uri"
+ARG_EXPERIMENT_URI = "--experiment-uri"
+ARG_MANIFESTS = "--manifests"
+ARG_MACROSHARDS = "--macroshards"
+ARG_RELOAD = "--reload"
+ARG_SQL_PARAM = "--sql-param"
+ARG_SHARD_OUTPUTS = "--shard-outputs"
+ARG_ENCODED_DATA_DIR = "--encoded-data-dir"
+ARG_LABELS = "--labels"
+ARG_ARTIFACTS = "--artifacts"
+ARG_FEATURES = "--features"
+
+# --- output files -----------------------------------------------------------------------------
+REPORT_FILE = "report.json"
+PROGRESS_FILE = "progress.json"
+FEATURES_FILE = "features.parquet"
+ERRORS_FILE = "errors.parquet"
+LABELS_FILE = "labels.parquet"
+UNIQUE_LABELS_FILE = "unique_labels_and_counts.json"
+MISSING_FILES_FILE = "missing_files.json"
+SUMMARY_FILE = "waveform_summary.parquet"
+SIGNAL_STATS_FILE = "signal_stats.csv"
+LABEL2ID_FILE = "label2id.json"
+ID2LABEL_FILE = "id2label.json"
+SPLIT_METADATA_FILE = "split_metadata.json"
+MANIFEST_SUFFIX = ".manifest"
+SHARD_FILES = (FEATURES_FILE, ERRORS_FILE, REPORT_FILE)  # what one Featurize shard writes
+
+# --- report keys the pipeline reads (PropertyFile + JsonGet) ----------------------------------
+REPORT_SHARDS_URI = "shards_uri"
+
+# --- folders under an experiment and under a shards place ------------------------------------
+RECONCILED_ARTIFACTS = "data/reconciled_artifacts"
+SHARDS_FOLDER = "shards"
+FEATURES_FOLDER = "features"
+
+# --- choices of the EncodedDataDir pipeline parameter ------------------------------------------
+FULL_DATASET = "full_dataset"
+PARTIAL_DATASET = "partial_dataset"
+ENCODED_DATA_DIRS = (FULL_DATASET, PARTIAL_DATASET)
+
+# --- environment variables --------------------------------------------------------------------
+ENV_STAGE = "WAVEPIPE_STAGE"
+ENV_KMS_KEY_ID = "WAVEPIPE_KMS_KEY_ID"
+ENV_PIP_INSTALL = "WAVEPIPE_PIP_INSTALL"
+ENV_S3_ROOT = "WAVEPIPE_S3_ROOT"  # local runner: s3://bucket/key is <root>/bucket/key
+ENV_LOCAL = "WAVEPIPE_LOCAL"  # set by the local runner
+ENV_CURRENT_HOST = "WAVEPIPE_CURRENT_HOST"
+
+
+def shard_name(index: int) -> str:
+    """`shard-0001`..: the name of the macroshard at 0-based `index` of a counted split."""
+    return f"shard-{index + 1:04d}"

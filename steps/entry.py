@@ -1,0 +1,68 @@
+"""What every `python -m steps.<stage>` entry shares: the argument prelude, the settings file,
+and the mapping of a stage's errors to the contract's exit codes (`steps.contract`).
+
+A stage's entry only declares its own arguments and calls its one function:
+
+    def main(argv=None) -> int:
+        return run_stage("combine", parser(), CombineSettings, _run, argv)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from pydantic import BaseModel
+
+from steps.contract import ARG_SETTINGS, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from steps.settings_file import load_settings
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class BadInput(Exception):
+    """Bad arguments, settings or inputs: exit 2 (retrying cannot help)."""
+
+
+class StageFailed(Exception):
+    """The stage ran and failed: exit 1 (outputs are written where they can be)."""
+
+
+def stage_parser(stage: str, description: str, settings_model: type[BaseModel]) -> argparse.ArgumentParser:
+    """The stage's parser with the arguments every stage takes (`--settings`)."""
+    p = argparse.ArgumentParser(
+        prog=f"python -m steps.{stage}",
+        description=f"{description} Exit {EXIT_OK} ok, {EXIT_FAILED} the stage ran and failed, "
+                    f"{EXIT_BAD_INPUT} bad arguments, settings or inputs.",
+    )
+    p.add_argument(ARG_SETTINGS, type=Path, default=None,
+                   help=f"JSON settings file written by the builder ({settings_model.__name__}, the config's "
+                        f"stages.{stage} section); defaults apply without it.")
+    return p
+
+
+def run_stage(stage: str, parser: argparse.ArgumentParser, settings_model: type[M],
+              work: Callable[[argparse.Namespace, M], int | None], argv: list[str] | None = None) -> int:
+    """Parse, read the settings, run `work(args, settings)`; its errors become exit codes."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: 0 for --help, 2 for bad arguments
+        return EXIT_OK if exit_.code in (0, None) else EXIT_BAD_INPUT
+    try:
+        try:
+            settings = load_settings(settings_model, args.settings, stage)
+        except ValueError as err:
+            raise BadInput(str(err)) from None
+        code = work(args, settings)
+    except BadInput as err:
+        print(f"{stage}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StageFailed as err:
+        print(f"{stage}: failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if code is None else code

@@ -1,0 +1,40 @@
+"""The Reconcile step: whole step dict, its property file, and what reads it."""
+
+from __future__ import annotations
+
+from pipeline.stages import reconcile
+from tests.pipeline.stages.conftest import BASE, EXECUTION_ID, SHARDS_URI, join, normalized, param, s3_out, step
+
+
+class TestValidReconcile:
+    def test_whole_step(self, example_built):
+        expected = step(
+            "Reconcile", "reconcile",
+            ["--source-uri", param("InputUri"),
+             "--experiment-uri", join(BASE, "experiments", param("ExperimentName")),
+             "--output", "/opt/ml/processing/output/reconcile",
+             "--macroshards", "2",
+             "--reload", param("Reload"),
+             "--sql-param", join("experiment_name=", param("ExperimentName"), on="")],
+            inputs=[],
+            outputs=[s3_out("reconcile", join(BASE, EXECUTION_ID, "reconcile"), "/opt/ml/processing/output/reconcile")],
+            cache=False,  # it reads a database and a listing its cache key cannot see
+            PropertyFiles=[{"FilePath": "report.json", "OutputName": "reconcile",
+                            "PropertyFileName": "ReconcileReport"}],
+        )
+        assert normalized(example_built)["Reconcile"] == expected
+
+    def test_shards_uri_is_read_from_its_report(self, example_built):
+        featurize = normalized(example_built)["Featurize-shard-0001"]
+        assert featurize["Arguments"]["ProcessingInputs"][2]["S3Input"]["S3Uri"] == \
+            join(SHARDS_URI, "shard-0001.manifest")
+
+    def test_property_references(self):
+        class Fake:
+            name = "Reconcile"
+
+        from sagemaker.core.workflow.properties import PropertyFile
+
+        fake = Fake()
+        fake.property_files = [PropertyFile(name="ReconcileReport", output_name="reconcile", path="report.json")]
+        assert reconcile.shards_uri(fake).expr == SHARDS_URI
