@@ -13,26 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-_DURATION = re.compile(
-    r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
-)
-
-
-def parse_duration(text: str) -> timedelta:
-    """`P30D`, `PT12H`, `P1W`, `P1Y2M` ... (a year is 365 days, a month 30) -> timedelta."""
-    match = _DURATION.match(text or "")
-    if not match or text in ("P", "PT") or text.endswith("T"):
-        raise ValueError(f"ExpireAfter {text!r} is not an ISO 8601 duration such as P30D or PT1H")
-    parts = {k: float(v) for k, v in match.groupdict().items() if v}
-    days = parts.pop("years", 0) * 365 + parts.pop("months", 0) * 30 + parts.pop("days", 0)
-    return timedelta(days=days, **parts)
+from pipeline.definition import parse_duration
 
 
 def cache_key(storage: str, pipeline: str, step: str, arguments: dict) -> str:

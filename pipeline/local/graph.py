@@ -7,11 +7,10 @@ completed. An explicit `DependsOn` entry with a run condition (`{"Step": "A", "T
 
 from __future__ import annotations
 
-import graphlib
 from dataclasses import dataclass
 
-from pipeline.local.definition import Definition, UnsupportedDefinition
-from pipeline.local.expressions import referenced_steps
+from pipeline.definition import topological_order
+from pipeline.local.definition import Definition
 
 # Terminal outcomes of a step, as the run conditions see them. Cached and reused steps
 # count as Completed, exactly as a cache hit does in SageMaker.
@@ -38,28 +37,9 @@ class Graph:
 
 
 def build_graph(definition: Definition) -> Graph:
-    """The dependency graph; raises UnsupportedDefinition naming a cycle."""
-    upstream: dict[str, dict[str, str]] = {}
-    for name, step in definition.steps.items():
-        edges = {ref: COMPLETED for ref in referenced_steps(step.arguments)}
-        edges.update(step.depends_on)  # an explicit run condition wins over the implied one
-        upstream[name] = edges
-    sorter = graphlib.TopologicalSorter({name: list(edges) for name, edges in upstream.items()})
-    try:
-        order = tuple(sorter.static_order())
-    except graphlib.CycleError as err:
-        cycle = " -> ".join(err.args[1])
-        raise UnsupportedDefinition([f"the steps form a cycle: {cycle}"]) from None
-    position = {name: i for i, name in enumerate(definition.steps)}
-    order = tuple(sorted(order, key=lambda n: (_depth(n, upstream), position[n])))
-    return Graph(upstream, order)
-
-
-def _depth(name: str, upstream: dict[str, dict[str, str]], memo: dict | None = None) -> int:
-    memo = {} if memo is None else memo
-    if name not in memo:
-        memo[name] = 1 + max((_depth(u, upstream, memo) for u in upstream[name]), default=-1)
-    return memo[name]
+    """The dependency graph (load_definition has already refused cycles)."""
+    upstream = {name: dict(step.upstream) for name, step in definition.steps.items()}
+    return Graph(upstream, topological_order(upstream))
 
 
 def decide(conditions: dict[str, str], outcomes: dict[str, str]) -> str | None:

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
+from pipeline.definition import PROCESSING_ROOT, canonical_json
 from pipeline.local import sandbox
 from pipeline.local.backend import Backend, open_backend, write_assets
 from pipeline.local.cache import CacheEntry, CacheStore, cache_key
@@ -72,8 +73,7 @@ def run_pipeline(
 
 
 def definition_digest(definition: Definition) -> str:
-    text = json.dumps(definition.raw, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(definition.raw).encode()).hexdigest()
 
 
 def execution_variables(pipeline: str, execution_id: str, started: datetime,
@@ -367,7 +367,7 @@ class _Run:
         for root in sorted(jobs.glob("algo-*/processing")):
             for output in outputs:
                 local = output["S3Output"].get("LocalPath")
-                if isinstance(local, str) and local.startswith(sandbox.CONTAINER_ROOT):
+                if isinstance(local, str) and local.startswith(PROCESSING_ROOT):
                     files.append(sandbox.local_dir(local, root) / PROGRESS_FILE)
         return files
 
