@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.definition import parse_duration
+from pipeline.definition import parse_duration, processing_outputs
+from steps.storage import Storage
 
 
 def cache_key(storage: str, pipeline: str, step: str, arguments: dict) -> str:
@@ -73,6 +74,18 @@ class CacheStore:
             return None
         return entry
 
+    def hit(self, pipeline: str, step: str, key: str, config: dict | None, storage: Storage,
+            now: datetime) -> CacheEntry | None:
+        """The entry a step with `CacheConfig` `config` reuses, or None: caching is off for
+        it, nothing is cached, the entry expired, or its outputs are gone from `storage`."""
+        config = config or {}
+        if not config.get("Enabled"):
+            return None
+        entry = self.lookup(pipeline, step, key, config.get("ExpireAfter"), now)
+        if entry is None or not outputs_exist(entry, storage):
+            return None
+        return entry
+
     def record(self, pipeline: str, step: str, key: str, entry: CacheEntry) -> None:
         write_json(self._path(pipeline, step, key), {
             "execution_id": entry.execution_id,
@@ -80,3 +93,14 @@ class CacheStore:
             "properties": entry.properties,
             "output_files": entry.output_files,
         })
+
+
+def outputs_exist(entry: CacheEntry, storage: Storage) -> bool:
+    """Whether every output that had files still has some (deleted since: run again rather
+    than hand on nothing)."""
+    for output in processing_outputs(entry.properties):
+        if entry.output_files.get(output["OutputName"]):
+            uri = output["S3Output"]["S3Uri"].rstrip("/") + "/"
+            if next(iter(storage.list(uri)), None) is None:
+                return False
+    return True
