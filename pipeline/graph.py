@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.validate import step_dependencies
+from pipeline.definition import COMPLETED, upstream
 
 
 def mermaid(definition: dict) -> str:
@@ -11,8 +11,8 @@ def mermaid(definition: dict) -> str:
     for step in definition["Steps"]:
         lines.append(f'    {ids[step["Name"]]}["{step["Name"]}"]')
     for step in definition["Steps"]:
-        conditions = {d["Step"]: d["Trigger"] for d in step.get("DependsOn", []) if isinstance(d, dict)}
-        for dep in sorted(step_dependencies(step)):
-            arrow = f"-- {conditions[dep].lower()} -->" if dep in conditions else "-->"
+        for dep, trigger in sorted(upstream(step).items()):
+            # Only a run condition other than the default is worth a label (e.g. Any).
+            arrow = f"-- {trigger.lower()} -->" if trigger != COMPLETED else "-->"
             lines.append(f"    {ids[dep]} {arrow} {ids[step['Name']]}")
     return "\n".join(lines) + "\n"

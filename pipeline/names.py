@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import re
-
-STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+from pipeline.definition import STEP_NAME
 
 
 def step_name(stage: str, shard: str | None = None) -> str:

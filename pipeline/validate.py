@@ -9,44 +9,23 @@ lengths are checked here too, since the service rejects those at execution time,
 from __future__ import annotations
 
 import re
-from graphlib import CycleError, TopologicalSorter
 
-from pipeline.local.expressions import is_expression, referenced_steps, walk_gets
-from pipeline.names import STEP_NAME
-
-
-
-def step_dependencies(step: dict) -> set[str]:
-    deps = {d if isinstance(d, str) else d.get("Step") for d in step.get("DependsOn", [])}
-    return deps | referenced_steps(step.get("Arguments", {}))
+from pipeline.definition import graph_problems, is_expression, walk_gets
 
 
 def check_graph(definition: dict) -> list[str]:
-    problems = []
+    """The graph rules (pipeline/definition.py), then the parameters: each declared one needs
+    a default, each used one must be declared."""
     steps = definition.get("Steps", [])
-    names = [s.get("Name", "") for s in steps]
-    for name in names:
-        if not STEP_NAME.match(name):
-            problems.append(f"step {name!r}: name does not match {STEP_NAME.pattern}")
-    for dup in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(f"step {dup!r}: name used more than once")
+    problems = graph_problems(steps)
     params = {p["Name"]: p for p in definition.get("Parameters", [])}
     for name, param in params.items():
         if "DefaultValue" not in param or param["DefaultValue"] in (None, ""):
             problems.append(f"parameter {name!r}: no default value (schedules and Studio need one)")
-    graph = {}
     for step in steps:
-        deps = step_dependencies(step)
-        for dep in sorted(deps - set(names)):
-            problems.append(f"step {step['Name']!r}: depends on unknown step {dep!r}")
         for ref in walk_gets(step.get("Arguments", {})):
-            if ref.startswith("Parameters.") and ref.split(".", 1)[1] not in params:
+            if isinstance(ref, str) and ref.startswith("Parameters.") and ref.split(".", 1)[1] not in params:
                 problems.append(f"step {step['Name']!r}: uses undeclared parameter {ref!r}")
-        graph[step["Name"]] = deps & set(names)
-    try:
-        tuple(TopologicalSorter(graph).static_order())
-    except CycleError as err:
-        problems.append(f"graph: cycle through steps {err.args[1]}")
     return problems
 
 

@@ -4,7 +4,8 @@
     result = run_pipeline(definition_json, assets={uri: data}, workdir=Path(".wavepipe"))
     raise SystemExit(result.exit_code)
 
-See `run_pipeline` for the options and DESIGN.md section 6 for what it honours.
+See `run_pipeline` for the options and the README's "What the local run does" for what it
+honours.
 """
 
 from pipeline.local.definition import UnsupportedDefinition, load_definition

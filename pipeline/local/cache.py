@@ -13,26 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-_DURATION = re.compile(
-    r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
-)
-
-
-def parse_duration(text: str) -> timedelta:
-    """`P30D`, `PT12H`, `P1W`, `P1Y2M` ... (a year is 365 days, a month 30) -> timedelta."""
-    match = _DURATION.match(text or "")
-    if not match or text in ("P", "PT") or text.endswith("T"):
-        raise ValueError(f"ExpireAfter {text!r} is not an ISO 8601 duration such as P30D or PT1H")
-    parts = {k: float(v) for k, v in match.groupdict().items() if v}
-    days = parts.pop("years", 0) * 365 + parts.pop("months", 0) * 30 + parts.pop("days", 0)
-    return timedelta(days=days, **parts)
+from pipeline.definition import parse_duration, processing_outputs
+from steps.storage import Storage
 
 
 def cache_key(storage: str, pipeline: str, step: str, arguments: dict) -> str:
@@ -87,6 +74,18 @@ class CacheStore:
             return None
         return entry
 
+    def hit(self, pipeline: str, step: str, key: str, config: dict | None, storage: Storage,
+            now: datetime) -> CacheEntry | None:
+        """The entry a step with `CacheConfig` `config` reuses, or None: caching is off for
+        it, nothing is cached, the entry expired, or its outputs are gone from `storage`."""
+        config = config or {}
+        if not config.get("Enabled"):
+            return None
+        entry = self.lookup(pipeline, step, key, config.get("ExpireAfter"), now)
+        if entry is None or not outputs_exist(entry, storage):
+            return None
+        return entry
+
     def record(self, pipeline: str, step: str, key: str, entry: CacheEntry) -> None:
         write_json(self._path(pipeline, step, key), {
             "execution_id": entry.execution_id,
@@ -94,3 +93,14 @@ class CacheStore:
             "properties": entry.properties,
             "output_files": entry.output_files,
         })
+
+
+def outputs_exist(entry: CacheEntry, storage: Storage) -> bool:
+    """Whether every output that had files still has some (deleted since: run again rather
+    than hand on nothing)."""
+    for output in processing_outputs(entry.properties):
+        if entry.output_files.get(output["OutputName"]):
+            uri = output["S3Output"]["S3Uri"].rstrip("/") + "/"
+            if next(iter(storage.list(uri)), None) is None:
+                return False
+    return True

@@ -9,16 +9,13 @@ problem is collected, so one refusal lists them all.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pipeline.local.cache import parse_duration
-from pipeline.local.expressions import PROPERTY_FILE, expression_problems, parse_property_path, walk_gets
+from pipeline.definition import graph_problems, parse_duration, processing_outputs, upstream, walk_gets
+from pipeline.local.expressions import PROPERTY_FILE, expression_problems, parse_property_path
 
 SUPPORTED_VERSION = "2020-12-01"
-STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
-TRIGGERS = ("Completed", "Failed", "Stopped", "Any")
 PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
 
 _TOP_KEYS = {"Version", "Metadata", "Parameters", "PipelineExperimentConfig", "Steps",
@@ -69,7 +66,8 @@ class Parameter:
 class Step:
     name: str
     arguments: dict
-    depends_on: dict[str, str] = field(default_factory=dict)  # upstream name -> trigger
+    # upstream step -> trigger (pipeline.definition.upstream: data and DependsOn alike)
+    upstream: dict[str, str] = field(default_factory=dict)
     cache: dict | None = None
     retry_policies: tuple[dict, ...] = ()
     property_files: tuple[dict, ...] = ()  # {PropertyFileName, OutputName, FilePath}
@@ -79,7 +77,6 @@ class Step:
 class Definition:
     parameters: dict[str, Parameter]
     steps: dict[str, Step]
-    experiment_config: dict | None
     raw: dict
 
     def resolve_parameters(self, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -111,6 +108,7 @@ def load_definition(definition: dict | str) -> Definition:
     if raw.get("MlflowConfig"):
         problems.append("MlflowConfig is not supported by the local runner")
     parameters = _parameters(raw.get("Parameters") or [], problems)
+    problems += graph_problems(raw.get("Steps") or [])
     steps = _steps(raw.get("Steps") or [], problems)
     names = set(steps)
     for step in steps.values():
@@ -118,16 +116,13 @@ def load_definition(definition: dict | str) -> Definition:
                      expression_problems(step.arguments, set(parameters), names)]
         problems += _output_reference_problems(step, steps)
         problems += _property_file_problems(step, steps)
-        problems += [f"step {step.name}: DependsOn unknown step {d!r}"
-                     for d in step.depends_on if d not in names]
-    experiment = raw.get("PipelineExperimentConfig")
     problems += [f"PipelineExperimentConfig: {p}" for p in
-                 expression_problems(experiment or {}, set(parameters), set())]
+                 expression_problems(raw.get("PipelineExperimentConfig") or {}, set(parameters), set())]
     if not steps and not problems:
         problems.append("the definition has no steps")
     if problems:
         raise UnsupportedDefinition(problems)
-    return Definition(parameters, steps, experiment, raw)
+    return Definition(parameters, steps, raw)
 
 
 def _parameters(items: list, problems: list[str]) -> dict[str, Parameter]:
@@ -145,10 +140,6 @@ def _steps(items: list, problems: list[str]) -> dict[str, Step]:
     for item in items:
         name = item.get("Name", "?")
         where = f"step {name}"
-        if name in steps:
-            problems.append(f"{where}: duplicate step name")
-        if not STEP_NAME.match(str(name)):
-            problems.append(f"{where}: name must match {STEP_NAME.pattern}")
         if item.get("Type") != "Processing":
             problems.append(f"{where}: type {item.get('Type')!r} cannot run locally "
                             "(only Processing steps)")
@@ -156,7 +147,6 @@ def _steps(items: list, problems: list[str]) -> dict[str, Step]:
         problems += [f"{where}: key {k!r} is not supported" for k in sorted(set(item) - _STEP_KEYS)]
         args = item.get("Arguments") or {}
         problems += [f"{where}: {p}" for p in _argument_problems(args)]
-        depends = _depends_on(item.get("DependsOn") or [], where, problems)
         problems += [f"{where}: {p}" for p in _retry_problems(item.get("RetryPolicies") or [])]
         expire = (item.get("CacheConfig") or {}).get("ExpireAfter")
         if expire:
@@ -168,21 +158,9 @@ def _steps(items: list, problems: list[str]) -> dict[str, Step]:
         for pf in files:
             if not {"PropertyFileName", "OutputName", "FilePath"} <= set(pf):
                 problems.append(f"{where}: PropertyFiles entry {pf!r} needs PropertyFileName, OutputName, FilePath")
-        steps[name] = Step(name, args, depends, item.get("CacheConfig"),
+        steps[name] = Step(name, args, upstream(item), item.get("CacheConfig"),
                            tuple(item.get("RetryPolicies") or ()), files)
     return steps
-
-
-def _depends_on(entries: list, where: str, problems: list[str]) -> dict[str, str]:
-    depends: dict[str, str] = {}
-    for entry in entries:
-        if isinstance(entry, str):
-            depends[entry] = "Completed"
-        elif isinstance(entry, dict) and entry.get("Trigger", "Completed") in TRIGGERS:
-            depends[entry.get("Step")] = entry.get("Trigger", "Completed")
-        else:
-            problems.append(f"{where}: DependsOn entry {entry!r} is not supported")
-    return depends
 
 
 def _argument_problems(args: dict) -> list[str]:
@@ -203,7 +181,7 @@ def _argument_problems(args: dict) -> list[str]:
             value = s3.get(key, allowed[0] if key == "S3CompressionType" else None)
             if value not in allowed:
                 problems.append(f"{label}: {key} {value!r} is not supported (only {allowed})")
-    for item in (args.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+    for item in processing_outputs(args):
         label = f"output {item.get('OutputName')!r}"
         if not item.get("S3Output"):
             problems.append(f"{label}: only S3Output is supported (not {sorted(item)})")
@@ -240,16 +218,15 @@ def _output_reference_problems(step: Step, steps: dict[str, Step]) -> list[str]:
     for path in walk_gets(step.arguments):
         if not isinstance(path, str) or not path.startswith("Steps."):
             continue
-        _, upstream, prop = (path.split(".", 2) + ["", ""])[:3]
+        _, source, prop = (path.split(".", 2) + ["", ""])[:3]
         try:
             parts = parse_property_path(prop)
         except ValueError:
             continue  # already reported by expression_problems
-        if upstream in steps and parts[:2] == ["ProcessingOutputConfig", "Outputs"] and \
+        if source in steps and parts[:2] == ["ProcessingOutputConfig", "Outputs"] and \
                 len(parts) > 2 and isinstance(parts[2], str):
-            outputs = (steps[upstream].arguments.get("ProcessingOutputConfig") or {})
-            names = {o.get("OutputName") for o in outputs.get("Outputs") or []}
+            names = {o.get("OutputName") for o in processing_outputs(steps[source].arguments)}
             if parts[2] not in names:
-                problems.append(f"step {step.name}: Get {path}: step {upstream} has no output "
+                problems.append(f"step {step.name}: Get {path}: step {source} has no output "
                                 f"{parts[2]!r} (it has {sorted(n for n in names if n)})")
     return problems

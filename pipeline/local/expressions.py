@@ -3,8 +3,9 @@
 A definition's `Arguments` are plain JSON in which some values are expressions:
 `{"Get": "Parameters.X"}`, `{"Get": "Execution.PipelineExecutionId"}`,
 `{"Get": "Steps.S.ProcessingOutputConfig.Outputs['out'].S3Output.S3Uri"}` and
-`{"Std:Join": {"On": "/", "Values": [...]}}`. This module finds them (to check them and to
-derive data dependencies before anything runs) and evaluates them against a `Scope`.
+`{"Std:Join": {"On": "/", "Values": [...]}}`. pipeline/definition.py finds them (and the data
+dependencies they imply); this module checks them against what the runner can evaluate, before
+anything runs, and evaluates them against a `Scope`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
+
+from pipeline.definition import is_expression, walk_expressions
 
 # Execution variables the runner can give a value; TrainingJobName has no meaning for a
 # processing-only pipeline, so a definition that uses it is refused.
@@ -37,38 +40,6 @@ class ExpressionError(ValueError):
     """An expression that cannot be evaluated (the message names it)."""
 
 
-def is_expression(value: Any) -> bool:
-    """A dict of one key that is `Get` or a `Std:` function (every other dict is data)."""
-    if not isinstance(value, dict) or len(value) != 1:
-        return False
-    (key,) = value
-    return key == "Get" or key.startswith("Std:")
-
-
-def walk_expressions(value: Any) -> Iterator[dict]:
-    """Every outermost expression inside `value`, depth first."""
-    if is_expression(value):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from walk_expressions(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from walk_expressions(item)
-
-
-def walk_gets(expr: Any) -> Iterator[str]:
-    """Every `Get` path inside an expression or a JSON value (through `Std:Join` values)."""
-    for outer in walk_expressions(expr):
-        (key,) = outer
-        if key == "Get":
-            yield outer["Get"]
-        elif key == "Std:Join" and isinstance(outer[key], dict):
-            yield from walk_gets(outer[key].get("Values", []))
-        elif key == "Std:JsonGet" and isinstance(outer[key], dict):
-            yield from walk_gets(outer[key].get("PropertyFile"))
-
-
 def parse_property_path(path: str) -> list[str | int]:
     """`Outputs['out'].S3Output.S3Uri` -> ['Outputs', 'out', 'S3Output', 'S3Uri'].
 
@@ -88,18 +59,6 @@ def parse_property_path(path: str) -> list[str | int]:
             parts.append(quoted1 if quoted1 is not None else quoted2)
         pos = match.end()
     return parts
-
-
-def step_of(get_path: str) -> str | None:
-    """`Steps.A.ProcessingJobName` -> `A`; other paths -> None."""
-    if not get_path.startswith("Steps."):
-        return None
-    return get_path.split(".", 2)[1]
-
-
-def referenced_steps(value: Any) -> set[str]:
-    """Names of the steps whose properties `value` reads: its data dependencies."""
-    return {name for path in walk_gets(value) if (name := step_of(path))}
 
 
 # --- checking, before anything runs -------------------------------------------------------

@@ -16,9 +16,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import IO
 
+from pipeline.definition import processing_outputs
 from pipeline.local import sandbox
 from pipeline.local.backend import Backend
 from pipeline.local.expressions import to_text
@@ -65,9 +67,17 @@ def terminate(procs: list[subprocess.Popen], grace: float = GRACE_SECONDS) -> No
             time.sleep(0.05)
 
 
+class JobStatus(str, Enum):
+    """A job's terminal ProcessingJobStatus, as DescribeProcessingJob says it."""
+
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+
 @dataclass
 class JobOutcome:
-    status: str  # Completed | Failed | Stopped, as DescribeProcessingJob says
+    status: JobStatus
     failure_reason: str | None = None
     exit_message: str | None = None
     attempts: int = 0
@@ -99,7 +109,7 @@ class Job:
 
 def run_job(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.Event) -> JobOutcome:
     """Run `job` to a terminal status, retrying internal errors as its RetryPolicies allow."""
-    outcome = JobOutcome("Failed", started=datetime.now(timezone.utc))
+    outcome = JobOutcome(JobStatus.FAILED, started=datetime.now(timezone.utc))
     first = time.monotonic()
     job.log.parent.mkdir(parents=True, exist_ok=True)
     job.log.write_text("")
@@ -108,15 +118,15 @@ def run_job(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.E
         status, reason, internal, counts = _attempt(job, backend, groups, stop, outcome.attempts)
         outcome.status, outcome.failure_reason, outcome.output_files = status, reason, counts
         wait = _retry_wait(job.retry_policies, outcome.attempts, time.monotonic() - first) \
-            if internal and status == "Failed" else None
+            if internal and status is JobStatus.FAILED else None
         if wait is None:
             break
         _log(job.log, f"retrying in {wait:g}s ({INTERNAL_ERROR}, retry policy)")
         if stop.wait(wait):
-            outcome.status, outcome.failure_reason = "Stopped", "stopped before a retry"
+            outcome.status, outcome.failure_reason = JobStatus.STOPPED, "stopped before a retry"
             break
     outcome.ended = datetime.now(timezone.utc)
-    if outcome.status == "Failed":
+    if outcome.status is JobStatus.FAILED:
         outcome.exit_message = _tail(job.log)
     return outcome
 
@@ -136,36 +146,36 @@ def _retry_wait(policies: tuple[dict, ...], attempts: int, elapsed: float) -> fl
 
 
 def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.Event,
-             attempt: int) -> tuple[str, str | None, bool, dict[str, int]]:
+             attempt: int) -> tuple[JobStatus, str | None, bool, dict[str, int]]:
     """One try: (status, failure reason, was it an internal error, files per output)."""
     shutil.rmtree(job.folder, ignore_errors=True)
     roots = [sandbox.instance_root(job.folder, i) for i in range(job.instance_count)]
     args = job.arguments
-    outputs = (args.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    outputs = processing_outputs(args)
     try:
         plans = sandbox.plan_inputs(args.get("ProcessingInputs") or [], backend.storage, roots)
         for plan in plans:
             sandbox.download(plan, backend.storage, stop)
         sandbox.make_output_dirs(outputs, roots)
     except sandbox.Stopped as err:
-        return "Stopped", str(err), False, {}
+        return JobStatus.STOPPED, str(err), False, {}
     except sandbox.StagingError as err:
         _log(job.log, f"ClientError: {err}")
-        return "Failed", f"ClientError: {err}", False, {}
+        return JobStatus.FAILED, f"ClientError: {err}", False, {}
     status, reason, internal = _run_instances(job, backend, groups, stop, roots, attempt)
-    if status != "Completed":
+    if status is not JobStatus.COMPLETED:
         return status, reason, internal, {}  # outputs of a failed job are never uploaded
     transfers = sandbox.output_files(outputs, roots)
     try:
         sandbox.upload(transfers, backend.storage, stop)
     except sandbox.Stopped as err:
-        return "Stopped", str(err), False, {}
+        return JobStatus.STOPPED, str(err), False, {}
     except Exception as err:  # noqa: BLE001 - any storage error fails the job, named
         _log(job.log, f"uploading outputs failed: {err!r}")
-        return "Failed", f"ClientError: uploading outputs failed: {err}", False, {}
+        return JobStatus.FAILED, f"ClientError: uploading outputs failed: {err}", False, {}
     counts = {o["OutputName"]: sum(t.uri.startswith(o["S3Output"]["S3Uri"].rstrip("/") + "/")
                                    for t in transfers) for o in outputs}
-    return "Completed", None, False, counts
+    return JobStatus.COMPLETED, None, False, counts
 
 
 def command(arguments: dict, root: Path) -> list[str]:
@@ -195,7 +205,7 @@ def environment(job: Job, backend: Backend, root: Path, instance: int) -> dict[s
 
 
 def _run_instances(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.Event,
-                   roots: list[Path], attempt: int) -> tuple[str, str | None, bool]:
+                   roots: list[Path], attempt: int) -> tuple[JobStatus, str | None, bool]:
     procs: list[subprocess.Popen] = []
     pumps: list[threading.Thread] = []
     lock = threading.Lock()  # several instances share one step log
@@ -215,7 +225,7 @@ def _run_instances(job: Job, backend: Backend, groups: ProcessGroups, stop: thre
             except OSError as err:
                 terminate(procs)
                 log.write(f"cannot start {argv[0]}: {err}\n".encode())
-                return "Failed", f"InternalServerError: cannot start the entrypoint: {err}", True
+                return JobStatus.FAILED, f"InternalServerError: cannot start the entrypoint: {err}", True
             groups.add(proc)
             procs.append(proc)
             if prefix:
@@ -232,12 +242,12 @@ def _run_instances(job: Job, backend: Backend, groups: ProcessGroups, stop: thre
 
 
 def _wait(procs: list[subprocess.Popen], max_runtime: float | None,
-          stop: threading.Event) -> tuple[str, str | None, bool]:
+          stop: threading.Event) -> tuple[JobStatus, str | None, bool]:
     """Until every instance exits, the first one fails, the runtime is up, or a stop."""
     deadline = time.monotonic() + max_runtime if max_runtime else None
     while True:
         if stop.is_set():
-            return "Stopped", "stopped by the user", False
+            return JobStatus.STOPPED, "stopped by the user", False
         codes = [p.poll() for p in procs]
         failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
         if failed:
@@ -245,12 +255,12 @@ def _wait(procs: list[subprocess.Popen], max_runtime: float | None,
             host = f"algo-{i + 1}"
             if code < 0:
                 name = signal.Signals(-code).name
-                return "Failed", f"InternalServerError: {host} was killed by {name}", True
-            return "Failed", f"AlgorithmError: {host} exited with code {code}", False
+                return JobStatus.FAILED, f"InternalServerError: {host} was killed by {name}", True
+            return JobStatus.FAILED, f"AlgorithmError: {host} exited with code {code}", False
         if all(c == 0 for c in codes):
-            return "Completed", None, False
+            return JobStatus.COMPLETED, None, False
         if deadline and time.monotonic() > deadline:
-            return "Failed", f"MaxRuntimeExceeded: ran longer than {max_runtime:g}s", False
+            return JobStatus.FAILED, f"MaxRuntimeExceeded: ran longer than {max_runtime:g}s", False
         stop.wait(0.1)
 
 

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
+from pipeline.definition import PROCESSING_ROOT
 from pipeline.local.results import RunResult, StepResult, StepState
+from pipeline.local.sandbox import local_dir
 
 PROGRESS_FILE = "progress.json"
 
@@ -38,6 +40,18 @@ def read_progress(paths: list[Path]) -> tuple[int, int] | None:
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not written yet, or caught mid-write
     return (done, total) if found else None
+
+
+def progress_files(outputs: list[dict], jobs: Path) -> list[Path]:
+    """Where a step's instances (`<jobs>/algo-<n>/processing`) may write their progress file:
+    one in each output folder."""
+    files = []
+    for root in sorted(jobs.glob("algo-*/processing")):
+        for output in outputs:
+            local = output["S3Output"].get("LocalPath")
+            if isinstance(local, str) and local.startswith(PROCESSING_ROOT):
+                files.append(local_dir(local, root) / PROGRESS_FILE)
+    return files
 
 
 class Progress:

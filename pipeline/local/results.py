@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from pipeline.local.graph import COMPLETED, FAILED, SKIPPED, STOPPED
+from pipeline.local.graph import Outcome
 
 
 class StepState(str, Enum):
@@ -21,13 +21,26 @@ class StepState(str, Enum):
     NOT_SELECTED = "NotSelected"  # left out by `only`
 
     @property
-    def outcome(self) -> str | None:
+    def outcome(self) -> Outcome | None:
         """The outcome run conditions (DependsOn triggers) see; None while not terminal."""
-        return {
-            StepState.SUCCEEDED: COMPLETED, StepState.CACHED: COMPLETED,
-            StepState.REUSED: COMPLETED, StepState.FAILED: FAILED, StepState.STOPPED: STOPPED,
-            StepState.SKIPPED: SKIPPED, StepState.NOT_SELECTED: SKIPPED,
-        }.get(self)
+        return _OUTCOMES.get(self)
+
+
+_OUTCOMES = {
+    StepState.SUCCEEDED: Outcome.COMPLETED, StepState.CACHED: Outcome.COMPLETED,
+    StepState.REUSED: Outcome.COMPLETED, StepState.FAILED: Outcome.FAILED,
+    StepState.STOPPED: Outcome.STOPPED, StepState.SKIPPED: Outcome.SKIPPED,
+    StepState.NOT_SELECTED: Outcome.SKIPPED,
+}
+
+
+def completed(recorded: str | None) -> bool:
+    """Whether a state as an execution record spells it counts as Completed (its properties
+    can stand in for a run: resuming, `only`)."""
+    try:
+        return StepState(recorded).outcome is Outcome.COMPLETED
+    except ValueError:
+        return False
 
 
 @dataclass

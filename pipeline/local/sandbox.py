@@ -17,10 +17,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.definition import PROCESSING_ROOT
 from steps.storage import Storage, split_uri
 
-CONTAINER_ROOT = "/opt/ml/processing"
-_CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml/processing(?=/|\b|$)")
+# The root as a whole path component, wherever it stands in an argument or a value.
+_CONTAINER_PATH = re.compile(r"(?<![\w./-])" + re.escape(PROCESSING_ROOT) + r"(?=/|\b|$)")
 
 
 class StagingError(RuntimeError):
@@ -48,8 +49,8 @@ def instance_root(job_dir: Path, instance: int) -> Path:
 
 
 def local_dir(container_path: str, root: Path) -> Path:
-    if not container_path.startswith(CONTAINER_ROOT):
-        raise StagingError(f"local path {container_path!r} is not under {CONTAINER_ROOT}")
+    if not container_path.startswith(PROCESSING_ROOT):
+        raise StagingError(f"local path {container_path!r} is not under {PROCESSING_ROOT}")
     return Path(map_paths(container_path, root))
 
 

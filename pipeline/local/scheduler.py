@@ -12,7 +12,8 @@ import os
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from enum import Enum
+from typing import Callable, Union
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,14 @@ class Work:
     run: Callable[[int], None]  # called in a worker thread with the cores granted; never raises
 
 
-Poll = Callable[[str], "Work | bool | None"]  # None: not ready; True: settled; Work: run it
+class Answer(Enum):
+    """What a polled step says when it has no Work to run."""
+
+    WAIT = "wait"  # not ready: ask again after something finishes
+    SETTLED = "settled"  # reached its final state without running (skipped, cached, ...)
+
+
+Poll = Callable[[str], Union[Work, Answer]]
 
 
 def machine_cores() -> int:
@@ -46,7 +54,7 @@ def run_concurrently(order: list[str], poll: Poll, *, max_parallel: int | None, 
     while pending or ready or running:
         for name in list(pending):
             answer = poll(name)
-            if answer is None:
+            if answer is Answer.WAIT:
                 continue
             pending.remove(name)
             if isinstance(answer, Work):

@@ -11,11 +11,22 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 
 from pipeline.local.cache import write_json
+from pipeline.local.results import completed
 
 RECORD = "execution.json"
+
+
+class ExecutionStatus(str, Enum):
+    """PipelineExecutionStatus, as the record keeps it."""
+
+    EXECUTING = "Executing"
+    SUCCEEDED = "Succeeded"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
 
 
 def new_execution_id(now: datetime) -> str:
@@ -52,13 +63,14 @@ class ExecutionStore:
             same = (record.get("DefinitionDigest") == digest and record.get("Storage") == storage
                     and record.get("Parameters") == json.loads(json.dumps(parameters)))
             if same:
-                return None if record.get("Status") == "Succeeded" else record
+                return None if record.get("Status") == ExecutionStatus.SUCCEEDED.value else record
         return None
 
     def source_properties(self, pipeline: str, step: str) -> tuple[str, dict] | None:
         """(execution id, properties) of the newest earlier run of `step` that completed."""
         for record in self.records(pipeline):
             info = record.get("Steps", {}).get(step, {})
-            if info.get("State") in ("Succeeded", "Cached", "Reused") and info.get("Properties"):
+            if completed(info.get("State")) and info.get("Properties"):
                 return record["ExecutionId"], info["Properties"]
         return None
+

@@ -20,7 +20,8 @@ import pytest
 
 from pipeline.build import build, pretty
 from pipeline.config import load_config, validate_config
-from pipeline.validate import check_definition, step_dependencies
+from pipeline.definition import step_dependencies
+from pipeline.validate import check_definition
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 
 GOLDEN = Path(__file__).with_name("golden") / "example.definition.json"

@@ -38,48 +38,70 @@ class TestInvalidDefinitions:
     def test_cycle(self, definition):
         d = copy.deepcopy(definition)
         step(d, "Reconcile")["DependsOn"] = ["Encode"]
-        assert any("cycle" in p for p in check_graph(d))
+        assert check_graph(d) == [
+            "graph: cycle through steps ['Reconcile', 'Featurize-shard-0001', 'Combine', 'Encode', 'Reconcile']"]
 
     def test_bad_and_duplicate_names(self, definition):
         d = copy.deepcopy(definition)
         d["Steps"][1]["Name"] = "Featurize shard 1"
         d["Steps"][2]["Name"] = "Reconcile"
-        found = check_graph(d)
-        assert any("does not match" in p for p in found)
-        assert any("used more than once" in p for p in found)
+        # the renamed shards leave Combine's DependsOn dangling, and the second "Reconcile"
+        # (a shard reading Reconcile's outputs) now depends on its own name
+        assert check_graph(d) == [
+            "step 'Featurize shard 1': name does not match ^[A-Za-z0-9\\-_]{1,64}$",
+            "step 'Reconcile': name used more than once",
+            "step 'Combine': depends on unknown step 'Featurize-shard-0001'",
+            "step 'Combine': depends on unknown step 'Featurize-shard-0002'",
+            "graph: cycle through steps ['Reconcile', 'Reconcile']",
+        ]
 
     def test_unknown_dependency_and_parameter(self, definition):
         d = copy.deepcopy(definition)
         step(d, "Combine")["DependsOn"].append("Nope")
         step(d, "Encode")["Arguments"]["Environment"]["X"] = {"Get": "Parameters.Missing"}
-        found = check_graph(d)
-        assert any("unknown step 'Nope'" in p for p in found)
-        assert any("undeclared parameter 'Parameters.Missing'" in p for p in found)
+        assert check_graph(d) == [
+            "step 'Combine': depends on unknown step 'Nope'",
+            "step 'Encode': uses undeclared parameter 'Parameters.Missing'",
+        ]
+
+    def test_malformed_run_condition(self, definition):
+        d = copy.deepcopy(definition)
+        step(d, "Encode")["DependsOn"] = [{"Step": "Combine", "Trigger": "Sometimes"}]
+        assert check_graph(d) == [
+            "step 'Encode': DependsOn entry {'Step': 'Combine', 'Trigger': 'Sometimes'} is neither a step "
+            "name nor {'Step': <name>, 'Trigger': one of ['Completed', 'Failed', 'Stopped', 'Any']}"]
 
     def test_parameter_without_default(self, definition):
         d = copy.deepcopy(definition)
         d["Parameters"][0].pop("DefaultValue")
-        assert any("no default value" in p for p in check_graph(d))
+        assert check_graph(d) == ["parameter 'InputUri': no default value (schedules and Studio need one)"]
 
     def test_argument_too_long_and_wrong_type(self, definition):
         d = copy.deepcopy(definition)
         spec = step(d, "Combine")["Arguments"]
         spec["AppSpecification"]["ContainerArguments"].append("x" * 300)
         spec["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = "two"
-        found = check_processing_arguments(d)
-        assert any("300 characters, at most 256" in p for p in found)
-        assert any("InstanceCount" in p for p in found)
+        last = len(spec["AppSpecification"]["ContainerArguments"]) - 1
+        assert check_processing_arguments(d) == [
+            "step 'Combine': Invalid type for parameter ProcessingResources.ClusterConfig.InstanceCount, "
+            "value: two, type: <class 'str'>, valid types: <class 'int'>",
+            f"step 'Combine': Arguments.AppSpecification.ContainerArguments[{last}]: 300 characters, at most 256",
+        ]
 
     def test_too_many_arguments(self, definition):
         d = copy.deepcopy(definition)
-        step(d, "Encode")["Arguments"]["AppSpecification"]["ContainerArguments"] += ["a"] * 120
-        assert any("at most 100" in p for p in check_processing_arguments(d))
+        args = step(d, "Encode")["Arguments"]["AppSpecification"]["ContainerArguments"]
+        args += ["a"] * 120
+        assert check_processing_arguments(d) == [
+            f"step 'Encode': Arguments.AppSpecification.ContainerArguments: {len(args)} items, at most 100"]
 
     def test_expression_placeholders_do_not_hide_real_errors(self, definition):
         d = copy.deepcopy(definition)
         inputs = step(d, "Featurize-shard-0001")["Arguments"]["ProcessingInputs"]
         inputs[-1]["S3Input"]["S3DataType"] = "Folder"
-        assert any("S3DataType" in p for p in check_processing_arguments(d))
+        assert check_processing_arguments(d) == [
+            f"step 'Featurize-shard-0001': Arguments.ProcessingInputs[{len(inputs) - 1}].S3Input.S3DataType: "
+            "'Folder' is not one of ['ManifestFile', 'S3Prefix']"]
 
 
 class TestResolvedLengths:
@@ -87,8 +109,10 @@ class TestResolvedLengths:
         d = copy.deepcopy(definition)
         d["Parameters"] = [dict(p, DefaultValue="s3://bucket/" + "k" * 250) if p["Name"] == "InputUri" else p
                            for p in d["Parameters"]]
-        found = check_definition(d)
-        assert any("'Reconcile': ContainerArguments" in p and "at most 256" in p for p in found)
+        # Reconcile's InputUri argument, the new 262-character default
+        assert check_definition(d) == [
+            "step 'Reconcile': ContainerArguments[2] resolves to about 262 characters at run time, at most 256: "
+            "s3://bucket/" + "k" * 68 + "..."]
 
     def test_shipped_example_fits(self, definition):
         from pipeline.validate import check_expression_lengths

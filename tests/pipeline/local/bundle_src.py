@@ -1,17 +1,7 @@
 """Source of the tiny code bundle the runner tests execute (stands in for `steps/`).
 
-Each task is `python bootstrap.py tasks.<name> ...`, as the builder's entrypoints are."""
-
-BOOTSTRAP = '''
-import os, runpy, sys, tarfile
-here = os.path.dirname(os.path.abspath(__file__))
-target = os.path.join(here, "unpacked")  # inside the step's sandbox: nothing left in /tmp
-with tarfile.open(os.path.join(here, "bundle.tar.gz")) as tar:
-    tar.extractall(target)
-sys.path.insert(0, target)
-module, sys.argv = sys.argv[1], [sys.argv[1]] + sys.argv[2:]
-runpy.run_module(module, run_name="__main__", alter_sys=True)
-'''
+Each task is `python bootstrap.py tasks.<name> ...`, run by the real steps/bootstrap.py, as the
+builder's entrypoints are."""
 
 TASKS = {
     "tasks/__init__.py": "",

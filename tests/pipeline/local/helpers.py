@@ -10,8 +10,9 @@ import json
 import time
 from pathlib import Path
 
+from pipeline.bundle import STEPS_DIR
 from pipeline.local import run_pipeline
-from tests.pipeline.local.bundle_src import BOOTSTRAP, TASKS
+from tests.pipeline.local.bundle_src import TASKS
 
 BUCKET = "bkt"
 CODE = "/opt/ml/processing/input/code"
@@ -32,9 +33,11 @@ def bundle() -> bytes:
 
 
 def assets() -> dict[str, bytes]:
+    """The test bundle beside the real steps/bootstrap.py, the entrypoint every job runs."""
     data = bundle()
-    prefix = f"s3://{BUCKET}/code/{hashlib.sha256(data).hexdigest()[:12]}"
-    return {f"{prefix}/bootstrap.py": BOOTSTRAP.encode(), f"{prefix}/bundle.tar.gz": data}
+    bootstrap = (STEPS_DIR / "bootstrap.py").read_bytes()
+    prefix = f"s3://{BUCKET}/code/{hashlib.sha256(data + bootstrap).hexdigest()[:12]}"
+    return {f"{prefix}/bootstrap.py": bootstrap, f"{prefix}/bundle.tar.gz": data}
 
 
 CODE_PREFIX = next(iter(assets())).rsplit("/", 1)[0] + "/"

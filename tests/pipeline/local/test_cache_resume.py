@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pipeline.local import StepState
-from pipeline.local.cache import parse_duration
 from tests.pipeline.local.helpers import definition, get, run, s3_input, step
 
 CACHE = {"Enabled": True, "ExpireAfter": "P30D"}
@@ -57,18 +56,6 @@ class TestCache:
                 path.unlink()
         assert states(run(chain(), tmp_path))["A"] is StepState.SUCCEEDED
         assert first.ok
-
-    @pytest.mark.parametrize("text,expected", [
-        ("P30D", timedelta(days=30)), ("PT12H", timedelta(hours=12)),
-        ("P1W", timedelta(weeks=1)), ("P1Y2M", timedelta(days=425)),
-        ("PT1M30S", timedelta(seconds=90))])
-    def test_iso_durations(self, text, expected):
-        assert parse_duration(text) == expected
-
-    @pytest.mark.parametrize("text", ["30D", "P", "PT", "P1DT", "soon"])
-    def test_bad_durations(self, text):
-        with pytest.raises(ValueError):
-            parse_duration(text)
 
 
 class TestResume:

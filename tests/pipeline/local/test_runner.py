@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from pipeline.local import StepState, UnsupportedDefinition, run_pipeline
@@ -81,7 +83,11 @@ class TestDependencies:
         }
         assert not result.ok and result.exit_code == 1
         assert "exited with code 3" in result.steps["Bad"].reason
-        assert "partial" in result.steps["Bad"].log.read_text() or result.steps["Bad"].log.exists()
+        # the log holds the command the real bootstrap ran, with the sandbox's paths, and what
+        # the task printed (nothing)
+        root = result.workdir / "executions" / result.execution_id / "jobs" / "Bad" / "algo-1" / "processing"
+        assert result.steps["Bad"].log.read_text().splitlines() == [
+            f"# attempt 1: {sys.executable} {root}/input/code/bootstrap.py tasks.fail --output {root}/output/out"]
         # the failed step wrote files, but nothing reached its destination
         bad_out = s3_path(tmp_path, f"s3://{BUCKET}/runs/{result.execution_id}/Bad")
         assert not bad_out.exists()
