@@ -47,7 +47,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shards", type=int, nargs="+", default=[10, 100, 300])
     args = ap.parse_args()
-    from pipeline.build import build, pretty
+    from pipeline.build import build
+    from pipeline.definition import pretty
     from pipeline.config import load_config
 
     with tempfile.TemporaryDirectory() as tmp:

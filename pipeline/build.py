@@ -3,11 +3,11 @@ definition JSON. Nothing here talks to AWS; the definition is a pure function of
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from pipeline.bundle import Assets, build_assets
 from pipeline.config.models import Config
+from pipeline.definition import canonical
 from pipeline.sdk import pipeline_session
 
 
@@ -36,16 +36,6 @@ def resolve_image(cfg: Config) -> tuple[str, bool]:
         instance_type="ml.m5.xlarge", image_scope="training",
     )
     return uri, image.install_requirements is not False
-
-
-def canonical(definition: str) -> str:
-    """Sorted keys and no whitespace: byte-identical for the same pipeline, and 44 % smaller than
-    the SDK's output, which matters against the API's 1 MiB definition limit at 300 shards."""
-    return json.dumps(json.loads(definition), separators=(",", ":"), sort_keys=True)
-
-
-def pretty(definition: str) -> str:
-    return json.dumps(json.loads(definition), indent=2, sort_keys=True) + "\n"
 
 
 def build(cfg: Config) -> Built:

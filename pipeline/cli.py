@@ -128,7 +128,7 @@ def run(args) -> int:
 
         built = build(cfg)
         if cmd == "definition":
-            from pipeline.build import pretty
+            from pipeline.definition import pretty
 
             sys.stdout.write(pretty(built.definition) if args.pretty else built.definition + "\n")
             return 0

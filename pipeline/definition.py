@@ -14,10 +14,11 @@ from datetime import timedelta
 from graphlib import CycleError, TopologicalSorter
 from typing import Any, Iterator, Mapping
 
+# Where a processing container sees its inputs and outputs (every LocalPath is under it).
+from steps.contract import PROCESSING_ROOT
+
 # CreatePipeline rejects any other step name; names are also cache and UI identities.
 STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
-# Where a processing container sees its inputs and outputs (every LocalPath is under it).
-PROCESSING_ROOT = "/opt/ml/processing"
 # DependsOn run conditions (SDK 3.27 `StepDependency`, `TriggerCondition`); a bare step name
 # in DependsOn, or a data dependency, waits for Completed.
 COMPLETED, ANY = "Completed", "Any"

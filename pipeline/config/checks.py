@@ -30,7 +30,7 @@ def single_instance_unless_split(cfg: Config) -> list[str]:
 
 
 def cache_duration(cfg: Config) -> list[str]:
-    from pipeline.local.cache import parse_duration  # TODO(merge): pipeline.definition
+    from pipeline.definition import parse_duration
 
     try:
         parse_duration(cfg.cache.expire_after)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import build, pretty
+from pipeline.build import build
+from pipeline.definition import pretty
 from pipeline.config import load_config, validate_config
 from pipeline.definition import step_dependencies
 from pipeline.validate import check_definition
