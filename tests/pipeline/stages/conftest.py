@@ -87,7 +87,7 @@ def normalized(built) -> dict:
 
 
 def adjacency(definition: str) -> dict[str, set[str]]:
-    from pipeline.validate import step_dependencies
+    from pipeline.definition import step_dependencies
 
     return {s["Name"]: step_dependencies(s) for s in json.loads(definition)["Steps"]}
 
