@@ -65,6 +65,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=[], metavar="STEP", help="run only these steps")
     p.add_argument("--no-cache", action="store_true", help="ignore earlier local results")
     p.add_argument("--max-parallel", type=int, help="at most N steps at once")
+    p = sub.add_parser("plan", help="what `local` would run now and why (writes nothing)")
+    _config_args(p)
+    p.add_argument("--workdir", default=".wavepipe", help="the local run's storage, executions and cache")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="pipeline parameter value")
+    p.add_argument("--s3-endpoint", help="read this S3 API endpoint instead of <workdir>/s3")
+    p.add_argument("--s3", choices=["local", "aws"], default="local", help="aws: your real S3 with your credentials")
     p = sub.add_parser("sample-data", help="write the generated sample dataset")
     p.add_argument("--out", default=".wavepipe/sample", help="folder to write")
     p.add_argument("--size", choices=["small", "medium"], default="small")
@@ -153,6 +159,10 @@ def run(args) -> int:
         from pipeline.local_run import run_local
 
         return run_local(cfg, args, parse_params(args.param))
+    if cmd == "plan":
+        from pipeline.plan import run_plan
+
+        return run_plan(cfg, args, parse_params(args.param))
     from pipeline.deploy import commands
 
     if cmd == "upsert":

@@ -16,7 +16,7 @@ def references(cfg: Config) -> dict[str, str]:
     """Key path -> `module:function`, for every function the config's stages will call."""
     refs = {}
     for stage in cfg.registry.enabled(cfg):
-        section = getattr(cfg.stages, stage.name)
+        section = stage.section_of(cfg)
         for name in stage.functions:
             if ref := getattr(section, name):
                 refs[f"stages.{stage.name}.{name}"] = ref

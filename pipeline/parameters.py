@@ -49,7 +49,7 @@ def instance_type_param_name(stage: str) -> str:
 
 
 def instance_type_spec(stage: str) -> ParameterSpec:
-    return ParameterSpec(instance_type_param_name(stage), lambda cfg: getattr(cfg.stages, stage).instance_type,
+    return ParameterSpec(instance_type_param_name(stage), lambda cfg: cfg.registry[stage].section_of(cfg).instance_type,
                          pattern=INSTANCE_TYPE, example="an instance type such as ml.m5.xlarge")
 
 

@@ -8,7 +8,7 @@ Bump the version whenever a name below changes meaning or an argument is added o
 
 from __future__ import annotations
 
-CONTRACT_VERSION = 2
+CONTRACT_VERSION = 3
 
 # --- exit codes of every `python -m steps.<stage>` ------------------------------------------
 EXIT_OK = 0
@@ -52,11 +52,16 @@ ARG_MANIFESTS = "--manifests"
 ARG_MACROSHARDS = "--macroshards"
 ARG_RELOAD = "--reload"
 ARG_SQL_PARAM = "--sql-param"
-ARG_SHARD_OUTPUTS = "--shard-outputs"
 ARG_ENCODED_DATA_DIR = "--encoded-data-dir"
 ARG_LABELS = "--labels"
 ARG_ARTIFACTS = "--artifacts"
 ARG_FEATURES = "--features"
+ARG_INDEX = "--index"
+ARG_RECORD_CACHE = "--record-cache"
+ARG_SHARDS_REPORT = "--shards-report"
+ARG_FEATURIZE_KEY = "--featurize-key"
+ARG_COMBINE_KEY = "--combine-key"
+ARG_PREFIX = "--prefix"
 
 # --- output files -----------------------------------------------------------------------------
 REPORT_FILE = "report.json"
@@ -72,15 +77,21 @@ LABEL2ID_FILE = "label2id.json"
 ID2LABEL_FILE = "id2label.json"
 SPLIT_METADATA_FILE = "split_metadata.json"
 MANIFEST_SUFFIX = ".manifest"
+INDEX_FILE = "index.json"  # a shard's files with size and ETag, beside its manifest
 SHARD_FILES = (FEATURES_FILE, ERRORS_FILE, REPORT_FILE)  # what one Featurize shard writes
 
 # --- report keys the pipeline reads (PropertyFile + JsonGet) ----------------------------------
-REPORT_SHARDS_URI = "shards_uri"
+REPORT_SHARDS = "shards"  # Reconcile / List: [{"name", "uri", "digest", "files", "bytes"}, ...] in shard order
+REPORT_LABELS_URI = "labels_uri"  # Reconcile: the content-addressed labels folder
+REPORT_COMBINED_URI = "combined_uri"  # Combine: the content-addressed combined folder
 
 # --- folders under an experiment and under a shards place ------------------------------------
 RECONCILED_ARTIFACTS = "data/reconciled_artifacts"
 SHARDS_FOLDER = "shards"
 FEATURES_FOLDER = "features"
+LABELS_FOLDER = "labels"
+COMBINED_FOLDER = "combined"
+RECORD_CACHE_FOLDER = "record-cache"
 
 # --- choices of the EncodedDataDir pipeline parameter ------------------------------------------
 FULL_DATASET = "full_dataset"

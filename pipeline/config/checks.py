@@ -23,10 +23,10 @@ def needed_stages_present(cfg: Config) -> list[str]:
 
 
 def single_instance_unless_split(cfg: Config) -> list[str]:
-    return [f"stages.{s.name}.instance_count: {getattr(cfg.stages, s.name).instance_count}, but {s.name} does not "
+    return [f"stages.{s.name}.instance_count: {s.section_of(cfg).instance_count}, but {s.name} does not "
             "split its work across instances (each instance would process all of it, at that many times the "
             "cost, writing the same outputs); use 1"
-            for s in cfg.registry.enabled(cfg) if getattr(cfg.stages, s.name).instance_count > 1 and not s.splits_by_host]
+            for s in cfg.registry.enabled(cfg) if s.section_of(cfg).instance_count > 1 and not s.splits_by_host]
 
 
 def cache_duration(cfg: Config) -> list[str]:

@@ -2,7 +2,7 @@
 
 Resuming is SageMaker's RetryPipelineExecution: the same definition, parameters and storage
 as the newest execution, which did not succeed, continue it under its id and execution
-variables, keeping the steps it completed. `only` is a selective execution: the steps it
+variables, keeping the steps it completed whose upstream steps all completed too. `only` is a selective execution: the steps it
 leaves out do not run, and those the selected steps need lend the properties of their
 newest completed run in an earlier execution.
 """
@@ -75,9 +75,15 @@ def plan_start(definition: Definition, graph: Graph, store: ExecutionStore, *, p
     resumed = store.resumable(pipeline, digest, parameters, storage) \
         if use_cache and only is None else None
     if resumed:
-        reused = {name: Reuse(info["Properties"], "completed before this resume")
-                  for name, info in resumed.get("Steps", {}).items()
-                  if name in graph.upstream and completed(info.get("State"))}
+        steps = resumed.get("Steps", {})
+        reused: dict[str, Reuse] = {}
+        # A completed step is kept only when everything it depends on is kept too: one that
+        # ran after a failed step (Combine with run_when_shards_fail) read a partial input,
+        # and must run again once that step has run (its own cache key decides from there).
+        for name in graph.order:
+            info = steps.get(name) or {}
+            if completed(info.get("State")) and all(up in reused for up in graph.upstream[name]):
+                reused[name] = Reuse(info["Properties"], "completed before this resume")
         return Start(resumed["ExecutionId"], resumed["Execution"], resumed.get("Started", now.isoformat()),
                      digest, True, reused, frozenset())
     execution_id = new_execution_id(now)

@@ -1,5 +1,6 @@
 """One module per stage (its section model, step builder and registry entry) and the registry
-of them, in DAG order: Reconcile -> Featurize-<shard> x N -> Combine -> Encode."""
+of them, in DAG order: Listing (raw prefixes) or Reconcile -> Featurize-<shard> x N -> Combine
+-> Encode."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pipeline.stages.registry import Registry, Stage
 
 @lru_cache(maxsize=1)
 def default_registry() -> Registry:
-    from pipeline.stages import combine, encode, featurize, reconcile
+    from pipeline.stages import combine, encode, featurize, listing, reconcile
 
-    return Registry((reconcile.STAGE, featurize.STAGE, combine.STAGE, encode.STAGE))
+    return Registry((listing.STAGE, reconcile.STAGE, featurize.STAGE, combine.STAGE, encode.STAGE))
 
 
 __all__ = ["Registry", "Stage", "default_registry"]

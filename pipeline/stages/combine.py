@@ -1,8 +1,16 @@
 """Combine: every shard's features into one table and signal statistics.
 
+It always runs (uncached), because what it reads, the shards' feature outputs, can be missing
+or failed in ways no cache key sees: a Combine that ran over a failed shard (with
+`run_when_shards_fail`) must not be served once that shard has succeeded. It is cheap when
+nothing changed: it lists the shards' outputs, digests what it found (each file's ETag, and
+which shards are missing) and, when `<experiment>/combined/<combine key>/<digest>/` already
+holds a combine of exactly that, reuses it instead of combining again. Encode reads the
+combined folder from Combine's report.json (JsonGet), so Encode's cache key changes exactly
+when the combined data does.
+
 It depends on the shard steps by name (with `run_when_shards_fail`, via StepDependency ANY, so
-it starts even when a shard failed, combines what exists and reports the rest). How it finds
-the shard outputs is explained in `pipeline.stages.featurize`."""
+it starts even when a shard failed, combines what exists and reports the rest)."""
 
 from __future__ import annotations
 
@@ -11,7 +19,8 @@ from pydantic import Field
 from pipeline.config.models import Config, StageInfra
 from pipeline.names import step_name
 from pipeline.stages import featurize as featurize_stage
-from pipeline.stages.common import BuildContext, processing_step, s3_input, s3_output
+from pipeline.stages.common import (
+    BuildContext, processing_step, report_file, report_value, s3_input, s3_output, step_key)
 from pipeline.stages.registry import Stage, Upstream
 from steps import contract as c
 from steps.combine.settings import CombineSettings
@@ -19,6 +28,7 @@ from steps.combine.settings import CombineSettings
 NAME = "combine"
 SHARDS = c.input_dir("shards")
 OUTPUT = c.output_dir(NAME)
+REPORT = "CombineReport"
 
 
 class CombineStage(StageInfra, CombineSettings):
@@ -35,36 +45,36 @@ def derived_settings(cfg: Config) -> dict:
 
 
 def build(ctx: BuildContext, upstream: Upstream) -> list:
-    from sagemaker.core.workflow.functions import Join
     from sagemaker.mlops.workflow.step_dependency import StepDependency, TriggerCondition
 
     infra = ctx.cfg.stages.combine
     featurize_steps = upstream["featurize"]
-    reconcile_step = next(iter(upstream.get("reconcile") or []), None)
+    source = featurize_stage.source_step(upstream)
     if infra.run_when_shards_fail:
         depends_on = [StepDependency(s, TriggerCondition.ANY) for s in featurize_steps]
     else:
         depends_on = [s.name for s in featurize_steps]
-    names = ctx.cfg.stages.featurize.shard_names()
-    if reconcile_step is not None:
-        inputs = [s3_input("shards", featurize_stage.features_root(ctx, reconcile_step), SHARDS)]
-        arguments = [c.ARG_INPUT, SHARDS]
-    else:
-        inputs = []
-        arguments = [c.ARG_SHARD_OUTPUTS] + [
-            Join(on="", values=[f"{name}=", featurize_stage.output_uri(step)])
-            for name, step in zip(names, featurize_steps)
-        ]
+    # The source step's report lists every shard's place; the features are under each place.
+    arguments = [c.ARG_OUTPUT, OUTPUT, c.ARG_SHARDS_REPORT, f"{SHARDS}/{c.REPORT_FILE}",
+                 c.ARG_FEATURIZE_KEY, featurize_stage.featurize_key(ctx),
+                 c.ARG_EXPERIMENT_URI, ctx.experiment_uri(), c.ARG_COMBINE_KEY, step_key(ctx, NAME)]
     return [processing_step(
-        ctx, step_name(NAME), NAME, infra, [c.ARG_OUTPUT, OUTPUT, *arguments],
-        inputs=inputs,
+        ctx, step_name(NAME), NAME, infra, arguments,
+        inputs=[s3_input("shards", source.properties.ProcessingOutputConfig.Outputs[source_output(source)]
+                         .S3Output.S3Uri, SHARDS)],
         outputs=[s3_output(NAME, ctx.execution_uri(NAME), OUTPUT)],
-        depends_on=depends_on,
+        depends_on=depends_on, property_files=[report_file(REPORT, NAME)], cacheable=False,
     )]
 
 
-def output_uri(step):
-    return step.properties.ProcessingOutputConfig.Outputs[NAME].S3Output.S3Uri
+def source_output(step) -> str:
+    """The output name of the step that published the shards (its stage's name)."""
+    return step.property_files[0].output_name
+
+
+def combined_uri(step):
+    """The content-addressed folder holding this execution's combine (from its report.json)."""
+    return report_value(step, c.REPORT_COMBINED_URI)
 
 
 STAGE = Stage(name=NAME, section=CombineStage, settings=CombineSettings, build=build, needs=("featurize",),

@@ -28,6 +28,9 @@ class BuildContext:
     install_requirements: bool
     registry: object  # pipeline.stages.registry.Registry
 
+    def section(self, stage: str) -> StageInfra:
+        return self.registry[stage].section_of(self.cfg)
+
     @property
     def base_uri(self) -> str:
         return base_uri(self.cfg)
@@ -43,6 +46,36 @@ class BuildContext:
         from sagemaker.core.workflow.functions import Join
 
         return Join(on="/", values=[self.base_uri, "experiments", self.params[EXPERIMENT]])
+
+
+def report_value(step, json_path: str):
+    """A value of the report.json a step declares as its (first) property file, read at run
+    time with JsonGet: how a step's content-addressed outputs reach the steps after it."""
+    from sagemaker.core.workflow.functions import JsonGet
+
+    return JsonGet(step_name=step.name, property_file=step.property_files[0], json_path=json_path)
+
+
+def report_file(name: str, output_name: str):
+    from sagemaker.core.workflow.properties import PropertyFile
+
+    return PropertyFile(name=name, output_name=output_name, path=c.REPORT_FILE)
+
+
+def step_key(ctx: "BuildContext", stage: str) -> str:
+    """A hash of everything static in a stage's step (code, settings, image, environment):
+    content-addressed outputs are written under it, so other code or settings never share
+    (or overwrite) a place."""
+    import hashlib
+    import json
+
+    static = {
+        "code": ctx.assets.code_hash,
+        "settings": ctx.assets.settings_uri(stage),
+        "image": ctx.image_uri,
+        "environment": environment(ctx, stage, ctx.section(stage)),
+    }
+    return hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def s3_input(name: str, uri, local_path: str, data_type: str = "S3Prefix"):

@@ -32,13 +32,15 @@ def build(ctx: BuildContext, upstream: Upstream) -> list:
     combine_step = next(iter(upstream.get("combine") or []), None)
     p = ctx.params
     arguments = [c.ARG_OUTPUT, OUTPUT, c.ARG_ENCODED_DATA_DIR, p[ENCODED_DATA_DIR], c.ARG_LABELS, LABELS]
-    inputs = [s3_input("labels", reconcile_stage.output_uri(reconcile_step), LABELS)]
+    # Both content-addressed: Encode is a cache hit exactly when its labels, the artifacts'
+    # files (in the labels' digest) and the combined features are what it encoded before.
+    inputs = [s3_input("labels", reconcile_stage.labels_uri(reconcile_step), LABELS)]
     if infra.model_input_files:
         artifacts = Join(on="/", values=[ctx.base_uri, "experiments", p[EXPERIMENT], *c.RECONCILED_ARTIFACTS.split("/"), ""])
         inputs.append(s3_input("artifacts", artifacts, ARTIFACTS))
         arguments += [c.ARG_ARTIFACTS, ARTIFACTS]
     if infra.use_features and combine_step is not None:
-        inputs.append(s3_input("features", combine_stage.output_uri(combine_step), FEATURES))
+        inputs.append(s3_input("features", combine_stage.combined_uri(combine_step), FEATURES))
         arguments += [c.ARG_FEATURES, FEATURES]
     return [processing_step(
         ctx, step_name(NAME), NAME, infra, arguments, inputs=inputs,

@@ -1,28 +1,23 @@
 """Featurize: one ProcessingStep per macroshard, all in parallel.
 
 Its input is the shard's whole file set on one instance (FullyReplicated: a WFDB record's
-header and data files depend on each other): the manifest Reconcile wrote for the shard, or,
-without Reconcile, a key prefix (e.g. a MIMIC-III group folder) under the input URI.
+header and data files depend on each other), from the manifest that Reconcile (or, over raw
+prefixes, the listing step) published at the shard's content address, read at run time from
+that step's report.json (PropertyFile + JsonGet; see `steps/publish.py`).
 
-Where the features go decides whether Combine can find them when Featurize steps are cached
-(a cached step's outputs stay where its earlier execution wrote them):
+Cost follows change twice over:
 
-- After Reconcile, outputs are content-addressed: `<shards_uri>/features/<featurize key>/
-  <shard>`, where `shards_uri` (read from Reconcile's report.json with JsonGet) names the
-  manifests by a digest of every file they list, and the key hashes everything static in the
-  step (code, settings, image, environment). Same data and step, same URI: a cache hit finds
-  its outputs there, and Combine reads the single prefix above the shards (no per-shard
-  reference, no API limit). Two executions computing the same features concurrently write
-  identical files to the same place; different data or settings never share a place.
-- Over raw prefixes, outputs go under the execution id, and Combine gets each shard's output
-  by property reference as a container argument (SageMaker allows 100 arguments, hence the
-  config's limit on prefixes).
+- A step's input and output URIs name its shard's place, which depends only on that shard's
+  files; the artifact-to-shard assignment is stable (a hash of the artifact id). A changed
+  file reruns its shard's step only; the others are cache hits, their outputs where an
+  earlier execution wrote them: `<place>/features/<featurize key>/`, the key hashing
+  everything static in the step (code, settings, image, environment).
+- Inside a step that runs, the per-record cache (`<experiment>/record-cache/<featurize key>/`,
+  `steps/featurize/cache.py`) reuses the rows of every record whose files did not change.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from typing import Union
 
@@ -30,17 +25,16 @@ from pydantic import Field, field_validator
 
 from pipeline.config.models import INSTANCE_TYPE, Config, Model, StageInfra
 from pipeline.names import step_name
-from pipeline.parameters import INPUT_URI
-from pipeline.stages import reconcile as reconcile_stage
-from pipeline.stages.common import BuildContext, environment, processing_step, s3_input, s3_output
+from pipeline.stages.common import BuildContext, processing_step, report_value, s3_input, s3_output, step_key
 from pipeline.stages.registry import Stage, Upstream
 from steps import contract as c
 from steps.featurize.settings import FeaturizeSettings
 
 NAME = "featurize"
 DATA = c.input_dir("data")
+INDEX = c.input_dir("index")
 OUTPUT = c.output_dir("features")
-# Combine's own arguments leave 90 of SageMaker's 100 container arguments for shard outputs.
+# The listing step's own arguments leave 90 of SageMaker's 100 container arguments for prefixes.
 MAX_PREFIX_SHARDS = 90
 MAX_COUNTED_SHARDS = 500
 SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -79,6 +73,10 @@ class FeaturizeStage(StageInfra, FeaturizeSettings):
             raise ValueError(f"duplicate prefix names: {dupes}")
         return value
 
+    record_cache: bool = Field(
+        True, description="Reuse the rows of records already featurized with the same code and settings "
+        "(content-addressed under the experiment's record-cache/; the job reads and writes S3 itself).")
+
     def shard_names(self) -> list[str]:
         if self.prefixes is not None:
             return [p.name for p in self.prefixes]
@@ -97,60 +95,62 @@ def checks(cfg: Config) -> list[str]:
         return ["stages.featurize.prefixes: without reconcile, list the key prefixes (e.g. the group folders "
                 "30..39), one step each"]
     if section.prefixes is not None and len(section.prefixes) > MAX_PREFIX_SHARDS:
-        return [f"stages.featurize.prefixes: {len(section.prefixes)}, at most {MAX_PREFIX_SHARDS} (Combine receives "
-                "each shard's output as a container argument, and SageMaker allows 100); use reconcile and a "
+        return [f"stages.featurize.prefixes: {len(section.prefixes)}, at most {MAX_PREFIX_SHARDS} (the listing step "
+                "receives each prefix as a container argument, and SageMaker allows 100); use reconcile and a "
                 "macroshards count for more"]
     return []
 
 
 def featurize_key(ctx: BuildContext) -> str:
-    infra = ctx.cfg.stages.featurize
-    static = {
-        "code": ctx.assets.code_hash,
-        "settings": ctx.assets.settings_uri(NAME),
-        "image": ctx.image_uri,
-        "environment": environment(ctx, NAME, infra),
-    }
-    return hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:16]
+    return step_key(ctx, NAME)
 
 
-def features_root(ctx: BuildContext, reconcile_step):
-    """The prefix holding every shard's features, after Reconcile (see the module doc)."""
+def source_step(upstream: Upstream):
+    """The step that published the shards: Reconcile, or the listing step over prefixes."""
+    (step,) = upstream.get("reconcile") or upstream["listing"]
+    return step
+
+
+def shard_uri(source, index: int):
+    """The content-addressed place of shard `index` (0-based), from the source's report."""
+    return report_value(source, f"{c.REPORT_SHARDS}[{index}].uri")
+
+
+def features_uri(ctx: BuildContext, source, index: int):
     from sagemaker.core.workflow.functions import Join
 
-    return Join(on="/", values=[reconcile_stage.shards_uri(reconcile_step), c.FEATURES_FOLDER, featurize_key(ctx), ""])
+    return Join(on="/", values=[shard_uri(source, index), c.FEATURES_FOLDER, featurize_key(ctx)])
 
 
-def _io(ctx: BuildContext, shard: str, reconcile_step) -> tuple:
+def record_cache_uri(ctx: BuildContext):
+    """`<experiment>/record-cache/<featurize key>`: rows of records already featurized, by
+    content (see steps/featurize/cache.py); shared by every execution of the experiment."""
     from sagemaker.core.workflow.functions import Join
 
-    if reconcile_step is not None:
-        shards = reconcile_stage.shards_uri(reconcile_step)
-        manifest = Join(on="/", values=[shards, shard + c.MANIFEST_SUFFIX])
-        out = Join(on="/", values=[shards, c.FEATURES_FOLDER, featurize_key(ctx), shard])
-        return s3_input("data", manifest, DATA, data_type="ManifestFile"), s3_output("features", out, OUTPUT)
-    prefix = next(p.prefix for p in ctx.cfg.stages.featurize.prefixes if p.name == shard)
-    # The trailing slash matters: S3 prefixes are string prefixes, and `30` would also match `300/`.
-    uri = Join(on="/", values=[ctx.params[INPUT_URI], prefix.strip("/") + "/"])
-    return s3_input("data", uri, DATA), s3_output("features", ctx.execution_uri(NAME, shard), OUTPUT)
+    return Join(on="/", values=[ctx.experiment_uri(), c.RECORD_CACHE_FOLDER, featurize_key(ctx)])
 
 
 def build(ctx: BuildContext, upstream: Upstream) -> list:
+    from sagemaker.core.workflow.functions import Join
+
     infra = ctx.cfg.stages.featurize
-    reconcile_step = next(iter(upstream.get("reconcile") or []), None)
+    source = source_step(upstream)
     steps = []
-    for shard in infra.shard_names():
-        data, features = _io(ctx, shard, reconcile_step)
+    for index, shard in enumerate(infra.shard_names()):
+        place = shard_uri(source, index)
+        inputs = [
+            s3_input("data", Join(on="/", values=[place, shard + c.MANIFEST_SUFFIX]), DATA, data_type="ManifestFile"),
+            s3_input("index", Join(on="/", values=[place, c.INDEX_FILE]), INDEX),
+        ]
+        arguments = [c.ARG_INPUT, DATA, c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard,
+                     c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
+        if infra.record_cache:
+            arguments += [c.ARG_RECORD_CACHE, record_cache_uri(ctx)]
         steps.append(processing_step(
-            ctx, step_name(NAME, shard), NAME, infra,
-            [c.ARG_INPUT, DATA, c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard],
-            inputs=[data], outputs=[features],
+            ctx, step_name(NAME, shard), NAME, infra, arguments, inputs=inputs,
+            outputs=[s3_output("features", features_uri(ctx, source, index), OUTPUT)],
         ))
     return steps
-
-
-def output_uri(step):
-    return step.properties.ProcessingOutputConfig.Outputs["features"].S3Output.S3Uri
 
 
 STAGE = Stage(name=NAME, section=FeaturizeStage, settings=FeaturizeSettings, build=build,

@@ -3,14 +3,15 @@
 It is never cached: its cache key (arguments, code, settings) cannot see what it reads, a
 database and an S3 listing that change between runs, so a cached Reconcile would serve stale
 labels and miss new files. Rerunning it is cheap when nothing changed (identical copies are
-skipped), and it publishes the shard manifests content-addressed (`shards_uri` in its
-report.json), which is what keeps the expensive Featurize steps cacheable."""
+skipped), and it publishes each shard's manifest and the labels at content addresses (named in
+its report.json, see `steps/publish.py`), which is what keeps the expensive Featurize steps and
+Encode cacheable: a shard whose files did not change keeps its address."""
 
 from __future__ import annotations
 
 from pipeline.names import step_name
 from pipeline.parameters import EXPERIMENT, INPUT_URI, RELOAD
-from pipeline.stages.common import BuildContext, processing_step, s3_output
+from pipeline.stages.common import BuildContext, processing_step, report_file, report_value, s3_output
 from pipeline.stages.registry import Stage, Upstream
 from pipeline.config.models import StageInfra
 from steps import contract as c
@@ -27,7 +28,6 @@ class ReconcileStage(StageInfra, ReconcileSettings):
 
 def build(ctx: BuildContext, upstream: Upstream) -> list:
     from sagemaker.core.workflow.functions import Join
-    from sagemaker.core.workflow.properties import PropertyFile
 
     featurize = getattr(ctx.cfg.stages, "featurize", None)
     p = ctx.params
@@ -40,7 +40,7 @@ def build(ctx: BuildContext, upstream: Upstream) -> list:
         # Bound as a SQL parameter by the container, never formatted into the query text.
         c.ARG_SQL_PARAM, Join(on="", values=["experiment_name=", p[EXPERIMENT]]),
     ]
-    report = PropertyFile(name=REPORT, output_name=NAME, path=c.REPORT_FILE)
+    report = report_file(REPORT, NAME)
     return [processing_step(
         ctx, step_name(NAME), NAME, ctx.cfg.stages.reconcile, arguments,
         inputs=[], outputs=[s3_output(NAME, ctx.execution_uri(NAME), OUTPUT)],
@@ -52,11 +52,9 @@ def output_uri(step):
     return step.properties.ProcessingOutputConfig.Outputs[NAME].S3Output.S3Uri
 
 
-def shards_uri(step):
-    """`<experiment>/shards/<digest of every listed file>`: where Reconcile published the manifests."""
-    from sagemaker.core.workflow.functions import JsonGet
-
-    return JsonGet(step_name=step.name, property_file=step.property_files[0], json_path=c.REPORT_SHARDS_URI)
+def labels_uri(step):
+    """The content-addressed labels folder Reconcile published."""
+    return report_value(step, c.REPORT_LABELS_URI)
 
 
 STAGE = Stage(name=NAME, section=ReconcileStage, settings=ReconcileSettings, build=build,

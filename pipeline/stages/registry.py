@@ -34,6 +34,9 @@ class Stage:
     - `checks(cfg) -> [problems]`: rules of its own, each problem starting with its key path.
     - `splits_by_host`: whether its container divides its work across instances; only then is
       `instance_count > 1` allowed (otherwise every instance would redo the whole work).
+    - `implied(cfg)`: the stage is in the pipeline without a section of its own when this is
+      true (the listing stage, implied by Featurize over prefixes); a section, if given, only
+      sets its infrastructure.
     """
 
     name: str
@@ -45,15 +48,21 @@ class Stage:
     checks: Callable[[Config], list[str]] = lambda cfg: []
     derived_settings: Callable[[Config], dict[str, Any]] = lambda cfg: {}
     splits_by_host: bool = False
+    implied: Callable[[Config], bool] = lambda cfg: False
 
     @property
     def entry(self) -> str:
         """The container module: `python -m steps.<name>`."""
         return f"steps.{self.name}"
 
+    def section_of(self, cfg: Config) -> StageInfra:
+        """This stage's section of `cfg` (its defaults for an implied stage without one)."""
+        section = getattr(cfg.stages, self.name, None)
+        return section if section is not None else self.section()
+
     def container_settings(self, cfg: Config) -> dict[str, Any]:
         """This stage's settings file body: its section minus the builder's fields, validated."""
-        section = getattr(cfg.stages, self.name)
+        section = self.section_of(cfg)
         values = {k: getattr(section, k) for k in self.settings.model_fields if k in type(section).model_fields}
         values.update(self.derived_settings(cfg))
         return self.settings.model_validate(values).model_dump(mode="json")
@@ -86,4 +95,4 @@ class Registry:
 
     def enabled(self, cfg: Config) -> list[Stage]:
         """The stages this config has, in registry order."""
-        return [s for s in self.stages if getattr(cfg.stages, s.name, None) is not None]
+        return [s for s in self.stages if getattr(cfg.stages, s.name, None) is not None or s.implied(cfg)]

@@ -1,4 +1,5 @@
-"""`python -m steps.combine (--input DIR | --shard-outputs NAME=URI ...) --output DIR [--settings F]`.
+"""`python -m steps.combine (--input DIR | --shards-report F --featurize-key K --experiment-uri URI
+--combine-key K) --output DIR [--settings F]`.
 
 Exit codes: 0 combined; 1 nothing usable to combine, or an expected shard missing/failed/invalid
 while `require_all_shards` is set (outputs are still written); 2 bad arguments or settings.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 from steps import contract as c
@@ -22,30 +22,35 @@ def parser() -> argparse.ArgumentParser:
                      CombineSettings)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(c.ARG_INPUT, type=Path, help="Folder holding one sub-folder per shard.")
-    source.add_argument(c.ARG_SHARD_OUTPUTS, nargs="+", metavar="NAME=URI",
-                        help="Each shard's output location (s3://...), fetched through steps.storage; "
-                        "a location holding nothing counts as a missing shard.")
+    source.add_argument(c.ARG_SHARDS_REPORT, type=Path, help="The report.json of the step that published the "
+                        "shards (Reconcile or the listing step): each shard's features are read from "
+                        f"<shard place>/{c.FEATURES_FOLDER}/<featurize key>/ through steps.storage, and the "
+                        f"outputs kept content-addressed under <experiment-uri>/{c.COMBINED_FOLDER}/.")
+    p.add_argument(c.ARG_FEATURIZE_KEY, help=f"With {c.ARG_SHARDS_REPORT}: the Featurize steps' key.")
+    p.add_argument(c.ARG_EXPERIMENT_URI, help=f"With {c.ARG_SHARDS_REPORT}: the experiment's s3:// folder.")
+    p.add_argument(c.ARG_COMBINE_KEY, help=f"With {c.ARG_SHARDS_REPORT}: this step's key (code and settings).")
     p.add_argument(c.ARG_OUTPUT, required=True, type=Path, help="Folder for the combined outputs.")
     return p
 
 
 def _run(args: argparse.Namespace, settings: CombineSettings) -> None:
-    from steps.combine.combine import combine
+    if args.input is not None:
+        from steps.combine.combine import combine
 
-    if args.input is not None and not args.input.is_dir():
-        raise BadInput(f"input folder {args.input} does not exist")
-    if args.shard_outputs:
-        from steps.combine.fetch import fetch_shard_outputs, parse_pairs
-
-        try:
-            shards = parse_pairs(args.shard_outputs)
-        except ValueError as err:
-            raise BadInput(str(err)) from None
-        with tempfile.TemporaryDirectory(prefix="wavepipe-shards-") as tmp:
-            report = combine(fetch_shard_outputs(shards, Path(tmp)), args.output, settings)
-    else:
+        if not args.input.is_dir():
+            raise BadInput(f"input folder {args.input} does not exist")
         report = combine(args.input, args.output, settings)
-    print(json.dumps({k: report[k] for k in ("shards_combined", "shards_missing", "shards_failed", "rows", "status")}))
+    else:
+        from steps.combine.published import combine_published
+
+        missing = [a for a, v in ((c.ARG_FEATURIZE_KEY, args.featurize_key), (c.ARG_EXPERIMENT_URI, args.experiment_uri),
+                                  (c.ARG_COMBINE_KEY, args.combine_key)) if not v]
+        if missing:
+            raise BadInput(f"{c.ARG_SHARDS_REPORT} needs {', '.join(missing)}")
+        report = combine_published(args.shards_report, args.featurize_key, args.experiment_uri, args.combine_key,
+                                   args.output, settings)
+    print(json.dumps({k: report.get(k) for k in ("shards_combined", "shards_missing", "shards_failed", "rows",
+                                                 "status", "reused", c.REPORT_COMBINED_URI)}))
     if report["status"] != "ok":
         raise StageFailed(f"incomplete input: {report.get('note') or 'no usable shard output'}")
 

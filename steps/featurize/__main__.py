@@ -24,6 +24,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(c.ARG_JOBS, type=int, default=None, help="Worker processes (default: settings.jobs, else every vCPU).")
     p.add_argument(c.ARG_SHARD, default="", help="Macroshard name, recorded in the report and used as the "
                    "group of records whose folder does not reveal one.")
+    p.add_argument(c.ARG_INDEX, type=Path, default=None, help=f"The shard's {c.INDEX_FILE} (each file's size and "
+                   "ETag), which keys the record cache without reading the files.")
+    p.add_argument(c.ARG_RECORD_CACHE, default=None, metavar="URI", help="s3:// prefix of the per-record feature "
+                   "cache: unchanged records reuse their rows from there, featurized ones are added.")
     return p
 
 
@@ -39,8 +43,10 @@ def _run(args: argparse.Namespace, settings: FeaturizeSettings) -> None:
         raise BadInput("--jobs must be at least 1")
     if not args.input.is_dir():
         raise BadInput(f"input folder {args.input} does not exist")
-    report = featurize(args.input, args.output, settings, jobs=args.jobs, shard=args.shard)
-    print(json.dumps({k: report[k] for k in ("records_total", "records_ok", "records_failed", "rows", "seconds")}))
+    report = featurize(args.input, args.output, settings, jobs=args.jobs, shard=args.shard, index=args.index,
+                       record_cache=args.record_cache)
+    print(json.dumps({k: report[k] for k in ("records_total", "records_featurized", "records_reused", "records_ok",
+                                             "records_failed", "rows", "seconds")}))
     if report["records_total"] == 0:
         raise BadInput(f"no WFDB record found under {args.input}")
     if report["status"] != "ok":

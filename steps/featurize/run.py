@@ -19,6 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from steps import storage as st
+from steps.contract import ERRORS_FILE, FEATURES_FILE, PROGRESS_FILE, REPORT_FILE
+from steps.featurize.cache import folder_of
 from steps.featurize.discovery import discover_records
 from steps.featurize.records import ERROR_COLUMNS, FeatureResult, RecordError, RecordRef, error_row
 from steps.featurize.settings import BUILTIN_FEATURE_FUNCTION, FeaturizeSettings, load_function
@@ -236,9 +239,13 @@ def shard_report(run: ShardRun, settings: FeaturizeSettings, jobs: int, shard: s
 
 
 def featurize(input_dir: str | Path, output_dir: str | Path, settings: FeaturizeSettings = FeaturizeSettings(),
-              jobs: int | None = None, shard: str = "") -> dict:
+              jobs: int | None = None, shard: str = "", index: Path | None = None,
+              record_cache: str | None = None, storage=None) -> dict:
     """Featurize every record under `input_dir`; writes features.parquet, errors.parquet,
-    report.json (and progress.json while running) under `output_dir`; returns the report."""
+    report.json (and progress.json while running) under `output_dir`; returns the report.
+
+    With `record_cache` (an s3:// prefix), records whose files are unchanged reuse the rows
+    cached there (`steps/featurize/cache.py`), keyed with the sizes and ETags of `index`."""
     started = time.perf_counter()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -248,10 +255,27 @@ def featurize(input_dir: str | Path, output_dir: str | Path, settings: Featurize
 
         jobs = settings.jobs or cpu_count()
     records = discover_records(input_dir, shard=shard, include_numerics=settings.include_numerics)
-    run = run_shard(records, jobs, settings, out / "progress.json")
+    cache = None
+    todo, reused = records, {}
+    folders = (len({folder_of(r) for r in records}), 0)  # (featurized, reused) artifact folders
+    if record_cache:
+        from steps.featurize.cache import RecordCache, read_index  # noqa: I001 - storage only when asked
+
+        cache = RecordCache(record_cache, storage or st.from_env(max_connections=20), Path(input_dir), shard,
+                            read_index(index))
+        split = cache.split(records)
+        todo, reused, folders = split.todo, split.reused, (split.folders_todo, split.folders_reused)
+    run = run_shard(todo, jobs, settings, out / PROGRESS_FILE)
+    cached_entries = cache.store({o.record.header: o.result for o in run.outcomes}, todo) if cache else 0
+    run.records = records
+    run.outcomes.extend(Outcome(r, reused[r.header], 0.0) for r in records if r.header in reused)
+    run.outcomes.sort(key=lambda o: o.record.sort_key)
     # Snappy is pyarrow's default codec; named anyway because downstream readers rely on it.
-    pq.write_table(features_table(run.outcomes, settings.feature_function), out / "features.parquet", compression="snappy")
-    pq.write_table(errors_table(run.outcomes), out / "errors.parquet", compression="snappy")
+    pq.write_table(features_table(run.outcomes, settings.feature_function), out / FEATURES_FILE, compression="snappy")
+    pq.write_table(errors_table(run.outcomes), out / ERRORS_FILE, compression="snappy")
     report = shard_report(run, settings, jobs, shard, time.perf_counter() - started)
-    write_json(out / "report.json", report)
+    report.update(records_featurized=len(todo), records_reused=len(records) - len(todo),
+                  artifacts_featurized=folders[0], artifacts_reused=folders[1],
+                  record_cache=record_cache, record_cache_written=cached_entries)
+    write_json(out / REPORT_FILE, report)
     return report

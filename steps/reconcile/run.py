@@ -19,8 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from steps import storage as st
-from steps.contract import (LABELS_FILE, MANIFEST_SUFFIX, MISSING_FILES_FILE, RECONCILED_ARTIFACTS, REPORT_FILE,
-                            REPORT_SHARDS_URI, SHARDS_FOLDER, UNIQUE_LABELS_FILE, shard_name)
+from steps.contract import (LABELS_FILE, LABELS_FOLDER, MISSING_FILES_FILE, RECONCILED_ARTIFACTS, REPORT_FILE,
+                            REPORT_LABELS_URI, REPORT_SHARDS, UNIQUE_LABELS_FILE, shard_name)
+from steps.contract import SHARDS_FOLDER
+from steps.publish import PublishedShard, canonical, publish_shard, set_digest
 from steps.entry import BadInput, StageFailed
 from steps.reconcile import inventory as inv
 from steps.reconcile.copying import CopyJob, Outcome, load_process_func, run_parallel
@@ -202,74 +204,76 @@ def _process_failures(ctx: Context, failures: dict[str, str]) -> None:
                           f"first: {ctx.report['process_failed_sample'][:5]}")
 
 
-def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFrame) -> None:
-    if ctx.copy_files:
-        prefix = inv.prefix_of(ctx.artifacts_uri)
-        objects = {aid: {f"{aid}/{n}": o for n, o in ctx.listing.get(aid, {}).items()} for aid in arts}
-    else:
-        prefix = inv.prefix_of(ctx.source_uri)
-        objects = {aid: {f.key: f for f in art.files.values()} for aid, art in arts.items()}
-    files = {aid: {key: o.size for key, o in objs.items()} for aid, objs in objects.items()}
-    sizes = {aid: sum(v.values()) for aid, v in files.items()}
+@dataclass
+class ShardPlan:
+    """What Reconcile publishes, computed from the production listing alone (no copy, no write):
+    the run writes it, and `deploy.py plan` predicts the shards' addresses with it."""
+
+    prefix: str
+    by_shard: list[dict[str, inv.SourceFile]]
+    table: pd.DataFrame
+    shard_count: list[int]
+
+
+def plan_shards(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFrame) -> ShardPlan:
+    prefix = inv.prefix_of(ctx.artifacts_uri if ctx.copy_files else ctx.source_uri)
+    # Shards are keyed by the production files (relative key, size, ETag): the copies mirror
+    # them (a changed copy is copied again), and `deploy.py plan` can compute the same keys
+    # from the production listing alone, without copying.
+    objects = {aid: {(f"{aid}/{name}" if ctx.copy_files else f.key): f for name, f in art.files.items()}
+               for aid, art in arts.items()}
+    sizes = {aid: sum(o.size for o in objs.values()) for aid, objs in objects.items()}
     if len(arts) < ctx.macroshards:
         raise StageFailed(
             f"{len(arts)} artifacts kept for {ctx.macroshards} macroshards: every macroshard's Featurize "
             f"step needs at least one; set stages.featurize.macroshards to at most {len(arts)}")
     shard_of = assign_shards(sizes, ctx.macroshards)
-    by_shard: list[list[str]] = [[] for _ in range(ctx.macroshards)]
+    by_shard: list[dict[str, inv.SourceFile]] = [{} for _ in range(ctx.macroshards)]
+    shard_count = [0] * ctx.macroshards
     for aid, index in shard_of.items():
-        by_shard[index].extend(files[aid])
-    folder = ctx.manifests or ctx.output / "manifests"
-    write_manifests(folder, prefix, by_shard)
-    _publish_shards(ctx, folder, prefix, by_shard, objects)
-
+        by_shard[index].update(objects[aid])
+        shard_count[index] += 1
     table = frame[frame["artifact_id"].isin(arts)].sort_values("artifact_id").reset_index(drop=True)
     for name in sorted({k for art in arts.values() for k in art.fields} - set(table.columns)):
         table[name] = table["artifact_id"].map(lambda a, n=name: arts[a].fields.get(n))
-    table["n_files"] = table["artifact_id"].map(lambda a: len(files[a])).astype("int64")
+    table["n_files"] = table["artifact_id"].map(lambda a: len(objects[a])).astype("int64")
     table["bytes"] = table["artifact_id"].map(sizes).astype("int64")
     table["shard"] = table["artifact_id"].map(lambda a: shard_name(shard_of[a]))
-    table.to_parquet(ctx.output / LABELS_FILE, index=False)
+    return ShardPlan(prefix, by_shard, table, shard_count)
 
-    counts = table["label"].map(str).value_counts()
+
+def labels_digest(table: pd.DataFrame, shards: list) -> str:
+    rows = table.astype(str).to_dict("records")
+    return hashlib.sha256(canonical({"rows": rows, "shards": set_digest(shards)})).hexdigest()[:20]
+
+
+def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFrame) -> None:
+    plan = plan_shards(ctx, arts, frame)
+    folder = ctx.manifests or ctx.output / "manifests"
+    write_manifests(folder, plan.prefix, [list(files) for files in plan.by_shard])
+    shards = [publish_shard(ctx.storage, ctx.experiment_uri, shard_name(i), plan.prefix, files)
+              for i, files in enumerate(plan.by_shard)]
+    plan.table.to_parquet(ctx.output / LABELS_FILE, index=False)
+    counts = plan.table["label"].map(str).value_counts()
     ordered = {k: int(counts[k]) for k in sorted(counts.index)}
     (ctx.output / UNIQUE_LABELS_FILE).write_text(json.dumps(ordered, indent=1))
-    shard_bytes = [0] * ctx.macroshards
-    shard_count = [0] * ctx.macroshards
-    for aid, index in shard_of.items():
-        shard_bytes[index] += sizes[aid]
-        shard_count[index] += 1
-    ctx.report.update(
-        kept=len(arts), labels=len(ordered),
-        shards=[{"name": shard_name(i), "artifacts": shard_count[i], "bytes": shard_bytes[i]}
-                for i in range(ctx.macroshards)],
-    )
-    if 0 in shard_count:
-        log.warning("%d of %d macroshards got no artifact", shard_count.count(0), ctx.macroshards)
+    labels_uri = _publish_labels(ctx, plan.table, shards)
+    ctx.report.update({
+        "kept": len(arts), "labels": len(ordered), REPORT_LABELS_URI: labels_uri,
+        REPORT_SHARDS: [dict(s.as_report(), artifacts=plan.shard_count[i]) for i, s in enumerate(shards)],
+    })
 
 
-def _publish_shards(ctx: Context, folder: Path, prefix: str, by_shard: list[list[str]],
-                    objects: dict[str, dict]) -> None:
-    """Publish the manifests under `<experiment>/shards/<digest>/`, the digest covering every
-    listed file's key, size and ETag, and name that place in report.json (`shards_uri`).
-
-    The pipeline reads it from there (a PropertyFile + JsonGet), so Reconcile can run on every
-    execution (it reads sources that change: the database and the listing) while Featurize
-    still hits its cache when nothing changed: same files, same digest, same input URIs.
-    Changed data gives a new digest, so new features never overwrite the old ones."""
-    info = {key: o for objs in objects.values() for key, o in objs.items()}
-    content = {"prefix": prefix, "shards": [[(k, info[k].size, info[k].etag) for k in sorted(keys)]
-                                             for keys in by_shard]}
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-    shards_uri = st.join_uri(ctx.experiment_uri, SHARDS_FOLDER, digest)
-    # Same key, same content (the digest is in the key): a rerun on unchanged data lists once
-    # and writes nothing.
-    present = {o.uri for o in ctx.storage.list(shards_uri + "/")}
-    for index in range(len(by_shard)):
-        uri = st.join_uri(shards_uri, shard_name(index) + MANIFEST_SUFFIX)
-        if uri not in present:
-            ctx.storage.write_bytes(uri, (folder / (shard_name(index) + MANIFEST_SUFFIX)).read_bytes())
-    ctx.report.update({REPORT_SHARDS_URI: shards_uri, "shards_digest": digest})
+def _publish_labels(ctx: Context, table: pd.DataFrame, shards: list) -> str:
+    """The labels (and label counts) at `<experiment>/labels/<digest>/`, the digest covering the
+    table's rows and every shard's files: Encode reads them from there, so its cache key
+    changes exactly when the labels or the artifacts' files do."""
+    place = st.join_uri(ctx.experiment_uri, LABELS_FOLDER, labels_digest(table, shards))
+    present = {o.uri for o in ctx.storage.list(place + "/")}
+    for name in (LABELS_FILE, UNIQUE_LABELS_FILE):
+        if st.join_uri(place, name) not in present:
+            ctx.storage.write_bytes(st.join_uri(place, name), (ctx.output / name).read_bytes())
+    return place
 
 
 def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str, output: Path, *,
@@ -321,3 +325,32 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
     finally:
         ctx.report["seconds"] = round(time.monotonic() - started, 3)
         (output / REPORT_FILE).write_text(json.dumps(ctx.report, indent=1, default=str))
+
+
+
+def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *, macroshards: int = 1,
+            sql_params: dict[str, str] | None = None, storage: st.Storage | None = None) -> dict:
+    """The report keys a run would publish now (each shard's address, the labels folder),
+    without copying or writing anything: labels, listing, matching, deduplication and
+    assignment only. A run may still drop artifacts this cannot foresee (process_func
+    failures, copies that cannot be repaired); `deploy.py plan` says so."""
+    from steps.publish import shard_digest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Context(settings, storage or st.from_env(), source_uri.rstrip("/"), experiment_uri.rstrip("/"),
+                      Path(tmp), macroshards, False, {})
+        frame = _labels(ctx, sql_params or {})
+        arts = _match(ctx, frame, _inventory(ctx))
+        plan = plan_shards(ctx, arts, frame)
+    shards = []
+    for index, files in enumerate(plan.by_shard):
+        digest = shard_digest(shard_name(index), plan.prefix, files)
+        shards.append(PublishedShard(shard_name(index), st.join_uri(ctx.experiment_uri, SHARDS_FOLDER, digest),
+                                     digest, len(files), sum(f.size for f in files.values())))
+    return {REPORT_SHARDS: [s.as_report() for s in shards],
+            REPORT_LABELS_URI: st.join_uri(ctx.experiment_uri, LABELS_FOLDER, labels_digest(plan.table, shards)),
+            "files": {s.name: {k: {"size": f.size, "etag": f.etag} for k, f in files.items()}
+                      for s, files in zip(shards, plan.by_shard)},
+            # Where each file is now: the production copy (the experiment's may not exist yet).
+            "sources": {s.name: {k: st.join_uri(ctx.source_uri, f.key) for k, f in files.items()}
+                        for s, files in zip(shards, plan.by_shard)}}

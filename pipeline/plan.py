@@ -1,0 +1,234 @@
+"""`deploy.py plan`: what `deploy.py local` would run now, and why, from the same keys it uses.
+
+Nothing is written. The step that publishes the shards (Reconcile, or the listing step) is
+predicted from the sources it reads (labels and the production listing; no copy), which
+gives every shard's content address; each step's arguments are then resolved as the runner
+resolves them, and its cache key looked up in the same cache. A Featurize step that would
+run is also asked, folder by folder, which of its artifacts the record cache already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config
+from steps import contract as c
+
+ALWAYS = {"Reconcile": "always runs: it reads a database and a listing that its cache key cannot see",
+          "Listing": "always runs: it reads a listing that its cache key cannot see",
+          "Combine": "always runs: whether each shard's output exists is not in its cache key"}
+
+
+@dataclass
+class StepPlan:
+    name: str
+    state: str  # Cached, Reused (a resume keeps it) or Runs
+    why: str
+    featurize: int | None = None  # Featurize: artifacts it would featurize
+    reuse: int | None = None  # ... and reuse from the record cache
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _settings(built, stage: str) -> dict:
+    body = next(v for uri, v in built.assets.files.items() if uri.endswith(f"/{stage}.json") and "/settings/" in uri)
+    return json.loads(body)[c.SETTINGS_BODY_KEY]
+
+
+def _arg(arguments: dict, name: str) -> Any:
+    args = arguments["AppSpecification"]["ContainerArguments"]
+    return args[args.index(name) + 1] if name in args else None
+
+
+def _predict_source(name: str, arguments: dict, built, storage) -> dict:
+    """The report.json the source step would write, as far as addresses go."""
+    if name == "Reconcile":
+        from steps.reconcile.labels import parse_sql_params
+        from steps.reconcile.run import predict
+        from steps.reconcile.settings import ReconcileSettings
+
+        args = arguments["AppSpecification"]["ContainerArguments"]
+        sql = [args[i + 1] for i, a in enumerate(args) if a == c.ARG_SQL_PARAM]
+        return predict(ReconcileSettings.model_validate(_settings(built, "reconcile")), _arg(arguments, c.ARG_SOURCE_URI),
+                       _arg(arguments, c.ARG_EXPERIMENT_URI), macroshards=int(_arg(arguments, c.ARG_MACROSHARDS)),
+                       sql_params=parse_sql_params(sql), storage=storage)
+    from steps.listing.run import list_prefix, parse_prefixes
+    from steps.publish import shard_digest
+    from steps.storage import join_uri
+
+    args = arguments["AppSpecification"]["ContainerArguments"]
+    prefixes = parse_prefixes(args[args.index(c.ARG_PREFIX) + 1:args.index(c.ARG_SETTINGS)])
+    shards, files, sources = [], {}, {}
+    for shard, prefix in prefixes:
+        folder, objects = list_prefix(storage, _arg(arguments, c.ARG_SOURCE_URI), prefix)
+        digest = shard_digest(shard, folder, objects)
+        shards.append({"name": shard, "uri": join_uri(_arg(arguments, c.ARG_EXPERIMENT_URI), c.SHARDS_FOLDER, digest)})
+        files[shard] = {k: {"size": o.size, "etag": o.etag} for k, o in objects.items()}
+        sources[shard] = {k: o.uri for k, o in objects.items()}
+    return {c.REPORT_SHARDS: shards, "files": files, "sources": sources}
+
+
+def _why(previous: dict | None, arguments: dict) -> str:
+    """Which part of the cache key differs from the step's newest completed run."""
+    if previous is None:
+        return "runs: it never completed here"
+    changed = []
+    old_app, new_app = previous.get("AppSpecification") or {}, arguments.get("AppSpecification") or {}
+    if old_app.get("ImageUri") != new_app.get("ImageUri"):
+        changed.append("image")
+    if old_app.get("ContainerArguments") != new_app.get("ContainerArguments"):
+        changed.append("arguments")
+    if (previous.get("Environment") or {}) != (arguments.get("Environment") or {}):
+        changed.append("environment")
+    old_in = {i["InputName"]: i["S3Input"]["S3Uri"] for i in previous.get("ProcessingInputs") or []}
+    for item in arguments.get("ProcessingInputs") or []:
+        input_name, uri = item["InputName"], item["S3Input"]["S3Uri"]
+        if old_in.get(input_name) != uri:
+            changed.append({"code": "code", "settings": "settings"}.get(input_name, f"input data ({input_name})"))
+    if not changed:
+        return "runs: its earlier outputs expired or are gone"
+    return "runs: changed " + ", ".join(dict.fromkeys(changed))
+
+
+def _record_counts(arguments: dict, files: dict[str, dict], sources: dict[str, str], include_numerics: bool,
+                   storage) -> tuple[int, int]:
+    """(artifacts to featurize, artifacts to reuse) of a Featurize step that runs: its
+    headers are fetched from where they are now (never the data) and its folders looked up
+    in the record cache, keyed exactly as the job keys them."""
+    from steps.featurize.cache import RecordCache, folder_of
+    from steps.featurize.discovery import discover_records
+
+    shard = _arg(arguments, c.ARG_SHARD) or ""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for key in files:
+            path = root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if key.endswith(".hea"):
+                storage.download(sources[key], path)
+            else:
+                path.touch()  # sizes and ETags come from the index, as in the job
+        records = discover_records(root, shard=shard, include_numerics=include_numerics)
+        cache_uri = _arg(arguments, c.ARG_RECORD_CACHE)
+        if not cache_uri:
+            return len({folder_of(r) for r in records}), 0
+        split = RecordCache(cache_uri, storage, root, shard, files).split(records)
+    return split.folders_todo, split.folders_reused
+
+
+def make_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str]) -> list[StepPlan]:
+    from pipeline.build import build
+    from pipeline.local.backend import open_backend
+    from pipeline.local.cache import CacheStore, cache_key
+    from pipeline.local.definition import load_definition
+    from pipeline.local.expressions import Scope, evaluate
+    from pipeline.local.graph import build_graph
+    from pipeline.local.plan import plan_start
+    from pipeline.local.state import ExecutionStore
+
+    built = build(cfg)
+    definition = load_definition(built.definition)
+    graph = build_graph(definition)
+    parameters = definition.resolve_parameters(params)
+    backend = open_backend(storage, Path(workdir))
+    store = ExecutionStore(Path(workdir) / "executions")
+    cache = CacheStore(Path(workdir) / "cache")
+    now = datetime.now(timezone.utc)
+    start = plan_start(definition, graph, store, pipeline=cfg.pipeline.name, parameters=parameters,
+                       storage=backend.label, only=None, use_cache=True, now=now)
+    predicted: dict[str, dict] = {}  # step -> its property file, as far as plan can tell
+    plans: list[StepPlan] = []
+    runs: set[str] = set()
+
+    def property_file(step: str, _name: str) -> Any:
+        if step not in predicted:
+            raise LookupError(step)
+        return predicted[step]
+
+    for name in graph.order:
+        step = definition.steps[name]
+        if name in start.reused:
+            plans.append(StepPlan(name, "Reused", "completed in the failed execution this run resumes"))
+            if step.property_files:
+                from pipeline.local.properties import read_property_file
+
+                predicted[name] = read_property_file(step, step.property_files[0]["PropertyFileName"],
+                                                     start.reused[name].properties, backend.storage)
+            continue
+        scope = Scope(parameters, start.variables, lambda s: None, {}, property_file)
+        try:
+            arguments = evaluate(step.arguments, scope)
+        except LookupError as err:
+            plans.append(StepPlan(name, "Runs", f"runs: after {err.args[0]}, whose outputs change"))
+            runs.add(name)
+            continue
+        if name in ("Reconcile", "Listing"):
+            predicted[name] = _predict_source(name, arguments, built, backend.storage)
+            plans.append(StepPlan(name, "Runs", ALWAYS[name]))
+            continue
+        if name == "Combine":
+            plans.append(_plan_combine(arguments, predicted, runs, backend.storage))
+            if plans[-1].details.get(c.REPORT_COMBINED_URI):
+                predicted[name] = {c.REPORT_COMBINED_URI: plans[-1].details[c.REPORT_COMBINED_URI]}
+            continue
+        key = cache_key(backend.label, cfg.pipeline.name, name, arguments)
+        if cache.hit(cfg.pipeline.name, name, key, step.cache, backend.storage, now) is not None:
+            plans.append(StepPlan(name, "Cached", "cached: same code, settings, image, environment and inputs"))
+            continue
+        runs.add(name)
+        previous = store.source_properties(cfg.pipeline.name, name)
+        item = StepPlan(name, "Runs", _why(previous[1] if previous else None, arguments))
+        if name.startswith("Featurize-"):
+            source = next(s for s in ("Reconcile", "Listing") if s in predicted)
+            shard = _arg(arguments, c.ARG_SHARD)
+            item.featurize, item.reuse = _record_counts(
+                arguments, predicted[source]["files"][shard], predicted[source]["sources"][shard],
+                _settings(built, "featurize")["include_numerics"], backend.storage)
+        plans.append(item)
+    return plans
+
+
+def _plan_combine(arguments: dict, predicted: dict, runs: set[str], storage) -> StepPlan:
+    from steps.combine.published import read_digest
+    from steps.storage import join_uri
+
+    featurizing = sorted(r for r in runs if r.startswith("Featurize-"))
+    if featurizing:
+        return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; combines anew after {', '.join(featurizing)}")
+    source = next(s for s in ("Reconcile", "Listing") if s in predicted)
+    key = _arg(arguments, c.ARG_FEATURIZE_KEY)
+    outputs = {s["name"]: join_uri(s["uri"], c.FEATURES_FOLDER, key) for s in predicted[source][c.REPORT_SHARDS]}
+    combine_key = _arg(arguments, c.ARG_COMBINE_KEY)
+    place = join_uri(_arg(arguments, c.ARG_EXPERIMENT_URI), c.COMBINED_FOLDER, combine_key,
+                     read_digest(storage, outputs, combine_key))
+    if storage.head(join_uri(place, c.REPORT_FILE)) is not None:
+        return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; reuses the combine of these shard outputs",
+                        details={c.REPORT_COMBINED_URI: place})
+    return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; these shard outputs were never combined",
+                    details={c.REPORT_COMBINED_URI: place})
+
+
+def format_plan(plans: list[StepPlan]) -> str:
+    width = max(len(p.name) for p in plans)
+    lines = [f"{'STEP':<{width}}  {'PLAN':<7} WHY"]
+    for p in plans:
+        records = f" (artifacts: featurize {p.featurize}, reuse {p.reuse})" if p.featurize is not None else ""
+        lines.append(f"{p.name:<{width}}  {p.state:<7} {p.why}{records}")
+    return "\n".join(lines) + "\n"
+
+
+def run_plan(cfg: Config, args, params: dict[str, str]) -> int:
+    import sys
+
+    storage = args.s3_endpoint or ("aws" if args.s3 == "aws" else "local")
+    try:
+        plans = make_plan(cfg, Path(args.workdir), storage, params)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    sys.stdout.write(format_plan(plans))
+    return 0

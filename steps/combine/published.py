@@ -1,0 +1,85 @@
+"""Combine over published shards, content-addressed by exactly what it read.
+
+The pipeline's Combine reads the shard list from the report of the step that published the
+shards (Reconcile or the listing step) and each shard's features from `<place>/features/
+<featurize key>/`. It digests what it found there (every file's key, size and ETag; a shard
+with nothing there counts as missing) and keeps its outputs at `<experiment>/combined/
+<combine key>/<digest>/`:
+
+- a digest seen before (same shard outputs, same combine code and settings): its combine is
+  reused, no table is read;
+- anything else, a shard that failed last time and succeeded since included: combined anew.
+
+So a partial combine is only ever served for the same partial set of shard outputs, and
+Encode, which reads the combined folder named in this report (JsonGet), reruns exactly when
+the combined data changes. `report.json` is written to the folder last: it marks it complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from steps import storage as st
+from steps.combine.combine import combine, register_glue
+from steps.combine.fetch import fetch_shard_outputs
+from steps.combine.settings import CombineSettings
+from steps.contract import (COMBINED_FOLDER, ENV_KMS_KEY_ID, ENV_S3_ROOT, FEATURES_FOLDER, REPORT_COMBINED_URI,
+                            REPORT_FILE, REPORT_SHARDS, SUMMARY_FILE)
+from steps.entry import BadInput
+
+
+def shard_outputs(shards_report: Path, featurize_key: str) -> dict[str, str]:
+    """Shard name -> its features location, from a Reconcile or listing report.json."""
+    try:
+        shards = json.loads(Path(shards_report).read_text())[REPORT_SHARDS]
+    except (OSError, ValueError, KeyError) as err:
+        raise BadInput(f"cannot read the shard list ({REPORT_SHARDS!r}) from {shards_report}: {err}") from None
+    return {s["name"]: st.join_uri(s["uri"], FEATURES_FOLDER, featurize_key) for s in shards}
+
+
+def read_digest(storage: st.Storage, outputs: dict[str, str], combine_key: str) -> str:
+    """A digest of every shard output file Combine would read, and of which shards have none."""
+    found = {name: sorted([o.uri[len(uri) + 1:], o.size, o.etag] for o in storage.list(uri + "/"))
+             for name, uri in sorted(outputs.items())}
+    content = {"combine": combine_key, "shards": [[name, outputs[name], files] for name, files in found.items()]}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def combine_published(shards_report: Path, featurize_key: str, experiment_uri: str, combine_key: str,
+                      output_dir: Path, settings: CombineSettings = CombineSettings(),
+                      storage: st.Storage | None = None, env: dict[str, str] | None = None) -> dict:
+    """Combine (or reuse a combine of) the published shards' outputs; returns the report."""
+    import os
+
+    env = dict(os.environ if env is None else env)
+    storage = storage or st.from_env(env)
+    output_dir = Path(output_dir)
+    outputs = shard_outputs(shards_report, featurize_key)
+    place = st.join_uri(experiment_uri, COMBINED_FOLDER, combine_key, read_digest(storage, outputs, combine_key))
+    done = st.join_uri(place, REPORT_FILE)
+    if storage.head(done) is not None:
+        for obj in storage.list(place + "/"):
+            storage.download(obj.uri, output_dir / obj.uri[len(place) + 1:])
+        report = json.loads((output_dir / REPORT_FILE).read_text())
+        report["reused"] = True
+        if settings.glue is not None and not env.get(ENV_S3_ROOT):
+            # The catalog table is one location that any run may have overwritten since.
+            report["glue"] = register_glue(pd.read_parquet(output_dir / SUMMARY_FILE), settings.glue,
+                                           env.get(ENV_KMS_KEY_ID) or None)
+    else:
+        with tempfile.TemporaryDirectory(prefix="wavepipe-shards-") as tmp:
+            report = combine(fetch_shard_outputs(outputs, Path(tmp), storage), output_dir, settings, env)
+        report["reused"] = False
+        if report["status"] == "ok":
+            files = sorted(p for p in output_dir.rglob("*") if p.is_file() and p.name != REPORT_FILE)
+            for path in files:
+                storage.upload(path, st.join_uri(place, path.relative_to(output_dir).as_posix()))
+            storage.write_bytes(done, (output_dir / REPORT_FILE).read_bytes())
+    report[REPORT_COMBINED_URI] = place
+    (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+    return report

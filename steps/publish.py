@@ -1,0 +1,78 @@
+"""Publishing a macroshard at a content address, shared by Reconcile and the listing stage.
+
+A shard's place is `<experiment>/shards/<digest>/`, the digest covering the shard's name, the
+prefix its manifest is relative to and every file's key, size and ETag, and nothing else.
+The place holds `<shard>.manifest` (an S3 ManifestFile, what Featurize downloads) and
+`index.json` (each file's size and ETag, from which Featurize keys its per-record cache
+without reading the data). Featurize writes its features under the place, so:
+
+- same files: same place, same step arguments, a cache hit;
+- one changed, added or removed file: a new place for that shard only; the other shards'
+  places, and their Featurize cache keys, do not move;
+- features computed from other data never share a place, so nothing is overwritten.
+
+Two executions publishing the same shard write byte-identical objects to the same keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+from steps import storage as st
+from steps.contract import INDEX_FILE, MANIFEST_SUFFIX, SHARDS_FOLDER
+
+
+@dataclass(frozen=True)
+class PublishedShard:
+    name: str
+    uri: str  # the shard's place, no trailing slash
+    digest: str
+    files: int
+    bytes: int
+
+    def as_report(self) -> dict:
+        return {"name": self.name, "uri": self.uri, "digest": self.digest, "files": self.files, "bytes": self.bytes}
+
+
+def canonical(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def shard_digest(name: str, prefix: str, files: Mapping[str, st.ObjectInfo]) -> str:
+    content = {"shard": name, "prefix": prefix.rstrip("/") + "/",
+               "files": [[key, files[key].size, files[key].etag] for key in sorted(files)]}
+    return hashlib.sha256(canonical(content)).hexdigest()[:20]
+
+
+def manifest_body(prefix: str, keys: list[str]) -> bytes:
+    """S3 ManifestFile: `[{"prefix": "s3://bucket/root/"}, "rel/key", ...]`."""
+    return json.dumps([{"prefix": prefix.rstrip("/") + "/"}, *sorted(keys)], indent=0).encode()
+
+
+def index_body(files: Mapping[str, st.ObjectInfo]) -> bytes:
+    return json.dumps({key: {"size": files[key].size, "etag": files[key].etag} for key in sorted(files)},
+                      indent=0, sort_keys=True).encode()
+
+
+def publish_shard(storage: st.Storage, experiment_uri: str, name: str, prefix: str,
+                  files: Mapping[str, st.ObjectInfo]) -> PublishedShard:
+    """Write the shard's manifest and index at its content address (unless already there).
+
+    `files`: key relative to `prefix` -> its object (size and ETag from the listing)."""
+    digest = shard_digest(name, prefix, files)
+    place = st.join_uri(experiment_uri, SHARDS_FOLDER, digest)
+    present = {o.uri for o in storage.list(place + "/")}
+    for file_name, body in ((name + MANIFEST_SUFFIX, manifest_body(prefix, list(files))),
+                            (INDEX_FILE, index_body(files))):
+        uri = st.join_uri(place, file_name)
+        if uri not in present:  # same key, same content: a rerun on unchanged data writes nothing
+            storage.write_bytes(uri, body)
+    return PublishedShard(name, place, digest, len(files), sum(o.size for o in files.values()))
+
+
+def set_digest(shards: list[PublishedShard]) -> str:
+    """One digest over every shard's: what a stage reading all shards (Encode's labels) is keyed by."""
+    return hashlib.sha256(canonical([[s.name, s.digest] for s in shards])).hexdigest()[:20]
