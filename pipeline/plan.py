@@ -94,6 +94,17 @@ def _why(previous: dict | None, arguments: dict) -> str:
     return "runs: changed " + ", ".join(dict.fromkeys(changed))
 
 
+def _shard_files(report: dict, shard: str, storage) -> tuple[dict[str, dict], dict[str, str]]:
+    """A shard's files (size, ETag) and where each is now: predicted, or, for a source step
+    that already ran (a resume), from the index and manifest it published."""
+    if "files" in report:
+        return report["files"][shard], report["sources"][shard]
+    place = next(s["uri"] for s in report[c.REPORT_SHARDS] if s["name"] == shard)
+    files = json.loads(storage.read_bytes(f"{place}/{c.INDEX_FILE}"))
+    prefix = json.loads(storage.read_bytes(f"{place}/{shard}{c.MANIFEST_SUFFIX}"))[0]["prefix"]
+    return files, {key: prefix + key for key in files}
+
+
 def _record_counts(arguments: dict, files: dict[str, dict], sources: dict[str, str], include_numerics: bool,
                    storage) -> tuple[int, int]:
     """(artifacts to featurize, artifacts to reuse) of a Featurize step that runs: its
@@ -141,6 +152,7 @@ def make_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str]) 
     start = plan_start(definition, graph, store, pipeline=cfg.pipeline.name, parameters=parameters,
                        storage=backend.label, only=None, use_cache=True, now=now)
     predicted: dict[str, dict] = {}  # step -> its property file, as far as plan can tell
+    resolved: dict[str, dict] = {}  # step -> its resolved arguments (its properties, to the steps after it)
     plans: list[StepPlan] = []
     runs: set[str] = set()
 
@@ -153,19 +165,21 @@ def make_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str]) 
         step = definition.steps[name]
         if name in start.reused:
             plans.append(StepPlan(name, "Reused", "completed in the failed execution this run resumes"))
+            resolved[name] = start.reused[name].properties
             if step.property_files:
                 from pipeline.local.properties import read_property_file
 
                 predicted[name] = read_property_file(step, step.property_files[0]["PropertyFileName"],
                                                      start.reused[name].properties, backend.storage)
             continue
-        scope = Scope(parameters, start.variables, lambda s: None, {}, property_file)
+        scope = Scope(parameters, start.variables, resolved.get, {}, property_file)
         try:
             arguments = evaluate(step.arguments, scope)
         except LookupError as err:
             plans.append(StepPlan(name, "Runs", f"runs: after {err.args[0]}, whose outputs change"))
             runs.add(name)
             continue
+        resolved[name] = arguments
         if name in ("Reconcile", "Listing"):
             predicted[name] = _predict_source(name, arguments, built, backend.storage)
             plans.append(StepPlan(name, "Runs", ALWAYS[name]))
@@ -185,9 +199,10 @@ def make_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str]) 
         if name.startswith("Featurize-"):
             source = next(s for s in ("Reconcile", "Listing") if s in predicted)
             shard = _arg(arguments, c.ARG_SHARD)
-            item.featurize, item.reuse = _record_counts(
-                arguments, predicted[source]["files"][shard], predicted[source]["sources"][shard],
-                _settings(built, "featurize")["include_numerics"], backend.storage)
+            files, sources = _shard_files(predicted[source], shard, backend.storage)
+            item.featurize, item.reuse = _record_counts(arguments, files, sources,
+                                                        _settings(built, "featurize")["include_numerics"],
+                                                        backend.storage)
         plans.append(item)
     return plans
 
