@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
+from botocore.exceptions import ClientError
+
 from pipeline.local import sandbox
 from pipeline.local.backend import Backend
 from pipeline.local.expressions import to_text
@@ -149,7 +151,7 @@ def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.
         sandbox.make_output_dirs(outputs, roots)
     except sandbox.Stopped as err:
         return "Stopped", str(err), False, {}
-    except sandbox.StagingError as err:
+    except (sandbox.StagingError, ClientError) as err:  # e.g. AccessDenied reading an input
         _log(job.log, f"ClientError: {err}")
         return "Failed", f"ClientError: {err}", False, {}
     status, reason, internal = _run_instances(job, backend, groups, stop, roots, attempt)

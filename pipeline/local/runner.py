@@ -19,7 +19,7 @@ from typing import Any, Mapping, TextIO
 
 from pipeline.local import sandbox
 from pipeline.local.backend import Backend, open_backend, write_assets
-from pipeline.local.cache import CacheEntry, CacheStore, cache_key
+from pipeline.local.cache import CacheEntry, CacheStore, cache_key, write_json
 from pipeline.local.definition import Definition, Step, load_definition
 from pipeline.local.expressions import ExpressionError, Scope, evaluate
 from pipeline.local.graph import Graph, build_graph, decide
@@ -32,6 +32,7 @@ from steps.storage import split_uri
 
 LOCAL_ACCOUNT = "000000000000"  # no AWS account behind a local run
 _TERMINAL_OK = ("Succeeded", "Cached", "Reused")
+DEFINITION_FILE = "definition.json"  # beside execution.json: the DAG `deploy.py report` draws
 
 
 def run_pipeline(
@@ -119,6 +120,7 @@ class _Run:
         self.results = {name: StepResult(name) for name in self.graph.order}
         self.properties: dict[str, dict] = {}
         self.keys: dict[str, str] = {}
+        self.settled: dict[str, str] = {}  # step -> when it last changed state (the report's timeline)
         self.progress = Progress(progress, stream, self._progress_files)
         self._begin()
 
@@ -199,6 +201,7 @@ class _Run:
             if assets:
                 self.progress.note(f"assets: {written} written, {len(assets) - written} unchanged")
             self._save()
+            write_json(self.store.folder(self.execution_id) / DEFINITION_FILE, self.definition.raw)
             run_concurrently(list(self.graph.order), self._poll, max_parallel=max_parallel,
                              cores=cores, tick=self._tick, threads=threads)
         except KeyboardInterrupt:
@@ -209,7 +212,7 @@ class _Run:
         self.record["Status"] = "Succeeded" if result.ok else "Stopped" if interrupted else "Failed"
         self._save()
         if self.progress.enabled:
-            print_table(result, self.progress.stream)
+            print_table(result)  # the result on stdout, progress on stderr: `local > run.txt` keeps it
         return result
 
     def _interrupt(self, threads: list[threading.Thread]) -> None:
@@ -342,6 +345,7 @@ class _Run:
     def _settle(self, name: str, state: StepState, reason: str | None) -> bool:
         result = self.results[name]
         result.state, result.reason = state, reason
+        self.settled[name] = datetime.now(timezone.utc).isoformat()
         self.progress.step(result)
         self._save()
         return True
@@ -351,7 +355,8 @@ class _Run:
             self.record["Steps"] = {
                 name: {"State": r.state.value, "Reason": r.reason, "Duration": r.duration,
                        "Log": str(r.log) if r.log else None, "Outputs": r.outputs,
-                       "CacheKey": self.keys.get(name), "Properties": self.properties.get(name)}
+                       "CacheKey": self.keys.get(name), "Properties": self.properties.get(name),
+                       "SettledAt": self.settled.get(name)}
                 for name, r in self.results.items()
             }
             self.store.save(self.record)
