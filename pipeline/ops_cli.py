@@ -1,4 +1,4 @@
-"""The operating commands of `deploy.py` (iam-policy, retry, stop, logs): their
+"""The operating commands of `deploy.py` (iam-policy, retry, stop, logs, report): their
 arguments and dispatch, kept apart from `pipeline/cli.py`, which only hooks them in."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-COMMANDS = ("iam-policy", "retry", "stop", "logs")
+COMMANDS = ("iam-policy", "retry", "stop", "logs", "report")
 
 
 def add_parsers(sub, config_args: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -29,6 +29,12 @@ def add_parsers(sub, config_args: Callable[[argparse.ArgumentParser], None]) -> 
     p.add_argument("execution", metavar="EXECUTION", help="execution id or ARN")
     p.add_argument("step", metavar="STEP", nargs="?", help="only this step (default: every processing step)")
     p.add_argument("--follow", action="store_true", help="keep printing until the execution ends")
+    p = sub.add_parser("report", help="a self-contained HTML report of a local or SageMaker execution")
+    config_args(p)
+    p.add_argument("execution", metavar="EXECUTION", nargs="?",
+                   help="execution id or ARN (default: the newest local execution in --workdir)")
+    p.add_argument("--workdir", help="a local run's workdir: report on its executions")
+    p.add_argument("--out", required=True, help="the HTML file to write")
 
 
 def run(args, cfg) -> int:
@@ -45,6 +51,10 @@ def run(args, cfg) -> int:
         else:
             sys.stdout.write(text)
         return 0
+    if args.command == "report":
+        from pipeline.report import write_report
+
+        return write_report(cfg, args.execution, args.workdir, Path(args.out))
     from pipeline.deploy import operate
 
     if args.command == "retry":
