@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from pipeline import ops_cli
 from pipeline.config import ConfigError, json_schema, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,9 +51,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pretty", action="store_true", help="indented, for reading (upsert sends it compact)")
     p = sub.add_parser("validate", help="check config, graph and every step request (offline)")
     _config_args(p)
-    p = sub.add_parser("graph", help="write the DAG as a Mermaid diagram")
+    p = sub.add_parser("graph", help="write the DAG as a Mermaid diagram or an SVG image")
     _config_args(p)
     p.add_argument("--out", help="file to write (default: stdout)")
+    p.add_argument("--format", choices=["mermaid", "svg"], default="mermaid")
     p = sub.add_parser("schema", help="write the config JSON Schema (for editors)")
     p.add_argument("--out", help="file to write (default: stdout)")
 
@@ -99,6 +101,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("delete", help="delete the pipeline and its schedules")
     _config_args(p)
     p.add_argument("--dry-run", action="store_true")
+    ops_cli.add_parsers(sub, _config_args)
     return ap
 
 
@@ -141,8 +144,9 @@ def run(args) -> int:
         definition = json.loads(built.definition)
         if cmd == "graph":
             from pipeline.graph import mermaid
+            from pipeline.graph_svg import svg
 
-            _write(mermaid(definition), args.out)
+            _write((svg if args.format == "svg" else mermaid)(definition), args.out)
             return 0
         from pipeline.validate import check_definition
 
@@ -155,6 +159,8 @@ def run(args) -> int:
         print(f"{args.config}: valid ({len(definition['Steps'])} steps, "
               f"{len(definition['Parameters'])} parameters, {len(built.definition)} bytes)")
         return 0
+    if cmd in ops_cli.COMMANDS:
+        return ops_cli.run(args, cfg)
     if cmd == "local":
         from pipeline.local_run import run_local
 

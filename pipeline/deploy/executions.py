@@ -89,9 +89,19 @@ def show_status(aws: Aws, cfg: Config, limit: int) -> None:
     for summary in executions:
         started = f"{summary['StartTime']:%Y-%m-%d %H:%M:%S}" if summary.get("StartTime") else "-"
         execution_id = summary["PipelineExecutionArn"].rsplit("/", 1)[-1]
-        aws.echo(f"{execution_id}  {summary.get('PipelineExecutionStatus', '?')}  started {started}")
+        status = summary.get("PipelineExecutionStatus", "?")
+        aws.echo(f"{execution_id}  {status}  started {started}{failure_reason(aws, summary, status)}")
         try:
             for step in steps(aws, summary["PipelineExecutionArn"]):
                 aws.echo("  " + step_line(step))
         except DeployError as err:
             aws.echo(f"  step states unavailable: {err}")
+
+
+def failure_reason(aws: Aws, summary: dict, status: str) -> str:
+    """`: <reason>` of a failed execution (listings do not carry it), else ``."""
+    if status not in ("Failed", "CompletedWithFailures"):
+        return ""
+    arn = summary["PipelineExecutionArn"]
+    described = aws.read("sagemaker", "describe_pipeline_execution", f"execution {arn}", PipelineExecutionArn=arn)
+    return f": {described['FailureReason']}" if described.get("FailureReason") else ""

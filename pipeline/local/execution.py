@@ -5,6 +5,7 @@ Ctrl-C leaves what resuming needs."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +31,7 @@ class Execution:
         self.results = {name: StepResult(name) for name in order}
         self.properties: dict[str, dict] = {}  # what `Get Steps.<step>...` reads
         self.keys: dict[str, str] = {}  # cache keys of the steps that were resolved
+        self.settled: dict[str, str] = {}  # step -> when it last changed state
         self.folder: Path = store.folder(self.id)  # logs and sandboxes
         self._store, self._where, self._progress = store, where, progress
         self._lock = threading.Lock()
@@ -49,6 +51,7 @@ class Execution:
     def settle(self, name: str, state: StepState, reason: str | None) -> None:
         result = self.results[name]
         result.state, result.reason = state, reason
+        self.settled[name] = datetime.now(timezone.utc).isoformat()  # the report's timeline
         self._progress.step(result)
         self.save()
 
@@ -87,7 +90,8 @@ class Execution:
             self._record["Steps"] = {
                 name: {"State": r.state.value, "Reason": r.reason, "Duration": r.duration,
                        "Log": str(r.log) if r.log else None, "Outputs": r.outputs,
-                       "CacheKey": self.keys.get(name), "Properties": self.properties.get(name)}
+                       "CacheKey": self.keys.get(name), "Properties": self.properties.get(name),
+                       "SettledAt": self.settled.get(name)}
                 for name, r in self.results.items()
             }
             self._store.save(self._record)

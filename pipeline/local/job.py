@@ -20,6 +20,8 @@ from enum import Enum
 from pathlib import Path
 from typing import IO
 
+from botocore.exceptions import ClientError
+
 from pipeline.definition import processing_outputs
 from pipeline.local import sandbox
 from pipeline.local.backend import Backend
@@ -159,7 +161,7 @@ def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.
         sandbox.make_output_dirs(outputs, roots)
     except sandbox.Stopped as err:
         return JobStatus.STOPPED, str(err), False, {}
-    except sandbox.StagingError as err:
+    except (sandbox.StagingError, ClientError) as err:  # e.g. AccessDenied reading an input
         _log(job.log, f"ClientError: {err}")
         return JobStatus.FAILED, f"ClientError: {err}", False, {}
     status, reason, internal = _run_instances(job, backend, groups, stop, roots, attempt)

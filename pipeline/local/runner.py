@@ -18,7 +18,7 @@ from typing import Any, Mapping, TextIO
 
 from pipeline.definition import processing_outputs
 from pipeline.local.backend import open_backend, write_assets
-from pipeline.local.cache import CacheEntry, CacheStore, cache_key
+from pipeline.local.cache import CacheEntry, CacheStore, cache_key, write_json
 from pipeline.local.definition import Definition, Step, load_definition
 from pipeline.local.execution import Execution
 from pipeline.local.expressions import ExpressionError, Scope, evaluate
@@ -31,6 +31,8 @@ from pipeline.local.results import RunResult, StepState
 from pipeline.local.scheduler import Answer, Work, machine_cores, run_concurrently
 from pipeline.local.state import ExecutionStatus, ExecutionStore
 from steps.storage import split_uri
+
+DEFINITION_FILE = "definition.json"  # beside execution.json: the DAG `deploy.py report` draws
 
 
 def run_pipeline(
@@ -107,6 +109,7 @@ class _Run:
             if assets:
                 self.progress.note(f"assets: {written} written, {len(assets) - written} unchanged")
             self.execution.save()
+            write_json(self.execution.folder / DEFINITION_FILE, self.definition.raw)
             run_concurrently(list(self.graph.order), self._poll, max_parallel=max_parallel,
                              cores=cores, tick=self._tick, threads=threads)
         except KeyboardInterrupt:
@@ -118,7 +121,7 @@ class _Run:
         self.execution.save(ExecutionStatus.SUCCEEDED if result.ok else
                             ExecutionStatus.STOPPED if interrupted else ExecutionStatus.FAILED)
         if self.progress.enabled:
-            print_table(result, self.progress.stream)
+            print_table(result)  # the result on stdout, progress on stderr: `local > run.txt` keeps it
         return result
 
     def _interrupt(self, threads: list[threading.Thread]) -> None:

@@ -117,8 +117,8 @@ def register_glue(summary: pd.DataFrame, glue: GlueTable, kms_key_id: str | None
     import awswrangler as wr
 
     extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else None
-    if glue.database not in wr.catalog.databases()["Database"].tolist():
-        wr.catalog.create_database(glue.database, exist_ok=True)
+    # GetDatabase of this one database, not a listing of all (least privilege: see iam-policy).
+    wr.catalog.create_database(glue.database, exist_ok=True)
     result = wr.s3.to_parquet(
         df=summary, path=glue.location, dataset=True, mode="overwrite", database=glue.database,
         table=glue.table, compression="snappy", s3_additional_kwargs=extra,

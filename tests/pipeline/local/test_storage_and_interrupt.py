@@ -63,14 +63,15 @@ def test_ctrl_c_stops_every_child_and_reports(tmp_path):
         sys.exit(result.exit_code)
     """))
     env = dict(os.environ, MY_PID_FILE=str(pid_file))
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     wait_for(lambda: pid_file.exists() and pid_file.read_text())
     child = int(pid_file.read_text())
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted" in err and "Stopped" in err and "Pending" in err
+    assert "interrupted: stopping every step's processes" in err  # progress: stderr
+    assert "interrupted" in out and "Stopped" in out and "Pending" in out  # the final table: stdout
     wait_for(lambda: not _alive(child), timeout=10)
 
 

@@ -1,0 +1,117 @@
+"""The numbers a report shows, read from an execution's outputs: per shard (featurize
+`report.json`), errors by kind (`errors.parquet`), per signal (Combine's summary, or the shards'
+features when Combine did not run) and the encoded labels per split (`split_metadata.json`)."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pipeline.report.sources import Execution
+from steps.storage import join_uri
+
+SIGNAL_STATS = ("mean", "std", "frac_nan")
+EXAMPLES_PER_KIND = 3
+# A shard is outlying for a statistic when its median lies outside this percentile range of
+# the other shards' records and also more than OUTLIER_Z robust standard deviations (MAD) from
+# their median; at least MIN_OTHERS records elsewhere are needed to say.
+OUTLIER_RANGE = (5, 95)
+OUTLIER_Z = 3.5
+MIN_OTHERS = 5
+
+
+@dataclass
+class Facts:
+    shards: list[dict] = field(default_factory=list)  # featurize report.json, one per shard
+    errors: pd.DataFrame = field(default_factory=pd.DataFrame)  # kind, message, record, file, shard
+    summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per record/segment/signal
+    outliers: list[dict] = field(default_factory=list)  # signal, stat, shard, value, range
+    splits: dict | None = None  # split_metadata.json of Encode
+    missing: list[str] = field(default_factory=list)  # what could not be read, and why
+
+
+def _read(execution: Execution, uri: str) -> bytes | None:
+    try:
+        return execution.storage.read_bytes(uri)
+    except Exception:  # noqa: BLE001 - absent or unreadable: the report says so, it does not fail
+        return None
+
+
+def _parquet(execution: Execution, uri: str) -> pd.DataFrame | None:
+    data = _read(execution, uri)
+    return pd.read_parquet(io.BytesIO(data)) if data else None
+
+
+def gather(execution: Execution) -> Facts:
+    facts = Facts()
+    summaries, errors = [], []
+    for step in execution.steps:
+        uri = next(iter(step.outputs.values()), None)
+        if uri is None or step.state not in ("Succeeded", "Cached", "Reused", "Failed"):
+            continue
+        if step.stage == "featurize":
+            report = _read(execution, join_uri(uri, "report.json"))
+            if report is None:
+                facts.missing.append(f"{step.name}: no report.json at {uri}")
+                continue
+            facts.shards.append({"step": step.name, **json.loads(report)})
+            shard_errors = _parquet(execution, join_uri(uri, "errors.parquet"))
+            if shard_errors is not None:
+                errors.append(shard_errors.assign(shard=step.shard))
+            features = _parquet(execution, join_uri(uri, "features.parquet"))
+            if features is not None:
+                summaries.append(features.assign(shard=step.shard))
+        elif step.stage == "combine":
+            combined = _parquet(execution, join_uri(uri, "waveform_summary.parquet"))
+            if combined is not None:
+                facts.summary = combined
+        elif step.stage == "encode":
+            found = [o.uri for o in execution.storage.list(uri.rstrip("/") + "/")
+                     if o.uri.endswith("/split_metadata.json")]
+            if found:
+                facts.splits = json.loads(_read(execution, found[0]) or b"null")
+    if facts.summary.empty and summaries:
+        facts.summary = pd.concat(summaries, ignore_index=True)
+    if "signal_normalised" not in facts.summary.columns and "signal" in facts.summary.columns:
+        facts.summary = facts.summary.assign(signal_normalised=facts.summary["signal"])
+    if errors:
+        facts.errors = pd.concat(errors, ignore_index=True)
+    facts.outliers = outlying_shards(facts.summary)
+    return facts
+
+
+def outlying_shards(summary: pd.DataFrame) -> list[dict]:
+    """Per signal and statistic, the shards whose median is outside the other shards' range."""
+    if summary.empty or "shard" not in summary.columns:
+        return []
+    low, high = OUTLIER_RANGE
+    found = []
+    for signal, rows in summary.groupby("signal_normalised"):
+        for stat in SIGNAL_STATS:
+            values = rows[["shard", stat]].dropna()
+            for shard, mine in values.groupby("shard"):
+                others = values.loc[values["shard"] != shard, stat]
+                if len(others) < MIN_OTHERS:
+                    continue
+                lo, hi = others.quantile(low / 100), others.quantile(high / 100)
+                median, centre = float(mine[stat].median()), float(others.median())
+                spread = 1.4826 * float((others - centre).abs().median())
+                far = abs(median - centre) > OUTLIER_Z * spread if spread > 0 else median != centre
+                if (median < lo or median > hi) and far:
+                    found.append({"signal": signal, "stat": stat, "shard": shard, "median": median,
+                                  "range": (float(lo), float(hi))})
+    return found
+
+
+def error_kinds(errors: pd.DataFrame) -> list[dict]:
+    """Per kind: its count and a few examples (shard, record, file, message), most frequent first."""
+    if errors.empty or "kind" not in errors.columns:
+        return []
+    out = []
+    for kind, rows in errors.groupby("kind"):
+        examples = rows.head(EXAMPLES_PER_KIND).to_dict("records")
+        out.append({"kind": kind, "count": len(rows), "examples": examples})
+    return sorted(out, key=lambda k: (-k["count"], k["kind"]))
