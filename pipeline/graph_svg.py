@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from pipeline.validate import step_dependencies
+from pipeline.definition import step_dependencies
 
 # Step state (local runner's and SageMaker's words) -> fill colour.
 STATE_COLOURS = {

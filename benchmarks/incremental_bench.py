@@ -1,0 +1,167 @@
+"""Incremental runs through `deploy.py local`: what a run costs after 1 % of the records
+changed, were added or were deleted, and when nothing changed, against the full run.
+
+    .venv/bin/python benchmarks/incremental_bench.py [--records 1000] [--shards 20] [--mb 8]
+
+It generates `--records` WFDB records (wfdb.wrsamp, 8 channels, sizes spread around `--mb`
+MB), labels them in SQLite, and runs Reconcile -> Featurize x shards -> Combine on local
+storage. For each run it prints the Featurize steps that ran, records featurized and reused,
+Featurize CPU-seconds (each step's process and its workers, from the step's report), wall
+time, and the ratio to the full run; and the shard balance of the stable assignment against
+the greedy one. Targets: a 1 % change costs at most 5 % of the full run's Featurize
+CPU-seconds; an unchanged rerun featurizes 0 records. A benchmark, not a test: run it on a
+quiet machine and quote `uptime` with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BUCKET = "bench"
+
+
+def write_record(folder: Path, name: str, samples: int, rng: np.random.Generator) -> None:
+    import wfdb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    signal = np.cumsum(rng.normal(0, 0.05, (samples, 8)), axis=0)
+    wfdb.wrsamp(name, fs=125, units=["mV"] * 8, sig_name=[f"ch{i}" for i in range(8)], p_signal=signal,
+                fmt=["16"] * 8, adc_gain=[200.0] * 8, baseline=[0] * 8, write_dir=str(folder))
+
+
+def generate(root: Path, records: int, mb: float, seed: int) -> dict[str, int]:
+    rng = np.random.default_rng(seed)
+    raw = root / "s3" / BUCKET / "raw"
+    sizes = {}
+    for i in range(records):
+        rid = f"r{i:05d}"
+        samples = int(mb * 1e6 / 16 * rng.uniform(0.25, 1.75))  # 8 channels x 2 bytes
+        write_record(raw / rid, rid, samples, rng)
+        sizes[rid] = samples * 16
+    with sqlite3.connect(root / "s3" / BUCKET / "labels.sqlite") as db:
+        db.execute("CREATE TABLE labels (artifact_id TEXT, label TEXT)")
+        db.executemany("INSERT INTO labels VALUES (?, ?)", [(r, "ab"[i % 2]) for i, r in enumerate(sizes)])
+    return sizes
+
+
+def config(root: Path, shards: int) -> Path:
+    data = yaml.safe_load((ROOT / "config" / "example.yaml").read_text())
+    data["pipeline"]["name"] = "incremental-bench"
+    data["aws"]["bucket"] = BUCKET
+    data["parameters"]["input_uri"] = f"s3://{BUCKET}/raw"
+    data["parameters"]["experiment_name"] = "bench"
+    data["stages"]["reconcile"]["labels"] = {"sqlite_uri": f"s3://{BUCKET}/labels.sqlite",
+                                             "query": "SELECT artifact_id, label FROM labels"}
+    data["stages"]["reconcile"]["key_pattern"] = "{artifact_id}/{file}"
+    data["stages"]["reconcile"]["files_from_prod"] = ["*.hea", "*.dat"]
+    data["stages"]["reconcile"]["featurize_reads"] = "production"  # no copy: the benchmark is about Featurize
+    data["stages"]["featurize"]["macroshards"] = shards
+    data["stages"]["featurize"]["max_error_fraction"] = 0.0
+    del data["stages"]["encode"]
+    data["schedules"], data["local"] = [], {}
+    path = root / "bench.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def last_execution(workdir: Path) -> dict:
+    records = [json.loads(p.read_text()) for p in (workdir / "executions").glob("*/execution.json")]
+    return max(records, key=lambda r: (r["Started"], r["ExecutionId"]))
+
+
+def measure(workdir: Path, cfg: Path, label: str) -> dict:
+    from pipeline.cli import main
+
+    began = time.monotonic()
+    code = main(["local", "--config", str(cfg), "--workdir", str(workdir)])
+    wall = time.monotonic() - began
+    if code != 0:
+        raise SystemExit(f"{label}: deploy.py local exited {code}")
+    steps = last_execution(workdir)["Steps"]
+    ran = {n: s for n, s in steps.items() if n.startswith("Featurize") and s["State"] == "Succeeded"}
+    reports = [json.loads(Path(s["Outputs"]["features"].replace("s3://", str(workdir / "s3") + "/"),
+                               ).joinpath("report.json").read_text()) for s in ran.values()]
+    return {"run": label, "featurize_steps": len(ran), "featurized": sum(r["records_featurized"] for r in reports),
+            "reused": sum(r["records_reused"] for r in reports),
+            "cpu_s": sum(r.get("cpu_seconds", 0.0) for r in reports), "wall_s": wall}
+
+
+def balance(sizes: dict[str, int], shards: int) -> tuple[float, float]:
+    """Mean over max shard bytes, for the stable (hash) and the greedy (largest-first) assignment."""
+    from steps.reconcile.shards import assign_shards, greedy_assign
+
+    out = []
+    for assign in (assign_shards, greedy_assign):
+        load = [0] * shards
+        for aid, index in assign(sizes, shards).items():
+            load[index] += sizes[aid]
+        out.append(sum(load) / shards / max(load))
+    return out[0], out[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=1000)
+    ap.add_argument("--shards", type=int, default=20)
+    ap.add_argument("--mb", type=float, default=8.0, help="mean record size in MB")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", help="folder to keep the data and workdir in (default: a temp folder)")
+    args = ap.parse_args()
+    root = Path(args.keep or tempfile.mkdtemp(prefix="wavepipe-incremental-"))
+    print(f"load before: {os.getloadavg()}; data in {root}", flush=True)
+    t0 = time.monotonic()
+    sizes = generate(root, args.records, args.mb, args.seed)
+    print(f"generated {len(sizes)} records, {sum(sizes.values()) / 1e9:.2f} GB in {time.monotonic() - t0:.0f} s",
+          flush=True)
+    cfg = config(root, args.shards)
+    rng = np.random.default_rng(args.seed + 1)
+    raw = root / "s3" / BUCKET / "raw"
+    k = max(1, args.records // 100)
+    rows = [measure(root, cfg, "full")]
+    for rid in rng.choice(sorted(sizes), k, replace=False):  # change 1 %: one byte of each data file
+        data = raw / rid / f"{rid}.dat"
+        blob = bytearray(data.read_bytes())
+        blob[len(blob) // 2] ^= 0x01
+        data.write_bytes(bytes(blob))
+    rows.append(measure(root, cfg, "1% changed"))
+    with sqlite3.connect(root / "s3" / BUCKET / "labels.sqlite") as db:  # add 1 %
+        for i in range(k):
+            rid = f"n{i:05d}"
+            write_record(raw / rid, rid, int(args.mb * 1e6 / 16), rng)
+            db.execute("INSERT INTO labels VALUES (?, ?)", (rid, "a"))
+            sizes[rid] = int(args.mb * 1e6)
+    rows.append(measure(root, cfg, "1% added"))
+    for rid in rng.choice(sorted(r for r in sizes if r.startswith("r")), k, replace=False):  # delete 1 %
+        shutil.rmtree(raw / rid)
+        del sizes[rid]
+    rows.append(measure(root, cfg, "1% deleted"))
+    rows.append(measure(root, cfg, "unchanged"))
+    full = rows[0]["cpu_s"]
+    print(f"\n{'run':<12} {'steps':>5} {'featurized':>10} {'reused':>7} {'CPU s':>8} {'wall s':>7} {'CPU/full':>9}")
+    for r in rows:
+        print(f"{r['run']:<12} {r['featurize_steps']:>5} {r['featurized']:>10} {r['reused']:>7} {r['cpu_s']:>8.1f} "
+              f"{r['wall_s']:>7.1f} {r['cpu_s'] / full:>8.1%}")
+    stable, greedy = balance(sizes, args.shards)
+    print(f"\nshard balance (mean/max bytes), {args.shards} shards: stable (hash of id) {stable:.3f}, "
+          f"greedy largest-first {greedy:.3f}")
+    print(f"load after: {os.getloadavg()}")
+    if not args.keep:
+        shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+    main()
