@@ -100,7 +100,9 @@ def _directory_records(root: Path, directory: Path, names: list[str], shard: str
         if tokens and "/" in tokens[0]:
             entries = [(t[0], int(t[1]) if len(t) > 1 and t[1].isdigit() else -1) for t in _body_lines(texts[name])]
             masters[name] = entries
-    claimed = {seg for entries in masters.values() for seg, _ in entries}
+    # A segment named by a path that leads back into this folder (`../3000003/3000003_0002`) is
+    # still the master's: claimed here, it is that master's error row, not a record of its own.
+    claimed = {_local_name(directory, seg) for entries in masters.values() for seg, _ in entries}
     records: list[RecordRef] = []
     orphans: dict[str, list[str]] = {}
 
@@ -129,6 +131,11 @@ def _directory_records(root: Path, directory: Path, names: list[str], shard: str
         size, work = _sizes(directory, texts, segs)
         records.append(RecordRef(str(root), rel(segs[0]), group, prefix, "segments", False, tuple(segs), size, work))
     return records
+
+
+def _local_name(directory: Path, segment: str) -> str:
+    target = Path(os.path.normpath(directory / segment))
+    return target.name if target.parent == directory else segment
 
 
 def discover_records(root: str | Path, shard: str = "", include_numerics: bool = True) -> list[RecordRef]:
