@@ -175,6 +175,8 @@ class SparseCounter:
     vmax: int | None = None
 
     def add(self, values: np.ndarray) -> None:
+        # int64 first: differences of int16/int32 values (FLAC, format 32) overflow their type.
+        values = values.astype(np.int64, copy=False)
         if self.nan is not None:
             invalid = values == self.nan
             n_bad = int(np.count_nonzero(invalid))
