@@ -5,11 +5,11 @@ mean, std, min, max and percentiles follow from it exactly, in one pass over the
 
 - `DenseCounter`: one bin per code of a narrow format (at most 65,536 bins). Fastest: a
   `np.bincount` per window. Used when the signal has enough samples to fill it.
-- `SparseCounter`: sorted (value, count) pairs of the values actually seen: a one-sample
-  signal costs one pair, not 65,536 bins (a record of 2,000 short signals stays small). Past
-  `cap` distinct values it coarsens to power-of-two buckets and keeps the exact sum, sum of
-  squares, min and max; the few ranks the percentiles need are then found exactly by further
-  passes over the data, each narrowing the bucket that holds a rank (`RankSearch`).
+- `RangeCounter`: bins over the range of values actually seen: a one-sample signal costs one
+  bin, not 65,536 (a record of 2,000 short signals stays small), a 24-bit signal what its
+  values span. Past `cap` bins it coarsens to power-of-two buckets and keeps the exact sum,
+  the sum of squares (about a value near the mean), min and max; the few ranks the percentiles need are then found exactly by
+  further passes over the data, each narrowing the bucket that holds a rank (`RankSearch`).
 """
 
 from __future__ import annotations
@@ -73,14 +73,17 @@ class Distribution:
         return x_lo + (x_hi - x_lo) * (pos - lo)
 
 
+def sum_mod16(values: np.ndarray, counts: np.ndarray) -> int:
+    """sum(values * counts) modulo 2**16; reduced first, no product or sum can overflow int64."""
+    return int(((values % 65536) * (counts % 65536) % 65536).sum())
+
+
 def histogram_distribution(hist: Histogram, nan: int | None, extra_invalid: int = 0,
                            stored_sum: int | None = None) -> Distribution:
     """The distribution of a complete histogram; `extra_invalid` samples (skew padding, or NaN
     codes counted apart) are invalid samples not in the histogram. `stored_sum` defaults to the
     histogram's own sum (modulo 2**16, all a checksum needs)."""
-    stored = stored_sum
-    if stored is None:
-        stored = int(((hist.values % 65536) * (hist.counts % 65536) % 65536).sum())
+    stored = sum_mod16(hist.values, hist.counts) if stored_sum is None else stored_sum
     keep = hist.counts > 0
     n_nan = 0
     if nan is not None:
@@ -104,18 +107,6 @@ def histogram_distribution(hist: Histogram, nan: int | None, extra_invalid: int 
                         dict(zip(ranks, (int(v) for v in at))), stored)
 
 
-def exact_sums(x: np.ndarray) -> tuple[int, int]:
-    """Exact sum and sum of squares of int values below 2**31 in magnitude, as Python ints.
-
-    x = a * 2**16 + b with 0 <= b < 2**16: every partial sum below stays inside int64 for
-    windows of up to 2**23 samples, where x * x summed directly would overflow."""
-    x = x.astype(np.int64, copy=False)
-    a, b = x >> 16, x & 0xFFFF
-    total = int(x.sum())
-    squares = (int((a * a).sum()) << 32) + (int((a * b).sum()) << 17) + int((b * b).sum())
-    return total, squares
-
-
 class DenseCounter:
     """Counts of every code of a narrow format."""
 
@@ -133,152 +124,213 @@ class DenseCounter:
         return Histogram(values[order], self.counts[idx][order])
 
 
-def _count(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = int(keys.min()), int(keys.max())
-    if hi - lo <= max(1 << 16, 4 * keys.size):
-        dense = np.bincount((keys - lo).astype(np.intp, copy=False))
-        idx = np.flatnonzero(dense)
-        return idx.astype(np.int64) + lo, dense[idx]
-    return np.unique(keys, return_counts=True)
-
-
-def _merge(keys: np.ndarray, counts: np.ndarray, new_keys: np.ndarray, new_counts: np.ndarray):
-    if keys.size:
-        idx = np.minimum(np.searchsorted(keys, new_keys), keys.size - 1)
-        hit = keys[idx] == new_keys
-        # new_keys are distinct, so their indices are too: plain fancy-index addition is safe.
-        if hit.all():  # the usual case after the first windows: no new distinct value
-            counts[idx] += new_counts
-            return keys, counts
-        counts[idx[hit]] += new_counts[hit]
-        new_keys, new_counts = new_keys[~hit], new_counts[~hit]
-    keys = np.concatenate([keys, new_keys])
-    counts = np.concatenate([counts, new_counts])
-    order = np.argsort(keys, kind="stable")
-    return keys[order], counts[order]
-
-
 @dataclass
-class SparseCounter:
-    """(value, count) pairs of digital values; past `cap` pairs, power-of-two buckets plus
-    exact moments. Invalid samples (the NaN value) are counted apart."""
+class RangeCounter:
+    """Counts over the range of values seen so far, `counts[i]` for key `base + i`, where a key
+    is a value (exact) or, past `cap` bins, the value's power-of-two bucket `value >> shift`
+    (then with exact moments). A one-sample signal costs one bin, not 65,536, and a wide
+    format costs what its values span, not 2**24 or 2**32 bins. Invalid samples (the NaN
+    value) are counted apart."""
 
     nan: int | None
     cap: int
     shift: int = 0  # bucket width is 2**shift; 0: exact values
-    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    base: int = 0
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     n_invalid: int = 0
-    total: int = 0
-    squares: int = 0
-    vmin: int | None = None
+    # Once bucketed: moments about a reference value `ref` (set when coarsening, near the
+    # mean), an exact integer sum and a float sum of squares; deviations from a value near
+    # the mean keep the variance free of cancellation.
+    ref: int = 0
+    dev_sum: int = 0
+    dev_squares: float = 0.0
+    vmin: int | None = None  # valid values seen (kept once bucketed)
     vmax: int | None = None
+    _lo: int = 0
+    _hi: int = 0
 
     def add(self, values: np.ndarray) -> None:
-        # int64 first: differences of int16/int32 values (FLAC, format 32) overflow their type.
-        values = values.astype(np.int64, copy=False)
-        if self.nan is not None:
-            invalid = values == self.nan
-            n_bad = int(np.count_nonzero(invalid))
-            if n_bad:
-                self.n_invalid += n_bad
-                values = values[~invalid]
         if not values.size:
             return
+        # int64 first: differences of int16/int32 values (FLAC, format 32) overflow their type.
+        values = values.astype(np.int64, copy=False)
+        lo = int(values.min())
+        if self.nan is not None and lo == self.nan:  # the NaN value is the format's minimum
+            invalid = values == self.nan
+            self.n_invalid += int(np.count_nonzero(invalid))
+            values = values[~invalid]
+            if not values.size:
+                return
+            lo = int(values.min())
+        hi = int(values.max())
+        self._cover(lo, hi)  # may coarsen: then the moments so far come from the exact bins
         if self.shift:
-            self._moments(values)
-        keys, counts = _count(values >> self.shift if self.shift else values)
-        self.keys, self.counts = _merge(self.keys, self.counts, keys.astype(np.int64), counts.astype(np.int64))
-        while self.keys.size > self.cap:
-            self._coarsen()
+            self._moments(values, lo, hi)
+        keys = values >> self.shift if self.shift else values - self.base
+        if self.shift:
+            keys -= self.base
+        self.counts += np.bincount(keys, minlength=self.counts.size)
 
-    def _moments(self, values: np.ndarray) -> None:
-        total, squares = exact_sums(values)
-        self.total += total
-        self.squares += squares
-        lo, hi = int(values.min()), int(values.max())
+    def _cover(self, lo: int, hi: int) -> None:
+        """Grow (and past `cap` bins, coarsen) the range until it holds [lo, hi]."""
+        if self.counts.size:
+            lo, hi = min(lo, self._lo), max(hi, self._hi)
+        self._lo, self._hi = lo, hi
+        while (hi >> self.shift) - (lo >> self.shift) + 1 > self.cap:
+            self._coarsen()
+        k_lo, k_hi = lo >> self.shift, hi >> self.shift
+        if self.counts.size and k_lo >= self.base and k_hi < self.base + self.counts.size:
+            return
+        grown = np.zeros(k_hi - k_lo + 1, np.int64)
+        if self.counts.size:
+            grown[self.base - k_lo : self.base - k_lo + self.counts.size] = self.counts
+        self.base, self.counts = k_lo, grown
+
+    def _moments(self, values: np.ndarray, lo: int, hi: int) -> None:
+        if self.vmin is None:  # bucketed before any value was counted: the reference from these
+            self.ref = int(round(float(values[:4096].mean())))
+        dev = values - self.ref
+        self.dev_sum += int(dev.sum())
+        dev = dev.astype(np.float64)
+        # einsum, not `@`: BLAS dot spins up its thread pool for every call, which costs
+        # milliseconds on a busy machine.
+        self.dev_squares += float(np.einsum("i,i->", dev, dev))
         self.vmin = lo if self.vmin is None else min(self.vmin, lo)
         self.vmax = hi if self.vmax is None else max(self.vmax, hi)
 
     def _coarsen(self) -> None:
-        if self.shift == 0:  # exact moments of what was counted so far, before it is lost
-            v, c = self.keys.astype(object), self.counts.astype(object)
-            self.total, self.squares = int((v * c).sum()), int((v * v * c).sum())
-            self.vmin, self.vmax = int(self.keys[0]), int(self.keys[-1])
+        if self.shift == 0:  # the moments of what was counted so far, before the bins merge
+            keys, counts = self.buckets()
+            if keys.size:
+                weights = counts.astype(np.float64)
+                self.ref = int(round(float((keys * weights).sum() / weights.sum())))
+                dev = keys - self.ref
+                self.dev_sum = int((dev.astype(object) * counts.astype(object)).sum())
+                self.dev_squares = float((dev * dev * weights).sum())
+                self.vmin, self.vmax = int(keys[0]), int(keys[-1])
         self.shift += 1
-        keys, inverse = np.unique(self.keys >> 1, return_inverse=True)
-        self.keys, self.counts = keys, np.bincount(inverse, weights=self.counts).astype(np.int64)
+        if self.counts.size:
+            new_base = self.base >> 1
+            start = self.base - 2 * new_base  # 0 or 1: where the old bins sit in the new pairs
+            padded = np.zeros(start + self.counts.size + (start + self.counts.size) % 2, np.int64)
+            padded[start : start + self.counts.size] = self.counts
+            self.base, self.counts = new_base, padded.reshape(-1, 2).sum(axis=1)
 
     @property
     def exact(self) -> bool:
         return self.shift == 0
 
+    @property
+    def n_valid(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def total_valid(self) -> int:
+        """Sum of the valid values: exact once bucketed, else modulo 2**16 (what a checksum needs)."""
+        return self.ref * self.n_valid + self.dev_sum if self.shift else sum_mod16(*self.buckets())
+
+    def buckets(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted keys, counts) of the non-empty bins."""
+        idx = np.flatnonzero(self.counts)
+        return idx.astype(np.int64) + self.base, self.counts[idx]
+
     def histogram(self) -> Histogram:
         """The exact histogram of the valid values (only while `exact`)."""
-        return Histogram(self.keys, self.counts)
+        return Histogram(*self.buckets())
 
 
 @dataclass
 class RankSearch:
     """Finds the values at given ranks of a bucketed signal, one pass over the data per step.
 
-    Each pending rank sits in a known value interval [lo, lo + width) with `below` valid
-    samples under it. A pass counts the interval's values in `bins` sub-buckets; the rank's
-    sub-bucket becomes its next interval, until the width is 1."""
+    Every pending rank sits in an aligned interval of values [key << bits, (key + 1) << bits)
+    with `below` valid samples under it; all intervals share one power-of-two width. A pass
+    counts each interval's values in 2**sub sub-buckets (one `searchsorted` and one
+    `bincount` over the window, whatever the number of ranks); the rank's sub-bucket becomes
+    its next interval, until the width is 1."""
 
-    bins: int
-    pending: dict[int, tuple[int, int, int]]  # rank -> (lo, width, below)
+    bits: int
+    sub: int
+    pending: dict[int, tuple[int, int]]  # rank -> (interval key, valid samples below it)
+    vmin: int = 0  # valid values lie in [vmin, vmax]
+    vmax: int = 0
+    nan: int | None = None
     found: dict[int, int] = field(default_factory=dict)
-    _intervals: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    _counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    _lut: np.ndarray | None = None  # key - _lut_base -> slot (-1: no pending interval), when small
+    _lut_base: int = 0
 
     @classmethod
-    def from_buckets(cls, counter: SparseCounter, ranks: list[int], bins: int) -> "RankSearch":
-        cum = np.cumsum(counter.counts)
+    def from_buckets(cls, counter: RangeCounter, ranks: list[int], budget: int) -> "RankSearch":
+        """The search for `ranks` of a bucketed counter, counting at most about `budget` bins."""
+        keys, counts = counter.buckets()
+        cum = np.cumsum(counts)
         idx = np.searchsorted(cum, np.asarray(ranks), side="right")
-        pending = {}
-        for rank, i in zip(ranks, idx):
-            below = int(cum[i - 1]) if i else 0
-            pending[rank] = (int(counter.keys[i]) << counter.shift, 1 << counter.shift, below)
-        search = cls(bins, pending)
-        search._settle()
+        pending = {rank: (int(keys[i]), int(cum[i - 1]) if i else 0) for rank, i in zip(ranks, idx)}
+        n_keys = len({key for key, _ in pending.values()})
+        sub = max(1, (max(2, budget // n_keys)).bit_length() - 1)
+        search = cls(counter.shift, sub, pending, int(counter.vmin), int(counter.vmax), counter.nan)
+        search._start_pass()
         return search
 
-    def _settle(self) -> None:
-        for rank, (lo, width, _) in list(self.pending.items()):
-            if width == 1:
-                self.found[rank] = lo
-                del self.pending[rank]
-        self._intervals = {(lo, w): np.zeros(min(self.bins, w), np.int64) for lo, w, _ in self.pending.values()}
+    def _start_pass(self) -> None:
+        if self.bits == 0:
+            self.found.update({rank: key for rank, (key, _) in self.pending.items()})
+            self.pending = {}
+            return
+        self.sub = min(self.sub, self.bits)
+        self._keys = np.unique(np.asarray([key for key, _ in self.pending.values()], np.int64))
+        self._counts = np.zeros(self._keys.size << self.sub, np.int64)
+        # A lookup table over the keys the values can take is one gather per sample; past a
+        # few MB, a binary search over the few interval keys instead.
+        # It starts at the key of the NaN value too (the format's minimum), which samples hold
+        # but which is never counted: no sample falls outside the table.
+        self._lut_base = min(self.vmin, self.nan if self.nan is not None else self.vmin) >> self.bits
+        span = (self.vmax >> self.bits) - self._lut_base + 1
+        self._lut = None
+        if span <= 1 << 22:
+            self._lut = np.full(span, -1, np.int32)
+            self._lut[self._keys - self._lut_base] = np.arange(self._keys.size, dtype=np.int32)
 
     @property
     def done(self) -> bool:
         return not self.pending
 
-    def add(self, values: np.ndarray, nan: int | None) -> None:
-        for (lo, width), counts in self._intervals.items():
-            sel = values[(values >= lo) & (values < lo + width)]
-            if nan is not None:
-                sel = sel[sel != nan]
-            if sel.size:
-                step = -(-width // counts.size)
-                counts += np.bincount((sel - lo) // step, minlength=counts.size)[: counts.size]
+    def add(self, values: np.ndarray) -> None:
+        """Count a window's samples (NaN codes included: they are never counted)."""
+        nan = self.nan
+        if not values.size or self.done:
+            return
+        keys = values >> self.bits
+        if self._lut is not None:
+            keys -= self._lut_base
+            slot = self._lut[keys]
+            match = slot >= 0
+        else:
+            slot = np.minimum(np.searchsorted(self._keys, keys), self._keys.size - 1)
+            match = self._keys[slot] == keys
+        if nan is not None and self._keys[0] == nan >> self.bits:  # NaN shares a bucket with valid values
+            match &= values != nan
+        fine = (values[match] >> (self.bits - self.sub)) & ((1 << self.sub) - 1)
+        self._counts += np.bincount((slot[match] << self.sub) + fine, minlength=self._counts.size)
 
     def finish_pass(self) -> None:
-        for rank, (lo, width, below) in list(self.pending.items()):
-            counts = self._intervals[(lo, width)]
-            step = -(-width // counts.size)
-            cum = below + np.cumsum(counts)
+        width = 1 << self.sub
+        for rank, (key, below) in list(self.pending.items()):
+            slot = int(np.searchsorted(self._keys, key))
+            cum = below + np.cumsum(self._counts[slot * width : (slot + 1) * width])
             i = int(np.searchsorted(cum, rank, side="right"))
-            self.pending[rank] = (lo + i * step, min(step, lo + width - (lo + i * step)),
-                                  int(cum[i - 1]) if i else below)
-        self._settle()
+            self.pending[rank] = ((key << self.sub) + i, int(cum[i - 1]) if i else below)
+        self.bits -= self.sub
+        self._start_pass()
 
 
-def sparse_distribution(counter: SparseCounter, found: dict[int, int], extra_invalid: int, stored_sum: int) -> Distribution:
+def bucketed_distribution(counter: RangeCounter, found: dict[int, int], extra_invalid: int,
+                          stored_sum: int) -> Distribution:
     """The distribution of a bucketed counter whose needed ranks were found by `RankSearch`."""
-    n_valid = int(counter.counts.sum())
-    mean = counter.total / n_valid
-    # n * sum(x^2) - sum(x)^2 is exact in Python ints: no cancellation.
-    var = (n_valid * counter.squares - counter.total * counter.total) / (n_valid * n_valid)
-    return Distribution(n_valid + counter.n_invalid + extra_invalid, counter.n_invalid + extra_invalid, mean,
-                        float(var), int(counter.vmin), int(counter.vmax), dict(found), stored_sum)
+    n_valid = counter.n_valid
+    mean_dev = counter.dev_sum / n_valid
+    var = max(0.0, counter.dev_squares / n_valid - mean_dev * mean_dev)
+    return Distribution(n_valid + counter.n_invalid + extra_invalid, counter.n_invalid + extra_invalid,
+                        counter.ref + mean_dev, var, int(counter.vmin), int(counter.vmax), dict(found), stored_sum)

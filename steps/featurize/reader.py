@@ -33,11 +33,11 @@ from steps.featurize.formats import FORMATS, Format, code_values, decode, read_b
 from steps.featurize.histograms import (
     DenseCounter,
     Distribution,
+    RangeCounter,
     RankSearch,
-    SparseCounter,
+    bucketed_distribution,
     histogram_distribution,
     needed_ranks,
-    sparse_distribution,
 )
 from steps.featurize.records import RecordError
 
@@ -46,11 +46,11 @@ DEFAULT_WINDOW = 1 << 20
 # Samples (all signals of a file together) decoded at once: a record of 2,000 signals reads
 # fewer frames per window than one of 8, so a window's arrays stay a few tens of MB.
 MAX_WINDOW_SAMPLES = 1 << 22
-# Histogram entries per segment: dense bins of the narrow formats, and the cap on the
-# (value, count) pairs all sparse counters of a segment may hold (int64 each).
+# Histogram bins per segment (int64 each): dense bins of the narrow formats, and the bins all
+# range counters of a segment may hold together (each gets its share, at least MIN_RANGE_CAP).
 DENSE_BUDGET = 1 << 22
-SPARSE_BUDGET = 1 << 21
-MIN_SPARSE_CAP = 1 << 10
+RANGE_BUDGET = 1 << 21
+MIN_RANGE_CAP = 1 << 10
 
 
 @dataclass
@@ -240,7 +240,7 @@ def _counter(fmt: Format, n_samples: int, dense_left: list[int], cap: int):
     if fmt.codes and n_samples * 8 >= bins and dense_left[0] >= bins:
         dense_left[0] -= bins
         return DenseCounter(fmt)
-    return SparseCounter(fmt.nan, cap)
+    return RangeCounter(fmt.nan, cap)
 
 
 def _first_pass(f: DataFile, n_frames: int, window: int, counters: list, sums: list[int]) -> None:
@@ -254,7 +254,8 @@ def _first_pass(f: DataFile, n_frames: int, window: int, counters: list, sums: l
                     sums[i] += int(code_values(f.fmt, col).sum())
                 continue
             values = code_values(f.fmt, col) if f.fmt.codes else col
-            sums[i] += int(values.sum(dtype=np.int64))
+            if skew:
+                sums[i] += int(values.sum(dtype=np.int64))
             counter.add(values[start:] if start else values)
 
 
@@ -268,14 +269,14 @@ def _refine(f: DataFile, n_frames: int, window: int, searches: dict[int, RankSea
                 col = cols[i]
                 start = max(0, f.skew[i] - f0) * f.spf[i]
                 values = code_values(f.fmt, col) if f.fmt.codes else col.astype(np.int64)
-                search.add(values[start:], f.fmt.nan)
+                search.add(values[start:] if start else values)
         for search in searches.values():
             if not search.done:
                 search.finish_pass()
 
 
 def _file_distributions(f: DataFile, n_frames: int, window: int, n_sig: int, dense_left: list[int]) -> list[Distribution]:
-    cap = max(MIN_SPARSE_CAP, SPARSE_BUDGET // max(1, n_sig))
+    cap = max(MIN_RANGE_CAP, RANGE_BUDGET // max(1, n_sig))
     counters = [_counter(f.fmt, n_frames * k, dense_left, cap) for k in f.spf]
     sums = [0] * len(counters)
     _first_pass(f, n_frames, window, counters, sums)
@@ -283,20 +284,21 @@ def _file_distributions(f: DataFile, n_frames: int, window: int, n_sig: int, den
     pads = [min(skew, n_frames) * k for skew, k in zip(f.skew, f.spf)]
     searches: dict[int, RankSearch] = {}
     for i, counter in enumerate(counters):
-        if isinstance(counter, SparseCounter) and not counter.exact:
-            n_valid = int(counter.counts.sum())
-            bins = max(64, SPARSE_BUDGET // (20 * len(counters)))
-            searches[i] = RankSearch.from_buckets(counter, needed_ranks(n_valid), bins)
+        if isinstance(counter, RangeCounter) and not counter.exact:
+            budget = max(64, RANGE_BUDGET // len(counters))
+            searches[i] = RankSearch.from_buckets(counter, needed_ranks(counter.n_valid), budget)
     _refine(f, n_frames, window, searches)
     out = []
     for i, counter in enumerate(counters):
         if isinstance(counter, DenseCounter):
-            stored = sums[i] if f.skew[i] else None
-            out.append(histogram_distribution(counter.histogram(), f.fmt.nan, pads[i], stored))
-        elif counter.exact:
-            out.append(histogram_distribution(counter.histogram(), None, counter.n_invalid + pads[i], sums[i]))
+            out.append(histogram_distribution(counter.histogram(), f.fmt.nan, pads[i], sums[i] if f.skew[i] else None))
+            continue
+        # Unskewed, the column as stored is the valid values plus the NaN codes.
+        stored = sums[i] if f.skew[i] else counter.total_valid + counter.n_invalid * (f.fmt.nan or 0)
+        if counter.exact:
+            out.append(histogram_distribution(counter.histogram(), None, counter.n_invalid + pads[i], stored))
         else:
-            out.append(sparse_distribution(counter, searches[i].found, pads[i], sums[i]))
+            out.append(bucketed_distribution(counter, searches[i].found, pads[i], stored))
     return out
 
 

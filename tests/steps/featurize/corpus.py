@@ -275,15 +275,21 @@ def long_format8(root: Path, frames: int = 30000) -> Case:
 
 
 def wide_record(root: Path) -> Case:
-    """Formats 24 and 32 with thousands of distinct values and an outlier: the sparse counters
+    """Formats 24 and 32 with thousands of distinct values and an outlier: the range counters
     coarsen to buckets (with a small budget) and the percentiles are searched exactly."""
     rng = np.random.default_rng(900)
     a = rng.integers(-(2**22), 2**22, 6000)
     a[17] = 2**23 - 1
     b = (rng.standard_normal(6000) * 2**24).astype(np.int64)
     b[5] = -(2**31) + 1
+    # A tenth of the samples at the minimum and NaN runs: p05 sits in the lowest bucket, next
+    # to the NaN code, which must never be counted.
+    c = rng.integers(-(2**23) + 1, 2**23, 6000)
+    c[rng.choice(6000, 600, replace=False)] = -(2**23) + 1
+    c[100:140] = c[3000:3013] = nan_code("24")
     return write_record(root / "wide", "wide", [Signal("W24", "24", a, file="wide24.dat", gain=1000.0),
-                                                Signal("W32", "32", b, file="wide32.dat", gain=-3e5, baseline=17)])
+                                                Signal("W32", "32", b, file="wide32.dat", gain=-3e5, baseline=17),
+                                                Signal("W24n", "24", c, file="wide24n.dat", gain=7.0)])
 
 
 def valid_corpus(root: Path) -> list[Case]:

@@ -2,8 +2,8 @@
 
 Every signal's row is compared with numpy over `wfdb.rdrecord(..., physical=True,
 smooth_frames=False)` of the same record, with the whole record in one window, in windows of a
-few frames, and with histogram budgets so small that every signal goes through the sparse
-counters and the bucketed rank search."""
+few frames, and with histogram budgets so small that every signal goes through the range
+counters, coarsened to buckets, and the exact rank search."""
 
 from __future__ import annotations
 
@@ -64,10 +64,10 @@ class TestValidFormats:
     @pytest.mark.parametrize("mode", ["whole", "windows", "tiny_budget"])
     def test_every_signal_equals_numpy_over_wfdb(self, corpus, mode, monkeypatch):
         window = 7 if mode == "windows" else 1 << 20
-        if mode == "tiny_budget":  # no dense counters; sparse ones coarsen after 16 distinct values
+        if mode == "tiny_budget":  # no dense counters; range counters coarsen past 16 bins
             monkeypatch.setattr(reader, "DENSE_BUDGET", 0)
-            monkeypatch.setattr(reader, "SPARSE_BUDGET", 16)
-            monkeypatch.setattr(reader, "MIN_SPARSE_CAP", 16)
+            monkeypatch.setattr(reader, "RANGE_BUDGET", 16)
+            monkeypatch.setattr(reader, "MIN_RANGE_CAP", 16)
             window = 97
         formats = set()
         for case in corpus:
