@@ -1,15 +1,17 @@
 """Exact distributions of digital sample values in bounded memory.
 
 WFDB samples are integers, so a histogram of digital values is a lossless summary of a signal:
-mean, std, min, max and percentiles follow from it exactly, in one pass over the data.
+mean, std, min, max and percentiles follow from it exactly, in one pass over the data, as long
+as the histogram fits its budget.
 
 - `DenseCounter`: one bin per code of a narrow format (at most 65,536 bins). Fastest: a
   `np.bincount` per window. Used when the signal has enough samples to fill it.
 - `RangeCounter`: bins over the range of values actually seen: a one-sample signal costs one
   bin, not 65,536 (a record of 2,000 short signals stays small), a 24-bit signal what its
   values span. Past `cap` bins it coarsens to power-of-two buckets and keeps the exact sum,
-  the sum of squares (about a value near the mean), min and max; the few ranks the percentiles need are then found exactly by
-  further passes over the data, each narrowing the bucket that holds a rank (`RankSearch`).
+  the sum of squares (about a value near the mean), min and max; the few ranks the
+  percentiles need are then found exactly by further passes over the data, each narrowing
+  the bucket that holds a rank (`RankSearch`).
 """
 
 from __future__ import annotations
@@ -30,10 +32,6 @@ class Histogram:
 
     values: np.ndarray
     counts: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return int(self.counts.sum())
 
 
 def needed_ranks(n_valid: int, percentiles=PERCENTILES) -> list[int]:
@@ -58,7 +56,7 @@ class Distribution:
     vmin: int
     vmax: int
     rank_values: dict[int, int]  # digital value at each needed rank (ascending order)
-    stored_sum: int  # sum of the column as stored (NaN codes included): the checksum's input
+    stored_sum: int  # sum of the column as stored (NaN codes included), at least modulo 2**16
 
     @property
     def n_valid(self) -> int:
@@ -74,8 +72,10 @@ class Distribution:
 
 
 def sum_mod16(values: np.ndarray, counts: np.ndarray) -> int:
-    """sum(values * counts) modulo 2**16; reduced first, no product or sum can overflow int64."""
-    return int(((values % 65536) * (counts % 65536) % 65536).sum())
+    """sum(values * counts) modulo 2**16. The low 16 bits of each factor (two's complement, so
+    negative values too) make products below 2**32; a histogram has at most a few million
+    entries, so their sum stays inside int64."""
+    return int(((values & 0xFFFF) * (counts & 0xFFFF)).sum()) % 65536
 
 
 def histogram_distribution(hist: Histogram, nan: int | None, extra_invalid: int = 0,
@@ -119,9 +119,12 @@ class DenseCounter:
 
     def histogram(self) -> Histogram:
         idx = np.flatnonzero(self.counts)
-        values = code_values(self.fmt, idx)
-        order = np.argsort(values, kind="stable")
-        return Histogram(values[order], self.counts[idx][order])
+        if self.fmt.code not in ("80", "160"):
+            # Two's complement: the codes of the negative values (top half) sort first. A
+            # rotation, not a sort: this runs once per signal, for thousands of small records.
+            split = int(np.searchsorted(idx, 1 << (self.fmt.bits - 1)))
+            idx = np.concatenate([idx[split:], idx[:split]])
+        return Histogram(code_values(self.fmt, idx), self.counts[idx])
 
 
 @dataclass

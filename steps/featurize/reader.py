@@ -45,7 +45,7 @@ KNOWN_FORMATS = set(FORMATS)
 DEFAULT_WINDOW = 1 << 20
 # Samples (all signals of a file together) decoded at once: a record of 2,000 signals reads
 # fewer frames per window than one of 8, so a window's arrays stay a few tens of MB.
-MAX_WINDOW_SAMPLES = 1 << 22
+MAX_WINDOW_SAMPLES = 1 << 21
 # Histogram bins per segment (int64 each): dense bins of the narrow formats, and the bins all
 # range counters of a segment may hold together (each gets its share, at least MIN_RANGE_CAP).
 DENSE_BUDGET = 1 << 22

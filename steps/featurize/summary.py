@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from steps.featurize.headers import read_header
 from steps.featurize.histograms import PERCENTILES, Distribution
 from steps.featurize.reader import DEFAULT_WINDOW, checksum_ok, segment_distributions
 from steps.featurize.records import FeatureResult, RecordError, RecordRef
@@ -85,11 +86,9 @@ def _read_segment(
     record: RecordRef, seg_name: str, seg_index: int, start: int | None, fs_record: float | None,
     window: int, verify_checksum: bool, result: FeatureResult,
 ) -> None:
-    import wfdb
-
     path = record.directory / seg_name
     try:
-        header = wfdb.rdheader(str(path))
+        header = read_header(path)
     except Exception as err:  # noqa: BLE001 - wfdb raises many types for a bad header
         raise RecordError("header_parse_error", f"header {seg_name}.hea does not parse: {type(err).__name__}: {err}",
                           file=f"{seg_name}.hea") from err

@@ -19,6 +19,7 @@ import wfdb
 
 from steps.featurize import reader
 from steps.featurize.discovery import discover_records
+from steps.featurize.headers import FIELDS, read_header
 from steps.featurize.run import featurize
 from steps.featurize.settings import FeaturizeSettings
 from steps.featurize.summary import summarize_record
@@ -111,6 +112,21 @@ class TestValidFormats:
             files = {s.file or f"{name}.dat" for s in case.signals}
             on_disk = sum((case.folder / f).stat().st_size for f in files)
             assert summarize_record(record_ref(case)).bytes_read == on_disk, name
+
+
+class TestValidHeaders:
+    def test_headers_parse_as_wfdb_parses_them(self, corpus, physionet):
+        headers = [c.folder / f"{c.name}.hea" for c in corpus] + sorted(physionet.rglob("*.hea"))
+        compared = 0
+        for hea in headers:
+            wanted = wfdb.rdheader(str(hea.with_suffix("")))
+            if isinstance(wanted, wfdb.MultiRecord):
+                continue
+            got = read_header(hea.with_suffix(""))
+            for name in FIELDS + ("record_name", "n_sig", "fs", "sig_len", "base_time", "base_date"):
+                assert getattr(got, name) == getattr(wanted, name), (hea, name)
+            compared += 1
+        assert compared > 60
 
 
 class TestInvalidSegments:
