@@ -65,7 +65,9 @@ def _group(rel_dir: Path, shard: str) -> str:
 
 # Bytes per sample of the common formats: the work of a record is its sample count (every
 # sample is histogrammed once), which bytes alone misjudge across formats 80, 212 and 16.
-SAMPLE_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5, "24": 3.0, "32": 4.0}
+# FLAC (508/516/524) is compressed: about one sample per byte, the default.
+SAMPLE_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5, "24": 3.0, "32": 4.0,
+                "310": 4 / 3, "311": 4 / 3}
 
 
 def _data_size(directory: Path, texts: dict[str, str], name: str) -> tuple[int, int]:

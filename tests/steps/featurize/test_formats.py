@@ -20,8 +20,6 @@ import wfdb
 from steps.featurize import reader
 from steps.featurize.discovery import discover_records
 from steps.featurize.headers import FIELDS, read_header
-from steps.featurize.run import featurize
-from steps.featurize.settings import FeaturizeSettings
 from steps.featurize.summary import summarize_record
 from tests.steps.featurize import corpus as C
 
