@@ -2,6 +2,19 @@
 
     .venv/bin/python benchmarks/featurize_bench.py                 # ~100 MB, quick check
     .venv/bin/python benchmarks/featurize_bench.py --size 1G       # the issue's ~1 GB run
+    .venv/bin/python benchmarks/featurize_bench.py --only formats  # per-format throughput only
+    .venv/bin/python benchmarks/featurize_bench.py --only memory   # peak RSS cases only
+
+Three sections (`--only` picks some):
+
+- formats: one record per WFDB storage format (8 signals, `--format-samples` samples in all),
+  read on one core by our reader (`summarize_record`, statistics included), by
+  `wfdb.rdrecord` alone (digital, and physical as the seed reads), and by `wfdb.rdrecord`
+  plus the same statistics in numpy; MB/s of file bytes and samples/s.
+- memory: peak RSS of `python -m steps.featurize --jobs 1` (one worker) on a 4 KB record of
+  2,000 one-sample signals and on 24 h x 8 channels at 125 Hz (format 16, and format 24, whose
+  values span more bins than the budget: bucketed, then a second pass).
+- mixed (below): the seed comparison.
 
 It generates a skewed dataset of plain WFDB records (a few long ones, many short ones, formats
 80/16/212, NaN runs; plain `<name>.{hea,dat}` so the seed's file-name splitting finds them),
@@ -220,26 +233,151 @@ def child(method: str, data: Path, jobs: int, out: Path) -> None:
     print(json.dumps(result))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=parse_size, default=parse_size("100M"), help="Bytes of samples to generate "
-                        "(e.g. 100M, 1G). Default 100M.")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="Workers for every method (default: vCPUs).")
-    parser.add_argument("--workdir", type=Path, default=None, help="Where to generate (default: a temporary folder).")
-    parser.add_argument("--child", nargs=3, metavar=("METHOD", "DATA", "OUT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child[0], Path(args.child[1]), args.jobs, Path(args.child[2]))
-        return 0
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="featurize-bench-"))
+# ---------------------------------------------------------------------------- formats
+
+def format_record(folder: Path, fmt: str, n_samples: int, span_bits: int | None = None, seed: int = 3) -> tuple[str, int]:
+    """One 8-signal record of about `n_samples` samples in `fmt`, Gaussian values over the
+    format's range (or over 2**span_bits values); returns (record path, bytes)."""
+    import wfdb
+
+    from tests.steps.featurize import corpus
+
+    folder.mkdir(parents=True, exist_ok=True)
+    n_sig, frames = 8, n_samples // 8
+    rng = np.random.default_rng(seed)
+    bits = corpus.BITS[fmt]
+    if fmt == "8":  # a random walk: first differences fit in one byte
+        d = np.cumsum(rng.integers(-20, 21, (frames, n_sig)), axis=0)
+    else:
+        top = (1 << ((span_bits or bits) - 1)) - 1
+        d = np.clip(rng.standard_normal((frames, n_sig)) * top / 4, -top, top).astype(np.int64)
+        d[1000:1500, 2] = corpus.nan_code(fmt)
+    name = f"f{fmt}"
+    if fmt in ("80", "16", "24", "32", "508", "516", "524"):
+        wfdb.wrsamp(name, fs=125, units=["mV"] * n_sig, sig_name=[f"S{c}" for c in range(n_sig)], d_signal=d,
+                    fmt=[fmt] * n_sig, adc_gain=[200.0] * n_sig, baseline=[0] * n_sig, write_dir=str(folder))
+    else:
+        sigs = [corpus.Signal(f"S{c}", fmt, d[:, c]) for c in range(n_sig)]
+        corpus.write_record(folder, name, sigs, fs=125)
+    return str(folder / name), (folder / f"{name}.dat").stat().st_size
+
+
+def _best(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def wfdb_and_numpy(path: str) -> None:
+    """The same statistics the way the seed gets them: wfdb's whole read, then numpy."""
+    import wfdb
+
+    signal = wfdb.rdrecord(path).p_signal
+    for c in range(signal.shape[1]):
+        v = signal[:, c]
+        v = v[~np.isnan(v)]
+        v.mean(), v.std(), v.min(), v.max(), np.percentile(v, [5, 25, 50, 75, 95])
+
+
+# (format, span in bits or None for the format's whole range): the wide formats twice, over a
+# 17-bit span (what a 24-bit ECG front end uses: +-65 mV at 1 uV) and over their whole range,
+# where the values outnumber the histogram budget and a second pass finds the percentiles.
+FORMAT_CASES = [("8", None), ("16", None), ("24", 17), ("24", None), ("32", 17), ("32", None), ("61", None),
+                ("80", None), ("160", None), ("212", None), ("310", None), ("311", None), ("508", None),
+                ("516", None), ("524", 17), ("524", None)]
+
+
+def run_formats(work: Path, n_samples: int) -> None:
+    import wfdb
+
+    from steps.featurize.discovery import discover_records
+    from steps.featurize.summary import summarize_record
+
+    print(f"per-format throughput, one core, 8 signals, {n_samples / 1e6:.0f} M samples per record, best of 3 "
+          "(wfdb + numpy: best of 2); MB/s of file bytes")
+    print(f"{'format':>6} {'span':>5} {'MB':>5} {'ours MB/s':>9} {'Msamp/s':>8} {'wfdb digital':>12} "
+          f"{'wfdb physical':>13} {'wfdb+numpy':>10} {'vs physical':>11} {'vs +numpy':>9}")
+    for fmt, span in FORMAT_CASES:
+        path, nbytes = format_record(work / f"fmt{fmt}-{span or 'full'}", fmt, n_samples, span)
+        (ref,) = discover_records(Path(path).parent)
+        result = summarize_record(ref)
+        assert not result.errors, result.errors
+        ours = _best(lambda: summarize_record(ref))
+        try:
+            digital_text = f"{nbytes / 1e6 / _best(lambda: wfdb.rdrecord(path, physical=False)):12.0f}"
+        except Exception as err:  # noqa: BLE001 - wfdb 4.3.1 cannot read format 61 digitally
+            digital_text = f"{type(err).__name__:>12}"
+        physical = _best(lambda: wfdb.rdrecord(path))
+        with_stats = _best(lambda: wfdb_and_numpy(path), repeat=2)
+        print(f"{fmt:>6} {span or 'full':>5} {nbytes / 1e6:5.1f} {nbytes / 1e6 / ours:9.0f} {n_samples / 1e6 / ours:8.0f} "
+              f"{digital_text} {nbytes / 1e6 / physical:13.0f} {nbytes / 1e6 / with_stats:10.0f} "
+              f"{physical / ours:10.1f}x {with_stats / ours:8.1f}x")
+
+
+# ---------------------------------------------------------------------------- memory
+
+def _peak_rss(input_dir: Path, out: Path) -> tuple[float, float, dict]:
+    """(peak RSS watched from outside MB, the report's VmHWM MB, report) of one featurize run."""
+    from tests.steps.featurize_data import watch_peak_rss
+
+    proc = subprocess.Popen([sys.executable, "-m", "steps.featurize", "--input", str(input_dir), "--output",
+                             str(out), "--jobs", "1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = watch_peak_rss(proc)
+    if proc.wait():
+        raise RuntimeError(proc.stderr.read().decode())
+    report = json.loads((out / "report.json").read_text())
+    return peak, report["peak_rss_mb_per_worker"], report
+
+
+def run_memory(work: Path) -> None:
+    from tests.steps import featurize_data
+    from tests.steps.featurize import corpus
+
+    cases = []
+    wide = work / "mem-wide"
+    corpus.write_record(wide, "wide", [corpus.Signal(f"S{c}", "16", np.array([c - 1000])) for c in range(2000)])
+    cases.append(("2,000 one-sample signals, format 16", wide))
+    day = work / "mem-day16"
+    featurize_data.write_long_record(day, "day", frames=24 * 3600 * 125)
+    cases.append(("24 h x 8 channels, format 16", day))
+    day24 = work / "mem-day24"
+    day24.mkdir(parents=True, exist_ok=True)
+    frames, chunk = 24 * 3600 * 125, 1 << 20
+    rng = np.random.default_rng(5)
+    pattern = np.clip(rng.standard_normal((chunk, 8)) * 2**20, -(2**23) + 1, 2**23 - 1).astype(np.int64)
+    sums = np.zeros(8, np.int64)
+    with open(day24 / "day.dat", "wb") as fh:
+        for start in range(0, frames, chunk):
+            block = pattern[: min(chunk, frames - start)]
+            sums += block.sum(axis=0)
+            fh.write(corpus.encode("24", [block[:, c] for c in range(8)], [1] * 8))
+    lines = [f"day 8 125 {frames}"] + [f"day.dat 24 200/mV 24 0 {pattern[0, c]} {(int(sums[c]) + 32768) % 65536 - 32768}"
+                                       f" 0 S{c}" for c in range(8)]
+    (day24 / "day.hea").write_text("\n".join(lines) + "\n")
+    cases.append(("24 h x 8 channels, format 24 (two passes)", day24))
+    print(f"{'memory case':40} {'file MB':>8} {'seconds':>8} {'peak RSS MB (watched)':>22} {'VmHWM MB (report)':>18}")
+    for label, folder in cases:
+        size = sum(p.stat().st_size for p in folder.glob("*.dat"))
+        started = time.perf_counter()
+        peak, hwm, report = _peak_rss(folder, work / f"{folder.name}-out")
+        assert report["records_ok"] == 1, report
+        print(f"{label:40} {size / 1e6:8.1f} {time.perf_counter() - started:8.1f} {peak:22.0f} {hwm:18.0f}")
+
+
+def run_mixed(work: Path, size: int, jobs: int) -> int:
+    """The seed comparison: floor, baseline and ours, each in its own child process."""
     data = work / "data"
     started = time.perf_counter()
-    info = make_dataset(data, args.size)
+    print(f"\nmixed run: {size / 1e9:.1f} GB of formats 80/16/212 vs the seed's method and the read floor")
+    info = make_dataset(data, size)
     print(f"dataset: {info['records']} records, {info['bytes'] / 1e6:.0f} MB in {data} "
-          f"(generated in {time.perf_counter() - started:.0f} s); jobs={args.jobs}")
+          f"(generated in {time.perf_counter() - started:.0f} s); jobs={jobs}")
     results = {}
     for method in ("floor", "floor", "baseline", "ours"):  # first floor pass warms the page cache
-        proc = subprocess.run([sys.executable, __file__, "--jobs", str(args.jobs), "--child", method, str(data),
+        proc = subprocess.run([sys.executable, __file__, "--jobs", str(jobs), "--child", method, str(data),
                                str(work / method)], capture_output=True, text=True, cwd=ROOT)
         if proc.returncode:
             print(proc.stderr, file=sys.stderr)
@@ -256,6 +394,34 @@ def main() -> int:
     print(f"ours vs baseline throughput: {speedup:.2f}x; ours reaches {floor / results['ours']['seconds']:.0%} "
           f"of the read floor's speed; statistics agree with the baseline to {agreement(work):.1e} (relative)")
     return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=parse_size, default=parse_size("100M"), help="Bytes of samples to generate "
+                        "(e.g. 100M, 1G). Default 100M.")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="Workers for every method (default: vCPUs).")
+    parser.add_argument("--workdir", type=Path, default=None, help="Where to generate (default: a temporary folder).")
+    parser.add_argument("--child", nargs=3, metavar=("METHOD", "DATA", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--only", nargs="+", choices=("formats", "memory", "mixed"), default=("formats", "memory", "mixed"),
+                        help="Sections to run (default: all).")
+    parser.add_argument("--format-samples", type=float, default=8e6, help="Samples per format record (default 8e6).")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]), args.jobs, Path(args.child[2]))
+        return 0
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="featurize-bench-"))
+    print(f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min), "
+          f"{os.cpu_count()} vCPUs; work folder {work}")
+    code = 0
+    if "formats" in args.only:
+        run_formats(work, int(args.format_samples))
+    if "memory" in args.only:
+        run_memory(work)
+    if "mixed" in args.only:
+        code = run_mixed(work, args.size, args.jobs)
+    print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+    return code
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def _group(rel_dir: Path, shard: str) -> str:
 
 # Bytes per sample of the common formats: the work of a record is its sample count (every
 # sample is histogrammed once), which bytes alone misjudge across formats 80, 212 and 16.
-SAMPLE_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5, "24": 3.0, "32": 4.0}
+# FLAC (508/516/524) is compressed: about one sample per byte, the default.
+SAMPLE_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5, "24": 3.0, "32": 4.0,
+                "310": 4 / 3, "311": 4 / 3}
 
 
 def _data_size(directory: Path, texts: dict[str, str], name: str) -> tuple[int, int]:
@@ -100,7 +102,9 @@ def _directory_records(root: Path, directory: Path, names: list[str], shard: str
         if tokens and "/" in tokens[0]:
             entries = [(t[0], int(t[1]) if len(t) > 1 and t[1].isdigit() else -1) for t in _body_lines(texts[name])]
             masters[name] = entries
-    claimed = {seg for entries in masters.values() for seg, _ in entries}
+    # A segment named by a path that leads back into this folder (`../3000003/3000003_0002`) is
+    # still the master's: claimed here, it is that master's error row, not a record of its own.
+    claimed = {_local_name(directory, seg) for entries in masters.values() for seg, _ in entries}
     records: list[RecordRef] = []
     orphans: dict[str, list[str]] = {}
 
@@ -129,6 +133,11 @@ def _directory_records(root: Path, directory: Path, names: list[str], shard: str
         size, work = _sizes(directory, texts, segs)
         records.append(RecordRef(str(root), rel(segs[0]), group, prefix, "segments", False, tuple(segs), size, work))
     return records
+
+
+def _local_name(directory: Path, segment: str) -> str:
+    target = Path(os.path.normpath(directory / segment))
+    return target.name if target.parent == directory else segment
 
 
 def discover_records(root: str | Path, shard: str = "", include_numerics: bool = True) -> list[RecordRef]:

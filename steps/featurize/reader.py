@@ -1,14 +1,22 @@
-"""Histograms of the digital sample values of one WFDB segment, read in bounded windows.
+"""Distributions of the digital values of every signal of one WFDB segment, read in bounded windows.
 
-WFDB samples are integers, so a histogram of digital values is a lossless summary of a signal's
-distribution: exact mean, std, min, max and percentiles follow from it in one pass, with memory
-independent of the record length.
+Each data file is read here directly, in its own format (formats.py), so a record that mixes
+formats reads each file its own way and wfdb's reader is never needed for samples (it re-parses
+the header and converts every window to a full int array on each call, which is several times
+slower, and for format 8 it restarts the differences at every window). wfdb still parses the
+headers.
 
-For the formats MIMIC uses (80, 16, 212; also 61 and 160) the data file is read here directly,
-window by window, and each channel is histogrammed straight from the raw bytes (`np.bincount`
-over a strided view): no float conversion, no copy of the whole record. wfdb's own reader
-re-parses the header and converts every window to an int array on each call, which is several
-times slower; it is the fallback for every other format and for skewed or multi-rate signals.
+What a whole-record `wfdb.rdrecord(..., smooth_frames=False)` returns is what is summarised:
+
+- samples per frame: signal c holds `spf[c]` consecutive samples of each frame of its file;
+- skew: sample t of a signal with skew s is stored in frame t + s; wfdb never reads past the
+  record's length, so its last s frames are invalid (NaN) samples;
+- byte offset: the file's samples start that many bytes in (for FLAC: that many samples in);
+- no length in the header: as many frames as the first data file holds (wfdb's rule);
+- format 8: first differences, accumulated from the header's initial value.
+
+The checksum of a signal is the 16-bit sum of its column as stored (frames 0..length-1), not
+of the skewed view.
 """
 
 from __future__ import annotations
@@ -17,192 +25,314 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from steps.featurize.formats import FORMATS, Format, code_values, decode, read_bytes
+from steps.featurize.histograms import (
+    DenseCounter,
+    Distribution,
+    RangeCounter,
+    RankSearch,
+    bucketed_distribution,
+    histogram_distribution,
+    needed_ranks,
+)
 from steps.featurize.records import RecordError
 
-# Formats defined by WFDB (signal(5)); anything else in a header is an unknown format.
-KNOWN_FORMATS = {"8", "16", "24", "32", "61", "80", "160", "212", "310", "311", "508", "516", "524"}
-BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3}
-# Digital value WFDB stores for a missing sample (physical NaN). Format 8 stores differences: none.
-INVALID_VALUE = {
-    "80": -(2**7), "508": -(2**7), "310": -(2**9), "311": -(2**9), "212": -(2**11),
-    "16": -(2**15), "61": -(2**15), "160": -(2**15), "516": -(2**15),
-    "24": -(2**23), "524": -(2**23), "32": -(2**31),
-}
-FAST_FORMATS = {"80", "16", "61", "160", "212"}
+KNOWN_FORMATS = set(FORMATS)
 DEFAULT_WINDOW = 1 << 20
+# Samples (all signals of a file together) decoded at once: a record of 2,000 signals reads
+# fewer frames per window than one of 8, so a window's arrays stay a few tens of MB.
+MAX_WINDOW_SAMPLES = 1 << 21
+# Histogram bins per segment (int64 each): dense bins of the narrow formats, and the bins all
+# range counters of a segment may hold together (each gets its share, at least MIN_RANGE_CAP).
+DENSE_BUDGET = 1 << 22
+RANGE_BUDGET = 1 << 21
+MIN_RANGE_CAP = 1 << 10
 
 
 @dataclass
-class Histogram:
-    """Sorted distinct digital values and how often each occurs (NaN code included)."""
+class DataFile:
+    """One data file of a segment and the signals stored in it, in header order."""
 
-    values: np.ndarray
-    counts: np.ndarray
+    name: str
+    path: Path
+    fmt: Format
+    offset: int  # bytes (samples for FLAC) before the first frame
+    channels: list[int]
+    spf: list[int]
+    skew: list[int]
+    init: list[int]
+    size: int = 0
+    flac_frames: int | None = None  # samples per channel in a FLAC stream
 
     @property
-    def n(self) -> int:
-        return int(self.counts.sum())
+    def tspf(self) -> int:
+        return sum(self.spf)
 
 
-def _signed(idx: np.ndarray, bits: int) -> np.ndarray:
-    half = 1 << (bits - 1)
-    return np.where(idx >= half, idx - (1 << bits), idx)
+@dataclass
+class SegmentRead:
+    distributions: list[Distribution]
+    n_frames: int
+    bytes_read: int
 
 
-def _dense_to_hist(dense: np.ndarray, fmt: str) -> Histogram:
-    idx = np.flatnonzero(dense).astype(np.int64)
-    if fmt == "80":
-        values = idx - 128  # offset binary
-    elif fmt == "160":
-        values = idx - 32768
-    elif fmt == "212":
-        values = _signed(idx, 12)
-    else:
-        values = _signed(idx, 16)
-    order = np.argsort(values, kind="stable")
-    return Histogram(values[order], dense[idx][order].astype(np.int64))
+def _check_lists(header, name: str) -> None:
+    n_sig = header.n_sig
+    for attr in ("file_name", "fmt", "sig_name"):
+        listed = len(getattr(header, attr) or [])
+        if listed != n_sig:
+            raise RecordError("header_parse_error", f"header {name}.hea declares {n_sig} signals on its record line "
+                              f"but lists {listed}", file=f"{name}.hea")
 
 
-def _merge(hist: Histogram | None, values: np.ndarray, counts: np.ndarray) -> Histogram:
-    if hist is not None:
-        values = np.concatenate([hist.values, values])
-        counts = np.concatenate([hist.counts, counts])
-    uniq, inverse = np.unique(values, return_inverse=True)
-    return Histogram(uniq.astype(np.int64), np.bincount(inverse, weights=counts).astype(np.int64))
-
-
-def _decode_212(raw: np.ndarray, n_samples: int) -> np.ndarray:
-    # Two 12-bit samples in three bytes; the low nibble of byte 1 holds sample 0's high bits.
-    pad = (-raw.size) % 3
-    if pad:
-        raw = np.concatenate([raw, np.zeros(pad, np.uint8)])
-    triplets = raw.reshape(-1, 3).astype(np.uint16)
-    out = np.empty(triplets.shape[0] * 2, np.uint16)
-    out[0::2] = triplets[:, 0] | ((triplets[:, 1] & 0x0F) << 8)
-    out[1::2] = triplets[:, 2] | ((triplets[:, 1] & 0xF0) << 4)
-    return out[:n_samples]
-
-
-def expected_bytes(fmt: str, n_samples_total: int, byte_offset: int) -> int | None:
-    per = BYTES_PER_SAMPLE.get(fmt)
-    return None if per is None else byte_offset + math.ceil(n_samples_total * per)
-
-
-def _fast_file(path: Path, fmt: str, n_sig: int, n_frames: int, byte_offset: int, window: int) -> tuple[list[Histogram], int]:
-    bins = {"80": 256, "212": 4096}.get(fmt, 65536)
-    dense = np.zeros((n_sig, bins), np.int64)
-    window = max(2, window - window % 2)  # even frame count keeps 212 windows on 3-byte boundaries
-    bytes_read = 0
-    with open(path, "rb") as fh:
-        for start in range(0, n_frames, window):
-            frames = min(window, n_frames - start)
-            count = frames * n_sig
-            if fmt == "212":
-                fh.seek(byte_offset + start * n_sig * 3 // 2)
-                raw = np.fromfile(fh, np.uint8, math.ceil(count * 1.5))
-                bytes_read += raw.size
-                block = _decode_212(raw, count)
-            elif fmt == "80":
-                fh.seek(byte_offset + start * n_sig)
-                block = np.fromfile(fh, np.uint8, count)
-                bytes_read += block.size
-            else:
-                fh.seek(byte_offset + start * n_sig * 2)
-                block = np.fromfile(fh, ">u2" if fmt == "61" else "<u2", count)
-                bytes_read += block.size * 2
-            if block.size < count:
-                raise RecordError("truncated_data_file", f"{path.name}: data ends at frame {start + block.size // n_sig}")
-            block = block.reshape(frames, n_sig)
-            for ch in range(n_sig):
-                dense[ch] += np.bincount(block[:, ch], minlength=bins)
-    return [_dense_to_hist(dense[ch], fmt) for ch in range(n_sig)], bytes_read
-
-
-def _wfdb_record(record_path: Path, n_frames: int, window: int, n_sig: int) -> tuple[list[Histogram], int]:
-    import wfdb
-
-    hists: list[Histogram | None] = [None] * n_sig
-    bytes_read = 0
-    for start in range(0, n_frames, window):
-        stop = min(n_frames, start + window)
-        rec = wfdb.rdrecord(str(record_path), sampfrom=start, sampto=stop, physical=False, smooth_frames=False)
-        for ch, samples in enumerate(rec.e_d_signal):
-            values, counts = np.unique(np.asarray(samples, np.int64), return_counts=True)
-            hists[ch] = _merge(hists[ch], values, counts)
-            bytes_read += samples.size * samples.itemsize
-    return [h if h is not None else Histogram(np.zeros(0, np.int64), np.zeros(0, np.int64)) for h in hists], bytes_read
-
-
-def segment_histograms(record_path: Path, header, window: int = DEFAULT_WINDOW) -> tuple[list[Histogram], int, int]:
-    """Histograms of every signal of a single-segment header (a `wfdb.Record` from rdheader).
-
-    Returns (histograms in channel order, frames, bytes read). Raises RecordError for what the
-    header and the files say is wrong: unknown format, zero samples, a missing, short or
-    oversized data file."""
-    directory = record_path.parent
-    n_sig = header.n_sig or 0
-    if n_sig == 0:
-        raise RecordError("zero_samples", "header declares no signals")
+def _data_files(directory: Path, header, name: str) -> list[DataFile]:
+    n_sig = header.n_sig
     fmts = [str(f) for f in header.fmt]
     unknown = sorted({f for f in fmts if f not in KNOWN_FORMATS})
     if unknown:
-        raise RecordError("unknown_format", f"storage format(s) {unknown} not defined by WFDB")
-    spf = [s or 1 for s in (header.samps_per_frame or [1] * n_sig)]
-    skew = [s or 0 for s in (header.skew or [0] * n_sig)]
-    offsets = [b or 0 for b in (header.byte_offset or [0] * n_sig)]
-    files: dict[str, list[int]] = {}
-    for ch, name in enumerate(header.file_name):
-        files.setdefault(name, []).append(ch)
-    sizes: dict[str, int] = {}
-    for name in files:
-        path = directory / name
-        if not path.is_file():
-            raise RecordError("missing_data_file", f"data file {name} not found", file=name)
-        sizes[name] = os.path.getsize(path)
+        raise RecordError("unknown_format", f"header {name}.hea: storage format(s) {unknown} not defined by WFDB",
+                          file=f"{name}.hea")
+
+    def field_list(attr: str, default: int) -> list[int]:
+        values = list(getattr(header, attr) or [])
+        values += [None] * (n_sig - len(values))
+        return [default if v is None else int(v) for v in values]
+
+    spf, skew = field_list("samps_per_frame", 1), field_list("skew", 0)
+    offsets, init = field_list("byte_offset", 0), field_list("init_value", 0)
+    files: dict[str, DataFile] = {}
+    for ch, file_name in enumerate(header.file_name):
+        f = files.get(file_name)
+        if f is None:
+            f = files[file_name] = DataFile(file_name, directory / file_name, FORMATS[fmts[ch]], offsets[ch], [], [], [], [])
+        elif f.fmt.code != fmts[ch]:
+            raise RecordError("header_parse_error", f"header {name}.hea: data file {file_name} is given formats "
+                              f"{f.fmt.code} and {fmts[ch]}; WFDB stores one format per file", file=f"{name}.hea")
+        f.channels.append(ch)
+        f.spf.append(max(1, spf[ch]))
+        f.skew.append(max(0, skew[ch]))
+        f.init.append(init[ch])
+    for f in files.values():
+        if f.path.is_dir():
+            raise RecordError("missing_data_file", f"data file {f.name} is a directory, not a file", file=f.name)
+        if not f.path.is_file():
+            raise RecordError("missing_data_file", f"data file {f.name} not found", file=f.name)
+        f.size = os.path.getsize(f.path)
+        if f.fmt.flac:
+            f.flac_frames = _flac_info(f)
+    return list(files.values())
+
+
+def _flac_info(f: DataFile) -> int:
+    """Samples per channel in the FLAC stream; RecordError when it is not what the header says."""
+    import soundfile
+
+    with open(f.path, "rb") as fh:
+        if fh.read(4) != b"fLaC":
+            raise RecordError("read_error", f"data file {f.name} (format {f.fmt.code}) is not a FLAC stream", file=f.name)
+    if len(set(f.spf)) > 1:
+        raise RecordError("header_parse_error", f"signals of FLAC file {f.name} have different samples per frame "
+                          f"{f.spf}; one FLAC stream has one sampling rate", file=f.name)
+    try:
+        info = soundfile.info(str(f.path))
+    except Exception as err:  # noqa: BLE001 - libsndfile reports a corrupt stream in many ways
+        raise RecordError("read_error", f"FLAC file {f.name} cannot be decoded: {err}", file=f.name) from err
+    bits = {"PCM_S8": 8, "PCM_16": 16, "PCM_24": 24}.get(info.subtype)
+    if bits is None or bits > f.fmt.bits:
+        raise RecordError("header_data_mismatch", f"FLAC file {f.name} holds {info.subtype} samples, format "
+                          f"{f.fmt.code} allows at most {f.fmt.bits} bits", file=f.name)
+    if info.channels != len(f.channels):
+        raise RecordError("header_data_mismatch", f"FLAC file {f.name} holds {info.channels} channels, the header "
+                          f"gives it {len(f.channels)} signals", file=f.name)
+    return int(info.frames)
+
+
+def _frames_in(f: DataFile) -> int:
+    """Frames a data file holds (wfdb's rule for a header without a length)."""
+    if f.fmt.flac:
+        return max(0, f.flac_frames - f.offset) // f.spf[0]
+    return int((f.size - f.offset) / (f.fmt.bytes_per_sample * f.tspf))
+
+
+def _check_sizes(f: DataFile, n_frames: int) -> None:
+    if f.fmt.flac:
+        have = f.flac_frames - f.offset
+        need = n_frames * f.spf[0]
+        if have < need:
+            raise RecordError("truncated_data_file", f"{f.name}: {have} samples per channel, header needs {need}",
+                              file=f.name)
+        return
+    need = f.offset + read_bytes(f.fmt, n_frames * f.tspf)
+    if f.size < need:
+        raise RecordError("truncated_data_file", f"{f.name}: {f.size} bytes, header needs {need}", file=f.name)
+    # Writers may pad to a whole block; skewed signals may be stored past the record's end.
+    slack = (max(f.skew) + 1) * math.ceil(f.fmt.bytes_per_sample * f.tspf) + f.fmt.block_bytes
+    if f.size > need + slack:
+        raise RecordError("header_data_mismatch", f"{f.name}: {f.size} bytes, header declares only {need}", file=f.name)
+
+
+def _window_frames(f: DataFile, window: int) -> int:
+    frames = max(1, min(window, MAX_WINDOW_SAMPLES // f.tspf))
+    # Every window must start on a block boundary of the packed formats (2 or 3 samples).
+    block = f.fmt.block_samples
+    while (frames * f.tspf) % block:
+        frames += 1
+    return frames
+
+
+def _windows(f: DataFile, n_frames: int, window: int) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """(first frame, one array per signal of the file) for consecutive windows of frames.
+
+    Arrays hold codes for the narrow formats and digital values otherwise (format 8
+    accumulated across windows)."""
+    frames_per = _window_frames(f, window)
+    if f.fmt.flac:
+        yield from _flac_windows(f, n_frames, frames_per)
+        return
+    carry = np.asarray(f.init, np.int64)  # format 8: the value before the window's first difference
+    starts = np.cumsum([0] + f.spf)
+    with open(f.path, "rb") as fh:
+        for f0 in range(0, n_frames, frames_per):
+            frames = min(frames_per, n_frames - f0)
+            n = frames * f.tspf
+            fh.seek(f.offset + read_bytes(f.fmt, f0 * f.tspf))
+            nbytes = read_bytes(f.fmt, n)
+            raw = np.fromfile(fh, np.uint8, nbytes)
+            if raw.size < nbytes:
+                raise RecordError("truncated_data_file", f"{f.name}: data ends within frame {f0 + frames}", file=f.name)
+            block = decode(f.fmt, raw, n).reshape(frames, f.tspf)
+            cols = []
+            for i, k in enumerate(f.spf):
+                col = block[:, starts[i]] if k == 1 else block[:, starts[i] : starts[i + 1]].reshape(-1)
+                if f.fmt.code == "8":
+                    col = np.cumsum(col, dtype=np.int64) + carry[i]
+                    carry[i] = col[-1]
+                cols.append(col)
+            yield f0, cols
+
+
+def _flac_windows(f: DataFile, n_frames: int, frames_per: int) -> Iterator[tuple[int, list[np.ndarray]]]:
+    import soundfile
+
+    spf = f.spf[0]
+    with soundfile.SoundFile(str(f.path)) as sf:
+        # soundfile has no int8; 8- and 24-bit streams come back shifted left by 8 bits.
+        dtype = "int32" if sf.subtype == "PCM_24" else "int16"
+        shift = 0 if sf.subtype == "PCM_16" else 8
+        sf.seek(f.offset)
+        for f0 in range(0, n_frames, frames_per):
+            frames = min(frames_per, n_frames - f0)
+            data = sf.read(frames * spf, dtype=dtype, always_2d=True)
+            if data.shape[0] < frames * spf:
+                raise RecordError("truncated_data_file", f"{f.name}: FLAC stream ends within frame "
+                                  f"{f0 + data.shape[0] // spf}", file=f.name)
+            if shift:
+                data = data.astype(np.int32) >> shift
+            yield f0, [data[:, j] for j in range(data.shape[1])]
+
+
+def _counter(fmt: Format, n_samples: int, dense_left: list[int], cap: int):
+    bins = 1 << fmt.bits
+    if fmt.codes and n_samples * 8 >= bins and dense_left[0] >= bins:
+        dense_left[0] -= bins
+        return DenseCounter(fmt)
+    return RangeCounter(fmt.nan, cap)
+
+
+def _first_pass(f: DataFile, n_frames: int, window: int, counters: list, sums: list[int]) -> None:
+    for f0, cols in _windows(f, n_frames, window):
+        for i, col in enumerate(cols):
+            counter, k, skew = counters[i], f.spf[i], f.skew[i]
+            start = max(0, skew - f0) * k  # samples of this window before the skewed signal's start
+            if isinstance(counter, DenseCounter):
+                counter.add(col[start:] if start else col)
+                if skew:
+                    sums[i] += int(code_values(f.fmt, col).sum())
+                continue
+            values = code_values(f.fmt, col) if f.fmt.codes else col
+            if skew:
+                sums[i] += int(values.sum(dtype=np.int64))
+            counter.add(values[start:] if start else values)
+
+
+def _refine(f: DataFile, n_frames: int, window: int, searches: dict[int, RankSearch]) -> None:
+    """Further passes over the file until every bucketed signal's needed ranks are exact."""
+    while any(not s.done for s in searches.values()):
+        for f0, cols in _windows(f, n_frames, window):
+            for i, search in searches.items():
+                if search.done:
+                    continue
+                col = cols[i]
+                start = max(0, f.skew[i] - f0) * f.spf[i]
+                values = code_values(f.fmt, col) if f.fmt.codes else col.astype(np.int64)
+                search.add(values[start:] if start else values)
+        for search in searches.values():
+            if not search.done:
+                search.finish_pass()
+
+
+def _file_distributions(f: DataFile, n_frames: int, window: int, n_sig: int, dense_left: list[int]) -> list[Distribution]:
+    cap = max(MIN_RANGE_CAP, RANGE_BUDGET // max(1, n_sig))
+    counters = [_counter(f.fmt, n_frames * k, dense_left, cap) for k in f.spf]
+    sums = [0] * len(counters)
+    _first_pass(f, n_frames, window, counters, sums)
+    # wfdb pads a skewed signal's last `skew` frames with invalid samples (never reads past the end).
+    pads = [min(skew, n_frames) * k for skew, k in zip(f.skew, f.spf)]
+    searches: dict[int, RankSearch] = {}
+    for i, counter in enumerate(counters):
+        if isinstance(counter, RangeCounter) and not counter.exact:
+            budget = max(64, RANGE_BUDGET // len(counters))
+            searches[i] = RankSearch.from_buckets(counter, needed_ranks(counter.n_valid), budget)
+    _refine(f, n_frames, window, searches)
+    out = []
+    for i, counter in enumerate(counters):
+        if isinstance(counter, DenseCounter):
+            out.append(histogram_distribution(counter.histogram(), f.fmt.nan, pads[i], sums[i] if f.skew[i] else None))
+            continue
+        # Unskewed, the column as stored is the valid values plus the NaN codes.
+        stored = sums[i] if f.skew[i] else counter.total_valid + counter.n_invalid * (f.fmt.nan or 0)
+        if counter.exact:
+            out.append(histogram_distribution(counter.histogram(), None, counter.n_invalid + pads[i], stored))
+        else:
+            out.append(bucketed_distribution(counter, searches[i].found, pads[i], stored))
+    return out
+
+
+def segment_distributions(record_path: Path, header, window: int = DEFAULT_WINDOW) -> SegmentRead:
+    """Distributions of every signal of a single-segment header (a `wfdb.Record` from rdheader),
+    in channel order, with the frame count and the bytes of the data files read.
+
+    Raises RecordError, in words naming the file, for what the header and the files say is
+    wrong: unknown format, no samples, a missing, short or oversized data file."""
+    name = record_path.name
+    if not header.n_sig:
+        raise RecordError("zero_samples", f"header {name}.hea declares no signals", file=f"{name}.hea")
+    _check_lists(header, name)
+    files = _data_files(record_path.parent, header, name)
     n_frames = header.sig_len
     if n_frames is None:
-        # WFDB: an omitted length means "as many frames as the data file holds".
-        name, chans = next(iter(files.items()))
-        per = BYTES_PER_SAMPLE.get(fmts[chans[0]])
-        n_frames = int((sizes[name] - offsets[chans[0]]) // (per * sum(spf[c] for c in chans))) if per else 0
+        n_frames = _frames_in(files[0])
+        if n_frames == 0:
+            raise RecordError("zero_samples", f"header {name}.hea gives no length and data file {files[0].name} "
+                              "holds no complete frame", file=files[0].name)
     if n_frames == 0:
-        raise RecordError("zero_samples", "header declares zero samples")
-    for name, chans in files.items():
-        need = expected_bytes(fmts[chans[0]], n_frames * sum(spf[c] for c in chans), offsets[chans[0]])
-        if need is None:
-            continue
-        if sizes[name] < need:
-            raise RecordError("truncated_data_file", f"{name}: {sizes[name]} bytes, header needs {need}", file=name)
-        frame_bytes = math.ceil(BYTES_PER_SAMPLE[fmts[chans[0]]] * sum(spf[c] for c in chans))
-        if sizes[name] > need + frame_bytes:
-            raise RecordError(
-                "header_data_mismatch", f"{name}: {sizes[name]} bytes, header declares only {need}", file=name
-            )
-    fast = all(
-        len({fmts[c] for c in chans}) == 1 and fmts[chans[0]] in FAST_FORMATS
-        and all(spf[c] == 1 and skew[c] == 0 for c in chans)
-        for chans in files.values()
-    )
-    if not fast:
-        hists, bytes_read = _wfdb_record(record_path, n_frames, window, n_sig)
-        return hists, n_frames, bytes_read
-    hists: list[Histogram] = [None] * n_sig  # type: ignore[list-item]
-    bytes_read = 0
-    for name, chans in files.items():
-        file_hists, nbytes = _fast_file(directory / name, fmts[chans[0]], len(chans), n_frames, offsets[chans[0]], window)
-        bytes_read += nbytes
-        for ch, hist in zip(chans, file_hists):
-            hists[ch] = hist
-    return hists, n_frames, bytes_read
+        raise RecordError("zero_samples", f"header {name}.hea declares zero samples", file=f"{name}.hea")
+    for f in files:
+        _check_sizes(f, n_frames)
+    dists: list[Distribution] = [None] * header.n_sig  # type: ignore[list-item]
+    dense_left = [DENSE_BUDGET]
+    for f in files:
+        for ch, dist in zip(f.channels, _file_distributions(f, n_frames, max(1, window), header.n_sig, dense_left)):
+            dists[ch] = dist
+    return SegmentRead(dists, n_frames, sum(f.size for f in files))
 
 
-def checksum_ok(hist: Histogram, checksum: int | None) -> bool:
-    """WFDB's checksum is the 16-bit sum of every sample of the signal (NaN codes included)."""
+def checksum_ok(dist: Distribution, checksum: int | None) -> bool:
+    """WFDB's checksum is the 16-bit sum of every stored sample of the signal (NaN codes included)."""
     if checksum is None:
         return True
-    # Reduced mod 2**16 first, every product is below 2**32: the int64 sum cannot overflow.
-    total = int(((hist.values % 65536) * (hist.counts % 65536)).sum())
-    return (total - int(checksum)) % 65536 == 0
+    return (dist.stored_sum - int(checksum)) % 65536 == 0

@@ -1,7 +1,8 @@
 """The built-in feature function: one row per (record, segment, signal) in physical units.
 
-Statistics come from the exact histogram of digital values (see reader.py), so percentiles are
-exact over the valid samples, using numpy's default (linear) interpolation between ranks.
+Statistics come from the exact distribution of digital values (reader.py, histograms.py), so
+percentiles are exact over the valid samples, using numpy's default (linear) interpolation
+between ranks. Every error stays within its segment (one bad file never costs a good one).
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
-from steps.featurize.reader import DEFAULT_WINDOW, INVALID_VALUE, Histogram, checksum_ok, segment_histograms
+from steps.featurize.headers import read_header
+from steps.featurize.histograms import PERCENTILES, Distribution
+from steps.featurize.reader import DEFAULT_WINDOW, checksum_ok, segment_distributions
 from steps.featurize.records import FeatureResult, RecordError, RecordRef
-
-PERCENTILES = (5, 25, 50, 75, 95)
 STAT_NAMES = ("mean", "std", "min", "max", "p05", "p25", "p50", "p75", "p95")
 SCHEMA = pa.schema(
     [
@@ -42,76 +42,67 @@ SCHEMA = pa.schema(
 FEATURE_COLUMNS = tuple(SCHEMA.names)
 
 
-def histogram_stats(hist: Histogram, nan_value: int | None, gain: float, baseline: int) -> dict[str, float]:
-    """Mean, population std, min, max and percentiles of the valid samples, in physical units."""
-    keep = hist.counts > 0
-    if nan_value is not None:
-        keep &= hist.values != nan_value
-    values, counts = hist.values[keep], hist.counts[keep]
-    n = int(counts.sum())
-    if n == 0:
+def distribution_stats(dist: Distribution, gain: float, baseline: int) -> dict[str, float]:
+    """Mean, population std, min, max and percentiles of the valid samples, in physical units
+    (physical = (digital - baseline) / gain, as wfdb computes it)."""
+    if dist.n_valid == 0:
         return {name: math.nan for name in STAT_NAMES}
-    # physical = (digital - baseline) / gain, as wfdb computes it. Values are sorted ascending;
-    # a negative gain reverses the physical order.
-    phys = (values.astype(np.float64) - baseline) / gain
-    if gain < 0:
-        phys, counts = phys[::-1], counts[::-1]
-    # Plain multiply-and-sum, not `@`: BLAS dot spins up its thread pool for every call, which
-    # costs milliseconds per signal on a busy machine.
-    weights = counts.astype(np.float64)
-    mean = float((phys * weights).sum() / n)
-    dev = phys - mean
-    std = math.sqrt(float((dev * dev * weights).sum()) / n)
-    # numpy's default (linear) percentile: between the sorted samples at floor and floor+1 of
-    # (n - 1) * q, each found by its rank in the cumulative counts.
-    pos = (n - 1) * np.asarray(PERCENTILES, np.float64) / 100.0
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    cum = np.cumsum(counts)
-    x_lo = phys[np.searchsorted(cum, lo, side="right")]
-    x_hi = phys[np.searchsorted(cum, hi, side="right")]
-    pct = x_lo + (x_hi - x_lo) * (pos - lo)
-    out = {"mean": mean, "std": std, "min": float(phys[0]), "max": float(phys[-1])}
-    out.update({f"p{q:02d}": float(v) for q, v in zip(PERCENTILES, pct)})
+
+    def phys(digital: float) -> float:
+        return (digital - baseline) / gain
+
+    lo, hi = phys(dist.vmin), phys(dist.vmax)
+    out = {"mean": phys(dist.mean), "std": math.sqrt(dist.var) / abs(gain), "min": min(lo, hi), "max": max(lo, hi)}
+    # A negative gain reverses the order; linear interpolation is symmetric under reversal,
+    # so physical percentile q is the digital percentile 100 - q.
+    for q in PERCENTILES:
+        out[f"p{q:02d}"] = phys(dist.percentile(q if gain > 0 else 100 - q))
     return out
+
+
+def _fail(result: FeatureResult, record: RecordRef, seg_name: str, kind: str, message: str, file: str) -> None:
+    result.error(record, kind, f"segment {seg_name}: {message}", seg_name, file)
 
 
 def _segment_rows(
     record: RecordRef, seg_name: str, seg_index: int, start: int | None, fs_record: float | None,
     window: int, verify_checksum: bool, result: FeatureResult,
 ) -> None:
-    import wfdb
-
-    path = record.directory / seg_name
-    if not path.with_suffix(".hea").is_file():
-        result.error(record, "missing_header", f"segment header {seg_name}.hea not found", seg_name, f"{seg_name}.hea")
+    """The rows of one segment, or its error rows: whatever goes wrong stays in this segment."""
+    header_file = f"{seg_name}.hea"
+    if not (record.directory / header_file).is_file():
+        _fail(result, record, seg_name, "missing_header", f"segment header {header_file} not found", header_file)
         return
     try:
-        header = wfdb.rdheader(str(path))
-    except Exception as err:  # noqa: BLE001 - wfdb raises many types for a bad header
-        result.error(record, "header_parse_error", f"{type(err).__name__}: {err}", seg_name, f"{seg_name}.hea")
-        return
-    try:
-        hists, n_frames, nbytes = segment_histograms(path, header, window)
+        _read_segment(record, seg_name, seg_index, start, fs_record, window, verify_checksum, result)
     except RecordError as err:
-        result.error(record, err.kind, err.message, seg_name, err.file or f"{seg_name}.hea")
-        return
-    result.bytes_read += nbytes
+        _fail(result, record, seg_name, err.kind, err.message, err.file or header_file)
+    except Exception as err:  # noqa: BLE001 - one bad file must never cost the other segments
+        _fail(result, record, seg_name, "read_error",
+              f"reading {header_file} and its data failed: {type(err).__name__}: {err}", header_file)
+
+
+def _read_segment(
+    record: RecordRef, seg_name: str, seg_index: int, start: int | None, fs_record: float | None,
+    window: int, verify_checksum: bool, result: FeatureResult,
+) -> None:
+    path = record.directory / seg_name
+    try:
+        header = read_header(path)
+    except Exception as err:  # noqa: BLE001 - wfdb raises many types for a bad header
+        raise RecordError("header_parse_error", f"header {seg_name}.hea does not parse: {type(err).__name__}: {err}",
+                          file=f"{seg_name}.hea") from err
+    read = segment_distributions(path, header, window)
     fs = float(header.fs or fs_record or 0.0)
     spf = header.samps_per_frame or [1] * header.n_sig
-    bad_sums = []
-    for ch, hist in enumerate(hists):
-        fmt = str(header.fmt[ch])
-        if verify_checksum and header.checksum and not checksum_ok(hist, header.checksum[ch]):
+    rows, bad_sums = [], []
+    for ch, dist in enumerate(read.distributions):
+        if verify_checksum and header.checksum and not checksum_ok(dist, header.checksum[ch]):
             bad_sums.append(header.sig_name[ch])
             continue
-        nan_value = INVALID_VALUE.get(fmt)
         gain = float(header.adc_gain[ch]) or 200.0  # WFDB: a zero gain means the default, 200
-        stats = histogram_stats(hist, nan_value, gain, int(header.baseline[ch] or 0))
-        n = hist.n
-        n_valid = n - int(hist.counts[hist.values == nan_value].sum()) if nan_value is not None else n
-        sig_fs = fs * (spf[ch] or 1)
-        result.rows.append({
+        n, n_valid = dist.n, dist.n_valid
+        rows.append({
             "group": record.group,
             "record": record.record,
             "artifact": record.artifact,
@@ -120,29 +111,29 @@ def _segment_rows(
             "signal": header.sig_name[ch],
             "signal_index": ch,
             "is_numerics": record.is_numerics,
-            "fs": sig_fs,
+            "fs": fs * (spf[ch] or 1),
             "units": header.units[ch] or "",
-            "fmt": fmt,
+            "fmt": str(header.fmt[ch]),
             "n_samples": n,
             "n_valid": n_valid,
             "frac_nan": (n - n_valid) / n if n else math.nan,
-            "duration_s": n_frames / fs if fs else math.nan,
+            "duration_s": read.n_frames / fs if fs else math.nan,
             "start_s": start / fs_record if start is not None and fs_record else math.nan,
-            **stats,
+            **distribution_stats(dist, gain, int(header.baseline[ch] or 0)),
         })
+    result.rows.extend(rows)
+    result.bytes_read += read.bytes_read
     if bad_sums:
-        result.error(
-            record, "header_data_mismatch", f"checksum differs from the header for signal(s) {bad_sums}",
-            seg_name, header.file_name[0] if header.file_name else "",
-        )
+        files = sorted({header.file_name[header.sig_name.index(s)] for s in bad_sums})
+        raise RecordError("header_data_mismatch", f"checksum of the stored samples differs from the header for "
+                          f"signal(s) {bad_sums} in {', '.join(files)}", file=files[0])
 
 
 def summarize_record(
     record: RecordRef, *, window_samples: int = DEFAULT_WINDOW, verify_checksum: bool = True
 ) -> FeatureResult:
-    """Per (segment, signal) summary of one WFDB record. Defects become error rows."""
-    import wfdb
-
+    """Per (segment, signal) summary of one WFDB record. Defects become error rows of the
+    segment they are in; the other segments keep their rows."""
     result = FeatureResult()
     window = max(2, int(window_samples))
     if record.kind == "segments":
@@ -155,31 +146,60 @@ def summarize_record(
         _segment_rows(record, stem.name, 0, 0, None, window, verify_checksum, result)
         return result
     try:
-        master = wfdb.rdheader(str(stem))
-    except Exception as err:  # noqa: BLE001
-        result.error(record, "header_parse_error", f"{type(err).__name__}: {err}")
+        fs, entries = master_entries(master_path)
+    except RecordError as err:
+        result.error(record, err.kind, err.message, "", record.header)
         return result
-    fs = float(master.fs or 0.0)
     start, index = 0, 0
-    for name, length in zip(master.seg_name, master.seg_len):
-        if name != "~" and not (name.endswith("_layout") and not length):
+    for name, length, problem in entries:
+        if problem:
+            result.error(record, "header_parse_error", problem, name, master_path.name)
+            index += 1
+        elif name != "~" and not (name.endswith("_layout") and not length):
             seg_header = record.directory / f"{name}.hea"
-            if seg_header.is_file():
-                declared = _declared_length(seg_header)
-                if declared is not None and declared != length:
-                    result.error(
-                        record, "header_data_mismatch",
-                        f"master declares {length} samples for {name}, its header {declared}", name, f"{name}.hea",
-                    )
-                    start += length
-                    index += 1
-                    continue
-            _segment_rows(record, name, index, start, fs, window, verify_checksum, result)
+            declared = _declared_length(seg_header) if seg_header.is_file() else None
+            if declared is not None and declared != length:
+                _fail(result, record, name, "header_data_mismatch",
+                      f"master {master_path.name} declares {length} samples, {name}.hea {declared}", f"{name}.hea")
+            else:
+                _segment_rows(record, name, index, start, fs, window, verify_checksum, result)
             index += 1
         start += length
     if index == 0:
-        result.error(record, "zero_samples", "master header lists no segment with samples (only gaps and layout)")
+        result.error(record, "zero_samples", f"master header {master_path.name} lists no segment with samples "
+                     "(only gaps and layout)")
     return result
+
+
+def master_entries(path: Path) -> tuple[float, list[tuple[str, int, str]]]:
+    """(frequency, [(segment name, length, problem)]) of a multi-segment header, line by line,
+    so that one malformed or misdirected segment line costs only that segment (wfdb's own
+    parser rejects the whole header). `problem` is empty for a usable line."""
+    from wfdb.io._header import _parse_record_line
+    from wfdb.io.header import rx_segment
+
+    lines = [ln.strip() for ln in path.read_text(encoding="latin-1").splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    try:
+        fields = _parse_record_line(lines[0])
+    except Exception as err:  # noqa: BLE001
+        raise RecordError("header_parse_error", f"master header {path.name}: record line does not parse: "
+                          f"{type(err).__name__}: {err}") from err
+    entries = []
+    for number, line in enumerate(lines[1:], start=2):
+        tokens = line.split()
+        match = rx_segment.match(line)
+        name = tokens[0]
+        length = int(tokens[1]) if len(tokens) > 1 and tokens[1].isdigit() else 0
+        if "/" in name or name in (".", ".."):
+            problem = (f"segment {name}: master {path.name} names it by a path; a segment must be a record "
+                       "in the master's own folder")
+        elif match is None or match.group("seg_name") != name or len(tokens) < 2:
+            problem = f"segment {name}: line {number} of master {path.name} is not `<segment name> <length>`: {line!r}"
+        else:
+            problem = ""
+        entries.append((name, length, problem))
+    return float(fields.get("fs") or 0.0), entries
 
 
 def _declared_length(header: Path) -> int | None:

@@ -6,6 +6,8 @@ whole record in memory, which is exactly what the memory test must not depend on
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -101,6 +103,21 @@ def physical(d: np.ndarray, fmt: str, gain: float, baseline: int) -> np.ndarray:
     """Valid samples of one digital signal in physical units, as wfdb converts them."""
     d = np.asarray(d, np.int64)
     return (d[d != NAN[fmt]].astype(np.float64) - baseline) / gain
+
+
+def watch_peak_rss(proc: subprocess.Popen) -> float:
+    """Peak RSS in MB of a running child, sampled until it exits. Watched from outside:
+    ru_maxrss would carry the watcher's own high-water mark across fork+exec."""
+    import psutil
+
+    watched, peak_mb = psutil.Process(proc.pid), 0.0
+    while proc.poll() is None:
+        try:
+            peak_mb = max(peak_mb, watched.memory_info().rss / 2**20)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.01)
+    return peak_mb
 
 
 def mean_only(record, *, scale: float = 1.0):

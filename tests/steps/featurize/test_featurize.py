@@ -7,12 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 import pyarrow.parquet as pq
 import pytest
 import wfdb
@@ -353,16 +351,8 @@ class TestValidMemory:
              "--output", str(tmp_path / "out"), "--jobs", "1"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        # Watched from outside (ru_maxrss would carry pytest's own high-water mark across
-        # fork+exec), and from inside: the report's per-worker peak (VmHWM).
-        watched = psutil.Process(proc.pid)
-        peak_mb = 0.0
-        while proc.poll() is None:
-            try:
-                peak_mb = max(peak_mb, watched.memory_info().rss / 2**20)
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.01)
+        # Watched from outside, and from inside: the report's per-worker peak (VmHWM).
+        peak_mb = gen.watch_peak_rss(proc)
         assert proc.wait() == 0, proc.stderr.read().decode()
         features, errors, report = read(tmp_path / "out")
         assert 0 < peak_mb < 300, f"peak RSS {peak_mb:.0f} MB"
