@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.bundle import Assets, build_assets
+from pipeline.bundle import Assets, build_assets, user_files
 from pipeline.config.models import Config
 from pipeline.definition import canonical
 from pipeline.sdk import pipeline_session
@@ -49,7 +49,7 @@ def build(cfg: Config) -> Built:
     from pipeline.sdk import cheap_processing_steps
     from pipeline.stages.common import BuildContext, base_uri
 
-    assets = build_assets(base_uri(cfg), stage_settings(cfg))
+    assets = build_assets(base_uri(cfg), stage_settings(cfg), user_files(cfg.code.paths, cfg.code.requirements))
     image_uri, install = resolve_image(cfg)
     params = build_params(cfg)
     ctx = BuildContext(cfg=cfg, session=session, params=params, assets=assets,

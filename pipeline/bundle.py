@@ -4,6 +4,13 @@ FrameworkProcessor uploads `source_dir` to a timestamped key, so every definitio
 caching never hits. Instead the builder packs `steps/` itself, reproducibly (sorted entries,
 fixed mtimes and owners, gzip without a timestamp), names it by its SHA-256 and ships it with
 the stage settings files. Same code and config, same URIs, same definition.
+
+The user's own code (`code.paths`) goes into the same bundle, under `user/<name>/` (each listed
+folder or .py file at the import root under its own name), with `code.requirements` as the plain
+file `user/requirements.txt`; so the hash, and with it every step's code URI and Featurize's
+key, changes exactly when a shipped file changes. Only what is listed is shipped: a project's
+README or tests beside the package are not, and editing them changes nothing. Hidden files and
+folders (`.git`, `.wavepipe`), `__pycache__` and compiled files are never shipped.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import steps
+from steps.contract import USER_CODE_DIR, USER_REQUIREMENTS
 from steps.settings_file import settings_document
 
 STEPS_DIR = Path(steps.__file__).resolve().parent
@@ -36,22 +44,64 @@ class Assets:
         return next(u.rsplit("/", 1)[0] + "/" for u in self.files if u.endswith(f"/{stage}.json"))
 
 
-def _bundle_files() -> list[Path]:
-    out = []
-    for path in sorted(STEPS_DIR.rglob("*")):
-        rel = path.relative_to(STEPS_DIR)
-        if path.is_file() and not SKIP_DIRS & set(rel.parts) and path.suffix not in SKIP_SUFFIXES:
-            out.append(path)
-    return out
+def _shipped(rel: Path) -> bool:
+    return not (SKIP_DIRS & set(rel.parts) or rel.suffix in SKIP_SUFFIXES
+                or any(part.startswith(".") for part in rel.parts))
 
 
-def pack_steps() -> bytes:
-    """A byte-identical tar.gz of `steps/` for identical sources."""
+def _tree(root: Path, name: str) -> list[tuple[str, Path]]:
+    """(name in the bundle, file) of every shipped file under `root`, sorted."""
+    if root.is_file():
+        return [(name, root)]
+    return [(f"{name}/{path.relative_to(root).as_posix()}", path) for path in sorted(root.rglob("*"))
+            if path.is_file() and _shipped(path.relative_to(root))]
+
+
+def module_name(path: Path) -> str:
+    """The import name a `code.paths` entry ships under: a folder's name, a .py file's stem."""
+    return path.stem if path.is_file() else path.name
+
+
+def code_path_problems(paths: list[str]) -> list[str]:
+    """Each `code.paths` entry must exist and be a package folder or a .py file, under its own,
+    unique import name (not `steps`, which would shadow the stages)."""
+    problems, seen = [], {}
+    for index, value in enumerate(paths):
+        key, path = f"code.paths[{index}]", Path(value)
+        if not path.exists():
+            problems.append(f"{key}: {path}: no such file or folder")
+            continue
+        if path.is_file() and path.suffix != ".py":
+            problems.append(f"{key}: {path}: list a package folder or a .py file (data files go inside a package)")
+            continue
+        name = module_name(path)
+        if not name.isidentifier():
+            problems.append(f"{key}: {path}: {name!r} is not an importable name")
+        elif name == "steps":
+            problems.append(f"{key}: {path}: `steps` is the stages' own package; rename yours")
+        elif name in seen:
+            problems.append(f"{key}: {path}: ships as {name!r} like code.paths[{seen[name]}]")
+        seen.setdefault(name, index)
+    return problems
+
+
+def user_files(paths: list[str], requirements: list[str] = ()) -> dict[str, bytes]:
+    """Name in the bundle -> content of the user's code (`code.paths`) and requirements."""
+    files = {f"{USER_CODE_DIR}/{rel}": path.read_bytes()
+             for value in paths for rel, path in _tree(Path(value), Path(value).name)}
+    if requirements:
+        files[USER_REQUIREMENTS] = "".join(f"{r.strip()}\n" for r in requirements).encode()
+    return files
+
+
+def pack_steps(extra: dict[str, bytes] | None = None) -> bytes:
+    """A byte-identical tar.gz of `steps/` (plus `extra`: name -> content) for identical sources."""
+    entries = {name: path.read_bytes() for name, path in _tree(STEPS_DIR, "steps")}
+    entries.update(extra or {})
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in _bundle_files():
-            data = path.read_bytes()
-            info = tarfile.TarInfo(name="steps/" + path.relative_to(STEPS_DIR).as_posix())
+        for name, data in sorted(entries.items()):
+            info = tarfile.TarInfo(name=name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             info.uid = info.gid = 0
             info.uname = info.gname = ""
@@ -67,11 +117,11 @@ def canonical_json(obj) -> bytes:
     return (json.dumps(obj, sort_keys=True, indent=2) + "\n").encode()
 
 
-def build_assets(base_uri: str, stage_settings: dict[str, dict]) -> Assets:
-    """Code bundle + bootstrap under `<base>/code/<hash>/`, each stage's settings under
-    `<base>/settings/<stage>-<hash>/<stage>.json` (its own hash: changing one stage's settings
-    leaves the other steps' cache keys alone)."""
-    bundle = pack_steps()
+def build_assets(base_uri: str, stage_settings: dict[str, dict], user_code: dict[str, bytes] | None = None) -> Assets:
+    """Code bundle (steps/ + `user_code`, see `user_files`) + bootstrap under `<base>/code/<hash>/`,
+    each stage's settings under `<base>/settings/<stage>-<hash>/<stage>.json` (its own hash:
+    changing one stage's settings leaves the other steps' cache keys alone)."""
+    bundle = pack_steps(user_code)
     bootstrap = (STEPS_DIR / "bootstrap.py").read_bytes()
     code_hash = sha256(bundle + bootstrap)[:16]
     code_uri = f"{base_uri}/code/{code_hash}/"

@@ -58,9 +58,15 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="write the config JSON Schema (for editors)")
     p.add_argument("--out", help="file to write (default: stdout)")
 
+    p = sub.add_parser("init", help="write a new project: a config and your own functions, tests, README")
+    p.add_argument("dir", help="the project folder (created)")
+    p.add_argument("--package", help="name of the project's Python package (default: from the folder's name)")
+    p.add_argument("--force", action="store_true", help="overwrite files the project would write")
+
     p = sub.add_parser("local", help="run the pipeline on this machine (no AWS, no Docker)")
     _config_args(p)
-    p.add_argument("--workdir", default=".wavepipe", help="local storage, sandboxes, logs, cache")
+    p.add_argument("--workdir", help="local storage, sandboxes, logs, cache (default: local.workdir of the "
+                   "config, `.wavepipe` beside the config file)")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="pipeline parameter value")
     p.add_argument("--s3-endpoint", help="read and write this S3 API endpoint instead of <workdir>/s3")
     p.add_argument("--s3", choices=["local", "aws"], default="local", help="aws: your real S3 with your credentials")
@@ -116,6 +122,18 @@ def _write(text: str, out: str | None) -> None:
         sys.stdout.write(text)
 
 
+def _init(args) -> int:
+    from pipeline.init import InitError, init_project
+
+    try:
+        project = init_project(args.dir, package=args.package, force=args.force)
+    except InitError as err:
+        raise UsageError(str(err)) from None
+    print(f"wrote {len(project.files)} files to {project.root} (package {project.package}); next:\n"
+          f"  wavepipe validate --config {project.config}\n  wavepipe local --config {project.config}")
+    return 0
+
+
 def run(args) -> int:
     cmd = args.command
     if cmd == "schema":
@@ -131,6 +149,8 @@ def run(args) -> int:
         for kind, where in sorted(summary.defects.items()):
             print(f"  defect on purpose: {kind}: {where}")
         return 0
+    if cmd == "init":
+        return _init(args)
     cfg = _load(args)
     if cmd in ("definition", "validate", "graph"):
         from pipeline.build import build

@@ -47,7 +47,9 @@ def run_local(cfg: Config, args, params: dict[str, str]) -> int:
     from pipeline.build import build
     from pipeline.local import UnsupportedDefinition, run_pipeline
 
-    workdir = Path(args.workdir)
+    # --workdir is relative to the current folder like any command-line path; local.workdir was
+    # resolved against the config file's folder when the config was loaded.
+    workdir = Path(args.workdir or cfg.local.workdir or ".wavepipe")
     storage = args.s3_endpoint or ("aws" if args.s3 == "aws" else "local")
     try:
         ensure_sample_data(cfg, workdir, storage)

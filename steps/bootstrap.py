@@ -3,8 +3,9 @@
 `python3 /opt/ml/processing/input/code/bootstrap.py steps.featurize --input ...`
 
 Standard library only: it runs before anything is installed. On an AWS-managed framework
-image (`WAVEPIPE_PIP_INSTALL=1`) it first installs `steps/requirements.txt`, so the same
-bundle runs on the project's own image (everything preinstalled) and on a stock one.
+image (`WAVEPIPE_PIP_INSTALL=1`) it first installs `steps/requirements.txt` and the user's
+`user/requirements.txt` (code.requirements), so the same bundle runs on the project's own
+image (everything preinstalled) and on a stock one.
 """
 
 import os
@@ -32,15 +33,21 @@ def main(argv: list) -> int:
     with tarfile.open(here / "bundle.tar.gz") as tar:
         tar.extractall(target, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(target)
     sys.path.insert(0, str(target))
-    from steps.contract import ENV_PIP_INSTALL  # the unpacked bundle's own contract
+    from steps.contract import ENV_PIP_INSTALL, USER_CODE_DIR, USER_REQUIREMENTS  # the bundle's own contract
 
+    # The user's code (code.paths) right after the bundle root: importable by its own name in
+    # this process and in every worker it starts, while steps/ stays the stages' own.
+    user = target / USER_CODE_DIR
+    sys.path.insert(1, str(user))
     if os.environ.get(ENV_PIP_INSTALL) == "1":
-        requirements = target / "steps" / "requirements.txt"
+        # The user's requirements (code.requirements) with the stages' own, in one pip call, so
+        # one resolver sees both and a user pin cannot silently replace a stage's.
+        files = [f for f in (target / "steps" / "requirements.txt", target / USER_REQUIREMENTS) if f.is_file()]
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "-r", str(requirements)],
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", *(a for f in files for a in ("-r", str(f)))],
             check=True,
         )
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), str(user), os.environ.get("PYTHONPATH")]))
     module, sys.argv = argv[0], [argv[0]] + argv[1:]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)

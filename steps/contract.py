@@ -106,6 +106,13 @@ ENV_S3_ROOT = "WAVEPIPE_S3_ROOT"  # local runner: s3://bucket/key is <root>/buck
 ENV_LOCAL = "WAVEPIPE_LOCAL"  # set by the local runner
 ENV_CURRENT_HOST = "WAVEPIPE_CURRENT_HOST"
 
+# --- the user's own code in the code bundle (`code.paths`, `code.requirements`) ---------------
+# `<bundle>/user/<name>/...`: each listed folder or file at the import root under its own name;
+# bootstrap puts `<bundle>/user` on sys.path and PYTHONPATH after the bundle root (steps/ wins).
+USER_CODE_DIR = "user"
+# `code.requirements`, one per line; installed after steps/requirements.txt when the job installs.
+USER_REQUIREMENTS = f"{USER_CODE_DIR}/requirements.txt"
+
 
 def shard_name(index: int) -> str:
     """`shard-0001`..: the name of the macroshard at 0-based `index` of a counted split."""

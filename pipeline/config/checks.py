@@ -74,8 +74,14 @@ def network_isolation(cfg: Config) -> list[str]:
     return problems
 
 
+def code_paths(cfg: Config) -> list[str]:
+    from pipeline.bundle import code_path_problems
+
+    return code_path_problems(cfg.code.paths)
+
+
 RULES: tuple[Rule, ...] = (at_least_one_stage, needed_stages_present, single_instance_unless_split, cache_duration,
-                           unique_schedule_names, schedule_parameters, network_isolation)
+                           unique_schedule_names, schedule_parameters, network_isolation, code_paths)
 
 
 def cross_check(cfg: Config) -> list[str]:

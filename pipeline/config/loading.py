@@ -70,17 +70,23 @@ def load_config(path: str | Path, env: str | None = None, overlays: list[str | P
     data: dict[str, Any] = {}
     for file in files:
         data = deep_merge(data, _read_yaml(file))
-    return validate_config(data, " + ".join(str(f) for f in files), registry)
+    return validate_config(data, " + ".join(str(f) for f in files), registry, base_dir=path.parent)
 
 
-def validate_config(data: dict, source: str = "<config>", registry=None) -> Config:
-    """The validated config, function references included; ConfigError naming `source` otherwise."""
+def validate_config(data: dict, source: str = "<config>", registry=None, base_dir: str | Path | None = None) -> Config:
+    """The validated config, function references included; ConfigError naming `source` otherwise.
+
+    Paths in it are relative to `base_dir` (the config file's folder; default: the current one)."""
     from pipeline.config.checks import cross_check
+    from pipeline.config.paths import resolve_paths
     from pipeline.functions import function_problems
     from pipeline.stages import default_registry
 
     registry = registry or default_registry()
     problems = old_spellings(data)
+    if problems:
+        raise ConfigError(source, problems)
+    data, problems = resolve_paths(data, Path(base_dir) if base_dir is not None else Path.cwd())
     if problems:
         raise ConfigError(source, problems)
     try:

@@ -133,6 +133,26 @@ class LocalConfig(Model):
     )
     sample_size: Literal["small", "medium"] = "small"
     sample_seed: int = 0
+    workdir: str | None = Field(
+        None, description="`deploy.py local`'s storage, sandboxes, logs and cache, relative to the config file; "
+        "empty: `.wavepipe` beside the config file. `--workdir` (relative to the current folder) wins.",
+    )
+
+
+class CodeConfig(Model):
+    """The user's own code, shipped in the code bundle with steps/ (see pipeline/bundle.py)."""
+
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Folders (packages) or .py files, relative to the config file, shipped with the code bundle "
+        "and importable in every job under their own name (`mypkg/` gives `import mypkg`). Hidden files, "
+        "__pycache__ and *.pyc are left out; anything else under a listed folder is shipped and hashed.",
+    )
+    requirements: list[str] = Field(
+        default_factory=list,
+        description="Extra pip requirements of the user's functions, installed after steps/requirements.txt "
+        "in jobs that install (the managed image). Not installed by `deploy.py local`: have them in this Python.",
+    )
 
 
 class StagesBase(Model):
@@ -156,6 +176,7 @@ class Config(Model):
     max_parallel_steps: int = Field(50, ge=1, le=256)
     schedules: list[Schedule] = Field(default_factory=list)
     local: LocalConfig = LocalConfig()
+    code: CodeConfig = CodeConfig()
 
 
 def config_model(sections: Mapping[str, type[StageInfra]]) -> type[Config]:

@@ -38,6 +38,13 @@ class LabelsSource(BaseModel):
         description="SQL returning at least the id and label columns; may use bound parameters "
         "such as :experiment_name (values come from --sql-param, never formatted into the text).",
     )
+    # exclude: never in the settings file, so configs without it keep their settings hash.
+    query_file: str | None = Field(
+        default=None,
+        exclude=True,
+        description="Instead of `query`: a .sql file relative to the config file; the builder reads it into "
+        "`query` (the jobs get the text, never the file).",
+    )
     id_column: str = Field(default="artifact_id", description="Column of the query holding the artifact id.")
     label_column: str = Field(default="label", description="Column of the query holding the label.")
     connect_timeout_seconds: int = Field(

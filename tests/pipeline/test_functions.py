@@ -31,6 +31,46 @@ class TestValidReferences:
         assert function_problems(validate_config(example)) == []
 
 
+@pytest.fixture
+def with_user_code(example, tmp_path) -> dict:
+    """The example calling `mypkg` (beside it in `tmp_path`), whose import would fail: the
+    checks must never import user code."""
+    pkg = tmp_path / "mypkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('imported')\n")
+    (pkg / "features.py").write_text("import no_such_dependency\n\ndef summarize(record, **options):\n    return []\n")
+    (pkg / "sub" / "__init__.py").write_text("from mypkg.features import summarize as encode\n")
+    (tmp_path / "helpers.py").write_text("def process(row, files, experiment_uri, reload):\n    pass\n")
+    example["code"] = {"paths": [str(pkg), str(tmp_path / "helpers.py")]}
+    example["stages"]["featurize"]["feature_function"] = "mypkg.features:summarize"
+    example["stages"]["reconcile"]["process_func"] = "helpers:process"
+    example["stages"]["encode"]["encode_data"] = "mypkg.sub:encode"
+    return example
+
+
+class TestValidUserReferences:
+    def test_found_in_code_paths_without_importing(self, with_user_code):
+        assert function_problems(validate_config(with_user_code)) == []
+
+
+class TestInvalidUserReferences:
+    def test_error_names_key_file_and_function(self, with_user_code, tmp_path):
+        with_user_code["stages"]["featurize"]["feature_function"] = "mypkg.features:nosuch"
+        with_user_code["stages"]["reconcile"]["process_func"] = "helpers.more:process"
+        with_user_code["stages"]["encode"]["encode_data"] = "mypkg.other:encode"
+        with pytest.raises(ConfigError) as err:
+            validate_config(with_user_code, "proj/wavepipe.yaml")
+        pkg = tmp_path / "mypkg"
+        assert str(err.value).splitlines() == [
+            f"proj/wavepipe.yaml: stages.reconcile.process_func: 'helpers.more:process': no module 'helpers.more' in "
+            f"code.paths (looked for {tmp_path / 'helpers.py'} (a single-file module has no submodules))",
+            f"proj/wavepipe.yaml: stages.featurize.feature_function: 'mypkg.features:nosuch': {pkg / 'features.py'} "
+            "defines no 'nosuch'",
+            f"proj/wavepipe.yaml: stages.encode.encode_data: 'mypkg.other:encode': no module 'mypkg.other' in code.paths "
+            f"(looked for {pkg / 'other.py'} or {pkg / 'other' / '__init__.py'})",
+        ]
+
+
 class TestInvalidReferences:
     def test_missing_module_and_function(self, example):
         example["stages"]["featurize"]["feature_function"] = "steps.featurize.nosuch:f"

@@ -1,0 +1,72 @@
+"""Paths in a config are relative to the config file, never to the current folder, so
+`wavepipe local --config DIR/wavepipe.yaml` means the same from anywhere.
+
+Resolved here, on the merged YAML before validation (overlays included: their paths are relative
+to the base config file too). The path-like keys:
+
+- `code.paths[]`: folders or .py files shipped in the code bundle (made absolute);
+- `local.workdir`: the local runner's folder (made absolute; default `.wavepipe` beside the file);
+- `stages.reconcile.labels.sqlite_uri` when it is a local path, not `s3://` (made absolute; a
+  local SQLite file only exists for local runs);
+- `stages.reconcile.labels.query_file`: a `.sql` file read here into `labels.query`, so the query
+  text (not the file's location) is what the settings file, and so the cache key, holds.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+DEFAULT_WORKDIR = ".wavepipe"
+
+
+def _absolute(base: Path, value: Any) -> Any:
+    if not isinstance(value, str) or not value:
+        return value  # the models report the wrong type
+    return str((base / Path(value).expanduser()).resolve())
+
+
+def _section(data: dict, *keys: str) -> dict | None:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def _labels(data: dict, base: Path) -> list[str]:
+    labels = _section(data, "stages", "reconcile", "labels")
+    if labels is None:
+        return []
+    sqlite_uri = labels.get("sqlite_uri")
+    if isinstance(sqlite_uri, str) and sqlite_uri and "://" not in sqlite_uri:
+        labels["sqlite_uri"] = _absolute(base, sqlite_uri)
+    query_file = labels.get("query_file")
+    if not isinstance(query_file, str) or not query_file:
+        return []
+    key = "stages.reconcile.labels.query_file"
+    if "query" in labels:
+        return [f"{key}: give query or query_file, not both"]
+    path = Path(_absolute(base, query_file))
+    try:
+        labels["query"] = path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        return [f"{key}: cannot read {path}: {err.strerror or err}"]
+    if not labels["query"]:
+        return [f"{key}: {path} is empty"]
+    return []
+
+
+def resolve_paths(data: dict, base: Path) -> tuple[dict, list[str]]:
+    """A copy of the merged config with every path-like key resolved against `base` (the config
+    file's folder), and the problems found doing it (each starting with its key path)."""
+    data = copy.deepcopy(data)
+    base = Path(base).resolve()
+    code = _section(data, "code")
+    if code is not None and isinstance(code.get("paths"), list):
+        code["paths"] = [_absolute(base, p) for p in code["paths"]]
+    local = _section(data, "local")
+    if local is None and "local" not in data:
+        local = data["local"] = {}
+    if local is not None:
+        local["workdir"] = _absolute(base, local.get("workdir") or DEFAULT_WORKDIR)
+    return data, _labels(data, base)
