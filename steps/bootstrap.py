@@ -4,7 +4,9 @@
 
 Standard library only: it runs before anything is installed. On an AWS-managed framework
 image (`WAVEPIPE_PIP_INSTALL=1`) it first installs `steps/requirements.txt`, so the same
-bundle runs on the project's own image (everything preinstalled) and on a stock one.
+bundle runs on the project's own image (everything preinstalled) and on a stock one. It
+installs from the wheelhouse staged at `WAVEPIPE_WHEELHOUSE` with `--no-index` (no job
+reaches a package index), or from `WAVEPIPE_PIP_INDEX_URL` (a private index).
 """
 
 import os
@@ -14,6 +16,26 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+
+def pip_install_command(requirements: Path, env: dict) -> list:
+    """The pip command that installs the requirements the way this job was told to."""
+    from steps.contract import ENV_PIP_INDEX_URL, ENV_WHEELHOUSE
+
+    argv = [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "--disable-pip-version-check"]
+    if env.get(ENV_WHEELHOUSE):
+        argv += ["--no-index", "--find-links", env[ENV_WHEELHOUSE]]
+    elif env.get(ENV_PIP_INDEX_URL):
+        argv += ["--index-url", env[ENV_PIP_INDEX_URL]]
+    return argv + ["-r", str(requirements)]
+
+
+def install_requirements(requirements: Path) -> None:
+    # The 1.4-2-py312 image's Python is Ubuntu 24.04's, marked EXTERNALLY-MANAGED (PEP 668):
+    # plain `pip install` refuses. Its own Dockerfile installs with --break-system-packages;
+    # the environment variable is that option, and older pips ignore it.
+    env = dict(os.environ, PIP_BREAK_SYSTEM_PACKAGES="1", PIP_ROOT_USER_ACTION="ignore")
+    subprocess.run(pip_install_command(requirements, env), check=True, env=env)
 
 
 def main(argv: list) -> int:
@@ -35,11 +57,7 @@ def main(argv: list) -> int:
     from steps.contract import ENV_PIP_INSTALL  # the unpacked bundle's own contract
 
     if os.environ.get(ENV_PIP_INSTALL) == "1":
-        requirements = target / "steps" / "requirements.txt"
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "-r", str(requirements)],
-            check=True,
-        )
+        install_requirements(target / "steps" / "requirements.txt")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))
     module, sys.argv = argv[0], [argv[0]] + argv[1:]
     try:
