@@ -8,13 +8,18 @@ from dataclasses import dataclass
 from pipeline.bundle import Assets, build_assets, user_files
 from pipeline.config.models import Config
 from pipeline.definition import canonical
+from pipeline.images import installs_requirements, job_python
 from pipeline.sdk import pipeline_session
+from pipeline.wheelhouse import Wheelhouse
 
 
 @dataclass(frozen=True)
 class Built:
     assets: Assets
     definition: str
+    # What the jobs install from, when they install at start (pipeline/wheelhouse.py).
+    wheelhouse: Wheelhouse | None = None
+    wheelhouse_uri: str | None = None
 
 
 def stage_settings(cfg: Config) -> dict[str, dict]:
@@ -35,7 +40,15 @@ def resolve_image(cfg: Config) -> tuple[str, bool]:
         image.framework, cfg.aws.region, version=image.framework_version, py_version=image.py_version,
         instance_type="ml.m5.xlarge", image_scope="training",
     )
-    return uri, image.install_requirements is not False
+    return uri, installs_requirements(cfg)
+
+
+def job_wheelhouse(cfg: Config, install: bool) -> Wheelhouse | None:
+    """The wheelhouse the jobs install from: when they install, and from no private index."""
+    python = job_python(cfg)
+    if not install or cfg.image.pip_index_url or python is None:
+        return None
+    return Wheelhouse.for_python(python)
 
 
 def build(cfg: Config) -> Built:
@@ -52,8 +65,11 @@ def build(cfg: Config) -> Built:
     assets = build_assets(base_uri(cfg), stage_settings(cfg), user_files(cfg.code.paths, cfg.code.requirements))
     image_uri, install = resolve_image(cfg)
     params = build_params(cfg)
+    wheelhouse = job_wheelhouse(cfg, install)
+    wheelhouse_uri = wheelhouse.uri(base_uri(cfg)) if wheelhouse else None
     ctx = BuildContext(cfg=cfg, session=session, params=params, assets=assets,
-                       image_uri=image_uri, install_requirements=install, registry=registry)
+                       image_uri=image_uri, install_requirements=install, registry=registry,
+                       wheelhouse_uri=wheelhouse_uri, pip_index_url=cfg.image.pip_index_url if install else None)
     with cheap_processing_steps():
         upstream: dict[str, list] = {}
         for stage in registry.enabled(cfg):
@@ -70,4 +86,4 @@ def build(cfg: Config) -> Built:
             pipeline_experiment_config=None,
         )
         definition = canonical(pipeline.definition())
-    return Built(assets=assets, definition=definition)
+    return Built(assets=assets, definition=definition, wheelhouse=wheelhouse, wheelhouse_uri=wheelhouse_uri)

@@ -72,7 +72,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--s3", choices=["local", "aws"], default="local", help="aws: your real S3 with your credentials")
     p.add_argument("--only", action="append", default=[], metavar="STEP", help="run only these steps")
     p.add_argument("--no-cache", action="store_true", help="ignore earlier local results")
-    p.add_argument("--max-parallel", type=int, help="at most N steps at once")
+    p.add_argument("--max-parallel", type=int, help="at most N steps at once (default: max_parallel_steps)")
+    p.add_argument("--install-requirements", action="store_true",
+                   help="run the jobs' install path: build the wheelhouse, install it offline into a virtual "
+                        "environment of the image's Python (made once per wheelhouse) and run the steps there")
     p = sub.add_parser("plan", help="what `local` would run now and why (writes nothing)")
     _config_args(p)
     p.add_argument("--workdir", default=".wavepipe", help="the local run's storage, executions and cache")
@@ -176,8 +179,10 @@ def run(args) -> int:
         if problems:
             print(f"{len(problems)} problem(s) found", file=sys.stderr)
             return 1
+        from pipeline.validate import measure
+
         print(f"{args.config}: valid ({len(definition['Steps'])} steps, "
-              f"{len(definition['Parameters'])} parameters, {len(built.definition)} bytes)")
+              f"{len(definition['Parameters'])} parameters, {measure(definition).line()})")
         return 0
     if cmd in ops_cli.COMMANDS:
         return ops_cli.run(args, cfg)

@@ -172,6 +172,12 @@ def canonical(definition: str) -> str:
     return canonical_json(json.loads(definition))
 
 
+def compact(definition: str | dict) -> str:
+    """The definition as `upsert` sends it: no whitespace, sorted keys (what the 1 MiB limit counts)."""
+    value = json.loads(definition) if isinstance(definition, str) else definition
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
 def pretty(definition: str) -> str:
     """A definition's JSON text indented for reading (keys sorted, as in `canonical`)."""
     return json.dumps(json.loads(definition), indent=2, sort_keys=True) + "\n"

@@ -43,9 +43,32 @@ def ensure_sample_data(cfg: Config, workdir: Path, storage: str) -> None:
                 store.upload(path, join_uri(uri, path.relative_to(tmp).as_posix()))
 
 
+def install_path(built, workdir: Path) -> tuple[dict[str, bytes], dict]:
+    """The wheelhouse as assets (at the definition's URI) and the runner's options for the
+    jobs' install path; ValueError when this config's jobs install nothing from a wheelhouse."""
+    from pipeline import wheelhouse
+    from pipeline.local.venvs import job_venv
+    from pipeline.wheelhouse import find_python
+
+    spec = built.wheelhouse
+    if spec is None:
+        raise ValueError("--install-requirements: this config's jobs install nothing from a wheelhouse "
+                         "(image.uri without install_requirements, or image.pip_index_url)")
+    interpreter = find_python(spec.python)
+    if interpreter is None:
+        raise ValueError(f"--install-requirements: the jobs run Python {spec.python} (the image's); install "
+                         f"python{spec.python} on this machine (e.g. with pyenv or uv) to run their install path")
+    print(f"wheelhouse {spec.key} ({spec.describe()}) ...", file=sys.stderr)
+    folder = wheelhouse.build(spec, python=interpreter)
+    files = {built.wheelhouse_uri + p.name: p.read_bytes() for p in wheelhouse.files(folder)}
+    python = job_venv(workdir.resolve() / "venvs", spec, folder, interpreter)
+    return files, {"python": str(python), "install_requirements": True}
+
+
 def run_local(cfg: Config, args, params: dict[str, str]) -> int:
     from pipeline.build import build
     from pipeline.local import UnsupportedDefinition, run_pipeline
+    from pipeline.wheelhouse import WheelhouseError
 
     # --workdir is relative to the current folder like any command-line path; local.workdir was
     # resolved against the config file's folder when the config was loaded.
@@ -54,12 +77,18 @@ def run_local(cfg: Config, args, params: dict[str, str]) -> int:
     try:
         ensure_sample_data(cfg, workdir, storage)
         built = build(cfg)
+        assets, install = dict(built.assets.files), {}
+        if getattr(args, "install_requirements", False):
+            wheels, install = install_path(built, workdir)
+            assets.update(wheels)
         result = run_pipeline(
-            built.definition, assets=built.assets.files, workdir=workdir, params=params, storage=storage,
-            only=args.only or None, use_cache=not args.no_cache, max_parallel=args.max_parallel,
-            pipeline_name=cfg.pipeline.name,
+            built.definition, assets=assets, workdir=workdir, params=params, storage=storage,
+            only=args.only or None, use_cache=not args.no_cache,
+            # What upsert sends as ParallelismConfiguration, unless the command line says otherwise.
+            max_parallel=args.max_parallel or cfg.max_parallel_steps,
+            pipeline_name=cfg.pipeline.name, **install,
         )
-    except (UnsupportedDefinition, ValueError) as err:
+    except (UnsupportedDefinition, ValueError, WheelhouseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return result.exit_code

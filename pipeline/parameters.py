@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from pipeline.config.models import EXPERIMENT_NAME, INSTANCE_TYPE, S3_URI, Config
+from pipeline.images import has_instance_storage
 from steps.contract import ENCODED_DATA_DIRS
 
 INPUT_URI = "InputUri"
@@ -26,6 +27,8 @@ class ParameterSpec:
     choices: tuple[str, ...] = ()
     pattern: str | None = None
     example: str = ""
+    # An instance type whose definition sends a VolumeKmsKeyId: one with instance storage fails.
+    no_instance_storage: bool = False
 
     def problem(self, value: str) -> str | None:
         """Why `value` is no good for this parameter, or None."""
@@ -33,6 +36,9 @@ class ParameterSpec:
             return f"{value!r} is not one of {', '.join(self.choices)}"
         if self.pattern and not re.match(self.pattern, value):
             return f"{value!r} is not {self.example}" if self.example else f"{value!r} does not match {self.pattern}"
+        if self.no_instance_storage and has_instance_storage(value):
+            return (f"{value!r} has instance storage, which takes no volume KMS key, and this pipeline sends "
+                    "aws.kms_key_id as VolumeKmsKeyId: pick a type without instance storage")
         return None
 
 
@@ -48,15 +54,20 @@ def instance_type_param_name(stage: str) -> str:
     return f"{stage.capitalize()}InstanceType"
 
 
-def instance_type_spec(stage: str) -> ParameterSpec:
+def instance_type_spec(stage: str, volume_key: bool = False) -> ParameterSpec:
     return ParameterSpec(instance_type_param_name(stage), lambda cfg: cfg.registry[stage].section_of(cfg).instance_type,
-                         pattern=INSTANCE_TYPE, example="an instance type such as ml.m5.xlarge")
+                         pattern=INSTANCE_TYPE, example="an instance type such as ml.m5.xlarge",
+                         no_instance_storage=volume_key)
 
 
 def parameter_specs(cfg: Config) -> list[ParameterSpec]:
     """Every parameter of this config's pipeline: the pipeline-wide ones, then one instance
     type per stage it has (in registry order)."""
-    return [*PIPELINE_PARAMETERS, *(instance_type_spec(s.name) for s in cfg.registry.enabled(cfg))]
+    def volume_key(stage: str) -> bool:
+        return bool(cfg.aws.kms_key_id) and not has_instance_storage(getattr(cfg.stages, stage).instance_type)
+
+    return [*PIPELINE_PARAMETERS,
+            *(instance_type_spec(s.name, volume_key(s.name)) for s in cfg.registry.enabled(cfg))]
 
 
 def parameter_names(cfg: Config) -> list[str]:

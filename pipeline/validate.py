@@ -8,9 +8,12 @@ lengths are checked here too, since the service rejects those at execution time,
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
+from typing import Any
 
-from pipeline.definition import graph_problems, is_expression, walk_gets
+from pipeline.definition import compact, graph_problems, is_expression, walk_gets
 
 
 def check_graph(definition: dict) -> list[str]:
@@ -122,31 +125,52 @@ def check_processing_arguments(definition: dict) -> list[str]:
     return problems
 
 
-# Representative values for what is only known at run time: SageMaker execution ids are 12
-# characters; a step property or property-file value is taken as a long S3 URI.
+# What is only known at run time, at realistic lengths: SageMaker execution ids are 12
+# characters; a step's output URI is that output's own S3Uri expression, resolved (so the real
+# bucket, prefix and pipeline name count); any other run-time value (a property file's URI,
+# e.g. Reconcile's content-addressed shards place) is taken as the longest output URI the
+# pipeline writes plus a 64-character digest.
 EXECUTION_ID = "x" * 12
-RUNTIME_URI = "s3://" + "x" * 123
+DIGEST = "x" * 64
+_OUTPUT_URI = re.compile(r"^Steps\.([^.]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]\.S3Output\.S3Uri$")
 
 
-def representative(value, defaults: dict) -> str:
-    """A run-time expression as text of a realistic length, to check length limits."""
+def _output_uris(definition: dict) -> dict[tuple[str, str], Any]:
+    return {(step["Name"], out["OutputName"]): out["S3Output"]["S3Uri"]
+            for step in definition.get("Steps", [])
+            for out in (step.get("Arguments", {}).get("ProcessingOutputConfig") or {}).get("Outputs", [])}
+
+
+def runtime_uri(definition: dict, defaults: dict) -> str:
+    """The stand-in for a run-time value that is not a step's output URI (see above)."""
+    resolved = [representative(uri, defaults, {}, "") for uri in _output_uris(definition).values()]
+    return max(resolved, key=len, default="s3://" + "x" * 63).rstrip("/") + "/" + DIGEST
+
+
+def representative(value, defaults: dict, outputs: dict | None = None, runtime: str = "s3://" + "x" * 123) -> str:
+    """A run-time expression as text of a realistic length, to check length limits. `outputs`
+    maps (step, output name) to the output's S3Uri expression; `runtime` stands in for the rest."""
     if not is_expression(value):
         return str(value).lower() if isinstance(value, bool) else str(value)
     (key,) = value
     body = value[key]
+    again = lambda v: representative(v, defaults, outputs, runtime)  # noqa: E731
     if key == "Std:Join":
-        return str(body.get("On", "")).join(representative(v, defaults) for v in body.get("Values", []))
+        return str(body.get("On", "")).join(again(v) for v in body.get("Values", []))
     if key == "Get" and body.startswith("Parameters."):
-        return representative(defaults.get(body.split(".", 1)[1], ""), defaults)
+        return again(defaults.get(body.split(".", 1)[1], ""))
     if key == "Get" and body == "Execution.PipelineExecutionId":
         return EXECUTION_ID
-    return RUNTIME_URI
+    if key == "Get" and outputs and (match := _OUTPUT_URI.match(body)) and match.groups() in outputs:
+        return again(outputs[match.groups()])
+    return runtime
 
 
 def check_expression_lengths(definition: dict) -> list[str]:
     """Container arguments and environment values are at most 256 characters each, also after
     their expressions are resolved (with the parameters' defaults)."""
     defaults = {p["Name"]: p.get("DefaultValue", "") for p in definition.get("Parameters", [])}
+    outputs, runtime = _output_uris(definition), runtime_uri(definition, defaults)
     problems = []
     for step in definition.get("Steps", []):
         args = step.get("Arguments", {})
@@ -154,11 +178,55 @@ def check_expression_lengths(definition: dict) -> list[str]:
                  enumerate(args.get("AppSpecification", {}).get("ContainerArguments", []))]
         items += [(f"Environment[{k!r}]", v) for k, v in (args.get("Environment") or {}).items()]
         for where, value in items:
-            if is_expression(value) and len(text := representative(value, defaults)) > 256:
+            if is_expression(value) and len(text := representative(value, defaults, outputs, runtime)) > 256:
                 problems.append(f"step {step['Name']!r}: {where} resolves to about {len(text)} characters "
                                 f"at run time, at most 256: {text[:80]}...")
     return problems
 
 
+# CreatePipeline/UpdatePipeline: PipelineDefinition is at most 1 MiB, inline or from S3.
+DEFINITION_MAX = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Size:
+    """The compact definition's size, and how many steps of its widest fan-out would fit."""
+
+    bytes: int
+    fan_out: str  # e.g. "Featurize": the step-name prefix with the most steps
+    steps: int  # steps of the fan-out in this definition
+    fit: int  # steps of the fan-out that fit in DEFINITION_MAX with everything else as is
+
+    def line(self) -> str:
+        return (f"{self.bytes:,} bytes compact of {DEFINITION_MAX:,} (1 MiB): about {self.fit} "
+                f"{self.fan_out} steps fit, this has {self.steps}")
+
+
+def measure(definition: dict) -> Size:
+    """Each fan-out step costs its own compact JSON plus its name where Combine depends on it."""
+    body = len(compact(definition).encode())
+    groups: dict[str, list[dict]] = {}
+    for step in definition.get("Steps", []):
+        groups.setdefault(step["Name"].split("-", 1)[0], []).append(step)
+    name, members = max(groups.items(), key=lambda kv: len(kv[1]), default=("", []))
+    if not members:
+        return Size(body, name, 0, 0)
+    per_step = sum(len(canonical_compact(m)) + len(m["Name"]) + 3 for m in members) / len(members)
+    return Size(body, name, len(members), len(members) + int((DEFINITION_MAX - body) // per_step))
+
+
+def check_size(definition: dict) -> list[str]:
+    size = measure(definition)
+    if size.bytes <= DEFINITION_MAX:
+        return []
+    return [f"definition: {size.line()}; the service rejects a definition over 1 MiB: lower "
+            f"stages.featurize.macroshards to at most {max(size.fit, 1)} (or shorten names, tags, environment)"]
+
+
 def check_definition(definition: dict) -> list[str]:
-    return check_graph(definition) + check_processing_arguments(definition) + check_expression_lengths(definition)
+    return (check_graph(definition) + check_processing_arguments(definition) + check_expression_lengths(definition)
+            + check_size(definition))
+
+
+def canonical_compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()

@@ -5,7 +5,9 @@
 Standard library only: it runs before anything is installed. On an AWS-managed framework
 image (`WAVEPIPE_PIP_INSTALL=1`) it first installs `steps/requirements.txt` and the user's
 `user/requirements.txt` (code.requirements), so the same bundle runs on the project's own
-image (everything preinstalled) and on a stock one.
+image (everything preinstalled) and on a stock one. It installs from the wheelhouse staged at
+`WAVEPIPE_WHEELHOUSE` with `--no-index` (no job reaches a package index), or from
+`WAVEPIPE_PIP_INDEX_URL` (a private index).
 """
 
 import os
@@ -15,6 +17,26 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+
+def pip_install_command(requirements: list, env: dict) -> list:
+    """The pip command that installs the requirements the way this job was told to."""
+    from steps.contract import ENV_PIP_INDEX_URL, ENV_WHEELHOUSE
+
+    argv = [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "--disable-pip-version-check"]
+    if env.get(ENV_WHEELHOUSE):
+        argv += ["--no-index", "--find-links", env[ENV_WHEELHOUSE]]
+    elif env.get(ENV_PIP_INDEX_URL):
+        argv += ["--index-url", env[ENV_PIP_INDEX_URL]]
+    return argv + [a for f in requirements for a in ("-r", str(f))]
+
+
+def install_requirements(requirements: list) -> None:
+    # The 1.4-2-py312 image's Python is Ubuntu 24.04's, marked EXTERNALLY-MANAGED (PEP 668):
+    # plain `pip install` refuses. Its own Dockerfile installs with --break-system-packages;
+    # the environment variable is that option, and older pips ignore it.
+    env = dict(os.environ, PIP_BREAK_SYSTEM_PACKAGES="1", PIP_ROOT_USER_ACTION="ignore")
+    subprocess.run(pip_install_command(requirements, env), check=True, env=env)
 
 
 def main(argv: list) -> int:
@@ -42,11 +64,8 @@ def main(argv: list) -> int:
     if os.environ.get(ENV_PIP_INSTALL) == "1":
         # The user's requirements (code.requirements) with the stages' own, in one pip call, so
         # one resolver sees both and a user pin cannot silently replace a stage's.
-        files = [f for f in (target / "steps" / "requirements.txt", target / USER_REQUIREMENTS) if f.is_file()]
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", *(a for f in files for a in ("-r", str(f)))],
-            check=True,
-        )
+        install_requirements([f for f in (target / "steps" / "requirements.txt", target / USER_REQUIREMENTS)
+                              if f.is_file()])
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), str(user), os.environ.get("PYTHONPATH")]))
     module, sys.argv = argv[0], [argv[0]] + argv[1:]
     try:

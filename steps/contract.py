@@ -19,6 +19,8 @@ EXIT_BAD_INPUT = 2  # bad arguments, settings or inputs: nothing was worth retry
 PROCESSING_ROOT = "/opt/ml/processing"
 CODE_DIR = f"{PROCESSING_ROOT}/input/code"
 SETTINGS_DIR = f"{PROCESSING_ROOT}/input/settings"
+WHEELHOUSE_INPUT = "wheels"  # the wheels of steps/requirements.txt for the job's platform and Python
+WHEELHOUSE_DIR = f"{PROCESSING_ROOT}/input/{WHEELHOUSE_INPUT}"
 
 
 def input_dir(name: str) -> str:
@@ -102,6 +104,8 @@ ENCODED_DATA_DIRS = (FULL_DATASET, PARTIAL_DATASET)
 ENV_STAGE = "WAVEPIPE_STAGE"
 ENV_KMS_KEY_ID = "WAVEPIPE_KMS_KEY_ID"
 ENV_PIP_INSTALL = "WAVEPIPE_PIP_INSTALL"
+ENV_WHEELHOUSE = "WAVEPIPE_WHEELHOUSE"  # install with --no-index from this folder
+ENV_PIP_INDEX_URL = "WAVEPIPE_PIP_INDEX_URL"  # or from this (private) index
 ENV_S3_ROOT = "WAVEPIPE_S3_ROOT"  # local runner: s3://bucket/key is <root>/bucket/key
 ENV_LOCAL = "WAVEPIPE_LOCAL"  # set by the local runner
 ENV_CURRENT_HOST = "WAVEPIPE_CURRENT_HOST"

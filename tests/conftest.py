@@ -15,7 +15,11 @@ REGION = "us-east-1"
 
 # For the whole session, before any fixture of any scope creates a client: fake credentials and
 # a region (the per-test fixture below restores them for each test). Without this, a module-
-# scoped fixture would depend on an earlier test having set them.
+# scoped fixture would depend on an earlier test having set them. What was there is kept for
+# the acceptance tests on a real account (tests/aws), which alone put it back.
+REAL_AWS_ENV = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                                 "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE",
+                                                 "AWS_EC2_METADATA_DISABLED")}
 for _key, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                      "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION,
                      "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pipeline.config.models import Config
+from pipeline.images import has_instance_storage, installs_requirements, python_problems
 from pipeline.parameters import parameter_specs
 
 Rule = Callable[[Config], list[str]]
@@ -65,9 +66,11 @@ def network_isolation(cfg: Config) -> list[str]:
     if not cfg.aws.network.enable_network_isolation:
         return []
     problems = []
-    if cfg.image.uri is None or cfg.image.install_requirements:
-        problems.append("aws.network.enable_network_isolation: the job installs steps/requirements.txt from PyPI "
-                        "at start, which isolation forbids; set image.uri to an image built from the Dockerfile")
+    if installs_requirements(cfg) and cfg.image.pip_index_url:
+        problems.append("aws.network.enable_network_isolation: the job installs steps/requirements.txt from "
+                        "image.pip_index_url at start, which isolation forbids; leave pip_index_url out (the jobs "
+                        "then install from the wheelhouse upsert uploads) or set image.uri to an image built from "
+                        "the Dockerfile")
     if "reconcile" in {s.name for s in cfg.registry.enabled(cfg)}:
         problems.append("aws.network.enable_network_isolation: stages.reconcile calls the S3 API and the database "
                         "itself; run it without network isolation")
@@ -80,8 +83,25 @@ def code_paths(cfg: Config) -> list[str]:
     return code_path_problems(cfg.code.paths)
 
 
+def job_python(cfg: Config) -> list[str]:
+    return python_problems(cfg)
+
+
+def volume_key_and_instance_storage(cfg: Config) -> list[str]:
+    """The service rejects a VolumeKmsKeyId for instance types with their own storage."""
+    if not cfg.aws.kms_key_id:
+        return []
+    return [f"stages.{s.name}.instance_type: {infra.instance_type} has instance storage, for which the service "
+            "rejects a volume KMS key (its storage is encrypted by the instance's hardware), and aws.kms_key_id is "
+            "set: use a type without instance storage (e.g. ml.m5.xlarge instead of ml.m5d.xlarge), or leave "
+            "aws.kms_key_id out"
+            for s in cfg.registry.enabled(cfg)
+            if has_instance_storage((infra := s.section_of(cfg)).instance_type)]
+
+
 RULES: tuple[Rule, ...] = (at_least_one_stage, needed_stages_present, single_instance_unless_split, cache_duration,
-                           unique_schedule_names, schedule_parameters, network_isolation, code_paths)
+                           unique_schedule_names, schedule_parameters, network_isolation, job_python,
+                           volume_key_and_instance_storage, code_paths)
 
 
 def cross_check(cfg: Config) -> list[str]:

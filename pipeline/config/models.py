@@ -69,16 +69,44 @@ class ImageConfig(Model):
     install_requirements: bool | None = Field(
         None, description="pip-install steps/requirements.txt at job start (default: only for managed images)."
     )
+    python: str | None = Field(
+        None, pattern=r"^3\.\d+$",
+        description="Python of `uri` when it installs the requirements at start (the wheelhouse is built for it).",
+    )
+    pip_index_url: str | None = Field(
+        None, pattern=r"^https://\S+$",
+        description="Private package index (e.g. a CodeArtifact URL) the jobs install from instead of the "
+                    "wheelhouse `upsert` uploads; the jobs then need a network path to it.",
+    )
+
+
+class ResourceLimitRetry(Model):
+    """SageMaker.RESOURCE_LIMIT (the account's processing-instance quota is in use): its own,
+    long-interval policy, since a fan-out of many shards waits for earlier shards to finish."""
+
+    max_attempts: int = Field(10, ge=1, le=20)
+    interval_seconds: int = Field(300, ge=1, le=3600)
+    backoff_rate: float = Field(1.0, ge=1.0)
 
 
 class RetryConfig(Model):
     max_attempts: int = Field(3, ge=1, le=20)
     interval_seconds: int = Field(30, ge=1, le=3600)
     backoff_rate: float = Field(2.0, ge=1.0)
-    on: list[Literal["CAPACITY_ERROR", "INTERNAL_ERROR", "RESOURCE_LIMIT", "SERVICE_FAULT", "THROTTLING"]] = Field(
+    on: list[Literal["CAPACITY_ERROR", "INTERNAL_ERROR", "SERVICE_FAULT", "THROTTLING"]] = Field(
         default_factory=lambda: ["CAPACITY_ERROR", "INTERNAL_ERROR", "SERVICE_FAULT", "THROTTLING"],
         description="Failures retried: SageMaker job errors and pipeline service errors.",
     )
+    resource_limit: ResourceLimitRetry | None = Field(
+        ResourceLimitRetry(), description="Retry of SageMaker.RESOURCE_LIMIT (instance quota); null: none.")
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _resource_limit_apart(cls, value):
+        if isinstance(value, list) and "RESOURCE_LIMIT" in value:
+            raise ValueError("RESOURCE_LIMIT has its own policy with a long interval: set retry.resource_limit "
+                             "(max_attempts, interval_seconds, backoff_rate) instead")
+        return value
 
 
 class StageInfra(Model):

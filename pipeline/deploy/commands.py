@@ -29,13 +29,33 @@ def upsert(cfg: Config, alias: str | None = None, dry_run: bool = False) -> int:
     """Upload the assets, then create or update the pipeline (a new version only on change)."""
     def action() -> int:
         from pipeline.build import build
+        from pipeline.deploy import wheelhouse
 
         built = build(cfg)
+        checked(built.definition)
         aws = clients.connect(cfg.aws.region, dry_run)
+        wheels = None if built.wheelhouse is None else \
+            (lambda: wheelhouse.ensure(aws, built.wheelhouse, built.wheelhouse_uri, cfg.aws.kms_key_id))
         pipelines.upsert(aws, cfg, built.definition, built.assets.files,
-                         provenance(cfg, built.assets.code_hash), alias)
+                         provenance(cfg, built.assets.code_hash), alias, then_upload=wheels)
         return 0
     return _run(action)
+
+
+def checked(definition: str) -> None:
+    """`validate`'s checks of the definition, before anything is uploaded: a definition the
+    service would refuse (over 1 MiB, a bad request shape) is not deployed."""
+    import json
+
+    from pipeline.validate import check_definition, measure
+
+    parsed = json.loads(definition)
+    problems = check_definition(parsed)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        raise DeployError(f"{len(problems)} problem(s) in the definition (see `deploy.py validate`); nothing deployed")
+    print(f"definition: {measure(parsed).line()}")
 
 
 def start(cfg: Config, params: dict[str, str], version: int | None = None, alias: str | None = None,

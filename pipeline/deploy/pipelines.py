@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from typing import Callable
 
 from pipeline.config import Config
+from pipeline.definition import compact as compact_definition
 from pipeline.deploy import versions
 from pipeline.deploy.assets import upload
 from pipeline.deploy.clients import Aws
@@ -40,7 +42,7 @@ def definition_args(cfg: Config, definition: str) -> tuple[dict, dict[str, bytes
     """The request's definition arguments and any file they need uploaded first.
 
     The definition is sent compact: same JSON as `deploy.py definition`, fewer bytes."""
-    compact = json.dumps(json.loads(definition), separators=(",", ":"), sort_keys=True)
+    compact = compact_definition(definition)
     body = compact.encode()
     if len(body) < INLINE_MAX:
         return {"PipelineDefinition": compact}, {}
@@ -104,12 +106,15 @@ def _record(aws: Aws, name: str, arn: str, version: int | None, prov: Provenance
 
 
 def upsert(aws: Aws, cfg: Config, definition: str, files: dict[str, bytes], prov: Provenance,
-           alias: str | None = None) -> None:
-    """Upload `files`, then create the pipeline, update it, or report it unchanged."""
+           alias: str | None = None, then_upload: Callable[[], None] | None = None) -> None:
+    """Upload `files` (and then whatever `then_upload` uploads: the wheelhouse), then create the
+    pipeline, update it, or report it unchanged."""
     check_trust(aws, cfg.aws.role_arn, (SAGEMAKER,))
     definition_arg, definition_file = definition_args(cfg, definition)
     uploaded, skipped = upload(aws, {**files, **definition_file}, cfg.aws.kms_key_id)
     aws.echo(f"assets: {uploaded} {'to upload' if aws.dry_run else 'uploaded'}, {skipped} already in place")
+    if then_upload is not None:
+        then_upload()
     request = request_args(cfg, definition_arg)
     current = describe(aws, cfg.pipeline.name)
     if current is None:

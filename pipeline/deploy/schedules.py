@@ -7,7 +7,8 @@ Schedules elsewhere that start this pipeline (e.g. made by the SDK's `put_trigge
 default group) are reported by `schedule` and deleted by `delete`, so none is left orphaned.
 
 The Scheduler API is used directly because it takes per-schedule `SageMakerPipelineParameters`;
-the SDK's `put_triggers` sends none.
+the SDK's `put_triggers` sends none. A schedule starts the pipeline's latest version (the
+target is the pipeline ARN, which takes no version or alias).
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ def param_value(value) -> str:
 
 def desired(cfg: Config, schedule: Schedule, pipeline_arn: str) -> dict:
     """The CreateSchedule/UpdateSchedule request for one configured schedule."""
-    target = {"Arn": pipeline_arn, "RoleArn": cfg.aws.role_arn}
-    if schedule.parameters:
-        target["SageMakerPipelineParameters"] = {"PipelineParameterList": [
-            {"Name": k, "Value": param_value(v)} for k, v in sorted(schedule.parameters.items())]}
+    # Always sent, empty when the schedule sets none: the SDK's put_triggers does the same, and
+    # EventBridge Scheduler reads it to tell a SageMaker pipeline target from a universal one.
+    target = {"Arn": pipeline_arn, "RoleArn": cfg.aws.role_arn,
+              "SageMakerPipelineParameters": {"PipelineParameterList": [
+                  {"Name": k, "Value": param_value(v)} for k, v in sorted(schedule.parameters.items())]}}
     return {
         "Name": schedule.name,
         "GroupName": group_name(cfg.pipeline.name),

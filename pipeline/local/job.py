@@ -26,6 +26,7 @@ from pipeline.definition import processing_outputs
 from pipeline.local import sandbox
 from pipeline.local.backend import Backend
 from pipeline.local.expressions import to_text
+from steps.contract import ENV_PIP_INSTALL, WHEELHOUSE_DIR
 
 PYTHONS = {"python", "python3", f"python3.{sys.version_info.minor}"}
 # A process killed by a signal the runner did not send (the OOM killer, a crash) is the local
@@ -97,6 +98,11 @@ class Job:
     log: Path
     cpus: int = 1  # cores this job may use (all instances together)
     retry_policies: tuple[dict, ...] = ()
+    # The jobs' install path (`deploy.py local --install-requirements`): the entrypoint's python3
+    # is this interpreter (a virtual environment made for the wheelhouse), the wheelhouse input
+    # is staged and WAVEPIPE_PIP_INSTALL kept. Otherwise neither: nothing is installed here.
+    python: str | None = None
+    install_requirements: bool = False
 
     @property
     def instance_count(self) -> int:
@@ -155,7 +161,9 @@ def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.
     args = job.arguments
     outputs = processing_outputs(args)
     try:
-        plans = sandbox.plan_inputs(args.get("ProcessingInputs") or [], backend.storage, roots)
+        inputs = [item for item in args.get("ProcessingInputs") or []
+                  if job.install_requirements or item["S3Input"]["LocalPath"] != WHEELHOUSE_DIR]
+        plans = sandbox.plan_inputs(inputs, backend.storage, roots)
         for plan in plans:
             sandbox.download(plan, backend.storage, stop)
         sandbox.make_output_dirs(outputs, roots)
@@ -180,13 +188,13 @@ def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.
     return JobStatus.COMPLETED, None, False, counts
 
 
-def command(arguments: dict, root: Path) -> list[str]:
+def command(arguments: dict, root: Path, python: str | None = None) -> list[str]:
     """The entrypoint and arguments as this sandbox runs them."""
     app = arguments["AppSpecification"]
     argv = [sandbox.map_paths(to_text(part), root)
             for part in list(app["ContainerEntrypoint"]) + list(app.get("ContainerArguments") or [])]
     if argv and argv[0] in PYTHONS:
-        argv[0] = sys.executable
+        argv[0] = python or sys.executable
     return argv
 
 
@@ -194,9 +202,15 @@ def environment(job: Job, backend: Backend, root: Path, instance: int) -> dict[s
     """The child's environment: this process's, minus what would point it elsewhere, plus the
     step's Environment, the storage settings and the local markers."""
     env = {k: v for k, v in os.environ.items() if k not in backend.unset}
-    env.pop("WAVEPIPE_PIP_INSTALL", None)  # never install packages into the user's Python
+    if job.install_requirements:
+        # Like a job: no pip configuration of this machine (indexes, find-links) may help out.
+        env = {k: v for k, v in env.items() if not k.startswith("PIP_") and k != "PYTHONPATH"}
+        env["PIP_CONFIG_FILE"] = os.devnull
     for key, value in (job.arguments.get("Environment") or {}).items():
         env[key] = sandbox.map_paths(to_text(value), root)
+    if not job.install_requirements:
+        # After the step's own Environment, which sets it: never install into the user's Python.
+        env.pop(ENV_PIP_INSTALL, None)
     env.update(backend.env)
     env["WAVEPIPE_LOCAL"] = "1"
     env["WAVEPIPE_CURRENT_HOST"] = f"algo-{instance + 1}"
@@ -213,7 +227,7 @@ def _run_instances(job: Job, backend: Backend, groups: ProcessGroups, stop: thre
     lock = threading.Lock()  # several instances share one step log
     with open(job.log, "ab") as log:
         for i, root in enumerate(roots):
-            argv = command(job.arguments, root)
+            argv = command(job.arguments, root, job.python)
             prefix = f"[algo-{i + 1}] " if len(roots) > 1 else ""
             with lock:
                 log.write(f"{prefix}# attempt {attempt}: {' '.join(argv)}\n".encode())

@@ -49,6 +49,8 @@ def run_pipeline(
     pipeline_name: str = "local-pipeline",
     cores: int | None = None,
     stream: TextIO | None = None,
+    python: str | None = None,
+    install_requirements: bool = False,
 ) -> RunResult:
     """Run every Processing step of `definition` (a dict or its JSON) here.
 
@@ -61,14 +63,21 @@ def run_pipeline(
     - `use_cache`: False runs every step afresh (no step cache, no resuming a failed run).
     - `max_parallel`: most steps at once (SageMaker's MaxParallelExecutionSteps); the cores
       (`cores`, default: this machine's) bound it too, a step counting its instances.
+      Without it, the definition's `ParallelismConfiguration.MaxParallelExecutionSteps` if any.
     - `progress`: print live progress and the final table on `stream` (default stderr).
+    - `python`, `install_requirements`: run the jobs' install path (see `Job`): the entrypoint
+      under this interpreter, with the wheelhouse input staged and WAVEPIPE_PIP_INSTALL kept.
 
     Raises UnsupportedDefinition (before anything runs) for a definition it cannot execute,
     and ValueError for bad parameters or `only` names. Ctrl-C stops every child process and
     returns the result with `interrupted=True`.
     """
-    run = _Run(load_definition(definition), Path(workdir).resolve(), pipeline_name,
+    loaded = load_definition(definition)
+    if max_parallel is None:
+        max_parallel = (loaded.raw.get("ParallelismConfiguration") or {}).get("MaxParallelExecutionSteps")
+    run = _Run(loaded, Path(workdir).resolve(), pipeline_name,
                storage, params, only, use_cache, progress, stream)
+    run.python, run.install_requirements = python, install_requirements
     return run.execute(dict(assets or {}), max_parallel, cores or machine_cores())
 
 
@@ -79,6 +88,8 @@ class _Run:
                  params: Mapping[str, Any] | None, only: list[str] | None, use_cache: bool,
                  progress: bool, stream: TextIO | None) -> None:
         self.definition = definition
+        self.python: str | None = None
+        self.install_requirements = False
         self.graph = build_graph(definition)
         self.parameters = definition.resolve_parameters(params)
         selected = check_only(only, self.graph)
@@ -185,7 +196,7 @@ class _Run:
         folder = self.execution.folder
         job = Job(step.name, job_name(self.execution.id, step.name), arguments,
                   folder / "jobs" / step.name, folder / "logs" / f"{step.name}.log", cpus,
-                  step.retry_policies)
+                  step.retry_policies, self.python, self.install_requirements)
         self.execution.running(step.name, job.log, job.instance_count)
         began = time.monotonic()
         try:

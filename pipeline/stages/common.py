@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pipeline.bundle import Assets
 from pipeline.config.models import Config, StageInfra
+from pipeline.images import has_instance_storage
 from pipeline.parameters import EXPERIMENT, instance_type_param_name
 from steps import contract as c
 
@@ -27,6 +28,8 @@ class BuildContext:
     image_uri: str
     install_requirements: bool
     registry: object  # pipeline.stages.registry.Registry
+    wheelhouse_uri: str | None = None  # where the jobs install from (pipeline.wheelhouse), if they install
+    pip_index_url: str | None = None  # or a private index instead (image.pip_index_url)
 
     def section(self, stage: str) -> StageInfra:
         return self.registry[stage].section_of(self.cfg)
@@ -119,6 +122,12 @@ def retry_policies(retry) -> list:
         out.append(StepRetryPolicy(exception_types=step, **common))
     if job:
         out.append(SageMakerJobStepRetryPolicy(exception_types=job, **common))
+    if (quota := retry.resource_limit) is not None:
+        # Apart, with a long interval: at a fan-out wider than the account's instance quota the
+        # shards beyond it wait for earlier ones to finish, minutes rather than seconds.
+        out.append(SageMakerJobStepRetryPolicy(
+            exception_types=[SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT], max_attempts=quota.max_attempts,
+            interval_seconds=quota.interval_seconds, backoff_rate=quota.backoff_rate))
     return out
 
 
@@ -128,6 +137,10 @@ def environment(ctx: BuildContext, stage: str, infra: StageInfra) -> dict[str, s
         env[c.ENV_KMS_KEY_ID] = ctx.cfg.aws.kms_key_id
     if ctx.install_requirements:
         env[c.ENV_PIP_INSTALL] = "1"
+        if ctx.pip_index_url:
+            env[c.ENV_PIP_INDEX_URL] = ctx.pip_index_url
+        elif ctx.wheelhouse_uri:
+            env[c.ENV_WHEELHOUSE] = c.WHEELHOUSE_DIR
     env.update(infra.environment)
     return dict(sorted(env.items()))
 
@@ -149,7 +162,9 @@ def processing_step(ctx: BuildContext, name: str, stage: str, infra: StageInfra,
         instance_type=ctx.params[instance_type_param_name(stage)],
         entrypoint=ENTRYPOINT,
         volume_size_in_gb=infra.volume_size_gb,
-        volume_kms_key=aws.kms_key_id,
+        # Never for an instance with its own storage (validate rejects the pair; an instance type
+        # given at build time is checked here too, so no request the service refuses is built).
+        volume_kms_key=None if has_instance_storage(infra.instance_type) else aws.kms_key_id,
         output_kms_key=aws.kms_key_id,
         max_runtime_in_seconds=infra.max_runtime_s,
         base_job_name=name,
@@ -167,6 +182,9 @@ def processing_step(ctx: BuildContext, name: str, stage: str, infra: StageInfra,
         s3_input("code", ctx.assets.code_uri, c.CODE_DIR),
         s3_input("settings", ctx.assets.settings_uri(stage), c.SETTINGS_DIR),
     ]
+    if ctx.install_requirements and ctx.wheelhouse_uri and not ctx.pip_index_url:
+        # SageMaker stages it from S3 before the container starts: no job reaches a package index.
+        shipped.append(s3_input(c.WHEELHOUSE_INPUT, ctx.wheelhouse_uri, c.WHEELHOUSE_DIR))
     step_args = processor.run(
         inputs=shipped + inputs,
         outputs=outputs,

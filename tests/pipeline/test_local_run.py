@@ -118,3 +118,20 @@ class TestInvalidLocalRun:
         assert "Reconcile: Failed" in err  # progress
         table = out[out.index("execution "):]
         assert "Reconcile" in table and "Failed" in table and "Skipped" in table
+
+
+def test_max_parallel_steps_of_the_config_is_honoured(tmp_path):
+    """`max_parallel_steps: 1` (upsert's ParallelismConfiguration): the two Featurize shards,
+    ready together, never run at the same time (issue 12: they did)."""
+    overlay = tmp_path / "one.yaml"
+    overlay.write_text("max_parallel_steps: 1\nstages:\n  reconcile: null\n  encode: null\n"
+                       "  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n")
+    workdir = tmp_path / "work"
+    assert main(["local", "--config", EXAMPLE, "--overlay", str(overlay), "--workdir", str(workdir)]) == 0
+    (record,) = workdir.glob("executions/*/execution.json")
+    steps = json.loads(record.read_text())["Steps"]
+    spans = sorted((s["Properties"]["ProcessingStartTime"], s["Properties"]["ProcessingEndTime"], name)
+                   for name, s in steps.items())
+    assert [name for *_, name in spans] == ["Featurize-30", "Featurize-31", "Combine"]
+    for (_, ended, _), (started, _, _) in zip(spans, spans[1:]):
+        assert ended <= started

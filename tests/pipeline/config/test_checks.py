@@ -96,9 +96,64 @@ class TestInvalidChecks:
         ]
 
     def test_network_isolation_with_managed_image_and_reconcile(self, example):
+        # The managed image installs from the wheelhouse SageMaker stages: no network needed for that.
         example["aws"]["network"]["enable_network_isolation"] = True
         assert problems_of(example) == [
-            "aws.network.enable_network_isolation: the job installs steps/requirements.txt from PyPI at start, "
-            "which isolation forbids; set image.uri to an image built from the Dockerfile",
             "aws.network.enable_network_isolation: stages.reconcile calls the S3 API and the database itself; "
             "run it without network isolation"]
+
+
+class TestAccountTraps:
+    """Issue 12: what the service would refuse at run time is refused here, naming the key."""
+
+    def test_framework_version_whose_python_the_pins_do_not_support(self, example):
+        example["image"]["framework_version"] = "1.4-2"  # Python 3.10, unlike 1.4-2-py312
+        assert problems_of(example) == [
+            "image.framework_version: sklearn '1.4-2' ships Python 3.10, but steps/requirements.txt pins packages "
+            "that need Python 3.11 or 3.12 (numpy 2.4.6, SQLAlchemy 2.1.9); use framework_version 1.4-2-py312 "
+            "(Python 3.12), or set image.uri to an image built from the Dockerfile"]
+
+    def test_framework_version_of_unknown_python(self, example):
+        example["image"]["framework_version"] = "1.2-1"
+        assert problems_of(example) == [
+            "image.framework_version: which Python the sklearn image '1.2-1' ships is not known here (known: 1.4-2 "
+            "(Python 3.10), 1.4-2-py312 (Python 3.12)); use 1.4-2-py312, or set image.uri to an image built from "
+            "the Dockerfile"]
+
+    def test_own_image_installing_at_start_names_its_python(self, example):
+        example["image"].update(uri=IMAGE, install_requirements=True)
+        assert problems_of(example) == [
+            "image.python: image.uri installs steps/requirements.txt at job start, so name its Python (one of "
+            "3.11, 3.12): the wheelhouse is built for it"]
+        example["image"]["python"] = "3.11"
+        assert validate_config(example).image.python == "3.11"
+
+    def test_volume_key_with_instance_storage(self, example):
+        example["aws"]["kms_key_id"] = "arn:aws:kms:us-east-1:123456789012:key/k"
+        example["stages"]["featurize"]["instance_type"] = "ml.m5d.4xlarge"
+        example["stages"]["encode"]["instance_type"] = "ml.g4dn.xlarge"
+        assert problems_of(example) == [
+            f"stages.{stage}.instance_type: {kind} has instance storage, for which the service rejects a volume KMS "
+            "key (its storage is encrypted by the instance's hardware), and aws.kms_key_id is set: use a type "
+            "without instance storage (e.g. ml.m5.xlarge instead of ml.m5d.xlarge), or leave aws.kms_key_id out"
+            for stage, kind in (("featurize", "ml.m5d.4xlarge"), ("encode", "ml.g4dn.xlarge"))]
+
+    def test_schedule_instance_type_with_storage_under_a_volume_key(self, example):
+        example["aws"]["kms_key_id"] = "arn:aws:kms:us-east-1:123456789012:key/k"
+        example["schedules"][0]["parameters"] = {"FeaturizeInstanceType": "ml.c5d.9xlarge"}
+        assert problems_of(example) == [
+            "schedules[0].parameters.FeaturizeInstanceType: 'ml.c5d.9xlarge' has instance storage, which takes no "
+            "volume KMS key, and this pipeline sends aws.kms_key_id as VolumeKmsKeyId: pick a type without "
+            "instance storage"]
+
+    def test_resource_limit_has_its_own_policy(self, example):
+        example["stages"]["featurize"]["retry"] = {"on": ["CAPACITY_ERROR", "RESOURCE_LIMIT"]}
+        (problem,) = problems_of(example)
+        assert problem.startswith("stages.featurize.retry.on: ") and "set retry.resource_limit" in problem
+
+    def test_private_index_under_network_isolation(self, raw_prefixes):
+        raw_prefixes["aws"]["network"]["enable_network_isolation"] = True
+        raw_prefixes["image"]["pip_index_url"] = "https://d-1.codeartifact.us-east-1.amazonaws.com/pypi/r/simple/"
+        (problem,) = problems_of(raw_prefixes)
+        assert problem.startswith("aws.network.enable_network_isolation: the job installs steps/requirements.txt "
+                                  "from image.pip_index_url")

@@ -43,6 +43,20 @@ def cfg(example_cfg) -> Config:
     return example_cfg
 
 
+def put_wheelhouse_marker(cfg: Config) -> None:
+    """The account already has the jobs' wheelhouse (its marker: upsert then builds and uploads
+    nothing): building and uploading one is tested in tests/pipeline/deploy/test_wheelhouse.py."""
+    from pipeline.build import job_wheelhouse
+    from pipeline.images import installs_requirements
+    from pipeline.stages.common import base_uri
+    from pipeline.wheelhouse import MARKER
+
+    wheelhouse = job_wheelhouse(cfg, installs_requirements(cfg))
+    if wheelhouse is not None:
+        key = wheelhouse.uri(base_uri(cfg))[len(f"s3://{cfg.aws.bucket}/"):] + MARKER
+        boto3.client("s3", region_name=REGION).put_object(Bucket=cfg.aws.bucket, Key=key, Body=b"{}")
+
+
 def make_role(name: str, *services: str) -> str:
     iam = boto3.client("iam", region_name=REGION)
     return iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust_policy(*services))["Role"]["Arn"]
@@ -55,6 +69,7 @@ def account(aws, cfg, monkeypatch):
     boto3 would retry: one attempt keeps those tests fast."""
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=cfg.aws.bucket)
+    put_wheelhouse_marker(cfg)
     make_role(cfg.aws.role_arn.rsplit("/", 1)[-1], "sagemaker.amazonaws.com", "scheduler.amazonaws.com")
     return aws
 

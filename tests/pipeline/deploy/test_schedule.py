@@ -159,3 +159,15 @@ class TestValidDelete:
 
         assert scheduler().list_schedules(GroupName=NAME)["Schedules"] == []
         assert f"pipeline {NAME} does not exist" in capsys.readouterr().out
+
+
+class TestAccountTraps:
+    def test_a_schedule_without_parameters_still_sends_an_empty_list(self, cfg, deployed, api_calls):
+        """Like the SDK's put_triggers: EventBridge Scheduler reads SageMakerPipelineParameters to
+        tell a SageMaker pipeline target; it is sent empty when the schedule sets no value."""
+        bare = variant(cfg, schedules=[{"name": "bare", "expression": "rate(1 day)"}])
+        api_calls.clear()
+        assert commands.schedule(bare) == 0
+        (create,) = [p for _, op, p in api_calls if op == "CreateSchedule"]
+        assert create["Target"]["SageMakerPipelineParameters"] == {"PipelineParameterList": []}
+        assert commands.schedule(bare) == 0  # and moto's stored copy compares equal: unchanged

@@ -15,8 +15,9 @@ from tests.pipeline.deploy.conftest import make_role, operations, sm, variant, w
 
 
 def objects(bucket: str) -> dict[str, bytes]:
+    """What upsert put in the bucket (the account fixture's wheelhouse marker is not counted)."""
     s3 = boto3.client("s3", region_name=REGION)
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []) if "/wheels/" not in o["Key"]]
     return {f"s3://{bucket}/{k}": s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
 
 
@@ -180,3 +181,24 @@ class TestInvalidUpsert:
         err = capsys.readouterr().err
         assert err == f"error: DescribePipeline on pipeline {cfg.pipeline.name}: no AWS credentials found " \
                       "(set AWS_PROFILE, or run `aws configure` / `aws sso login`)\n"
+
+
+class TestAccountTraps:
+    """Issue 12: what CreatePipeline would refuse is refused before anything is uploaded."""
+
+    def test_a_definition_over_1_mib_is_not_deployed(self, cfg, account, api_calls, capsys, monkeypatch):
+        import pipeline.validate as validate
+
+        monkeypatch.setattr(validate, "DEFINITION_MAX", 10_000)  # the example is ~16 kB
+        api_calls.clear()
+
+        assert commands.upsert(cfg) == 1
+
+        err = capsys.readouterr().err
+        assert "error: definition: 16," in err and "1 problem(s) in the definition" in err
+        assert "lower stages.featurize.macroshards to at most 1" in err
+        assert api_calls == []  # validated before any call
+
+    def test_upsert_says_how_many_shards_fit(self, cfg, account, capsys):
+        assert commands.upsert(cfg) == 0
+        assert "bytes compact of 1,048,576 (1 MiB): about 336 Featurize steps fit, this has 2" in capsys.readouterr().out

@@ -134,3 +134,14 @@ class TestRefusal:
                      tmp_path)
         assert result.steps["A"].state is StepState.FAILED
         assert "no objects found" in result.steps["A"].reason
+
+
+class TestParallelismConfiguration:
+    def test_the_definitions_max_parallel_steps_is_honoured(self, tmp_path, monkeypatch):
+        """`exclusive` fails when another step holds the shared lock: with MaxParallelExecutionSteps
+        1 from the definition (no max_parallel given), steps never overlap."""
+        monkeypatch.setenv("MY_SHARED_DIR", str(tmp_path))
+        defn = definition(*(step(f"S{i}", "exclusive") for i in range(3)))
+        defn["ParallelismConfiguration"] = {"MaxParallelExecutionSteps": 1}
+        result = run(defn, tmp_path, cores=4)
+        assert result.ok, {n: s.reason for n, s in result.steps.items()}

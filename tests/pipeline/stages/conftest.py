@@ -25,6 +25,8 @@ RETRY = [
      "MaxAttempts": 3},
     {"BackoffRate": 2.0, "ExceptionType": ["SageMaker.CAPACITY_ERROR", "SageMaker.JOB_INTERNAL_ERROR"],
      "IntervalSeconds": 30, "MaxAttempts": 3},
+    # the instance quota: a policy of its own, long interval (issue 12)
+    {"BackoffRate": 1.0, "ExceptionType": ["SageMaker.RESOURCE_LIMIT"], "IntervalSeconds": 300, "MaxAttempts": 10},
 ]
 
 
@@ -57,11 +59,12 @@ def step(name: str, stage: str, arguments: list, inputs: list, outputs: list, *,
             "ImageUri": IMAGE,
         },
         "Environment": {"AWS_DEFAULT_REGION": "us-east-1", "PYTHONUNBUFFERED": "1", "WAVEPIPE_PIP_INSTALL": "1",
-                        "WAVEPIPE_STAGE": stage},
+                        "WAVEPIPE_STAGE": stage, "WAVEPIPE_WHEELHOUSE": "/opt/ml/processing/input/wheels"},
         "NetworkConfig": {"EnableInterContainerTrafficEncryption": True, "EnableNetworkIsolation": False},
         "ProcessingInputs": [
             s3_in("code", f"{base}/code/<code>/", "/opt/ml/processing/input/code"),
             s3_in("settings", f"{base}/settings/{stage}-<settings>/", "/opt/ml/processing/input/settings"),
+            s3_in("wheels", f"{base}/wheels/<wheels>/", "/opt/ml/processing/input/wheels"),
             *inputs,
         ],
         "ProcessingOutputConfig": {"Outputs": outputs},
@@ -83,6 +86,7 @@ def normalized(built) -> dict:
     text = built.definition.replace(built.assets.code_hash, "<code>")
     text = re.sub(r"/settings/([a-z]+)-[0-9a-f]{16}/", r"/settings/\1-<settings>/", text)
     text = re.sub(r'"features","[0-9a-f]{16}"', '"features","<key>"', text)
+    text = re.sub(r"/wheels/[0-9a-f]{16}/", "/wheels/<wheels>/", text)
     return {s["Name"]: s for s in json.loads(text)["Steps"]}
 
 

@@ -28,7 +28,7 @@ class TestValidEncode:
         encode = normalized(build(load_config(ROOT / "config" / "documents.yaml")))["Encode"]
         args = encode["Arguments"]
         assert args["AppSpecification"]["ContainerArguments"][7:9] == ["--artifacts", "/opt/ml/processing/input/artifacts"]
-        assert args["ProcessingInputs"][3] == s3_in(
+        assert args["ProcessingInputs"][4] == s3_in(
             "artifacts", join("s3://wavepipe-example/wavepipe/wavepipe-documents", "experiments",
                               param("ExperimentName"), "data", "reconciled_artifacts", ""),
             "/opt/ml/processing/input/artifacts")

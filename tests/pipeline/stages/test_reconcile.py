@@ -26,7 +26,7 @@ class TestValidReconcile:
 
     def test_shards_uri_is_read_from_its_report(self, example_built):
         featurize = normalized(example_built)["Featurize-shard-0001"]
-        assert featurize["Arguments"]["ProcessingInputs"][2]["S3Input"]["S3Uri"] == \
+        assert featurize["Arguments"]["ProcessingInputs"][3]["S3Input"]["S3Uri"] == \
             join(SHARDS_URI, "shard-0001.manifest")
 
     def test_property_references(self):

@@ -1,0 +1,86 @@
+"""Acceptance on a real AWS account: the first thing to run on a new account.
+
+    WAVEPIPE_TEST_BUCKET=my-bucket WAVEPIPE_TEST_ROLE_ARN=arn:aws:iam::<acct>:role/<role> \\
+        .venv/bin/python -m pytest -m aws -p no:cacheprovider -s
+
+A tiny pipeline (the example: Reconcile, 2 Featurize shards, Combine, Encode, on ml.m5.large)
+over the generated sample data, under `s3://<bucket>/wavepipe-acceptance/<name>/`: `upsert`
+(which builds and uploads the wheelhouse), `start --wait`, every stage's outputs checked, then
+the pipeline and every object it wrote deleted, whatever happened. The processing jobs stay in
+the account's job history (SageMaker has no delete for them). About 20 to 30 minutes and a few
+cents of processing. Region: WAVEPIPE_TEST_REGION, else the session's, else us-east-1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from pipeline.config import load_config
+from pipeline.deploy import commands
+from pipeline.local_run import ensure_sample_data
+from tests.conftest import EXAMPLE_CONFIG
+
+pytestmark = pytest.mark.aws
+
+
+def overlay(tmp_path: Path, name: str, region: str, bucket: str, role: str, prefix: str) -> Path:
+    sample = f"s3://{bucket}/{prefix}/sample"
+    path = tmp_path / "acceptance.yaml"
+    path.write_text(json.dumps({  # JSON is YAML
+        "pipeline": {"name": name, "tags": {"wavepipe-acceptance": "true"}},
+        "aws": {"region": region, "role_arn": role, "bucket": bucket, "output_prefix": prefix},
+        "parameters": {"input_uri": f"{sample}/mimic3wdb"},
+        "schedules": [],
+        "local": {"sample_data_uri": sample},
+        "stages": {"reconcile": {"instance_type": "ml.m5.large",
+                                 "labels": {"sqlite_uri": f"{sample}/labels.sqlite"}},
+                   "featurize": {"instance_type": "ml.m5.large", "macroshards": 2},
+                   "combine": {"instance_type": "ml.m5.large"},
+                   "encode": {"instance_type": "ml.m5.large"}},
+    }))
+    return path
+
+
+def keys(s3, bucket: str, prefix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def delete_prefix(s3, bucket: str, prefix: str) -> None:
+    found = keys(s3, bucket, prefix)
+    for i in range(0, len(found), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in found[i:i + 1000]]})
+
+
+def test_tiny_pipeline_runs_every_stage_on_the_account(tmp_path):
+    bucket, role = os.environ["WAVEPIPE_TEST_BUCKET"], os.environ["WAVEPIPE_TEST_ROLE_ARN"]
+    region = os.environ.get("WAVEPIPE_TEST_REGION") or boto3.Session().region_name or "us-east-1"
+    name = f"wavepipe-acceptance-{uuid.uuid4().hex[:8]}"
+    prefix = f"wavepipe-acceptance/{name}"
+    cfg = load_config(EXAMPLE_CONFIG, overlays=[overlay(tmp_path, name, region, bucket, role, prefix)])
+    s3 = boto3.client("s3", region_name=region)
+    try:
+        ensure_sample_data(cfg, tmp_path, "aws")
+        assert commands.upsert(cfg) == 0
+        assert commands.start(cfg, params={}, wait=True) == 0
+        sm = boto3.client("sagemaker", region_name=region)
+        (execution,) = sm.list_pipeline_executions(PipelineName=name)["PipelineExecutionSummaries"]
+        run = f"{prefix}/{name}/{execution['PipelineExecutionArn'].rsplit('/', 1)[-1]}"
+        written = set(keys(s3, bucket, f"{prefix}/{name}/"))
+        report = json.loads(s3.get_object(Bucket=bucket, Key=f"{run}/reconcile/report.json")["Body"].read())
+        assert report["matched"] == 24
+        for shard in ("shard-0001", "shard-0002"):  # under experiments/<name>/shards/<digest>/features/<key>/
+            assert any("/features/" in k and k.endswith(f"/{shard}/features.parquet") for k in written), shard
+        assert f"{run}/combine/waveform_summary.parquet" in written
+        assert f"{run}/combine/signal_stats.csv" in written
+        assert f"{run}/encode/full_dataset/dataset_dict.json" in written
+        assert any(f"{prefix}/{name}/wheels/" in k for k in written)  # the jobs installed from it
+    finally:
+        commands.delete(cfg)
+        delete_prefix(s3, bucket, prefix + "/")
