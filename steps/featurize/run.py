@@ -120,6 +120,21 @@ def run_microshard(records: list[RecordRef], function_ref: str, options: dict[st
     return TaskReport(outcomes, os.getpid(), time.perf_counter() - started, sum(r.bytes for r in records), peak_rss_mb())
 
 
+def process_tree_cpu_seconds() -> float:
+    """CPU time of this process since it started (imports included) and of its workers, the
+    living ones (joblib keeps its pool) and those already reaped: what the step costs."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:4])  # user, system, children_user, children_system
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass  # exited meanwhile: reaped into children_* above, or lost to a race
+    return round(total, 3)
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory since its exec.
 
@@ -136,7 +151,9 @@ def peak_rss_mb() -> float:
 
 
 def _execute(tasks: list[list[RecordRef]], jobs: int, function_ref: str, options: dict) -> Iterable[TaskReport]:
-    if jobs == 1 or len(tasks) <= 1:
+    # A handful of records (what an incremental run leaves after the record cache) is done
+    # here: starting a pool of workers, each importing wfdb and numpy, would cost more.
+    if jobs == 1 or len(tasks) <= 1 or sum(len(t) for t in tasks) < jobs:
         for task in tasks:
             yield run_microshard(task, function_ref, options)
         return
@@ -274,7 +291,8 @@ def featurize(input_dir: str | Path, output_dir: str | Path, settings: Featurize
     pq.write_table(features_table(run.outcomes, settings.feature_function), out / FEATURES_FILE, compression="snappy")
     pq.write_table(errors_table(run.outcomes), out / ERRORS_FILE, compression="snappy")
     report = shard_report(run, settings, jobs, shard, time.perf_counter() - started)
-    report.update(records_featurized=len(todo), records_reused=len(records) - len(todo),
+    report.update(cpu_seconds=process_tree_cpu_seconds(),
+                  records_featurized=len(todo), records_reused=len(records) - len(todo),
                   artifacts_featurized=folders[0], artifacts_reused=folders[1],
                   record_cache=record_cache, record_cache_written=cached_entries)
     write_json(out / REPORT_FILE, report)

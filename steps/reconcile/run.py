@@ -217,11 +217,12 @@ class ShardPlan:
 
 def plan_shards(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFrame) -> ShardPlan:
     prefix = inv.prefix_of(ctx.artifacts_uri if ctx.copy_files else ctx.source_uri)
-    # Shards are keyed by the production files (relative key, size, ETag): the copies mirror
-    # them (a changed copy is copied again), and `deploy.py plan` can compute the same keys
-    # from the production listing alone, without copying.
-    objects = {aid: {(f"{aid}/{name}" if ctx.copy_files else f.key): f for name, f in art.files.items()}
-               for aid, art in arts.items()}
+    # Shards list, and are keyed by, what Featurize reads: the experiment copies (files that
+    # process_func wrote included) or the production files.
+    if ctx.copy_files:
+        objects = {aid: {f"{aid}/{n}": o for n, o in ctx.listing.get(aid, {}).items()} for aid in arts}
+    else:
+        objects = {aid: {f.key: f for f in art.files.values()} for aid, art in arts.items()}
     sizes = {aid: sum(o.size for o in objs.values()) for aid, objs in objects.items()}
     if len(arts) < ctx.macroshards:
         raise StageFailed(
@@ -328,6 +329,11 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
 
 
 
+def _same_copy(copy, source) -> bool:
+    """Whether an experiment copy is the production file (ETags agree for single-part copies)."""
+    return copy.etag == source.etag
+
+
 def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *, macroshards: int = 1,
             sql_params: dict[str, str] | None = None, storage: st.Storage | None = None) -> dict:
     """The report keys a run would publish now (each shard's address, the labels folder),
@@ -341,6 +347,17 @@ def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *
                       Path(tmp), macroshards, False, {})
         frame = _labels(ctx, sql_params or {})
         arts = _match(ctx, frame, _inventory(ctx))
+        if ctx.copy_files:
+            # The copies as they would be after this run: an existing copy of the same size is
+            # kept (it is identical unless the production file changed in place, which changes
+            # its ETag: then the production file's is taken), the rest copied.
+            existing = list_experiment(ctx.storage, ctx.artifacts_uri)
+            for aid, art in arts.items():
+                have = dict(existing.get(aid, {}))
+                for name, f in art.files.items():
+                    if name not in have or have[name].size != f.size or not _same_copy(have[name], f):
+                        have[name] = f
+                ctx.listing[aid] = have
         plan = plan_shards(ctx, arts, frame)
     shards = []
     for index, files in enumerate(plan.by_shard):
@@ -351,6 +368,6 @@ def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *
             REPORT_LABELS_URI: st.join_uri(ctx.experiment_uri, LABELS_FOLDER, labels_digest(plan.table, shards)),
             "files": {s.name: {k: {"size": f.size, "etag": f.etag} for k, f in files.items()}
                       for s, files in zip(shards, plan.by_shard)},
-            # Where each file is now: the production copy (the experiment's may not exist yet).
-            "sources": {s.name: {k: st.join_uri(ctx.source_uri, f.key) for k, f in files.items()}
-                        for s, files in zip(shards, plan.by_shard)}}
+            # Where each file is now: the production file, or the experiment's (process_func's).
+            "sources": {s.name: {k: st.join_uri(ctx.source_uri, f.key) if isinstance(f, inv.SourceFile) else f.uri
+                                 for k, f in files.items()} for s, files in zip(shards, plan.by_shard)}}

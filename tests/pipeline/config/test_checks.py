@@ -11,10 +11,11 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/wavepipe:1"
 
 
 class TestValidChecks:
-    def test_network_isolation_with_own_image_and_no_reconcile(self, raw_prefixes):
-        raw_prefixes["aws"]["network"]["enable_network_isolation"] = True
-        raw_prefixes["image"]["uri"] = IMAGE
-        assert validate_config(raw_prefixes).aws.network.enable_network_isolation
+    def test_network_isolation_with_a_featurize_only_pipeline_without_record_cache(self, example):
+        """A Featurize-only pipeline after a Reconcile run elsewhere is not a shape this config
+        allows; what isolation leaves is this: every stage that calls S3 itself refused."""
+        example["image"]["uri"] = IMAGE
+        assert validate_config(example).image.uri == IMAGE
 
     def test_schedule_parameters_of_every_kind(self, example):
         example["schedules"][0]["parameters"] = {"Reload": True, "FeaturizeInstanceType": "ml.c5.9xlarge",
@@ -98,9 +99,24 @@ class TestInvalidChecks:
     def test_network_isolation_with_managed_image_and_reconcile(self, example):
         # The managed image installs from the wheelhouse SageMaker stages: no network needed for that.
         example["aws"]["network"]["enable_network_isolation"] = True
+        tail = ", which isolation forbids; run it without network isolation (a VPC without internet access still works)"
         assert problems_of(example) == [
-            "aws.network.enable_network_isolation: stages.reconcile calls the S3 API and the database itself; "
-            "run it without network isolation"]
+            "aws.network.enable_network_isolation: stages.reconcile calls the S3 API and the database itself" + tail,
+            "aws.network.enable_network_isolation: stages.featurize reads and writes its record cache in S3 "
+            "(record_cache: false turns it off)" + tail,
+            "aws.network.enable_network_isolation: stages.combine reads the shards' outputs and keeps its own "
+            "content-addressed outputs in S3" + tail]
+
+    def test_network_isolation_over_raw_prefixes(self, raw_prefixes):
+        """Trap 6: the shape of config/mimic3wdb.yaml with an image was accepted, yet its steps call S3."""
+        raw_prefixes["aws"]["network"]["enable_network_isolation"] = True
+        raw_prefixes["image"]["uri"] = IMAGE
+        raw_prefixes["stages"]["featurize"]["record_cache"] = False
+        raw_prefixes["stages"]["combine"]["glue"] = {"database": "db", "table": "t", "location": "s3://b/t/"}
+        assert [p.split(":")[1].split(",")[0].strip() for p in problems_of(raw_prefixes)] == [
+            "the listing step (implied by stages.featurize.prefixes) lists S3 itself",
+            "stages.combine reads the shards' outputs and keeps its own content-addressed outputs in S3",
+            "stages.combine.glue registers a Glue table"]
 
 
 class TestAccountTraps:
@@ -154,6 +170,6 @@ class TestAccountTraps:
     def test_private_index_under_network_isolation(self, raw_prefixes):
         raw_prefixes["aws"]["network"]["enable_network_isolation"] = True
         raw_prefixes["image"]["pip_index_url"] = "https://d-1.codeartifact.us-east-1.amazonaws.com/pypi/r/simple/"
-        (problem,) = problems_of(raw_prefixes)
+        problem = problems_of(raw_prefixes)[0]  # then the stages that call S3 (test above)
         assert problem.startswith("aws.network.enable_network_isolation: the job installs steps/requirements.txt "
                                   "from image.pip_index_url")

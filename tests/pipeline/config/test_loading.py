@@ -53,8 +53,8 @@ class TestInvalidLoading:
         assert [p.split(":")[0] for p in problems_of(example)] == ["aws.role_arn", "schedules[0].expression"]
 
     def test_macroshards_out_of_range(self, example):
-        example["stages"]["featurize"]["macroshards"] = 301
-        assert problems_of(example) == ["stages.featurize.macroshards: Input should be less than or equal to 300"]
+        example["stages"]["featurize"]["macroshards"] = 251
+        assert problems_of(example) == ["stages.featurize.macroshards: Input should be less than or equal to 250"]
 
     def test_old_spelling_prefix_list(self, raw_prefixes):
         del raw_prefixes["stages"]["featurize"]["prefixes"]

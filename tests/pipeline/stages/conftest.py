@@ -18,8 +18,9 @@ MIMIC_BASE = "s3://my-feature-bucket/wavepipe/mimic3wdb-waveform-summary"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4-2-py312-cpu-py3"
 ROLE = "arn:aws:iam::123456789012:role/wavepipe-pipeline"
 EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
-SHARDS_URI = {"Std:JsonGet": {"Path": "shards_uri",
-                              "PropertyFile": {"Get": "Steps.Reconcile.PropertyFiles.ReconcileReport"}}}
+def shard_uri(index: int, source: str = "Reconcile") -> dict:
+    return {"Std:JsonGet": {"Path": f"shards[{index}].uri",
+                            "PropertyFile": {"Get": f"Steps.{source}.PropertyFiles.{source}Report"}}}
 RETRY = [
     {"BackoffRate": 2.0, "ExceptionType": ["Step.SERVICE_FAULT", "Step.THROTTLING"], "IntervalSeconds": 30,
      "MaxAttempts": 3},
@@ -85,8 +86,9 @@ def normalized(built) -> dict:
     """Step name -> step, with the code hash, settings hashes and featurize key as placeholders."""
     text = built.definition.replace(built.assets.code_hash, "<code>")
     text = re.sub(r"/settings/([a-z]+)-[0-9a-f]{16}/", r"/settings/\1-<settings>/", text)
-    text = re.sub(r'"features","[0-9a-f]{16}"', '"features","<key>"', text)
     text = re.sub(r"/wheels/[0-9a-f]{16}/", "/wheels/<wheels>/", text)
+    # Step keys (a hash of a stage's code, settings, image, environment) are their own values.
+    text = re.sub(r'"[0-9a-f]{16}"', '"<key>"', text)
     return {s["Name"]: s for s in json.loads(text)["Steps"]}
 
 

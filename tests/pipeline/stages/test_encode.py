@@ -9,8 +9,11 @@ from tests.pipeline.stages.conftest import BASE, EXECUTION_ID, adjacency, join, 
 
 OUT = "/opt/ml/processing/output/encode"
 LABELS, FEATURES = "/opt/ml/processing/input/labels", "/opt/ml/processing/input/features"
-RECONCILE_OUT = {"Get": "Steps.Reconcile.ProcessingOutputConfig.Outputs['reconcile'].S3Output.S3Uri"}
-COMBINE_OUT = {"Get": "Steps.Combine.ProcessingOutputConfig.Outputs['combine'].S3Output.S3Uri"}
+# Both content-addressed, from the reports of the steps that published them.
+LABELS_URI = {"Std:JsonGet": {"Path": "labels_uri",
+                              "PropertyFile": {"Get": "Steps.Reconcile.PropertyFiles.ReconcileReport"}}}
+COMBINED_URI = {"Std:JsonGet": {"Path": "combined_uri",
+                                "PropertyFile": {"Get": "Steps.Combine.PropertyFiles.CombineReport"}}}
 
 
 class TestValidEncode:
@@ -19,7 +22,7 @@ class TestValidEncode:
             "Encode", "encode",
             ["--output", OUT, "--encoded-data-dir", param("EncodedDataDir"), "--labels", LABELS,
              "--features", FEATURES],
-            inputs=[s3_in("labels", RECONCILE_OUT, LABELS), s3_in("features", COMBINE_OUT, FEATURES)],
+            inputs=[s3_in("labels", LABELS_URI, LABELS), s3_in("features", COMBINED_URI, FEATURES)],
             outputs=[s3_out("encode", join(BASE, EXECUTION_ID, "encode"), OUT)],
         )
         assert normalized(example_built)["Encode"] == expected

@@ -3,31 +3,45 @@
 from __future__ import annotations
 
 from tests.pipeline.stages.conftest import (
-    EXECUTION_ID, MIMIC_BASE, SHARDS_URI, join, normalized, param, s3_in, s3_out, step)
+    BASE, MIMIC_BASE, join, normalized, param, s3_in, s3_out, shard_uri, step)
 
 DATA, OUT = "/opt/ml/processing/input/data", "/opt/ml/processing/output/features"
+INDEX = "/opt/ml/processing/input/index"
+
+
+def experiment(base: str) -> dict:
+    return join(base, "experiments", param("ExperimentName"))
+
+
+def featurize_step(name: str, shard: str, place: dict, base: str, **extra) -> dict:
+    """A Featurize step over a published shard: its manifest and index in, features out."""
+    return step(
+        name, "featurize",
+        ["--input", DATA, "--output", OUT, "--shard", shard, "--index", f"{INDEX}/index.json",
+         "--record-cache", join(experiment(base), "record-cache", "<key>")],
+        inputs=[s3_in("data", join(place, f"{shard}.manifest"), DATA, data_type="ManifestFile"),
+                s3_in("index", join(place, "index.json"), INDEX)],
+        outputs=[s3_out("features", join(place, "features", "<key>"), OUT)],
+        base=base, **extra)
 
 
 class TestValidFeaturize:
     def test_whole_step_after_reconcile(self, example_built):
-        expected = step(
-            "Featurize-shard-0002", "featurize",
-            ["--input", DATA, "--output", OUT, "--shard", "shard-0002"],
-            inputs=[s3_in("data", join(SHARDS_URI, "shard-0002.manifest"), DATA, data_type="ManifestFile")],
-            outputs=[s3_out("features", join(SHARDS_URI, "features", "<key>", "shard-0002"), OUT)],
-        )
+        expected = featurize_step("Featurize-shard-0002", "shard-0002", shard_uri(1), BASE)
         assert normalized(example_built)["Featurize-shard-0002"] == expected
 
     def test_whole_step_over_a_prefix(self, mimic_built):
-        expected = step(
-            "Featurize-37", "featurize",
-            ["--input", DATA, "--output", OUT, "--shard", "37"],
-            # The trailing slash: `3` must not also match `30/`.
-            inputs=[s3_in("data", join(param("InputUri"), "37/"), DATA)],
-            outputs=[s3_out("features", join(MIMIC_BASE, EXECUTION_ID, "featurize", "37"), OUT)],
-            base=MIMIC_BASE, tags=False, volume=1024,
-        )
+        # The listing step publishes each prefix as a shard; Featurize reads it like Reconcile's.
+        expected = featurize_step("Featurize-37", "37", shard_uri(7, "Listing"), MIMIC_BASE, tags=False, volume=1024)
         assert normalized(mimic_built)["Featurize-37"] == expected
+
+    def test_the_listing_step(self, mimic_built):
+        listing = normalized(mimic_built)["Listing"]
+        args = listing["Arguments"]["AppSpecification"]["ContainerArguments"]
+        assert args[:7] == ["steps.listing", "--source-uri", param("InputUri"), "--experiment-uri",
+                            experiment(MIMIC_BASE), "--output", "/opt/ml/processing/output/listing"]
+        assert args[7:-2] == ["--prefix", *[f"{g}={g}" for g in range(30, 40)]]
+        assert listing["CacheConfig"]["Enabled"] is False  # an S3 listing: what no cache key sees
 
     def test_one_step_per_shard(self, example_built, mimic_built):
         assert [n for n in normalized(example_built) if n.startswith("Featurize")] == \

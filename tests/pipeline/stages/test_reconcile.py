@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.stages import reconcile
-from tests.pipeline.stages.conftest import BASE, EXECUTION_ID, SHARDS_URI, join, normalized, param, s3_out, step
+from tests.pipeline.stages.conftest import BASE, EXECUTION_ID, join, normalized, param, s3_out, shard_uri, step
 
 
 class TestValidReconcile:
@@ -24,10 +24,10 @@ class TestValidReconcile:
         )
         assert normalized(example_built)["Reconcile"] == expected
 
-    def test_shards_uri_is_read_from_its_report(self, example_built):
+    def test_shard_places_are_read_from_its_report(self, example_built):
         featurize = normalized(example_built)["Featurize-shard-0001"]
         assert featurize["Arguments"]["ProcessingInputs"][3]["S3Input"]["S3Uri"] == \
-            join(SHARDS_URI, "shard-0001.manifest")
+            join(shard_uri(0), "shard-0001.manifest")
 
     def test_property_references(self):
         class Fake:
@@ -37,4 +37,5 @@ class TestValidReconcile:
 
         fake = Fake()
         fake.property_files = [PropertyFile(name="ReconcileReport", output_name="reconcile", path="report.json")]
-        assert reconcile.shards_uri(fake).expr == SHARDS_URI
+        assert reconcile.labels_uri(fake).expr == {"Std:JsonGet": {
+            "Path": "labels_uri", "PropertyFile": {"Get": "Steps.Reconcile.PropertyFiles.ReconcileReport"}}}

@@ -170,39 +170,68 @@ class TestInvalidCombine:
         assert main(["--input", str(tmp_path / "absent"), "--output", str(tmp_path / "out")]) == 2
 
 
-class TestShardOutputsByUri:
-    """`--shard-outputs NAME=URI`: how Combine finds shards over raw prefixes (cached ones included)."""
+class TestPublishedShards:
+    """`--shards-report`: how the pipeline's Combine finds the shards' outputs (under each shard's
+    content-addressed place) and keeps its own outputs content-addressed by what it read."""
 
-    def upload(self, storage, shards: Path, base: str) -> None:
-        for path in sorted(shards.rglob("*")):
-            if path.is_file():
-                storage.upload(path, f"{base}/{path.relative_to(shards).as_posix()}")
+    EXPERIMENT = "s3://combine-bucket/experiments/e"
 
-    def test_local_storage_and_a_shard_that_wrote_nothing(self, shards, tmp_path, monkeypatch):
+    def publish(self, storage, shards: Path, tmp_path: Path, names=("30", "p00", "31")) -> Path:
+        """A shards report naming three places; the shards' features uploaded under the first two."""
+        report = {"shards": [{"name": n, "uri": f"{self.EXPERIMENT}/shards/digest-{n}"} for n in names]}
+        for name in names:
+            if (shards / name).is_dir():
+                for path in sorted((shards / name).iterdir()):
+                    storage.upload(path, f"{self.EXPERIMENT}/shards/digest-{name}/features/key1/{path.name}")
+        path = tmp_path / "report.json"
+        path.write_text(json.dumps(report))
+        return path
+
+    def args(self, report: Path, out: Path, settings: Path) -> list[str]:
+        return ["--shards-report", str(report), "--featurize-key", "key1", "--experiment-uri", self.EXPERIMENT,
+                "--combine-key", "ckey", "--output", str(out), "--settings", str(settings)]
+
+    def test_a_missing_shard_then_a_complete_set(self, shards, tmp_path, monkeypatch):
         from steps.storage import LocalStorage
 
         monkeypatch.setenv("WAVEPIPE_S3_ROOT", str(tmp_path / "s3"))
-        self.upload(LocalStorage(tmp_path / "s3"), shards, "s3://b/exec-1/featurize")
-        settings = tmp_path / "combine.json"
-        write_settings(settings, "combine", {"expected_shards": ["30", "p00", "31"]})
-        args = ["--shard-outputs", "30=s3://b/exec-1/featurize/30", "p00=s3://b/exec-1/featurize/p00",
-                "31=s3://b/exec-2/featurize/31", "--output", str(tmp_path / "out"), "--settings", str(settings)]
-        assert main(args) == 0
-        report = json.loads((tmp_path / "out" / "report.json").read_text())
-        assert report["shards_combined"] == ["30", "p00"] and report["shards_missing"] == ["31"]
+        storage = LocalStorage(tmp_path / "s3")
+        report = self.publish(storage, shards, tmp_path)
+        settings = write_settings(tmp_path / "combine.json", "combine", {"expected_shards": ["30", "p00", "31"]})
+        assert main(self.args(report, tmp_path / "out1", settings)) == 0
+        first = json.loads((tmp_path / "out1" / "report.json").read_text())
+        assert first["shards_combined"] == ["30", "p00"] and first["shards_missing"] == ["31"]
+        assert first["reused"] is False and first["combined_uri"].startswith(f"{self.EXPERIMENT}/combined/ckey/")
+
+        assert main(self.args(report, tmp_path / "out2", settings)) == 0  # the same outputs: reused
+        again = json.loads((tmp_path / "out2" / "report.json").read_text())
+        assert again["reused"] is True and again["combined_uri"] == first["combined_uri"]
+        assert (tmp_path / "out2" / "waveform_summary.parquet").read_bytes() == \
+            (tmp_path / "out1" / "waveform_summary.parquet").read_bytes()
+
+        for path in sorted((shards / "s2").iterdir()):  # the missing shard succeeds since
+            storage.upload(path, f"{self.EXPERIMENT}/shards/digest-31/features/key1/{path.name}")
+        assert main(self.args(report, tmp_path / "out3", settings)) == 0
+        complete = json.loads((tmp_path / "out3" / "report.json").read_text())
+        assert complete["reused"] is False and complete["shards_missing"] == []
+        assert complete["combined_uri"] != first["combined_uri"]
 
     def test_moto_server(self, shards, tmp_path, aws):
         from steps.storage import S3Storage
 
-        boto3.client("s3").create_bucket(Bucket="shards-bucket")
-        self.upload(S3Storage(), shards, "s3://shards-bucket/e/featurize")
-        assert main(["--shard-outputs", "30=s3://shards-bucket/e/featurize/30", "--output", str(tmp_path / "out")]) == 0
+        boto3.client("s3").create_bucket(Bucket="combine-bucket")
+        report = self.publish(S3Storage(), shards, tmp_path, names=("30",))
+        settings = write_settings(tmp_path / "combine.json", "combine", {})
+        assert main(self.args(report, tmp_path / "out", settings)) == 0
         summary = pq.read_table(tmp_path / "out" / "waveform_summary.parquet").to_pandas()
         assert set(summary.shard) == {"30"} and len(summary) > 0
 
-    @pytest.mark.parametrize("pair", ["30", "30=/local/path", "=s3://b/x"])
-    def test_bad_pairs_exit_2(self, pair, tmp_path):
-        assert main(["--shard-outputs", pair, "--output", str(tmp_path / "out")]) == 2
+    def test_bad_report_or_missing_keys_exit_2(self, tmp_path):
+        report = tmp_path / "report.json"
+        report.write_text("{}")
+        settings = write_settings(tmp_path / "combine.json", "combine", {})
+        assert main(self.args(report, tmp_path / "out", settings)) == 2
+        assert main(["--shards-report", str(report), "--output", str(tmp_path / "out")]) == 2
 
     def test_artifact_column_is_the_record_folder(self, shards):
         summary = pq.read_table(shards / "p00" / "features.parquet").to_pandas()

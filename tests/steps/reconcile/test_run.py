@@ -259,16 +259,20 @@ class TestValidS3:
         first = run(None, db, tmp_path / "a", s3, macroshards=3)
         assert first["s3_objects_listed"] == 1040 and first["copied"] == 1040
         assert counter.calls["CopyObject"] == 1040 and "GetObject" not in counter.calls
-        # No artifact data passes through the container: the only writes are the 3 manifests.
-        assert counter.calls["PutObject"] == 3 and first["shards_uri"].startswith(f"{EXPERIMENT}/shards/")
+        # No artifact data passes through the container: the only writes are each shard's
+        # manifest and index, and the labels (labels.parquet, unique_labels_and_counts.json).
+        assert counter.calls["PutObject"] == 3 * 2 + 2
+        assert [s["uri"].rsplit("/", 1)[0] for s in first["shards"]] == [f"{EXPERIMENT}/shards"] * 3
+        assert first["labels_uri"].startswith(f"{EXPERIMENT}/labels/")
         assert listing(s3, ARTIFACTS) == listing(s3, SOURCE)  # same keys, sizes, ETags
 
         counter.calls.clear()
         again = run(None, db, tmp_path / "b", s3, macroshards=3)
         assert (again["copied"], again["skipped_identical"]) == (0, 1040)
-        # Source, experiment (2 pages each) and the published shards: lists only, writes nothing.
-        assert set(counter.calls) == {"ListObjectsV2"} and counter.calls["ListObjectsV2"] == 5
-        assert again["shards_uri"] == first["shards_uri"]  # same files, same content address
+        # Source, experiment (2 pages each), each published shard and the labels: lists only, writes nothing.
+        assert set(counter.calls) == {"ListObjectsV2"} and counter.calls["ListObjectsV2"] == 4 + 3 + 1
+        assert again["shards"] == first["shards"]  # same files, same content addresses
+        assert again["labels_uri"] == first["labels_uri"]
         first_manifests, rerun_manifests = (
             sorted(p.read_text() for p in (tmp_path / n / "manifests").glob("*.manifest")) for n in "ab"
         )

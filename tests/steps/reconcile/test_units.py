@@ -11,7 +11,7 @@ from steps import storage as st
 from steps.reconcile import inventory as inv
 from steps.reconcile.labels import parse_sql_params
 from steps.reconcile.settings import DedupSettings, ReconcileSettings
-from steps.reconcile.shards import assign_shards, manifest, shard_name
+from steps.reconcile.shards import assign_shards, greedy_assign, manifest, shard_name
 from steps.reconcile.validate import failure_message, missing_files, plan_repairs
 
 
@@ -130,15 +130,31 @@ class TestValidDedup:
 
 
 class TestValidShards:
-    def test_balanced_and_deterministic(self):
-        sizes = {f"a{i}": (i * 37) % 101 + 1 for i in range(200)}
+    def test_deterministic_and_roughly_balanced(self):
+        sizes = {f"a{i}": (i * 37) % 101 + 1 for i in range(2000)}
         first = assign_shards(sizes, 4)
         assert first == assign_shards(dict(reversed(list(sizes.items()))), 4)
+        counts = [sum(1 for a in first if first[a] == k) for k in range(4)]
+        assert min(counts) > 0.9 * 500 and max(counts) < 1.1 * 500  # about sqrt(500) apart
+
+    def test_stable_under_additions_and_removals(self):
+        """Adding or removing artifacts never moves the others: a change touches its own shard only."""
+        sizes = {f"a{i}": 10 for i in range(300)}
+        before = assign_shards(sizes, 8)
+        grown = assign_shards({**sizes, "new-1": 10, "new-2": 99}, 8)
+        shrunk = assign_shards({a: s for a, s in sizes.items() if a != "a7"}, 8)
+        assert {a: grown[a] for a in sizes} == before
+        assert {a: shrunk[a] for a in shrunk} == {a: before[a] for a in shrunk}
+
+    def test_no_shard_left_empty(self):
+        assignment = assign_shards({f"a{i}": 1 for i in range(5)}, 5)
+        assert sorted(assignment.values()) == [0, 1, 2, 3, 4]
+
+    def test_greedy_balance_for_comparison(self):
+        sizes = {f"a{i}": (i * 37) % 101 + 1 for i in range(200)}
+        first = greedy_assign(sizes, 4)
         loads = [sum(s for a, s in sizes.items() if first[a] == k) for k in range(4)]
         assert max(loads) - min(loads) <= max(sizes.values())
-
-    def test_more_shards_than_artifacts(self):
-        assert sorted(assign_shards({"a": 5, "b": 1}, 3).values()) == [0, 1]
 
     def test_manifest_format(self):
         assert manifest("s3://b/root", ["x/1", "x/2"]) == [{"prefix": "s3://b/root/"}, "x/1", "x/2"]
@@ -149,6 +165,10 @@ class TestInvalidShards:
     def test_zero_shards(self):
         with pytest.raises(ValueError, match="at least 1"):
             assign_shards({"a": 1}, 0)
+
+    def test_more_shards_than_artifacts(self):
+        with pytest.raises(ValueError, match="2 artifacts for 3 macroshards"):
+            assign_shards({"a": 5, "b": 1}, 3)
 
 
 class TestValidValidation:
