@@ -13,7 +13,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from steps.featurize.headers import read_header
 from steps.featurize.histograms import PERCENTILES, Distribution
 from steps.featurize.reader import DEFAULT_WINDOW, checksum_ok, segment_distributions
 from steps.featurize.records import FeatureResult, RecordError, RecordRef
@@ -86,6 +85,10 @@ def _read_segment(
     record: RecordRef, seg_name: str, seg_index: int, start: int | None, fs_record: float | None,
     window: int, verify_checksum: bool, result: FeatureResult,
 ) -> None:
+    # wfdb is imported where headers are read, not by what only wants this module's column
+    # names (Combine's settings): Combine runs without wfdb.
+    from steps.featurize.headers import read_header
+
     path = record.directory / seg_name
     try:
         header = read_header(path)

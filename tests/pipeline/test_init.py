@@ -137,11 +137,10 @@ class TestProjectReruns:
         (root / "README.md").write_text((root / "README.md").read_text() + "\nA note.\n")
         run = local_run(root / "wavepipe.yaml", elsewhere)
         assert run["DefinitionDigest"] == first["DefinitionDigest"]  # the same bundle, the same definition
-        # Featurize and Combine are cache hits. Reconcile is never cached (it reads a database and a
-        # listing its cache key cannot see) and Encode reads Reconcile's per-execution output:
-        # both run in every execution, changed or not (README "Caching: what runs again").
+        # Featurize and Encode are cache hits. Reconcile and Combine are never cached (they read what
+        # their cache keys cannot see) and run in every execution (README "Caching: what runs again").
         assert states(run) == {"Reconcile": "Succeeded", "Featurize-shard-0001": "Cached",
-                               "Featurize-shard-0002": "Cached", "Combine": "Cached", "Encode": "Succeeded"}
+                               "Featurize-shard-0002": "Cached", "Combine": "Succeeded", "Encode": "Cached"}
 
     def test_feature_function_change_reruns_featurize_and_after(self, project):
         root, elsewhere, first = project
