@@ -34,23 +34,28 @@ sys.path.insert(0, str(ROOT))
 BUCKET = "bench"
 
 
-def write_record(folder: Path, name: str, samples: int, rng: np.random.Generator) -> None:
+def write_record(folder: Path, name: str, samples: int, version: int = 0) -> None:
+    """A valid record whose content depends on (name, version): a new version is a real change
+    (with its checksums), not a corrupted file."""
     import wfdb
 
+    rng = np.random.default_rng([int.from_bytes(name.encode(), "little") % (2**32), version])
     folder.mkdir(parents=True, exist_ok=True)
-    signal = np.cumsum(rng.normal(0, 0.05, (samples, 8)), axis=0)
+    t = np.arange(samples)[:, None] / 125.0
+    signal = 20 * np.sin(2 * np.pi * rng.uniform(0.5, 2, 8) * t) + rng.normal(0, 1, (samples, 8))  # within fmt 16
     wfdb.wrsamp(name, fs=125, units=["mV"] * 8, sig_name=[f"ch{i}" for i in range(8)], p_signal=signal,
                 fmt=["16"] * 8, adc_gain=[200.0] * 8, baseline=[0] * 8, write_dir=str(folder))
 
 
 def generate(root: Path, records: int, mb: float, seed: int) -> dict[str, int]:
+    """`records` records of about `mb` MB (0.25x to 1.75x), labelled a/b; their .dat sizes."""
     rng = np.random.default_rng(seed)
     raw = root / "s3" / BUCKET / "raw"
     sizes = {}
     for i in range(records):
         rid = f"r{i:05d}"
         samples = int(mb * 1e6 / 16 * rng.uniform(0.25, 1.75))  # 8 channels x 2 bytes
-        write_record(raw / rid, rid, samples, rng)
+        write_record(raw / rid, rid, samples)
         sizes[rid] = samples * 16
     with sqlite3.connect(root / "s3" / BUCKET / "labels.sqlite") as db:
         db.execute("CREATE TABLE labels (artifact_id TEXT, label TEXT)")
@@ -120,36 +125,51 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=8.0, help="mean record size in MB")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", help="folder to keep the data and workdir in (default: a temp folder)")
+    ap.add_argument("--reuse", action="store_true", help="with --keep: reuse the records generated there before "
+                    "(the pipeline's state is reset; the records this run changes are restored first)")
     args = ap.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="wavepipe-incremental-"))
     print(f"load before: {os.getloadavg()}; data in {root}", flush=True)
     t0 = time.monotonic()
-    sizes = generate(root, args.records, args.mb, args.seed)
-    print(f"generated {len(sizes)} records, {sum(sizes.values()) / 1e9:.2f} GB in {time.monotonic() - t0:.0f} s",
-          flush=True)
+    raw = root / "s3" / BUCKET / "raw"
+    if args.reuse and raw.is_dir():
+        for name in ("executions", "cache"):
+            shutil.rmtree(root / name, ignore_errors=True)
+        shutil.rmtree(root / "s3" / BUCKET / "wavepipe", ignore_errors=True)
+        for extra in raw.glob("n*"):
+            shutil.rmtree(extra)
+        with sqlite3.connect(root / "s3" / BUCKET / "labels.sqlite") as db:
+            db.execute("DELETE FROM labels WHERE artifact_id LIKE 'n%'")
+        sizes = {p.name: (p / f"{p.name}.dat").stat().st_size for p in raw.iterdir()}
+    else:
+        sizes = generate(root, args.records, args.mb, args.seed)
+    print(f"{len(sizes)} records, {sum(sizes.values()) / 1e9:.2f} GB ({time.monotonic() - t0:.0f} s)", flush=True)
     cfg = config(root, args.shards)
     rng = np.random.default_rng(args.seed + 1)
-    raw = root / "s3" / BUCKET / "raw"
     k = max(1, args.records // 100)
+    changed = [str(r) for r in rng.choice(sorted(sizes), k, replace=False)]
+    for rid in changed:  # as generated (a reused folder may hold an earlier run's change)
+        write_record(raw / rid, rid, sizes[rid] // 16)
     rows = [measure(root, cfg, "full")]
-    for rid in rng.choice(sorted(sizes), k, replace=False):  # change 1 %: one byte of each data file
-        data = raw / rid / f"{rid}.dat"
-        blob = bytearray(data.read_bytes())
-        blob[len(blob) // 2] ^= 0x01
-        data.write_bytes(bytes(blob))
+    for rid in changed:  # change 1 %: a new version of each record
+        write_record(raw / rid, rid, sizes[rid] // 16, version=1)
     rows.append(measure(root, cfg, "1% changed"))
     with sqlite3.connect(root / "s3" / BUCKET / "labels.sqlite") as db:  # add 1 %
         for i in range(k):
             rid = f"n{i:05d}"
-            write_record(raw / rid, rid, int(args.mb * 1e6 / 16), rng)
+            write_record(raw / rid, rid, int(args.mb * 1e6 / 16))
             db.execute("INSERT INTO labels VALUES (?, ?)", (rid, "a"))
             sizes[rid] = int(args.mb * 1e6)
     rows.append(measure(root, cfg, "1% added"))
-    for rid in rng.choice(sorted(r for r in sizes if r.startswith("r")), k, replace=False):  # delete 1 %
-        shutil.rmtree(raw / rid)
+    deleted = [str(r) for r in rng.choice(sorted(r for r in sizes if r.startswith("r") and r not in changed), k,
+                                          replace=False)]
+    for rid in deleted:  # delete 1 % (moved aside, so --reuse can put them back)
+        shutil.move(str(raw / rid), str(root / f"deleted-{rid}"))
         del sizes[rid]
     rows.append(measure(root, cfg, "1% deleted"))
     rows.append(measure(root, cfg, "unchanged"))
+    for rid in deleted:
+        shutil.move(str(root / f"deleted-{rid}"), str(raw / rid))
     full = rows[0]["cpu_s"]
     print(f"\n{'run':<12} {'steps':>5} {'featurized':>10} {'reused':>7} {'CPU s':>8} {'wall s':>7} {'CPU/full':>9}")
     for r in rows:

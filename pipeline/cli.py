@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
                         "environment of the image's Python (made once per wheelhouse) and run the steps there")
     p = sub.add_parser("plan", help="what `local` would run now and why (writes nothing)")
     _config_args(p)
-    p.add_argument("--workdir", default=".wavepipe", help="the local run's storage, executions and cache")
+    p.add_argument("--workdir", help="the local run's storage, executions and cache (default: as `local`)")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="pipeline parameter value")
     p.add_argument("--s3-endpoint", help="read this S3 API endpoint instead of <workdir>/s3")
     p.add_argument("--s3", choices=["local", "aws"], default="local", help="aws: your real S3 with your credentials")

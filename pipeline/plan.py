@@ -239,11 +239,19 @@ def format_plan(plans: list[StepPlan]) -> str:
 def run_plan(cfg: Config, args, params: dict[str, str]) -> int:
     import sys
 
+    from steps.entry import BadInput, StageFailed
+    from steps.reconcile.labels import LabelsError
+
     storage = args.s3_endpoint or ("aws" if args.s3 == "aws" else "local")
     try:
-        plans = make_plan(cfg, Path(args.workdir), storage, params)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        # The workdir `local` would use: --workdir, else local.workdir (relative to the config file).
+        plans = make_plan(cfg, Path(args.workdir or cfg.local.workdir or ".wavepipe"), storage, params)
+    except (ValueError, LabelsError, BadInput, StageFailed, FileNotFoundError) as err:
+        # What the step that publishes the shards would fail on, it fails on here too.
+        print(f"error: cannot plan: {err}", file=sys.stderr)
+        if cfg.local.sample_data_uri:
+            print(f"(the sample data at {cfg.local.sample_data_uri} is written by the first `deploy.py local`)",
+                  file=sys.stderr)
         return 2
     sys.stdout.write(format_plan(plans))
     return 0
