@@ -131,80 +131,94 @@ def _record_counts(arguments: dict, files: dict[str, dict], sources: dict[str, s
     return split.folders_todo, split.folders_reused
 
 
-def make_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str]) -> list[StepPlan]:
-    from pipeline.build import build
-    from pipeline.local.backend import open_backend
-    from pipeline.local.cache import CacheStore, cache_key
-    from pipeline.local.definition import load_definition
-    from pipeline.local.expressions import Scope, evaluate
-    from pipeline.local.graph import build_graph
-    from pipeline.local.plan import plan_start
-    from pipeline.local.state import ExecutionStore
+class _Planner:
+    """The runner's view of one run to come: the same definition, execution start, cache and
+    storage; steps are planned in graph order, each seeing what the ones before it publish."""
 
-    built = build(cfg)
-    definition = load_definition(built.definition)
-    graph = build_graph(definition)
-    parameters = definition.resolve_parameters(params)
-    backend = open_backend(storage, Path(workdir))
-    store = ExecutionStore(Path(workdir) / "executions")
-    cache = CacheStore(Path(workdir) / "cache")
-    now = datetime.now(timezone.utc)
-    start = plan_start(definition, graph, store, pipeline=cfg.pipeline.name, parameters=parameters,
-                       storage=backend.label, only=None, use_cache=True, now=now)
-    predicted: dict[str, dict] = {}  # step -> its property file, as far as plan can tell
-    resolved: dict[str, dict] = {}  # step -> its resolved arguments (its properties, to the steps after it)
-    plans: list[StepPlan] = []
-    runs: set[str] = set()
+    def __init__(self, cfg: Config, workdir: Path, storage: str, params: dict[str, str]) -> None:
+        from pipeline.build import build
+        from pipeline.local.backend import open_backend
+        from pipeline.local.cache import CacheStore
+        from pipeline.local.definition import load_definition
+        from pipeline.local.graph import build_graph
+        from pipeline.local.plan import plan_start
+        from pipeline.local.state import ExecutionStore
 
-    def property_file(step: str, _name: str) -> Any:
-        if step not in predicted:
+        self.cfg, self.built = cfg, build(cfg)
+        self.definition = load_definition(self.built.definition)
+        self.graph = build_graph(self.definition)
+        self.parameters = self.definition.resolve_parameters(params)
+        self.backend = open_backend(storage, Path(workdir))
+        self.store = ExecutionStore(Path(workdir) / "executions")
+        self.cache = CacheStore(Path(workdir) / "cache")
+        self.now = datetime.now(timezone.utc)
+        self.start = plan_start(self.definition, self.graph, self.store, pipeline=cfg.pipeline.name,
+                                parameters=self.parameters, storage=self.backend.label, only=None, use_cache=True,
+                                now=self.now)
+        self.predicted: dict[str, dict] = {}  # step -> its property file, as far as plan can tell
+        self.resolved: dict[str, dict] = {}  # step -> resolved arguments (its properties, to the steps after it)
+        self.runs: set[str] = set()
+
+    def plan(self) -> list[StepPlan]:
+        return [self._step(name) for name in self.graph.order]
+
+    def _property_file(self, step: str, _name: str) -> Any:
+        if step not in self.predicted:
             raise LookupError(step)
-        return predicted[step]
+        return self.predicted[step]
 
-    for name in graph.order:
-        step = definition.steps[name]
-        if name in start.reused:
-            plans.append(StepPlan(name, "Reused", "completed in the failed execution this run resumes"))
-            resolved[name] = start.reused[name].properties
-            if step.property_files:
-                from pipeline.local.properties import read_property_file
+    def _step(self, name: str) -> StepPlan:
+        from pipeline.local.expressions import Scope, evaluate
 
-                predicted[name] = read_property_file(step, step.property_files[0]["PropertyFileName"],
-                                                     start.reused[name].properties, backend.storage)
-            continue
-        scope = Scope(parameters, start.variables, resolved.get, {}, property_file)
+        if name in self.start.reused:
+            return self._reused(name)
+        scope = Scope(self.parameters, self.start.variables, self.resolved.get, {}, self._property_file)
         try:
-            arguments = evaluate(step.arguments, scope)
+            arguments = self.resolved[name] = evaluate(self.definition.steps[name].arguments, scope)
         except LookupError as err:
-            plans.append(StepPlan(name, "Runs", f"runs: after {err.args[0]}, whose outputs change"))
-            runs.add(name)
-            continue
-        resolved[name] = arguments
+            self.runs.add(name)
+            return StepPlan(name, "Runs", f"runs: after {err.args[0]}, whose outputs change")
         if name in ("Reconcile", "Listing"):
-            predicted[name] = _predict_source(name, arguments, built, backend.storage)
-            plans.append(StepPlan(name, "Runs", ALWAYS[name]))
-            continue
+            self.predicted[name] = _predict_source(name, arguments, self.built, self.backend.storage)
+            return StepPlan(name, "Runs", ALWAYS[name])
         if name == "Combine":
-            plans.append(_plan_combine(arguments, predicted, runs, backend.storage))
-            if plans[-1].details.get(c.REPORT_COMBINED_URI):
-                predicted[name] = {c.REPORT_COMBINED_URI: plans[-1].details[c.REPORT_COMBINED_URI]}
-            continue
-        key = cache_key(backend.label, cfg.pipeline.name, name, arguments)
-        if cache.hit(cfg.pipeline.name, name, key, step.cache, backend.storage, now) is not None:
-            plans.append(StepPlan(name, "Cached", "cached: same code, settings, image, environment and inputs"))
-            continue
-        runs.add(name)
-        previous = store.source_properties(cfg.pipeline.name, name)
-        item = StepPlan(name, "Runs", _why(previous[1] if previous else None, arguments))
+            plan = _plan_combine(arguments, self.predicted, self.runs, self.backend.storage)
+            if plan.details.get(c.REPORT_COMBINED_URI):
+                self.predicted[name] = {c.REPORT_COMBINED_URI: plan.details[c.REPORT_COMBINED_URI]}
+            return plan
+        return self._cacheable(name, arguments)
+
+    def _reused(self, name: str) -> StepPlan:
+        from pipeline.local.properties import read_property_file
+
+        step, properties = self.definition.steps[name], self.start.reused[name].properties
+        self.resolved[name] = properties
+        if step.property_files:
+            self.predicted[name] = read_property_file(step, step.property_files[0]["PropertyFileName"], properties,
+                                                      self.backend.storage)
+        return StepPlan(name, "Reused", "completed in the failed execution this run resumes")
+
+    def _cacheable(self, name: str, arguments: dict) -> StepPlan:
+        from pipeline.local.cache import cache_key
+
+        pipeline, storage = self.cfg.pipeline.name, self.backend.storage
+        key = cache_key(self.backend.label, pipeline, name, arguments)
+        if self.cache.hit(pipeline, name, key, self.definition.steps[name].cache, storage, self.now) is not None:
+            return StepPlan(name, "Cached", "cached: same code, settings, image, environment and inputs")
+        self.runs.add(name)
+        previous = self.store.source_properties(pipeline, name)
+        plan = StepPlan(name, "Runs", _why(previous[1] if previous else None, arguments))
         if name.startswith("Featurize-"):
-            source = next(s for s in ("Reconcile", "Listing") if s in predicted)
-            shard = _arg(arguments, c.ARG_SHARD)
-            files, sources = _shard_files(predicted[source], shard, backend.storage)
-            item.featurize, item.reuse = _record_counts(arguments, files, sources,
-                                                        _settings(built, "featurize")["include_numerics"],
-                                                        backend.storage)
-        plans.append(item)
-    return plans
+            source = next(s for s in ("Reconcile", "Listing") if s in self.predicted)
+            files, sources = _shard_files(self.predicted[source], _arg(arguments, c.ARG_SHARD), storage)
+            plan.featurize, plan.reuse = _record_counts(arguments, files, sources,
+                                                        _settings(self.built, "featurize")["include_numerics"], storage)
+        return plan
+
+
+def make_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str]) -> list[StepPlan]:
+    """Each step of the next `deploy.py local` run: Cached, Reused or Runs, and why."""
+    return _Planner(cfg, workdir, storage, params).plan()
 
 
 def _plan_combine(arguments: dict, predicted: dict, runs: set[str], storage) -> StepPlan:
