@@ -198,8 +198,10 @@ class Size:
     fit: int  # steps of the fan-out that fit in DEFINITION_MAX with everything else as is
 
     def line(self) -> str:
-        return (f"{self.bytes:,} bytes compact of {DEFINITION_MAX:,} (1 MiB): about {self.fit} "
-                f"{self.fan_out} steps fit, this has {self.steps}")
+        head = f"{self.bytes:,} bytes compact of {DEFINITION_MAX:,} (1 MiB)"
+        if self.fan_out != "Featurize":  # no fan-out (Reconcile + Encode): nothing grows with the shards
+            return head
+        return f"{head}: about {self.fit} {self.fan_out} steps fit, this has {self.steps}"
 
 
 def measure(definition: dict) -> Size:
