@@ -57,16 +57,15 @@ def _predict_source(name: str, arguments: dict, built, storage) -> dict:
                        _arg(arguments, c.ARG_EXPERIMENT_URI), macroshards=int(_arg(arguments, c.ARG_MACROSHARDS)),
                        sql_params=parse_sql_params(sql), storage=storage)
     from steps.listing.run import list_prefix, parse_prefixes
-    from steps.publish import shard_digest
-    from steps.storage import join_uri
+    from steps.publish import shard_place
 
     args = arguments["AppSpecification"]["ContainerArguments"]
     prefixes = parse_prefixes(args[args.index(c.ARG_PREFIX) + 1:args.index(c.ARG_SETTINGS)])
     shards, files, sources = [], {}, {}
     for shard, prefix in prefixes:
         folder, objects = list_prefix(storage, _arg(arguments, c.ARG_SOURCE_URI), prefix)
-        digest = shard_digest(shard, folder, objects)
-        shards.append({"name": shard, "uri": join_uri(_arg(arguments, c.ARG_EXPERIMENT_URI), c.SHARDS_FOLDER, digest)})
+        _, place = shard_place(_arg(arguments, c.ARG_EXPERIMENT_URI), shard, folder, objects)
+        shards.append({"name": shard, "uri": place})
         files[shard] = {k: {"size": o.size, "etag": o.etag} for k, o in objects.items()}
         sources[shard] = {k: o.uri for k, o in objects.items()}
     return {c.REPORT_SHARDS: shards, "files": files, "sources": sources}

@@ -47,9 +47,19 @@ def shard_digest(name: str, prefix: str, files: Mapping[str, st.ObjectInfo]) -> 
     return hashlib.sha256(canonical(content)).hexdigest()[:20]
 
 
-def manifest_body(prefix: str, keys: list[str]) -> bytes:
+def shard_place(experiment_uri: str, name: str, prefix: str, files: Mapping[str, st.ObjectInfo]) -> tuple[str, str]:
+    """(digest, place) of a shard: what `publish_shard` writes to, and `deploy.py plan` predicts."""
+    digest = shard_digest(name, prefix, files)
+    return digest, st.join_uri(experiment_uri, SHARDS_FOLDER, digest)
+
+
+def manifest(prefix: str, keys: list[str]) -> list:
     """S3 ManifestFile: `[{"prefix": "s3://bucket/root/"}, "rel/key", ...]`."""
-    return json.dumps([{"prefix": prefix.rstrip("/") + "/"}, *sorted(keys)], indent=0).encode()
+    return [{"prefix": prefix.rstrip("/") + "/"}, *keys]
+
+
+def manifest_body(prefix: str, keys: list[str]) -> bytes:
+    return json.dumps(manifest(prefix, sorted(keys)), indent=0).encode()
 
 
 def index_body(files: Mapping[str, st.ObjectInfo]) -> bytes:
@@ -62,8 +72,7 @@ def publish_shard(storage: st.Storage, experiment_uri: str, name: str, prefix: s
     """Write the shard's manifest and index at its content address (unless already there).
 
     `files`: key relative to `prefix` -> its object (size and ETag from the listing)."""
-    digest = shard_digest(name, prefix, files)
-    place = st.join_uri(experiment_uri, SHARDS_FOLDER, digest)
+    digest, place = shard_place(experiment_uri, name, prefix, files)
     present = {o.uri for o in storage.list(place + "/")}
     for file_name, body in ((name + MANIFEST_SUFFIX, manifest_body(prefix, list(files))),
                             (INDEX_FILE, index_body(files))):

@@ -71,6 +71,13 @@ def folder_digest(root: Path, folder: str, records: list[RecordRef], shard: str,
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
+def _by_folder(records: list[RecordRef]) -> dict[str, list[RecordRef]]:
+    out: dict[str, list[RecordRef]] = defaultdict(list)
+    for record in records:
+        out[folder_of(record)].append(record)
+    return out
+
+
 @dataclass
 class Split:
     """Records whose rows were found in the cache, and those to featurize."""
@@ -107,9 +114,7 @@ class RecordCache:
 
     def split(self, records: list[RecordRef]) -> Split:
         """Look every folder up (concurrently: one GET each); return what to reuse and to do."""
-        by_folder: dict[str, list[RecordRef]] = defaultdict(list)
-        for record in records:
-            by_folder[folder_of(record)].append(record)
+        by_folder = _by_folder(records)
         for folder, members in by_folder.items():
             self.digests[folder] = folder_digest(self.root, folder, members, self.shard, self.index)
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
@@ -126,9 +131,7 @@ class RecordCache:
 
     def store(self, results: dict[str, FeatureResult], records: list[RecordRef]) -> int:
         """Write the featurized folders' rows; returns how many entries were written."""
-        by_folder: dict[str, list[RecordRef]] = defaultdict(list)
-        for record in records:
-            by_folder[folder_of(record)].append(record)
+        by_folder = _by_folder(records)
 
         # A folder with an error row is not cached: a failure may be transient (a feature
         # function's), and a failing record is cheap to try again.

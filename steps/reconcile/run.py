@@ -21,7 +21,6 @@ import pandas as pd
 from steps import storage as st
 from steps.contract import (LABELS_FILE, LABELS_FOLDER, MISSING_FILES_FILE, RECONCILED_ARTIFACTS, REPORT_FILE,
                             REPORT_LABELS_URI, REPORT_SHARDS, UNIQUE_LABELS_FILE, shard_name)
-from steps.contract import SHARDS_FOLDER
 from steps.publish import PublishedShard, canonical, publish_shard, set_digest
 from steps.entry import BadInput, StageFailed
 from steps.reconcile import inventory as inv
@@ -340,7 +339,7 @@ def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *
     without copying or writing anything: labels, listing, matching, deduplication and
     assignment only. A run may still drop artifacts this cannot foresee (process_func
     failures, copies that cannot be repaired); `deploy.py plan` says so."""
-    from steps.publish import shard_digest
+    from steps.publish import shard_place
 
     with tempfile.TemporaryDirectory() as tmp:
         ctx = Context(settings, storage or st.from_env(), source_uri.rstrip("/"), experiment_uri.rstrip("/"),
@@ -361,9 +360,8 @@ def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *
         plan = plan_shards(ctx, arts, frame)
     shards = []
     for index, files in enumerate(plan.by_shard):
-        digest = shard_digest(shard_name(index), plan.prefix, files)
-        shards.append(PublishedShard(shard_name(index), st.join_uri(ctx.experiment_uri, SHARDS_FOLDER, digest),
-                                     digest, len(files), sum(f.size for f in files.values())))
+        digest, place = shard_place(ctx.experiment_uri, shard_name(index), plan.prefix, files)
+        shards.append(PublishedShard(shard_name(index), place, digest, len(files), sum(f.size for f in files.values())))
     return {REPORT_SHARDS: [s.as_report() for s in shards],
             REPORT_LABELS_URI: st.join_uri(ctx.experiment_uri, LABELS_FOLDER, labels_digest(plan.table, shards)),
             "files": {s.name: {k: {"size": f.size, "etag": f.etag} for k, f in files.items()}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 import os
 from pathlib import Path
 
 from steps.contract import MANIFEST_SUFFIX, shard_name
+from steps.publish import manifest, manifest_body  # noqa: F401 - manifest: this module's API
 
 
 def stable_index(artifact_id: str, n: int) -> int:
@@ -55,11 +55,6 @@ def greedy_assign(sizes: dict[str, int], n: int) -> dict[str, int]:
     return out
 
 
-def manifest(prefix: str, keys: list[str]) -> list:
-    """S3 ManifestFile: `[{"prefix": "s3://bucket/root/"}, "rel/key", ...]`."""
-    return [{"prefix": prefix.rstrip("/") + "/"}, *keys]
-
-
 def write_manifests(folder: Path, prefix: str, keys_by_shard: list[list[str]]) -> list[Path]:
     """One `shard-NNNN.manifest` per shard (written atomically), even for an empty shard."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,7 +62,7 @@ def write_manifests(folder: Path, prefix: str, keys_by_shard: list[list[str]]) -
     for index, keys in enumerate(keys_by_shard):
         path = folder / (shard_name(index) + MANIFEST_SUFFIX)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest(prefix, sorted(keys)), indent=0))
+        tmp.write_bytes(manifest_body(prefix, keys))  # byte for byte the published one
         os.replace(tmp, path)
         paths.append(path)
     return paths
