@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -54,8 +55,6 @@ def combine_published(shards_report: Path, featurize_key: str, experiment_uri: s
                       output_dir: Path, settings: CombineSettings = CombineSettings(),
                       storage: st.Storage | None = None, env: dict[str, str] | None = None) -> dict:
     """Combine (or reuse a combine of) the published shards' outputs; returns the report."""
-    import os
-
     env = dict(os.environ if env is None else env)
     storage = storage or st.from_env(env)
     output_dir = Path(output_dir)
