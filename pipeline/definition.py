@@ -23,6 +23,10 @@ STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 # in DependsOn, or a data dependency, waits for Completed.
 COMPLETED, ANY = "Completed", "Any"
 TRIGGERS = (COMPLETED, "Failed", "Stopped", ANY)
+# A ForEach step (SDK 3.27) runs its `ForEachBody` once per item of `IterableItems`; the
+# iterations of body step B are `B-0`, `B-1`, ... and read their item as `ForEach.CurrentItem`.
+FOR_EACH = "ForEach"
+CURRENT_ITEM = "ForEach.CurrentItem"
 
 
 # --- expressions ------------------------------------------------------------------------
@@ -76,6 +80,28 @@ def referenced_steps(value: Any) -> set[str]:
 def processing_outputs(arguments: dict) -> list[dict]:
     """`ProcessingOutputConfig.Outputs` of a request or of a step's properties (often absent)."""
     return (arguments.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+
+
+def body_steps(step: dict) -> list[dict]:
+    """The body of a ForEach step (empty for any other step)."""
+    if step.get("Type") != FOR_EACH:
+        return []
+    return list((step.get("Arguments") or {}).get("ForEachBody") or [])
+
+
+def job_steps(steps: list[dict]) -> list[dict]:
+    """Every step that describes a job: the top-level ones and the ForEach bodies' (not the
+    ForEach steps themselves), in definition order."""
+    out = []
+    for step in steps:
+        body = body_steps(step)
+        out += body if body else [step] if step.get("Type") != FOR_EACH else []
+    return out
+
+
+def iteration_name(body: str, index: int) -> str:
+    """The name SageMaker gives iteration `index` (0-based) of body step `body`."""
+    return f"{body}-{index}"
 
 
 # --- dependencies and the graph ---------------------------------------------------------
@@ -137,10 +163,18 @@ def graph_problems(steps: list[dict]) -> list[str]:
     """What makes a definition's steps no graph SageMaker accepts: names, unknown
     dependencies, malformed run conditions, cycles. Empty when fine."""
     names = [s.get("Name", "") for s in steps]
+    bodies = [b.get("Name", "") for s in steps for b in body_steps(s)]
     problems = [f"step {name!r}: name does not match {STEP_NAME.pattern}"
-                for name in names if not STEP_NAME.match(str(name))]
+                for name in names + bodies if not STEP_NAME.match(str(name))]
+    everything = names + bodies
     problems += [f"step {dup!r}: name used more than once"
-                 for dup in sorted({n for n in names if names.count(n) > 1}, key=str)]
+                 for dup in sorted({n for n in everything if everything.count(n) > 1}, key=str)]
+    # The service rejects a top-level name that an iteration could take (`<body>-<digits>`).
+    problems += [f"step {name!r}: looks like an iteration of ForEach body step {body!r}"
+                 for name in names for body in bodies if re.fullmatch(re.escape(str(body)) + r"-\d+", str(name))]
+    for step in steps:
+        if step.get("Type") == FOR_EACH and not body_steps(step):
+            problems.append(f"step {step.get('Name', '')!r}: a ForEach step needs a non-empty ForEachBody")
     for step in steps:
         name = step.get("Name", "")
         for entry in step.get("DependsOn") or []:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.definition import compact, graph_problems, is_expression, walk_gets
+from pipeline.definition import FOR_EACH, body_steps, compact, graph_problems, is_expression, job_steps, walk_gets
 
 
 def check_graph(definition: dict) -> list[str]:
@@ -111,7 +111,7 @@ def check_processing_arguments(definition: dict) -> list[str]:
     model = botocore.session.get_session().get_service_model("sagemaker")
     shape = model.operation_model("CreateProcessingJob").input_shape
     problems = []
-    for step in definition.get("Steps", []):
+    for step in job_steps(definition.get("Steps", [])):
         if step.get("Type") != "Processing":
             continue
         # The definition drops ProcessingJobName; the service generates one at run time.
@@ -137,7 +137,7 @@ _OUTPUT_URI = re.compile(r"^Steps\.([^.]+)\.ProcessingOutputConfig\.Outputs\['([
 
 def _output_uris(definition: dict) -> dict[tuple[str, str], Any]:
     return {(step["Name"], out["OutputName"]): out["S3Output"]["S3Uri"]
-            for step in definition.get("Steps", [])
+            for step in job_steps(definition.get("Steps", []))
             for out in (step.get("Arguments", {}).get("ProcessingOutputConfig") or {}).get("Outputs", [])}
 
 
@@ -172,7 +172,7 @@ def check_expression_lengths(definition: dict) -> list[str]:
     defaults = {p["Name"]: p.get("DefaultValue", "") for p in definition.get("Parameters", [])}
     outputs, runtime = _output_uris(definition), runtime_uri(definition, defaults)
     problems = []
-    for step in definition.get("Steps", []):
+    for step in job_steps(definition.get("Steps", [])):
         args = step.get("Arguments", {})
         items = [(f"ContainerArguments[{i}]", v) for i, v in
                  enumerate(args.get("AppSpecification", {}).get("ContainerArguments", []))]
@@ -199,6 +199,8 @@ class Size:
 
     def line(self) -> str:
         head = f"{self.bytes:,} bytes compact of {DEFINITION_MAX:,} (1 MiB)"
+        if self.fan_out == FOR_EACH:
+            return f"{head}: the shards are a ForEach's iterations, so the size does not grow with them"
         if self.fan_out != "Featurize":  # no fan-out (Reconcile + Encode): nothing grows with the shards
             return head
         return f"{head}: about {self.fit} {self.fan_out} steps fit, this has {self.steps}"
@@ -207,6 +209,9 @@ class Size:
 def measure(definition: dict) -> Size:
     """Each fan-out step costs its own compact JSON plus its name where Combine depends on it."""
     body = len(compact(definition).encode())
+    fan_outs = [step for step in definition.get("Steps", []) if body_steps(step)]
+    if fan_outs:
+        return Size(body, FOR_EACH, len(fan_outs), len(fan_outs))
     groups: dict[str, list[dict]] = {}
     for step in definition.get("Steps", []):
         groups.setdefault(step["Name"].split("-", 1)[0], []).append(step)

@@ -8,7 +8,7 @@ Bump the version whenever a name below changes meaning or an argument is added o
 
 from __future__ import annotations
 
-CONTRACT_VERSION = 3
+CONTRACT_VERSION = 4
 
 # --- exit codes of every `python -m steps.<stage>` ------------------------------------------
 EXIT_OK = 0
@@ -52,6 +52,8 @@ ARG_SOURCE_URI = "--source-uri"
 ARG_EXPERIMENT_URI = "--experiment-uri"
 ARG_MANIFESTS = "--manifests"
 ARG_MACROSHARDS = "--macroshards"
+# With `macroshards: auto`: Reconcile decides the count from the bytes it found (steps/reconcile/shards.py).
+ARG_TARGET_SHARD_BYTES = "--target-shard-bytes"
 ARG_RELOAD = "--reload"
 ARG_SQL_PARAM = "--sql-param"
 ARG_ENCODED_DATA_DIR = "--encoded-data-dir"
@@ -84,6 +86,11 @@ SHARD_FILES = (FEATURES_FILE, ERRORS_FILE, REPORT_FILE)  # what one Featurize sh
 
 # --- report keys the pipeline reads (PropertyFile + JsonGet) ----------------------------------
 REPORT_SHARDS = "shards"  # Reconcile / List: [{"name", "uri", "digest", "files", "bytes"}, ...] in shard order
+# The same shards as a JSON list *string* of {"shard", "uri"} objects: what a ForEachStep iterates
+# (`IterableItems` resolves to a JSON list string; each item is at most 12,800 characters).
+REPORT_SHARD_ITEMS = "shard_items"
+ITEM_SHARD = "shard"
+ITEM_URI = "uri"
 REPORT_LABELS_URI = "labels_uri"  # Reconcile: the content-addressed labels folder
 REPORT_COMBINED_URI = "combined_uri"  # Combine: the content-addressed combined folder
 

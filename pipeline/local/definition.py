@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pipeline.definition import graph_problems, parse_duration, processing_outputs, upstream, walk_gets
+from pipeline.definition import (FOR_EACH, graph_problems, parse_duration, processing_outputs, upstream,
+                                 walk_gets)
 from pipeline.local.expressions import PROPERTY_FILE, expression_problems, parse_property_path
 
 SUPPORTED_VERSION = "2020-12-01"
@@ -22,6 +23,10 @@ _TOP_KEYS = {"Version", "Metadata", "Parameters", "PipelineExperimentConfig", "S
              "MlflowConfig", "ParallelismConfiguration"}
 _STEP_KEYS = {"Name", "Type", "Arguments", "DependsOn", "CacheConfig", "RetryPolicies",
               "DisplayName", "Description", "PropertyFiles"}
+_FOR_EACH_KEYS = {"Name", "Type", "Arguments", "DependsOn", "DisplayName", "Description"}
+_FOR_EACH_ARGUMENTS = {"IterableItems", "MaxConcurrency", "ForEachBody"}
+# ForEachStep's MAX_LITERAL_ITERABLE_ITEMS (SDK 3.27): a literal list holds 1 to 100 items.
+MAX_LITERAL_ITEMS = 100
 _ARGUMENT_KEYS = {"ProcessingResources", "AppSpecification", "Environment", "ProcessingInputs",
                   "ProcessingOutputConfig", "StoppingCondition", "RoleArn", "NetworkConfig",
                   "ExperimentConfig", "Tags", "ProcessingJobName"}
@@ -63,6 +68,15 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class ForEach:
+    """A ForEach step's fan-out: its body runs once per item, at most `max_concurrency` at once."""
+
+    items: Any  # IterableItems: an expression resolving to a JSON list string, or a list
+    max_concurrency: int
+    body: tuple["Step", ...]
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     arguments: dict
@@ -71,6 +85,7 @@ class Step:
     cache: dict | None = None
     retry_policies: tuple[dict, ...] = ()
     property_files: tuple[dict, ...] = ()  # {PropertyFileName, OutputName, FilePath}
+    for_each: ForEach | None = None  # a ForEach step (no job of its own)
 
 
 @dataclass(frozen=True)
@@ -112,10 +127,14 @@ def load_definition(definition: dict | str) -> Definition:
     steps = _steps(raw.get("Steps") or [], problems)
     names = set(steps)
     for step in steps.values():
-        problems += [f"step {step.name}: {p}" for p in
-                     expression_problems(step.arguments, set(parameters), names)]
-        problems += _output_reference_problems(step, steps)
-        problems += _property_file_problems(step, steps)
+        if step.for_each is not None:
+            problems += [f"step {step.name}: IterableItems: {p}" for p in
+                         expression_problems(step.for_each.items, set(parameters), names)]
+        for job in step.for_each.body if step.for_each else (step,):
+            problems += [f"step {job.name}: {p}" for p in expression_problems(
+                job.arguments, set(parameters), names, current_item=job is not step)]
+            problems += _output_reference_problems(job, steps)
+            problems += _property_file_problems(job, steps)
     problems += [f"PipelineExperimentConfig: {p}" for p in
                  expression_problems(raw.get("PipelineExperimentConfig") or {}, set(parameters), set())]
     if not steps and not problems:
@@ -135,11 +154,16 @@ def _parameters(items: list, problems: list[str]) -> dict[str, Parameter]:
     return params
 
 
-def _steps(items: list, problems: list[str]) -> dict[str, Step]:
+def _steps(items: list, problems: list[str], body_of: str | None = None) -> dict[str, Step]:
     steps: dict[str, Step] = {}
     for item in items:
         name = item.get("Name", "?")
         where = f"step {name}"
+        if item.get("Type") == FOR_EACH and body_of is None:
+            steps[name] = _for_each(item, problems)
+            continue
+        if body_of is not None and item.get("DependsOn"):
+            problems.append(f"{where}: DependsOn inside the body of ForEach step {body_of} is not supported locally")
         if item.get("Type") != "Processing":
             problems.append(f"{where}: type {item.get('Type')!r} cannot run locally "
                             "(only Processing steps)")
@@ -161,6 +185,27 @@ def _steps(items: list, problems: list[str]) -> dict[str, Step]:
         steps[name] = Step(name, args, upstream(item), item.get("CacheConfig"),
                            tuple(item.get("RetryPolicies") or ()), files)
     return steps
+
+
+def _for_each(item: dict, problems: list[str]) -> Step:
+    name = item.get("Name", "?")
+    where = f"step {name}"
+    problems += [f"{where}: key {k!r} is not supported" for k in sorted(set(item) - _FOR_EACH_KEYS)]
+    args = item.get("Arguments") or {}
+    problems += [f"{where}: argument {k!r} is not supported locally" for k in sorted(set(args) - _FOR_EACH_ARGUMENTS)]
+    concurrency = args.get("MaxConcurrency")
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 50:
+        problems.append(f"{where}: MaxConcurrency must be an integer from 1 to 50, got {concurrency!r}")
+        concurrency = 1
+    items = args.get("IterableItems")
+    if items is None:
+        problems.append(f"{where}: IterableItems is required")
+    elif isinstance(items, list) and not 1 <= len(items) <= MAX_LITERAL_ITEMS:
+        problems.append(f"{where}: IterableItems: a literal list holds 1 to {MAX_LITERAL_ITEMS} items, got {len(items)}")
+    body = _steps(args.get("ForEachBody") or [], problems, body_of=name)
+    if not body:
+        problems.append(f"{where}: ForEachBody has no Processing step")
+    return Step(name, args, upstream(item), for_each=ForEach(args.get("IterableItems"), concurrency, tuple(body.values())))
 
 
 def _argument_problems(args: dict) -> list[str]:

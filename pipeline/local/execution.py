@@ -60,6 +60,24 @@ class Execution:
         self._keep(name, properties)
         self.settle(name, StepState.CACHED, f"outputs of execution {execution_id}")
 
+    def expand(self, name: str, children: list[str]) -> None:
+        """ForEach step `name` runs: its iterations are listed right after it, pending."""
+        with self._lock:
+            results = {}
+            for key, result in self.results.items():
+                results[key] = result
+                if key == name:
+                    results.update({child: StepResult(child) for child in children})
+            self.results = results
+        self.settle(name, StepState.RUNNING, f"{len(children)} iterations")
+
+    def aggregate(self, name: str, state: StepState, reason: str | None, properties: dict,
+                  duration: float) -> None:
+        """ForEach step `name` ended with its iterations; `properties` are its aggregate ones."""
+        self.properties[name] = properties
+        self.results[name].duration = duration
+        self.settle(name, state, reason)
+
     def running(self, name: str, log: Path, instances: int) -> None:
         result = self.results[name]
         result.log, result.instances = log, instances

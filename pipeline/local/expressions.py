@@ -10,12 +10,13 @@ anything runs, and evaluates them against a `Scope`.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
 
-from pipeline.definition import is_expression, walk_expressions
+from pipeline.definition import CURRENT_ITEM, is_expression, walk_expressions
 
 # Execution variables the runner can give a value; TrainingJobName has no meaning for a
 # processing-only pipeline, so a definition that uses it is refused.
@@ -92,13 +93,18 @@ def property_problem(path: list[str | int]) -> str | None:
     return None
 
 
-def expression_problems(value: Any, parameters: set[str], steps: set[str]) -> list[str]:
-    """Everything in `value` the runner cannot evaluate, each named (empty when fine)."""
+def expression_problems(value: Any, parameters: set[str], steps: set[str], *,
+                        current_item: bool = False) -> list[str]:
+    """Everything in `value` the runner cannot evaluate, each named (empty when fine).
+    `current_item`: `value` is a ForEach body step's, which may read `ForEach.CurrentItem`."""
     problems: list[str] = []
     for expr in walk_expressions(value):
         (key,) = expr
         if key == "Get":
-            problems += _get_problems(expr["Get"], parameters, steps)
+            path = expr["Get"]
+            if current_item and isinstance(path, str) and (path == CURRENT_ITEM or path.startswith(CURRENT_ITEM)):
+                continue
+            problems += _get_problems(path, parameters, steps)
         elif key not in FUNCTIONS:
             problems.append(f"function {key} is not supported by the local runner")
         elif key == "Std:JsonGet":
@@ -115,7 +121,7 @@ def expression_problems(value: Any, parameters: set[str], steps: set[str]) -> li
             if not isinstance(body, dict) or not isinstance(body.get("Values"), list):
                 problems.append(f"Std:Join needs {{'On': str, 'Values': [...]}}, got {body!r}")
             else:
-                problems += expression_problems(body["Values"], parameters, steps)
+                problems += expression_problems(body["Values"], parameters, steps, current_item=current_item)
     return problems
 
 
@@ -153,6 +159,7 @@ class Scope:
     current: dict[str, str] = field(default_factory=dict)  # per-step execution variables
     # (step, property file name) -> the parsed JSON file that step wrote (Std:JsonGet).
     property_file: Callable[[str, str], Any] | None = None
+    item: Any = None  # in a ForEach iteration: its item (`ForEach.CurrentItem`)
 
 
 def to_text(value: Any) -> str:
@@ -198,7 +205,26 @@ def _json_get(body: dict, scope: Scope) -> Any:
     return node
 
 
+def current_item(path: str, item: Any) -> Any:
+    """`ForEach.CurrentItem[.field...]` of `item`. An item that is a JSON object's text is
+    drilled into as that object; the bare reference to an object or list is its JSON text."""
+    parts = parse_property_path(path[len(CURRENT_ITEM):].lstrip("."))
+    node = item
+    for part in parts:
+        if isinstance(node, str):
+            try:
+                node = json.loads(node)
+            except ValueError:
+                raise ExpressionError(f"Get {path}: the item {item!r} is no JSON object") from None
+        node = lookup({"_": node}, ["_", part], path)
+    return json.dumps(node, separators=(",", ":")) if isinstance(node, (dict, list)) else node
+
+
 def _get(path: str, scope: Scope) -> Any:
+    if path == CURRENT_ITEM or path.startswith(CURRENT_ITEM + ".") or path.startswith(CURRENT_ITEM + "["):
+        if scope.item is None:
+            raise ExpressionError(f"Get {path}: only a ForEach body step has a current item")
+        return current_item(path, scope.item)
     root, _, rest = path.partition(".")
     if root == "Parameters":
         return scope.parameters[rest]

@@ -28,7 +28,8 @@ from pipeline.local.plan import check_only, plan_start
 from pipeline.local.progress import Progress, print_table, progress_files
 from pipeline.local.properties import describe, job_name, read_property_file, timestamp
 from pipeline.local.results import RunResult, StepState
-from pipeline.local.scheduler import Answer, Work, machine_cores, run_concurrently
+from pipeline.local.foreach import Iteration, aggregate, iterations, resolve_items
+from pipeline.local.scheduler import Answer, Expand, Work, machine_cores, run_concurrently
 from pipeline.local.state import ExecutionStatus, ExecutionStore
 from steps.storage import split_uri
 
@@ -108,6 +109,10 @@ class _Run:
                   "Parameters": self.parameters, "Storage": self.backend.label}
         self.execution = Execution(self.start, self.graph.order, fields, store,
                                    self.backend.where, self.progress)
+        self.iterations: dict[str, Iteration] = {}  # ForEach iterations, by name, once expanded
+        self.expanded: dict[str, list[str]] = {}  # ForEach step -> its iterations' names
+        self.items: dict[str, tuple[int, float]] = {}  # ForEach step -> its item count, when it began
+        self.handed_out: set[str] = set()  # iterations given to the scheduler to run
 
     def execute(self, assets: dict[str, bytes], max_parallel: int | None, cores: int) -> RunResult:
         began = time.monotonic()
@@ -148,9 +153,13 @@ class _Run:
                 continue  # a second Ctrl-C must not leave children behind
         self.execution.interrupted()
 
-    def _poll(self, name: str) -> Work | Answer:
+    def _poll(self, name: str) -> Work | Answer | Expand:
+        if name in self.expanded:
+            return self._settle_for_each(name)  # running its iterations
         if self.execution.results[name].state is not StepState.PENDING:
             return Answer.SETTLED  # reused or not selected: settled before the run
+        if name in self.iterations:
+            return self._poll_iteration(self.iterations[name])
         outcomes = self.execution.outcomes()
         conditions = self.graph.upstream[name]
         decision = decide(conditions, outcomes)
@@ -161,8 +170,14 @@ class _Run:
             self.execution.settle(name, StepState.SKIPPED, "upstream " + why)
             return Answer.SETTLED
         step = self.definition.steps[name]
+        if step.for_each is not None:
+            return self._expand(step)
+        return self._prepare(name, step)
+
+    def _prepare(self, name: str, step: Step, item=None) -> Work | Answer:
+        """Resolve a job step (or iteration `name` of body `step`), then a cache hit or Work."""
         try:
-            arguments = self._resolve(step)
+            arguments = self._resolve(step, name, item)
         except (ExpressionError, ValueError, KeyError, TypeError) as err:
             self.execution.settle(name, StepState.FAILED, f"cannot resolve its arguments: {err}")
             return Answer.SETTLED
@@ -173,13 +188,51 @@ class _Run:
             self.execution.cached(name, entry.properties, entry.execution_id)
             return Answer.SETTLED
         count = int(arguments["ProcessingResources"]["ClusterConfig"].get("InstanceCount") or 1)
-        return Work(name, count, lambda cpus: self._run_step(step, arguments, key, cpus))
+        return Work(name, count, lambda cpus: self._run_step(name, step, arguments, key, cpus))
 
-    def _resolve(self, step: Step) -> dict:
-        scope = Scope(self.parameters, self.execution.variables, self.execution.properties.get, {
-            "ProcessingJobName": job_name(self.execution.id, step.name),
+    def _expand(self, step: Step) -> Expand | Answer:
+        """A ready ForEach step: its items become iterations, driven like steps of their own."""
+        try:
+            items = resolve_items(step, self._scope(step.name))
+        except (ExpressionError, ValueError, KeyError, TypeError) as err:
+            self.execution.settle(step.name, StepState.FAILED, f"cannot resolve its items: {err}")
+            return Answer.SETTLED
+        children = iterations(step, items)
+        self.items[step.name] = (len(items), time.monotonic())
+        self.expanded[step.name] = [child.name for child in children]
+        self.iterations.update({child.name: child for child in children})
+        self.execution.expand(step.name, self.expanded[step.name])
+        self.progress.note(f"{step.name}: {len(items)} items, at most {step.for_each.max_concurrency} at once")
+        return Expand(self.expanded[step.name])
+
+    def _poll_iteration(self, child: Iteration) -> Work | Answer:
+        # Handed out and not ended: a Work is counted before its thread marks it running.
+        busy = sum(self.execution.results[n].state.outcome is None for n in self.expanded[child.parent]
+                   if n in self.handed_out)
+        if busy >= self.definition.steps[child.parent].for_each.max_concurrency:
+            return Answer.WAIT  # MaxConcurrency: the next iteration starts when one ends
+        answer = self._prepare(child.name, child.body, child.item)
+        if isinstance(answer, Work):
+            self.handed_out.add(child.name)
+        return answer
+
+    def _settle_for_each(self, name: str) -> Answer:
+        children = [self.execution.results[n] for n in self.expanded[name]]
+        if any(c.state.outcome is None for c in children):
+            return Answer.WAIT
+        count, began = self.items[name]
+        state, reason, properties = aggregate(children, count)
+        self.execution.aggregate(name, state, reason, properties, time.monotonic() - began)
+        return Answer.SETTLED
+
+    def _scope(self, name: str, item=None) -> Scope:
+        return Scope(self.parameters, self.execution.variables, self.execution.properties.get, {
+            "ProcessingJobName": job_name(self.execution.id, name),
             "CurrentDateTime": timestamp(datetime.now(timezone.utc)),
-        }, self._property_file)
+        }, self._property_file, item)
+
+    def _resolve(self, step: Step, name: str, item=None) -> dict:
+        scope = self._scope(name, item)
         arguments = evaluate(step.arguments, scope)
         for item in arguments.get("ProcessingInputs") or []:
             split_uri(item["S3Input"]["S3Uri"])  # a URI that is no s3:// URI fails here, named
@@ -191,13 +244,13 @@ class _Run:
         return read_property_file(self.definition.steps[step_name], file_name,
                                   self.execution.properties.get(step_name), self.backend.storage)
 
-    def _run_step(self, step: Step, arguments: dict, key: str, cpus: int) -> None:
+    def _run_step(self, name: str, step: Step, arguments: dict, key: str, cpus: int) -> None:
         """Runs in a worker thread; never raises (a runner bug fails the step, not the run)."""
         folder = self.execution.folder
-        job = Job(step.name, job_name(self.execution.id, step.name), arguments,
-                  folder / "jobs" / step.name, folder / "logs" / f"{step.name}.log", cpus,
+        job = Job(name, job_name(self.execution.id, name), arguments,
+                  folder / "jobs" / name, folder / "logs" / f"{name}.log", cpus,
                   step.retry_policies, self.python, self.install_requirements)
-        self.execution.running(step.name, job.log, job.instance_count)
+        self.execution.running(name, job.log, job.instance_count)
         began = time.monotonic()
         try:
             outcome = run_job(job, self.backend, self.groups, self.stop)
@@ -208,9 +261,9 @@ class _Run:
         duration = time.monotonic() - began
         properties = describe(job, arguments, outcome, self.execution.variables)
         if outcome.status is JobStatus.COMPLETED:
-            self.cache.record(self.pipeline, step.name, key, CacheEntry(
+            self.cache.record(self.pipeline, name, key, CacheEntry(
                 self.execution.id, outcome.ended, properties, outcome.output_files))
-        self.execution.ran(step.name, outcome, properties, duration)
+        self.execution.ran(name, outcome, properties, duration)
 
     def _tick(self) -> None:
         self.progress.status(self.execution.results)
@@ -218,4 +271,5 @@ class _Run:
     def _progress_files(self, name: str) -> list[Path]:
         # Called by progress ticks only, once the execution exists.
         jobs = self.execution.folder / "jobs" / name
-        return progress_files(processing_outputs(self.definition.steps[name].arguments), jobs)
+        step = self.iterations[name].body if name in self.iterations else self.definition.steps[name]
+        return progress_files(processing_outputs(step.arguments), jobs)

@@ -23,6 +23,14 @@ class Work:
     run: Callable[[int], None]  # called in a worker thread with the cores granted; never raises
 
 
+@dataclass(frozen=True)
+class Expand:
+    """A ForEach step that became ready: its iterations join the steps to drive, before it
+    (it waits for them, and is asked again once they have settled)."""
+
+    names: list[str]
+
+
 class Answer(Enum):
     """What a polled step says when it has no Work to run."""
 
@@ -30,7 +38,7 @@ class Answer(Enum):
     SETTLED = "settled"  # reached its final state without running (skipped, cached, ...)
 
 
-Poll = Callable[[str], Union[Work, Answer]]
+Poll = Callable[[str], Union[Work, Answer, Expand]]
 
 
 def machine_cores() -> int:
@@ -50,15 +58,9 @@ def run_concurrently(order: list[str], poll: Poll, *, max_parallel: int | None, 
     ready: dict[str, Work] = {}
     running: dict[str, tuple[threading.Thread, int]] = {}
     finished: queue.Queue[str] = queue.Queue()
-    limit = max_parallel or len(order)
+    limit = max_parallel or 1 << 30  # without one, the cores bound what runs at once
     while pending or ready or running:
-        for name in list(pending):
-            answer = poll(name)
-            if answer is Answer.WAIT:
-                continue
-            pending.remove(name)
-            if isinstance(answer, Work):
-                ready[name] = answer
+        _poll_pending(pending, ready, poll)
         threads += _start(ready, running, finished, cores, limit)
         if not running:
             if ready or pending:
@@ -72,6 +74,25 @@ def run_concurrently(order: list[str], poll: Poll, *, max_parallel: int | None, 
             continue
         running.pop(name)[0].join()
         tick()
+
+
+def _poll_pending(pending: list[str], ready: dict[str, Work], poll: Poll) -> None:
+    """Ask every pending step, again after an expansion (its iterations may be ready now)."""
+    expanded = True
+    while expanded:
+        expanded = False
+        for name in list(pending):
+            answer = poll(name)
+            if answer is Answer.WAIT:
+                continue
+            if isinstance(answer, Expand):
+                at = pending.index(name)
+                pending[at:at] = answer.names
+                expanded = True
+                continue
+            pending.remove(name)
+            if isinstance(answer, Work):
+                ready[name] = answer
 
 
 def _start(ready: dict[str, Work], running: dict, finished: queue.Queue, cores: int,

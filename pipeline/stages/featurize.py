@@ -19,9 +19,9 @@ Cost follows change twice over:
 from __future__ import annotations
 
 import re
-from typing import Union
+from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator
+from pydantic import ByteSize, Field, field_validator
 
 from pipeline.config.models import INSTANCE_TYPE, Config, Model, StageInfra
 from pipeline.names import step_name
@@ -41,6 +41,13 @@ MAX_PREFIX_SHARDS = 90
 # for longer names, tags and environment. `validate` and `upsert` measure the real definition.
 MAX_COUNTED_SHARDS = 250
 SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+AUTO = "auto"
+DEFAULT_TARGET_SHARD_SIZE = "20GB"
+# SageMaker runs at most 50 iterations of a ForEach at once (SDK 3.27 MAX_CONCURRENCY_MAX).
+MAX_CONCURRENCY = 50
+DEFAULT_CONCURRENCY = 20
+# With `macroshards: auto` the body step's name; its iterations are `FeaturizeShard-0`, `-1`, ...
+BODY_NAME = "FeaturizeShard"
 
 
 class Prefix(Model):
@@ -52,12 +59,32 @@ class FeaturizeStage(StageInfra, FeaturizeSettings):
     """`stages.featurize`: `macroshards: N` with Reconcile, or `prefixes: [...]` without."""
 
     instance_type: str = Field("ml.m5.4xlarge", pattern=INSTANCE_TYPE)
-    macroshards: int | None = Field(
-        None, ge=1, le=MAX_COUNTED_SHARDS,
-        description="How many macroshards Reconcile splits the artifacts into (balanced by bytes), one step each.")
+    macroshards: Annotated[int, Field(ge=1, le=MAX_COUNTED_SHARDS)] | Literal["auto"] | None = Field(
+        None, description="How many macroshards Reconcile splits the artifacts into, one step each; or `auto`: "
+        "Reconcile decides the count at run time from the bytes it found (target_shard_size) and one "
+        "ForEach step runs a Featurize job per shard (max_concurrency at once).")
+    target_shard_size: ByteSize | None = Field(
+        None, description=f"With macroshards: auto, about how many bytes per shard, e.g. `20GB` (default "
+        f"{DEFAULT_TARGET_SHARD_SIZE}). The count is rounded up to a power of two, so shards average between "
+        "half this and this, and the count changes only when the data doubles.")
+    max_concurrency: int | None = Field(
+        None, ge=1, le=MAX_CONCURRENCY, description=f"With macroshards: auto, how many Featurize jobs run at "
+        f"once (at most {MAX_CONCURRENCY}, SageMaker's ForEach limit; default {DEFAULT_CONCURRENCY}).")
     prefixes: list[Prefix] | None = Field(
         None, min_length=1, description="Key prefixes under InputUri, one step each (without Reconcile): a prefix "
         "`30`, or {name, prefix}.")
+
+    @field_validator("macroshards", mode="before")
+    @classmethod
+    def _count_or_auto(cls, value):
+        # One message for both spellings, instead of pydantic's one per union member.
+        if value is None or value == AUTO:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNTED_SHARDS:
+            raise ValueError(f"give a count from 1 to {MAX_COUNTED_SHARDS} (one step each in the definition, "
+                             f"which is capped at 1 MiB), or {AUTO!r} (decided at run time, any count), "
+                             f"got {value!r}")
+        return value
 
     # Editors see what may be written (a string or a mapping); the model keeps one shape.
     @field_validator("prefixes", mode="before", json_schema_input_type=list[Union[str, Prefix]] | None)
@@ -80,9 +107,20 @@ class FeaturizeStage(StageInfra, FeaturizeSettings):
         True, description="Reuse the rows of records already featurized with the same code and settings "
         "(content-addressed under the experiment's record-cache/; the job reads and writes S3 itself).")
 
+    @property
+    def auto(self) -> bool:
+        return self.macroshards == AUTO
+
+    @property
+    def target_bytes(self) -> int:
+        return int(self.target_shard_size or ByteSize._validate(DEFAULT_TARGET_SHARD_SIZE, None))
+
     def shard_names(self) -> list[str]:
+        """The shards' names known when the definition is built (none with `auto`)."""
         if self.prefixes is not None:
             return [p.name for p in self.prefixes]
+        if self.auto:
+            return []
         return [c.shard_name(i) for i in range(self.macroshards or 0)]
 
 
@@ -94,6 +132,13 @@ def checks(cfg: Config) -> list[str]:
     if with_reconcile and section.macroshards is None:
         return ["stages.featurize.macroshards: with reconcile, give a count (Reconcile assigns artifacts to shards "
                 "by bytes); prefixes are for raw folders without reconcile"]
+    if section.auto and not with_reconcile:
+        return ["stages.featurize.macroshards: auto needs reconcile (it decides the count from the artifacts' "
+                "bytes); without reconcile, list prefixes (one step each)"]
+    if not section.auto:
+        given = [k for k in ("target_shard_size", "max_concurrency") if getattr(section, k) is not None]
+        if given:
+            return [f"stages.featurize.{given[0]}: only with macroshards: auto"]
     if not with_reconcile and section.prefixes is None:
         return ["stages.featurize.prefixes: without reconcile, list the key prefixes (e.g. the group folders "
                 "30..39), one step each"]
@@ -119,12 +164,6 @@ def shard_uri(source, index: int):
     return report_value(source, f"{c.REPORT_SHARDS}[{index}].uri")
 
 
-def features_uri(ctx: BuildContext, source, index: int):
-    from sagemaker.core.workflow.functions import Join
-
-    return Join(on="/", values=[shard_uri(source, index), c.FEATURES_FOLDER, featurize_key(ctx)])
-
-
 def record_cache_uri(ctx: BuildContext):
     """`<experiment>/record-cache/<featurize key>`: rows of records already featurized, by
     content (see steps/featurize/cache.py); shared by every execution of the experiment."""
@@ -133,27 +172,47 @@ def record_cache_uri(ctx: BuildContext):
     return Join(on="/", values=[ctx.experiment_uri(), c.RECORD_CACHE_FOLDER, featurize_key(ctx)])
 
 
-def build(ctx: BuildContext, upstream: Upstream) -> list:
+def shard_step(ctx: BuildContext, name: str, shard, place):
+    """The Featurize job of one shard: `shard` (its name) and `place` (its content-addressed
+    folder) are text for a counted shard, or the ForEach item's fields with `auto`."""
     from sagemaker.core.workflow.functions import Join
 
     infra = ctx.cfg.stages.featurize
+    manifest = shard + c.MANIFEST_SUFFIX if isinstance(shard, str) else Join(on="", values=[shard, c.MANIFEST_SUFFIX])
+    inputs = [
+        s3_input("data", Join(on="/", values=[place, manifest]), DATA, data_type="ManifestFile"),
+        s3_input("index", Join(on="/", values=[place, c.INDEX_FILE]), INDEX),
+    ]
+    arguments = [c.ARG_INPUT, DATA, c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard,
+                 c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
+    if infra.record_cache:
+        arguments += [c.ARG_RECORD_CACHE, record_cache_uri(ctx)]
+    features = Join(on="/", values=[place, c.FEATURES_FOLDER, featurize_key(ctx)])
+    return processing_step(ctx, name, NAME, infra, arguments, inputs=inputs,
+                           outputs=[s3_output("features", features, OUTPUT)])
+
+
+def for_each_step(ctx: BuildContext, source):
+    """`macroshards: auto`: one ForEach over the shards the source step published
+    (`shard_items` of its report), whatever their number; the definition does not grow with it.
+    Each iteration is a cacheable `FeaturizeShard-<i>` whose inputs and outputs are its shard's
+    content-addressed place, exactly like a counted shard's step."""
+    from sagemaker.mlops.workflow.for_each_step import CurrentItem, ForEachStep
+
+    infra = ctx.cfg.stages.featurize
+    item = CurrentItem()
+    body = shard_step(ctx, BODY_NAME, getattr(item, c.ITEM_SHARD), getattr(item, c.ITEM_URI))
+    return ForEachStep(name=step_name(NAME), iterable_items=report_value(source, c.REPORT_SHARD_ITEMS),
+                       max_concurrency=infra.max_concurrency or DEFAULT_CONCURRENCY, for_each_body=[body])
+
+
+def build(ctx: BuildContext, upstream: Upstream) -> list:
+    infra = ctx.cfg.stages.featurize
     source = source_step(upstream)
-    steps = []
-    for index, shard in enumerate(infra.shard_names()):
-        place = shard_uri(source, index)
-        inputs = [
-            s3_input("data", Join(on="/", values=[place, shard + c.MANIFEST_SUFFIX]), DATA, data_type="ManifestFile"),
-            s3_input("index", Join(on="/", values=[place, c.INDEX_FILE]), INDEX),
-        ]
-        arguments = [c.ARG_INPUT, DATA, c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard,
-                     c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
-        if infra.record_cache:
-            arguments += [c.ARG_RECORD_CACHE, record_cache_uri(ctx)]
-        steps.append(processing_step(
-            ctx, step_name(NAME, shard), NAME, infra, arguments, inputs=inputs,
-            outputs=[s3_output("features", features_uri(ctx, source, index), OUTPUT)],
-        ))
-    return steps
+    if infra.auto:
+        return [for_each_step(ctx, source)]
+    return [shard_step(ctx, step_name(NAME, shard), shard, shard_uri(source, index))
+            for index, shard in enumerate(infra.shard_names())]
 
 
 STAGE = Stage(name=NAME, section=FeaturizeStage, settings=FeaturizeSettings, build=build,

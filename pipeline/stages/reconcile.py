@@ -26,6 +26,13 @@ class ReconcileStage(StageInfra, ReconcileSettings):
     """`stages.reconcile`."""
 
 
+def shard_arguments(featurize) -> list[str]:
+    """How Reconcile splits the artifacts: a fixed count, or (auto) from the bytes it finds."""
+    if featurize is not None and featurize.auto:
+        return [c.ARG_TARGET_SHARD_BYTES, str(featurize.target_bytes)]
+    return [c.ARG_MACROSHARDS, str(featurize.macroshards if featurize else 1)]
+
+
 def build(ctx: BuildContext, upstream: Upstream) -> list:
     from sagemaker.core.workflow.functions import Join
 
@@ -35,7 +42,7 @@ def build(ctx: BuildContext, upstream: Upstream) -> list:
         c.ARG_SOURCE_URI, p[INPUT_URI],
         c.ARG_EXPERIMENT_URI, ctx.experiment_uri(),
         c.ARG_OUTPUT, OUTPUT,
-        c.ARG_MACROSHARDS, str(featurize.macroshards if featurize else 1),
+        *shard_arguments(featurize),
         c.ARG_RELOAD, p[RELOAD],
         # Bound as a SQL parameter by the container, never formatted into the query text.
         c.ARG_SQL_PARAM, Join(on="", values=["experiment_name=", p[EXPERIMENT]]),

@@ -59,6 +59,9 @@ def combine_published(shards_report: Path, featurize_key: str, experiment_uri: s
     storage = storage or st.from_env(env)
     output_dir = Path(output_dir)
     outputs = shard_outputs(shards_report, featurize_key)
+    # Every shard the report lists is expected, whether or not the config named them (with
+    # `macroshards: auto` it names none): one without output is reported missing, never skipped.
+    settings = settings.model_copy(update={"expected_shards": sorted(set(settings.expected_shards) | set(outputs))})
     place = st.join_uri(experiment_uri, COMBINED_FOLDER, combine_key, read_digest(storage, outputs, combine_key))
     done = st.join_uri(place, REPORT_FILE)
     if storage.head(done) is not None:

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from steps import storage as st
-from steps.contract import REPORT_FILE, REPORT_SHARDS
+from steps.contract import REPORT_FILE, REPORT_SHARD_ITEMS, REPORT_SHARDS
 from steps.entry import BadInput, StageFailed
 from steps.listing.settings import ListingSettings
-from steps.publish import PublishedShard, publish_shard
+from steps.publish import PublishedShard, publish_shard, shard_items
 
 
 def parse_prefixes(items: list[str]) -> list[tuple[str, str]]:
@@ -49,7 +49,7 @@ def run_listing(settings: ListingSettings, source_uri: str, experiment_uri: str,
     shards: list[PublishedShard] = [publish_shard(storage, experiment_uri, name, folder, files)
                                     for (name, _), (folder, files) in zip(prefixes, listed)]
     report = {"stage": "listing", "status": "succeeded", "source_uri": source_uri,
-              REPORT_SHARDS: [s.as_report() for s in shards],
+              REPORT_SHARDS: [s.as_report() for s in shards], REPORT_SHARD_ITEMS: shard_items(shards),
               "objects_listed": sum(s.files for s in shards), "seconds": round(time.monotonic() - started, 3)}
     output.mkdir(parents=True, exist_ok=True)
     (output / REPORT_FILE).write_text(json.dumps(report, indent=1))

@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(c.ARG_MANIFESTS, type=Path, help="Local folder for the shard manifests (default: <output>/manifests).")
     p.add_argument(c.ARG_MACROSHARDS, type=int, default=1, help="How many macroshards (manifests shard-0001..) to "
                    "balance the artifacts over (default 1).")
+    p.add_argument(c.ARG_TARGET_SHARD_BYTES, type=int, help="macroshards: auto. Decide the count from the bytes "
+                   f"found: about this many per shard, a power of two (overrides {c.ARG_MACROSHARDS}).")
     p.add_argument(c.ARG_RELOAD, type=_bool, default=False, help="true: copy again even identical files (default false).")
     p.add_argument(c.ARG_SQL_PARAM, action="append", default=[], metavar="NAME=VALUE",
                    help="A bound parameter of the labels query (repeatable), e.g. experiment_name=exp1.")
@@ -53,7 +55,7 @@ def _run(args: argparse.Namespace, settings: ReconcileSettings) -> None:
     except ValueError as err:
         raise BadInput(str(err)) from None
     report = reconcile(settings, args.source_uri, args.experiment_uri, args.output,
-                       macroshards=args.macroshards, reload=args.reload, sql_params=params,
+                       macroshards=args.macroshards, target_shard_bytes=args.target_shard_bytes, reload=args.reload, sql_params=params,
                        manifests=args.manifests)
     log.info("reconcile done: %s", json.dumps({k: v for k, v in report.items() if not isinstance(v, list)}))
 

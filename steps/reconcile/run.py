@@ -20,14 +20,15 @@ import pandas as pd
 
 from steps import storage as st
 from steps.contract import (LABELS_FILE, LABELS_FOLDER, MISSING_FILES_FILE, RECONCILED_ARTIFACTS, REPORT_FILE,
-                            REPORT_LABELS_URI, REPORT_SHARDS, UNIQUE_LABELS_FILE, shard_name)
-from steps.publish import PublishedShard, canonical, publish_shard, set_digest
+                            REPORT_LABELS_URI, REPORT_SHARD_ITEMS, REPORT_SHARDS, UNIQUE_LABELS_FILE,
+                            shard_name)
+from steps.publish import PublishedShard, canonical, publish_shard, set_digest, shard_items
 from steps.entry import BadInput, StageFailed
 from steps.reconcile import inventory as inv
 from steps.reconcile.copying import CopyJob, Outcome, load_process_func, run_parallel
 from steps.reconcile.labels import LabelsError, clean_labels, describe, read_labels
 from steps.reconcile.settings import ReconcileSettings
-from steps.reconcile.shards import assign_shards, write_manifests
+from steps.reconcile.shards import assign_shards, auto_shard_count, write_manifests
 from steps.reconcile.validate import failure_message, missing_files, plan_repairs
 
 log = logging.getLogger("steps.reconcile")
@@ -40,9 +41,10 @@ class Context:
     source_uri: str
     experiment_uri: str
     output: Path
-    macroshards: int
+    macroshards: int  # with target_shard_bytes: decided from the bytes found (auto)
     reload: bool
     report: dict
+    target_shard_bytes: int | None = None
     listing: dict = field(default_factory=dict)  # the experiment folder after validation
     manifests: Path | None = None  # default: <output>/manifests
 
@@ -223,6 +225,9 @@ def plan_shards(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFrame
     else:
         objects = {aid: {f.key: f for f in art.files.values()} for aid, art in arts.items()}
     sizes = {aid: sum(o.size for o in objs.values()) for aid, objs in objects.items()}
+    if ctx.target_shard_bytes:
+        ctx.macroshards = auto_shard_count(sum(sizes.values()), ctx.target_shard_bytes, len(arts))
+        ctx.report["macroshards"] = ctx.macroshards
     if len(arts) < ctx.macroshards:
         raise StageFailed(
             f"{len(arts)} artifacts kept for {ctx.macroshards} macroshards: every macroshard's Featurize "
@@ -261,6 +266,7 @@ def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFr
     ctx.report.update({
         "kept": len(arts), "labels": len(ordered), REPORT_LABELS_URI: labels_uri,
         REPORT_SHARDS: [dict(s.as_report(), artifacts=plan.shard_count[i]) for i, s in enumerate(shards)],
+        REPORT_SHARD_ITEMS: shard_items(shards),
     })
 
 
@@ -277,8 +283,9 @@ def _publish_labels(ctx: Context, table: pd.DataFrame, shards: list) -> str:
 
 
 def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str, output: Path, *,
-              macroshards: int = 1, reload: bool = False, sql_params: dict[str, str] | None = None,
-              storage: st.Storage | None = None, manifests: Path | None = None) -> dict:
+              macroshards: int = 1, target_shard_bytes: int | None = None, reload: bool = False,
+              sql_params: dict[str, str] | None = None, storage: st.Storage | None = None,
+              manifests: Path | None = None) -> dict:
     """Run the stage; returns the report (also written to `output/report.json`, on failure too).
     Manifests go to `manifests` (default `output/manifests`): the pipeline gives them their own
     output, next to which the shards' features are written. Raises BadInput (nothing was done)
@@ -288,6 +295,8 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
     output.mkdir(parents=True, exist_ok=True)
     if macroshards < 1:
         raise BadInput(f"--macroshards must be at least 1, got {macroshards}")
+    if target_shard_bytes is not None and target_shard_bytes < 1:
+        raise BadInput(f"--target-shard-bytes must be at least 1, got {target_shard_bytes}")
     try:
         st.split_uri(source_uri), st.split_uri(experiment_uri)
         if settings.process_func:
@@ -300,8 +309,10 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
                   {"status": "running", "labels_source": describe(settings.labels),
                    "source_uri": source_uri, "experiment_uri": experiment_uri,
                    "featurize_reads": settings.featurize_reads, "macroshards": macroshards},
-                  manifests=Path(manifests) if manifests else None)
+                  manifests=Path(manifests) if manifests else None, target_shard_bytes=target_shard_bytes)
     ctx.report["reload"] = ctx.reload
+    if target_shard_bytes:
+        ctx.report["target_shard_bytes"] = target_shard_bytes
     try:
         try:
             frame = _labels(ctx, sql_params or {})
@@ -334,7 +345,8 @@ def _same_copy(copy, source) -> bool:
 
 
 def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *, macroshards: int = 1,
-            sql_params: dict[str, str] | None = None, storage: st.Storage | None = None) -> dict:
+            target_shard_bytes: int | None = None, sql_params: dict[str, str] | None = None,
+            storage: st.Storage | None = None) -> dict:
     """The report keys a run would publish now (each shard's address, the labels folder),
     without copying or writing anything: labels, listing, matching, deduplication and
     assignment only. A run may still drop artifacts this cannot foresee (process_func
@@ -343,7 +355,7 @@ def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *
 
     with tempfile.TemporaryDirectory() as tmp:
         ctx = Context(settings, storage or st.from_env(), source_uri.rstrip("/"), experiment_uri.rstrip("/"),
-                      Path(tmp), macroshards, False, {})
+                      Path(tmp), macroshards, False, {}, target_shard_bytes=target_shard_bytes)
         frame = _labels(ctx, sql_params or {})
         arts = _match(ctx, frame, _inventory(ctx))
         if ctx.copy_files:
@@ -362,7 +374,7 @@ def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *
     for index, files in enumerate(plan.by_shard):
         digest, place = shard_place(ctx.experiment_uri, shard_name(index), plan.prefix, files)
         shards.append(PublishedShard(shard_name(index), place, digest, len(files), sum(f.size for f in files.values())))
-    return {REPORT_SHARDS: [s.as_report() for s in shards],
+    return {REPORT_SHARDS: [s.as_report() for s in shards], REPORT_SHARD_ITEMS: shard_items(shards),
             REPORT_LABELS_URI: st.join_uri(ctx.experiment_uri, LABELS_FOLDER, labels_digest(plan.table, shards)),
             "files": {s.name: {k: {"size": f.size, "etag": f.etag} for k, f in files.items()}
                       for s, files in zip(shards, plan.by_shard)},

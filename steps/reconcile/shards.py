@@ -17,6 +17,23 @@ def stable_index(artifact_id: str, n: int) -> int:
     return int.from_bytes(hashlib.sha256(artifact_id.encode()).digest()[:8], "big") % n
 
 
+def auto_shard_count(total_bytes: int, target_bytes: int, artifacts: int) -> int:
+    """How many macroshards `macroshards: auto` makes: the bytes over the target, rounded up to
+    a power of two, and no more than there are artifacts.
+
+    Why a power of two: the count changes only when the data doubles (or halves), not each
+    time it crosses a multiple of the target. A new count moves almost every artifact
+    (`stable_index` is a hash modulo the count), so every Featurize step runs again, though
+    the record cache spares the records' compute. With counts 2^k the shards average between
+    half the target and the target."""
+    if target_bytes < 1:
+        raise ValueError(f"target shard size must be at least 1 byte, got {target_bytes}")
+    if artifacts < 1:
+        raise ValueError("no artifact to shard")
+    wanted = max(1, -(-total_bytes // target_bytes))
+    return min(1 << (wanted - 1).bit_length(), artifacts)
+
+
 def assign_shards(sizes: dict[str, int], n: int) -> dict[str, int]:
     """Artifact id -> shard index, by `stable_index`.
 

@@ -54,7 +54,9 @@ class TestInvalidLoading:
 
     def test_macroshards_out_of_range(self, example):
         example["stages"]["featurize"]["macroshards"] = 251
-        assert problems_of(example) == ["stages.featurize.macroshards: Input should be less than or equal to 250"]
+        assert problems_of(example) == [
+            "stages.featurize.macroshards: give a count from 1 to 250 (one step each in the definition, "
+            "which is capped at 1 MiB), or 'auto' (decided at run time, any count), got 251"]
 
     def test_old_spelling_prefix_list(self, raw_prefixes):
         del raw_prefixes["stages"]["featurize"]["prefixes"]

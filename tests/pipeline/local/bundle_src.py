@@ -77,4 +77,23 @@ args = parse()
 pathlib.Path(args.output).mkdir(parents=True, exist_ok=True)
 (pathlib.Path(args.output) / "progress.json").write_text(json.dumps({"records_done": 3, "records_total": 4}))
 ''',
+    "tasks/items.py": '''
+import json, pathlib
+from tasks.common import parse
+args = parse()
+out = pathlib.Path(args.output)
+out.mkdir(parents=True, exist_ok=True)
+# --extra ITEM (JSON) per item: the report holds them as a JSON list string, as Reconcile's shard_items;
+# with --tag raw, the report's "items" is the one --extra value as it is
+items = json.loads(args.extra[0]) if args.tag == "raw" else json.dumps([json.loads(i) for i in args.extra])
+(out / "report.json").write_text(json.dumps({"items": items}))
+''',
+    "tasks/timed.py": '''
+import json, pathlib, time
+from tasks.common import parse, echo
+start = time.time()
+time.sleep(0.5)
+out = echo(parse())
+(out / "times.json").write_text(json.dumps([start, time.time()]))
+''',
 }
