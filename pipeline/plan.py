@@ -19,6 +19,10 @@ from typing import Any
 from pipeline.config import Config
 from steps import contract as c
 
+# Featurize steps: one per counted shard (`Featurize-<shard>`), or a ForEach's iterations
+# (`FeaturizeShard-<i>`, macroshards: auto).
+FEATURIZE_PREFIXES = ("Featurize-", "FeaturizeShard-")
+
 ALWAYS = {"Reconcile": "always runs: it reads a database and a listing that its cache key cannot see",
           "Listing": "always runs: it reads a listing that its cache key cannot see",
           "Combine": "always runs: whether each shard's output exists is not in its cache key"}
@@ -53,9 +57,11 @@ def _predict_source(name: str, arguments: dict, built, storage) -> dict:
 
         args = arguments["AppSpecification"]["ContainerArguments"]
         sql = [args[i + 1] for i, a in enumerate(args) if a == c.ARG_SQL_PARAM]
+        target = _arg(arguments, c.ARG_TARGET_SHARD_BYTES)
         return predict(ReconcileSettings.model_validate(_settings(built, "reconcile")), _arg(arguments, c.ARG_SOURCE_URI),
-                       _arg(arguments, c.ARG_EXPERIMENT_URI), macroshards=int(_arg(arguments, c.ARG_MACROSHARDS)),
-                       sql_params=parse_sql_params(sql), storage=storage)
+                       _arg(arguments, c.ARG_EXPERIMENT_URI), macroshards=int(_arg(arguments, c.ARG_MACROSHARDS) or 1),
+                       target_shard_bytes=int(target) if target else None, sql_params=parse_sql_params(sql),
+                       storage=storage)
     from steps.listing.run import list_prefix, parse_prefixes
     from steps.publish import shard_place
 
@@ -159,7 +165,38 @@ class _Planner:
         self.runs: set[str] = set()
 
     def plan(self) -> list[StepPlan]:
-        return [self._step(name) for name in self.graph.order]
+        plans = []
+        for name in self.graph.order:
+            step = self.definition.steps[name]
+            plans += self._for_each(step) if step.for_each is not None and name not in self.start.reused \
+                else [self._step(name)]
+        return plans
+
+    def _scope(self, item=None):
+        from pipeline.local.expressions import Scope
+
+        return Scope(self.parameters, self.start.variables, self.resolved.get, {}, self._property_file, item)
+
+    def _for_each(self, step) -> list[StepPlan]:
+        """A ForEach step and each of its iterations, from the items its source would publish."""
+        from pipeline.local.expressions import evaluate
+        from pipeline.local.foreach import iterations, resolve_items
+
+        try:
+            items = resolve_items(step, self._scope())
+        except LookupError as err:
+            self.runs.add(step.name)
+            return [StepPlan(step.name, "Runs", f"runs: after {err.args[0]}, whose outputs change")]
+        plans = []
+        for child in iterations(step, items):
+            arguments = self.resolved[child.name] = evaluate(child.body.arguments, self._scope(child.item))
+            plans.append(self._cacheable(child.name, arguments, child.body.cache))
+        running = sum(p.state == "Runs" for p in plans)
+        if running:
+            self.runs.add(step.name)
+        why = f"runs: a ForEach over {len(items)} shards, {step.for_each.max_concurrency} at once; " \
+              f"{running} iterations run, {len(plans) - running} cached"
+        return [StepPlan(step.name, "Runs", why)] + plans  # a ForEach is never a cache hit itself
 
     def _property_file(self, step: str, _name: str) -> Any:
         if step not in self.predicted:
@@ -167,13 +204,12 @@ class _Planner:
         return self.predicted[step]
 
     def _step(self, name: str) -> StepPlan:
-        from pipeline.local.expressions import Scope, evaluate
+        from pipeline.local.expressions import evaluate
 
         if name in self.start.reused:
             return self._reused(name)
-        scope = Scope(self.parameters, self.start.variables, self.resolved.get, {}, self._property_file)
         try:
-            arguments = self.resolved[name] = evaluate(self.definition.steps[name].arguments, scope)
+            arguments = self.resolved[name] = evaluate(self.definition.steps[name].arguments, self._scope())
         except LookupError as err:
             self.runs.add(name)
             return StepPlan(name, "Runs", f"runs: after {err.args[0]}, whose outputs change")
@@ -185,7 +221,7 @@ class _Planner:
             if plan.details.get(c.REPORT_COMBINED_URI):
                 self.predicted[name] = {c.REPORT_COMBINED_URI: plan.details[c.REPORT_COMBINED_URI]}
             return plan
-        return self._cacheable(name, arguments)
+        return self._cacheable(name, arguments, self.definition.steps[name].cache)
 
     def _reused(self, name: str) -> StepPlan:
         from pipeline.local.properties import read_property_file
@@ -197,17 +233,17 @@ class _Planner:
                                                       self.backend.storage)
         return StepPlan(name, "Reused", "completed in the failed execution this run resumes")
 
-    def _cacheable(self, name: str, arguments: dict) -> StepPlan:
+    def _cacheable(self, name: str, arguments: dict, cache: dict | None) -> StepPlan:
         from pipeline.local.cache import cache_key
 
         pipeline, storage = self.cfg.pipeline.name, self.backend.storage
         key = cache_key(self.backend.label, pipeline, name, arguments)
-        if self.cache.hit(pipeline, name, key, self.definition.steps[name].cache, storage, self.now) is not None:
+        if self.cache.hit(pipeline, name, key, cache, storage, self.now) is not None:
             return StepPlan(name, "Cached", "cached: same code, settings, image, environment and inputs")
         self.runs.add(name)
         previous = self.store.source_properties(pipeline, name)
         plan = StepPlan(name, "Runs", _why(previous[1] if previous else None, arguments))
-        if name.startswith("Featurize-"):
+        if name.startswith(FEATURIZE_PREFIXES):
             source = next(s for s in ("Reconcile", "Listing") if s in self.predicted)
             files, sources = _shard_files(self.predicted[source], _arg(arguments, c.ARG_SHARD), storage)
             plan.featurize, plan.reuse = _record_counts(arguments, files, sources,
@@ -224,7 +260,7 @@ def _plan_combine(arguments: dict, predicted: dict, runs: set[str], storage) -> 
     from steps.combine.published import read_digest
     from steps.storage import join_uri
 
-    featurizing = sorted(r for r in runs if r.startswith("Featurize-"))
+    featurizing = sorted(r for r in runs if r.startswith(FEATURIZE_PREFIXES))
     if featurizing:
         return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; combines anew after {', '.join(featurizing)}")
     source = next(s for s in ("Reconcile", "Listing") if s in predicted)

@@ -38,7 +38,7 @@ def featurize_reports(workdir: Path) -> dict[str, dict]:
     """Step name -> the report.json of every Featurize step that ran in the last execution."""
     out = {}
     for name, step in last_execution(workdir)["Steps"].items():
-        if name.startswith("Featurize") and step["State"] == "Succeeded":
+        if name.startswith("Featurize") and step["State"] == "Succeeded" and "features" in step["Outputs"]:
             out[name] = json.loads((Path(step["Outputs"]["features"].replace("s3://", str(workdir / "s3") + "/"))
                                     / "report.json").read_text())
     return out
@@ -159,6 +159,44 @@ class TestValidIncremental:
         assert "3100005" not in set(summary(workdir)["artifact"])
         assert "3100005" not in dataset_ids(workdir)
         assert len(set(summary(workdir)["artifact"])) == 24  # 24 sampled + 1 added - 1 deleted
+
+
+@pytest.fixture(scope="module")
+def auto_shards(tmp_path_factory):
+    """`macroshards: auto`: the sample's ~594 KB over 80 KB shards, 8 at run time (a ForEach)."""
+    workdir = tmp_path_factory.mktemp("auto")
+    overlay = workdir / "auto.yaml"
+    overlay.write_text("stages:\n  featurize:\n    macroshards: auto\n    target_shard_size: 80KB\n"
+                       "    max_concurrency: 3\n")
+    assert run(workdir, "--overlay", str(overlay), plan=False) == 0
+    return workdir, overlay
+
+
+class TestValidAutoShards:
+    """In order, like TestValidIncremental: the count is decided at run time, the cost still
+    follows what changed, iteration by iteration."""
+
+    def test_the_count_comes_from_the_bytes(self, auto_shards):
+        workdir, _ = auto_shards
+        report = json.loads((output_dir(workdir, "Reconcile", "reconcile") / "report.json").read_text())
+        assert report["macroshards"] == 8 and report["target_shard_bytes"] == 80_000
+        got = states(workdir)
+        assert got["Featurize"] == "Succeeded"
+        assert sorted(n for n in got if n.startswith("FeaturizeShard-")) == [f"FeaturizeShard-{i}" for i in range(8)]
+        combined = json.loads((output_dir(workdir, "Combine", "combine") / "report.json").read_text())
+        assert combined["complete"] and combined["shards_expected"] == [f"shard-{i:04d}" for i in range(1, 9)]
+        assert len(set(summary(workdir)["artifact"])) == 24
+
+    def test_one_changed_byte_reruns_one_iteration(self, auto_shards):
+        workdir, overlay = auto_shards
+        data = workdir / SAMPLE / "mimic3wdb/30/3000001/3000001_0001.dat"
+        raw = bytearray(data.read_bytes())
+        raw[100] ^= 0xFF
+        data.write_bytes(bytes(raw))
+        assert run(workdir, "--overlay", str(overlay)) == 0
+        [step] = ran(workdir, "FeaturizeShard")  # the other 7 iterations are cache hits
+        assert featurize_reports(workdir)[step]["artifacts_featurized"] == 1 + len(failed_folders(workdir, step) - {"3000001"})
+        assert states(workdir)["Encode"] == "Succeeded"
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def s3(aws):
 
 
 def run(s, db, out, storage, **kw):
-    options = {k: kw.pop(k) for k in ("macroshards", "reload") if k in kw}
+    options = {k: kw.pop(k) for k in ("macroshards", "reload", "target_shard_bytes") if k in kw}
     return reconcile(settings(db, **kw), SOURCE, EXPERIMENT, out, sql_params={"experiment_name": "exp1"},
                      storage=storage, **options)
 
@@ -95,6 +95,19 @@ class TestValidLocal:
         assert all(len(shards) == 1 for shards in entries.values())  # an artifact never spans shards
         assert dict(zip(table["artifact_id"], table["shard"])) == {a: s.pop() for a, s in entries.items()}
         assert sorted(report) and json.loads((tmp_path / "out" / "report.json").read_text())["kept"] == 29
+
+    def test_auto_decides_the_count_from_the_bytes_and_lists_the_items(self, tmp_path, local):
+        put_tree(local, SOURCE, {a: record_files(a) for a in ids(30)})
+        db = labels_db(tmp_path, ids(30))
+        total = sum(len(d) for a in ids(30) for d in record_files(a).values())
+        auto = run(None, db, tmp_path / "auto", local, target_shard_bytes=total // 5)
+        assert auto["macroshards"] == 8 and auto["target_shard_bytes"] == total // 5  # ceil(5.x) = 6 -> 8
+        items = json.loads(auto["shard_items"])
+        assert items == [{"shard": s["name"], "uri": s["uri"]} for s in auto["shards"]]
+        assert [i["shard"] for i in items] == [f"shard-{n:04d}" for n in range(1, 9)]
+        # The same shards, at the same content addresses, as a count of 8 given in the config.
+        counted = run(None, db, tmp_path / "counted", local, macroshards=8)
+        assert counted["shards"] == auto["shards"]
 
     def test_rerun_skips_and_reload_copies_again(self, tmp_path, local):
         put_tree(local, SOURCE, {a: record_files(a) for a in ids(10)})

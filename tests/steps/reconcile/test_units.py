@@ -11,7 +11,7 @@ from steps import storage as st
 from steps.reconcile import inventory as inv
 from steps.reconcile.labels import parse_sql_params
 from steps.reconcile.settings import DedupSettings, ReconcileSettings
-from steps.reconcile.shards import assign_shards, greedy_assign, manifest, shard_name
+from steps.reconcile.shards import assign_shards, auto_shard_count, greedy_assign, manifest, shard_name
 from steps.reconcile.validate import failure_message, missing_files, plan_repairs
 
 
@@ -198,3 +198,21 @@ class TestInvalidSqlParams:
     def test_rejected(self, item):
         with pytest.raises(ValueError, match="NAME=VALUE"):
             parse_sql_params([item])
+
+
+class TestAutoShardCount:
+    @pytest.mark.parametrize("total, target, artifacts, count", [
+        (0, 100, 5, 1), (100, 100, 5, 1), (101, 100, 5, 2), (300, 100, 50, 4), (400, 100, 50, 4),
+        (401, 100, 50, 8), (6_700 * 10**9, 20 * 10**9, 67_830, 512), (10**6, 1, 3, 3),
+    ])
+    def test_bytes_over_the_target_rounded_up_to_a_power_of_two(self, total, target, artifacts, count):
+        assert auto_shard_count(total, target, artifacts) == count
+
+    def test_growth_below_a_doubling_keeps_the_count(self):
+        counts = {auto_shard_count(total, 20, 10**6) for total in range(321, 641)}
+        assert counts == {32}
+
+    @pytest.mark.parametrize("target, artifacts, message", [(0, 1, "at least 1 byte"), (1, 0, "no artifact")])
+    def test_nonsense_is_refused(self, target, artifacts, message):
+        with pytest.raises(ValueError, match=message):
+            auto_shard_count(10, target, artifacts)
