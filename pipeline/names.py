@@ -11,3 +11,17 @@ def step_name(stage: str, shard: str | None = None) -> str:
     if not STEP_NAME.match(name):
         raise ValueError(f"step name {name!r} does not match {STEP_NAME.pattern}")
     return name
+
+
+BODY_SUFFIX = "Shard"
+
+
+def body_name(stage: str) -> str:
+    """The ForEach body step of `stage` (`FeaturizeShard`); its iterations are `FeaturizeShard-<i>`."""
+    return step_name(stage) + BODY_SUFFIX
+
+
+def stage_of(name: str) -> str:
+    """`Featurize-shard-0001`, `FeaturizeShard-3`, `Featurize` -> `featurize`."""
+    head = name.split("-", 1)[0]
+    return head.removesuffix(BODY_SUFFIX).lower() if "-" in name else head.lower()

@@ -57,13 +57,15 @@ def gather(execution: Execution) -> Facts:
             if report is None:
                 facts.missing.append(f"{step.name}: no report.json at {uri}")
                 continue
-            facts.shards.append({"step": step.name, **json.loads(report)})
+            body = json.loads(report)
+            facts.shards.append({"step": step.name, **body})
+            shard = body.get("shard") or step.shard  # an iteration's name has its index, not its shard
             shard_errors = _parquet(execution, join_uri(uri, "errors.parquet"))
             if shard_errors is not None:
-                errors.append(shard_errors.assign(shard=step.shard))
+                errors.append(shard_errors.assign(shard=shard))
             features = _parquet(execution, join_uri(uri, "features.parquet"))
             if features is not None:
-                summaries.append(features.assign(shard=step.shard))
+                summaries.append(features.assign(shard=shard))
         elif step.stage == "combine":
             combined = _parquet(execution, join_uri(uri, "waveform_summary.parquet"))
             if combined is not None:

@@ -29,8 +29,10 @@ class Step:
 
     @property
     def stage(self) -> str:
-        """`Featurize-shard-0001` -> `featurize` (step names are `<Stage>[-<shard>]`)."""
-        return self.name.split("-", 1)[0].lower()
+        """`Featurize-shard-0001`, `FeaturizeShard-3` (a ForEach iteration) -> `featurize`."""
+        from pipeline.names import stage_of
+
+        return stage_of(self.name)
 
     @property
     def shard(self) -> str | None:

@@ -24,7 +24,7 @@ from typing import Annotated, Literal, Union
 from pydantic import ByteSize, Field, field_validator
 
 from pipeline.config.models import INSTANCE_TYPE, Config, Model, StageInfra
-from pipeline.names import step_name
+from pipeline.names import body_name, step_name
 from pipeline.stages.common import BuildContext, processing_step, report_value, s3_input, s3_output, step_key
 from pipeline.stages.registry import Stage, Upstream
 from steps import contract as c
@@ -46,8 +46,6 @@ DEFAULT_TARGET_SHARD_SIZE = "20GB"
 # SageMaker runs at most 50 iterations of a ForEach at once (SDK 3.27 MAX_CONCURRENCY_MAX).
 MAX_CONCURRENCY = 50
 DEFAULT_CONCURRENCY = 20
-# With `macroshards: auto` the body step's name; its iterations are `FeaturizeShard-0`, `-1`, ...
-BODY_NAME = "FeaturizeShard"
 
 
 class Prefix(Model):
@@ -201,7 +199,7 @@ def for_each_step(ctx: BuildContext, source):
 
     infra = ctx.cfg.stages.featurize
     item = CurrentItem()
-    body = shard_step(ctx, BODY_NAME, getattr(item, c.ITEM_SHARD), getattr(item, c.ITEM_URI))
+    body = shard_step(ctx, body_name(NAME), getattr(item, c.ITEM_SHARD), getattr(item, c.ITEM_URI))
     return ForEachStep(name=step_name(NAME), iterable_items=report_value(source, c.REPORT_SHARD_ITEMS),
                        max_concurrency=infra.max_concurrency or DEFAULT_CONCURRENCY, for_each_body=[body])
 

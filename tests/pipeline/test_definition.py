@@ -103,3 +103,24 @@ class TestDurations:
         with pytest.raises(ValueError) as err:
             parse_duration(text)
         assert str(err.value) == f"ExpireAfter {text!r} is not an ISO 8601 duration such as P30D or PT1H"
+
+
+def for_each(name: str, *body: dict, reads: str | None = None) -> dict:
+    items = {"Std:JsonGet": {"PropertyFile": {"Get": f"Steps.{reads}.PropertyFiles.R"}, "Path": "items"}} \
+        if reads else ["a"]
+    return {"Name": name, "Type": "ForEach",
+            "Arguments": {"IterableItems": items, "MaxConcurrency": 2, "ForEachBody": list(body)}}
+
+
+class TestForEach:
+    def test_its_items_and_its_body_are_its_dependencies(self):
+        fan = for_each("Fan", step("Body", reads=("B",)), reads="A")
+        assert upstream(fan) == {"A": "Completed", "B": "Completed"}
+        assert graph_problems([step("A"), step("B"), fan, step("After", depends_on=["Fan"])]) == []
+
+    def test_body_names_are_names_too(self):
+        fan = for_each("Fan", step("Body"))
+        assert graph_problems([fan, step("Body")]) == ["step 'Body': name used more than once"]
+        assert graph_problems([fan, step("Body-3")]) == [
+            "step 'Body-3': looks like an iteration of ForEach body step 'Body'"]
+        assert graph_problems([for_each("Empty")]) == ["step 'Empty': a ForEach step needs a non-empty ForEachBody"]

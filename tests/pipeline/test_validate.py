@@ -160,3 +160,32 @@ class TestAccountTraps:
         assert len(featurize) == 10  # one --record-cache per group folder 30..39
         assert featurize[0].startswith("step 'Featurize-30': ContainerArguments[10] resolves to about 279 characters "
                                        "at run time, at most 256: s3://" + "b" * 63)
+
+
+class TestForEachBodies:
+    """A ForEach body's requests are checked like any step's, CurrentItem references included."""
+
+    @pytest.fixture(scope="class")
+    def auto(self):
+        import yaml
+
+        from pipeline.config import validate_config
+
+        data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+        data["stages"]["featurize"].update(macroshards="auto")
+        return json.loads(build(validate_config(data)).definition)
+
+    def test_valid(self, auto):
+        assert check_definition(auto) == []
+
+    def test_a_bad_body_request_is_named(self, auto):
+        d = copy.deepcopy(auto)
+        body = step(d, "Featurize")["Arguments"]["ForEachBody"][0]
+        body["Arguments"]["ProcessingResources"]["ClusterConfig"]["VolumeSizeInGB"] = "big"
+        body["Arguments"]["ProcessingInputs"][3]["S3Input"]["S3InputMode"] = "FastFile"
+        assert check_processing_arguments(d) == [
+            "step 'FeaturizeShard': Invalid type for parameter ProcessingResources.ClusterConfig.VolumeSizeInGB, "
+            "value: big, type: <class 'str'>, valid types: <class 'int'>",
+            "step 'FeaturizeShard': Arguments.ProcessingInputs[3].S3Input.S3InputMode: 'FastFile' is not one of "
+            "['Pipe', 'File']",
+        ]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from pipeline.build import build
+from pipeline.config import validate_config
+from tests.conftest import EXAMPLE_CONFIG
 from tests.pipeline.stages.conftest import (
     BASE, MIMIC_BASE, join, normalized, param, s3_in, s3_out, shard_uri, step)
 
@@ -48,3 +53,77 @@ class TestValidFeaturize:
             ["Featurize-shard-0001", "Featurize-shard-0002"]
         assert [n for n in normalized(mimic_built) if n.startswith("Featurize")] == \
             [f"Featurize-{g}" for g in range(30, 40)]
+
+
+ITEM = "ForEach.CurrentItem"
+
+
+@pytest.fixture(scope="module")
+def auto_built():
+    import yaml
+
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    data["stages"]["featurize"].update(macroshards="auto", target_shard_size="20GB", max_concurrency=30)
+    return build(validate_config(data))
+
+
+class TestValidAutoShards:
+    def test_one_for_each_step_whose_body_reads_the_item(self, auto_built):
+        steps = normalized(auto_built)
+        shard, place = {"Get": f"{ITEM}.shard"}, {"Get": f"{ITEM}.uri"}
+        body = featurize_step("FeaturizeShard", shard, place, BASE)
+        body["Arguments"]["ProcessingInputs"][3]["S3Input"]["S3Uri"] = join(place, join(shard, ".manifest", on=""))
+        assert steps["Featurize"] == {
+            "Name": "Featurize", "Type": "ForEach",
+            "Arguments": {
+                "IterableItems": {"Std:JsonGet": {
+                    "Path": "shard_items", "PropertyFile": {"Get": "Steps.Reconcile.PropertyFiles.ReconcileReport"}}},
+                "MaxConcurrency": 30,
+                "ForEachBody": [body],
+            },
+        }
+
+    def test_reconcile_gets_the_target_and_combine_waits_for_the_for_each(self, auto_built):
+        steps = normalized(auto_built)
+        args = steps["Reconcile"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+        assert args[args.index("--target-shard-bytes") + 1] == "20000000000" and "--macroshards" not in args
+        assert steps["Combine"]["DependsOn"] == ["Featurize"]
+        assert list(steps) == ["Reconcile", "Featurize", "Combine", "Encode"]
+
+    def test_the_definition_validates(self, auto_built):
+        import json
+
+        from pipeline.validate import check_definition
+
+        assert check_definition(json.loads(auto_built.definition)) == []
+
+
+class TestInvalidAutoShards:
+    @pytest.mark.parametrize("featurize, reconcile, message", [
+        ({"macroshards": 2, "max_concurrency": 5}, True, "stages.featurize.max_concurrency: only with macroshards: auto"),
+        ({"macroshards": 2, "target_shard_size": "1GB"}, True,
+         "stages.featurize.target_shard_size: only with macroshards: auto"),
+        ({"macroshards": "auto"}, False, "stages.featurize.macroshards: auto needs reconcile"),
+    ])
+    def test_what_only_auto_takes(self, featurize, reconcile, message):
+        import yaml
+
+        from pipeline.config.errors import ConfigError
+
+        data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+        data["stages"]["featurize"].update(featurize)
+        if not reconcile:
+            del data["stages"]["reconcile"]
+            data["stages"]["featurize"].pop("prefixes", None)
+        with pytest.raises(ConfigError, match=message):
+            validate_config(data)
+
+    def test_max_concurrency_is_at_most_fifty(self):
+        import yaml
+
+        from pipeline.config.errors import ConfigError
+
+        data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+        data["stages"]["featurize"].update(macroshards="auto", max_concurrency=51)
+        with pytest.raises(ConfigError, match="stages.featurize.max_concurrency: Input should be less than or equal to 50"):
+            validate_config(data)
