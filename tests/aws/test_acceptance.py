@@ -29,7 +29,8 @@ from tests.conftest import EXAMPLE_CONFIG
 pytestmark = pytest.mark.aws
 
 
-def overlay(tmp_path: Path, name: str, region: str, bucket: str, role: str, prefix: str) -> Path:
+def overlay(tmp_path: Path, name: str, region: str, bucket: str, role: str, prefix: str,
+            featurize: dict | None = None) -> Path:
     sample = f"s3://{bucket}/{prefix}/sample"
     path = tmp_path / "acceptance.yaml"
     path.write_text(json.dumps({  # JSON is YAML
@@ -40,7 +41,7 @@ def overlay(tmp_path: Path, name: str, region: str, bucket: str, role: str, pref
         "local": {"sample_data_uri": sample},
         "stages": {"reconcile": {"instance_type": "ml.m5.large",
                                  "labels": {"sqlite_uri": f"{sample}/labels.sqlite"}},
-                   "featurize": {"instance_type": "ml.m5.large", "macroshards": 2},
+                   "featurize": {"instance_type": "ml.m5.large", **(featurize or {"macroshards": 2})},
                    "combine": {"instance_type": "ml.m5.large"},
                    "encode": {"instance_type": "ml.m5.large"}},
     }))
@@ -81,6 +82,41 @@ def test_tiny_pipeline_runs_every_stage_on_the_account(tmp_path):
         assert f"{run}/combine/signal_stats.csv" in written
         assert f"{run}/encode/full_dataset/dataset_dict.json" in written
         assert any(f"{prefix}/{name}/wheels/" in k for k in written)  # the jobs installed from it
+    finally:
+        commands.delete(cfg)
+        delete_prefix(s3, bucket, prefix + "/")
+
+
+def test_auto_shards_fan_out_with_for_each_and_iterations_are_cached(tmp_path):
+    """`macroshards: auto` on the account: Reconcile decides 4 shards (the sample's ~594 KB over
+    200 KB), the ForEach runs 4 iterations, 2 at a time, and an unchanged second execution
+    finds every iteration in the step cache (what the local runner assumes; this checks it)."""
+    bucket, role = os.environ["WAVEPIPE_TEST_BUCKET"], os.environ["WAVEPIPE_TEST_ROLE_ARN"]
+    region = os.environ.get("WAVEPIPE_TEST_REGION") or boto3.Session().region_name or "us-east-1"
+    name = f"wavepipe-acceptance-auto-{uuid.uuid4().hex[:8]}"
+    prefix = f"wavepipe-acceptance/{name}"
+    auto = {"macroshards": "auto", "target_shard_size": "200KB", "max_concurrency": 2}
+    cfg = load_config(EXAMPLE_CONFIG, overlays=[overlay(tmp_path, name, region, bucket, role, prefix, auto)])
+    s3 = boto3.client("s3", region_name=region)
+    sm = boto3.client("sagemaker", region_name=region)
+    try:
+        ensure_sample_data(cfg, tmp_path, "aws")
+        assert commands.upsert(cfg) == 0
+        runs = []
+        for _ in range(2):
+            assert commands.start(cfg, params={}, wait=True) == 0
+            newest = sm.list_pipeline_executions(PipelineName=name, SortBy="CreationTime", SortOrder="Descending")
+            arn = newest["PipelineExecutionSummaries"][0]["PipelineExecutionArn"]
+            pages = sm.get_paginator("list_pipeline_execution_steps").paginate(PipelineExecutionArn=arn)
+            runs.append([s for page in pages for s in page["PipelineExecutionSteps"]])
+        for steps in runs:
+            iterations = sorted((s for s in steps if s.get("IterationContext")), key=lambda s: s["IterationContext"]["Index"])
+            assert [s["IterationContext"]["ParentStepName"] for s in iterations] == ["Featurize"] * 4
+            assert all(s["StepStatus"] == "Succeeded" for s in iterations)
+            (fan,) = [s for s in steps if s["StepName"] == "Featurize"]
+            assert fan["Metadata"]["ForEach"]["InputItemCount"] == 4
+        second = [s for s in runs[1] if s.get("IterationContext")]
+        assert all(s.get("CacheHitResult", {}).get("SourcePipelineExecutionArn") for s in second), second
     finally:
         commands.delete(cfg)
         delete_prefix(s3, bucket, prefix + "/")
