@@ -32,6 +32,7 @@ from steps.featurize.settings import FeaturizeSettings
 
 NAME = "featurize"
 DATA = c.input_dir("data")
+MANIFEST = c.input_dir("manifest")
 INDEX = c.input_dir("index")
 OUTPUT = c.output_dir("features")
 # The listing step's own arguments leave 90 of SageMaker's 100 container arguments for prefixes.
@@ -105,7 +106,15 @@ def checks(cfg: Config) -> list[str]:
 
 
 def featurize_key(ctx: BuildContext) -> str:
-    return step_key(ctx, NAME)
+    """The features' place under a shard. Several instances write `hosts/<host>/` files instead
+    of one set, so their count is in the key: output folders of other layouts never mix."""
+    key = step_key(ctx, NAME)
+    count = ctx.cfg.stages.featurize.instance_count
+    if count == 1:
+        return key
+    import hashlib
+
+    return hashlib.sha256(f"{key}/hosts={count}".encode()).hexdigest()[:16]
 
 
 def source_step(upstream: Upstream):
@@ -133,20 +142,29 @@ def record_cache_uri(ctx: BuildContext):
     return Join(on="/", values=[ctx.experiment_uri(), c.RECORD_CACHE_FOLDER, featurize_key(ctx)])
 
 
-def build(ctx: BuildContext, upstream: Upstream) -> list:
+def shard_inputs(read_mode: str, place, shard: str) -> tuple[list, list]:
+    """(inputs, arguments) that give a Featurize job its shard.
+
+    download: the manifest as a ManifestFile input (SageMaker copies every file it lists to the
+    volume before the job starts). stream: the manifest file itself as an S3Prefix input of its
+    one object (nothing else is copied); the job's workers fetch the records."""
     from sagemaker.core.workflow.functions import Join
 
+    manifest = Join(on="/", values=[place, shard + c.MANIFEST_SUFFIX])
+    index = s3_input("index", Join(on="/", values=[place, c.INDEX_FILE]), INDEX)
+    if read_mode == "stream":
+        return [s3_input("manifest", manifest, MANIFEST), index], \
+            [c.ARG_MANIFEST, f"{MANIFEST}/{shard}{c.MANIFEST_SUFFIX}"]
+    return [s3_input("data", manifest, DATA, data_type="ManifestFile"), index], [c.ARG_INPUT, DATA]
+
+
+def build(ctx: BuildContext, upstream: Upstream) -> list:
     infra = ctx.cfg.stages.featurize
     source = source_step(upstream)
     steps = []
     for index, shard in enumerate(infra.shard_names()):
-        place = shard_uri(source, index)
-        inputs = [
-            s3_input("data", Join(on="/", values=[place, shard + c.MANIFEST_SUFFIX]), DATA, data_type="ManifestFile"),
-            s3_input("index", Join(on="/", values=[place, c.INDEX_FILE]), INDEX),
-        ]
-        arguments = [c.ARG_INPUT, DATA, c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard,
-                     c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
+        inputs, arguments = shard_inputs(infra.read_mode, shard_uri(source, index), shard)
+        arguments += [c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard, c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
         if infra.record_cache:
             arguments += [c.ARG_RECORD_CACHE, record_cache_uri(ctx)]
         steps.append(processing_step(
@@ -156,5 +174,12 @@ def build(ctx: BuildContext, upstream: Upstream) -> list:
     return steps
 
 
+def splits_by_host(cfg: Config) -> bool:
+    """Streaming jobs split a shard's records across instances; downloading ones cannot."""
+    return cfg.stages.featurize.read_mode == "stream"
+
+
 STAGE = Stage(name=NAME, section=FeaturizeStage, settings=FeaturizeSettings, build=build,
-              functions=("feature_function",), checks=checks)
+              functions=("feature_function",), checks=checks, splits_by_host=splits_by_host,
+              host_split_hint="set stages.featurize.read_mode: stream, whose jobs split a shard's records across "
+                              "instances, or use 1")

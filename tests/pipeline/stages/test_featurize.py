@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.pipeline.stages.conftest import (
-    BASE, MIMIC_BASE, join, normalized, param, s3_in, s3_out, shard_uri, step)
+    BASE, MIMIC_BASE, build_with, join, normalized, param, s3_in, s3_out, shard_uri, step)
 
 DATA, OUT = "/opt/ml/processing/input/data", "/opt/ml/processing/output/features"
 INDEX = "/opt/ml/processing/input/index"
@@ -48,3 +48,24 @@ class TestValidFeaturize:
             ["Featurize-shard-0001", "Featurize-shard-0002"]
         assert [n for n in normalized(mimic_built) if n.startswith("Featurize")] == \
             [f"Featurize-{g}" for g in range(30, 40)]
+
+
+class TestValidStreamedFeaturize:
+    def test_only_the_manifest_and_index_are_staged_and_two_instances_allowed(self):
+        import yaml
+
+        from tests.conftest import EXAMPLE_CONFIG
+
+        stages = yaml.safe_load(EXAMPLE_CONFIG.read_text())["stages"]
+        stages["featurize"].update(read_mode="stream", instance_count=2)
+        built = normalized(build_with({"stages": stages}))["Featurize-shard-0002"]
+        manifest, place = "/opt/ml/processing/input/manifest", shard_uri(1)
+        expected = step(
+            "Featurize-shard-0002", "featurize",
+            ["--manifest", f"{manifest}/shard-0002.manifest", "--output", OUT, "--shard", "shard-0002",
+             "--index", f"{INDEX}/index.json", "--record-cache", join(experiment(BASE), "record-cache", "<key>")],
+            inputs=[s3_in("manifest", join(place, "shard-0002.manifest"), manifest),
+                    s3_in("index", join(place, "index.json"), INDEX)],
+            outputs=[s3_out("features", join(place, "features", "<key>"), OUT)])
+        expected["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 2
+        assert built == expected
