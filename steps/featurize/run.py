@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from steps import storage as st
-from steps.contract import ERRORS_FILE, FEATURES_FILE, HOST_DONE_FILE, HOSTS_FOLDER, PROGRESS_FILE, REPORT_FILE
+from steps.contract import ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, HOST_DONE_FILE, HOSTS_FOLDER, PROGRESS_FILE, REPORT_FILE
 from steps.featurize.cache import folder_of, read_index
 from steps.featurize.discovery import discover_records
 from steps.featurize.records import ERROR_COLUMNS, FeatureResult, RecordError, RecordRef, error_row
@@ -139,26 +139,31 @@ def run_microshard(records: list, function_ref: str, options: dict[str, Any],
     return TaskReport(outcomes, os.getpid(), time.perf_counter() - started, sum(r.bytes for r in records), peak_rss_mb())
 
 
+_FETCHERS: dict = {}
+
+
 def _run_streamed(items: list, function: Callable[..., Any], options: dict[str, Any], stream: StreamContext,
                   started: float) -> TaskReport:
     from steps.featurize.fetch import fetcher_from_env
     from steps.featurize.stream import Prefetcher
 
-    fetcher = fetcher_from_env(stream.options)
-    prefetcher = Prefetcher(fetcher, Path(stream.skeleton), stream.options)
+    # One fetcher (client, connection pool, threads) per worker process, kept across its tasks:
+    # making a client costs more than a small microshard's transfer.
+    key = (stream.options, os.environ.get(ENV_S3_ROOT), os.environ.get("AWS_ENDPOINT_URL"))
+    if key not in _FETCHERS:
+        _FETCHERS.clear()
+        _FETCHERS[key] = fetcher_from_env(stream.options)
+    prefetcher = Prefetcher(_FETCHERS[key], Path(stream.skeleton), stream.options)
     outcomes, fetched_bytes, waited = [], 0, 0.0
-    try:
-        for fetched in prefetcher.records(items):
-            t0 = time.perf_counter()
-            if fetched.error is not None:
-                result = FeatureResult(errors=[error_row(fetched.record, "fetch_error", fetched.error)])
-            else:
-                result = featurize_record(fetched.local, function, options)
-            outcomes.append(Outcome(fetched.record, result, time.perf_counter() - t0 + fetched.wait_s))
-            fetched_bytes += fetched.bytes
-            waited += fetched.wait_s
-    finally:
-        fetcher.close()
+    for fetched in prefetcher.records(items):
+        t0 = time.perf_counter()
+        if fetched.error is not None:
+            result = FeatureResult(errors=[error_row(fetched.record, "fetch_error", fetched.error)])
+        else:
+            result = featurize_record(fetched.local, function, options)
+        outcomes.append(Outcome(fetched.record, result, time.perf_counter() - t0 + fetched.wait_s))
+        fetched_bytes += fetched.bytes
+        waited += fetched.wait_s
     return TaskReport(outcomes, os.getpid(), time.perf_counter() - started, sum(i.record.bytes for i in items),
                       peak_rss_mb(), fetched_bytes, waited, prefetcher.peak_in_flight)
 
