@@ -4,7 +4,7 @@
   each data file is a sparse placeholder of its indexed size (no disk blocks, no bytes
   moved). Discovery, work estimates and the record cache's keys then see exactly what they
   see in download mode, so cache entries are shared between the two modes.
-- Each worker featurizes its records from a per-record scratch folder: the record folder's
+- Each worker featurizes its records from a per-record scratch folder: the record's
   headers (copied from the skeleton) and the data files its headers name (fetched, see
   `fetch.py`). At most `records_in_flight` records per worker exist at once (the one being
   featurized and the ones being prefetched behind it); each folder is deleted right after its
@@ -134,20 +134,21 @@ def _data_names(path: Path) -> list[str]:
 
 
 def record_objects(record: RecordRef, root: Path, prefix: str, index: dict[str, dict]) -> RecordObjects:
-    """The record folder's headers and the data files that the record's headers name (its own,
-    its segments'), found in the index; a file the index lacks is left for the reader to report."""
+    """The record's headers (its own, its segments', its layout) and the data files they name,
+    found in the index (not the whole folder: plain datasets keep thousands of records in one);
+    a file the index lacks is left for the reader to report."""
     folder = PurePosixPath(record.header).parent
-    headers = tuple(sorted(k for k in index if k.endswith(".hea") and PurePosixPath(k).parent == folder))
     names = [PurePosixPath(record.header).stem, *record.segments]
     if record.kind == "multi":
         names += [t[0] for t in _body_lines(_read_text(root / record.header)) if t and t[0] != "~"]
-    data = set()
+    headers, data = {record.header}, set()
     for name in names:
         header = os.path.normpath((folder / f"{name}.hea").as_posix())
         if header in index:
+            headers.add(header)
             data.update(os.path.normpath((folder / f).as_posix()) for f in _data_names(root / header))
     keys = sorted(k for k in data if k in index and not k.endswith(".hea"))
-    return RecordObjects(record, headers, tuple((k, object_ref(prefix, k, index[k])) for k in keys))
+    return RecordObjects(record, tuple(sorted(headers)), tuple((k, object_ref(prefix, k, index[k])) for k in keys))
 
 
 @dataclass
