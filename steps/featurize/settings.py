@@ -11,9 +11,6 @@ from steps.functions import FUNC_REF
 from steps.functions import load_function as load_functions_ref
 
 BUILTIN_FEATURE_FUNCTION = "steps.featurize.summary:summarize_record"
-# Settings that change how the bytes arrive, never what is computed from them: the record
-# cache's key leaves them out, so switching read_mode reuses every cached record.
-TRANSPORT_FIELDS = ("read_mode", "stream")
 
 
 class StreamSettings(BaseModel):
