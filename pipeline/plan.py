@@ -117,17 +117,13 @@ def _record_counts(arguments: dict, files: dict[str, dict], sources: dict[str, s
     in the record cache, keyed exactly as the job keys them."""
     from steps.featurize.cache import RecordCache, folder_of
     from steps.featurize.discovery import discover_records
+    from steps.featurize.stream import build_skeleton
 
     shard = _arg(arguments, c.ARG_SHARD) or ""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for key in files:
-            path = root / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if key.endswith(".hea"):
-                storage.download(sources[key], path)
-            else:
-                path.touch()  # sizes and ETags come from the index, as in the job
+        # The streaming job's skeleton: headers fetched, data files sparse (sizes and ETags from the index).
+        build_skeleton(root, files, lambda key, path: storage.download(sources[key], path))
         records = discover_records(root, shard=shard, include_numerics=include_numerics)
         cache_uri = _arg(arguments, c.ARG_RECORD_CACHE)
         if not cache_uri:

@@ -66,6 +66,7 @@ ARG_SHARDS_REPORT = "--shards-report"
 ARG_FEATURIZE_KEY = "--featurize-key"
 ARG_COMBINE_KEY = "--combine-key"
 ARG_PREFIX = "--prefix"
+ARG_MANIFEST = "--manifest"  # Featurize, read_mode stream: the shard's manifest file (no data staged)
 
 # --- output files -----------------------------------------------------------------------------
 REPORT_FILE = "report.json"
@@ -83,6 +84,10 @@ SPLIT_METADATA_FILE = "split_metadata.json"
 MANIFEST_SUFFIX = ".manifest"
 INDEX_FILE = "index.json"  # a shard's files with size and ETag, beside its manifest
 SHARD_FILES = (FEATURES_FILE, ERRORS_FILE, REPORT_FILE)  # what one Featurize shard writes
+# A Featurize job on several instances (read_mode stream): each host writes SHARD_FILES under
+# `hosts/<host>/` of the shared output prefix, then HOST_DONE_FILE ({"host", "hosts"}) last.
+HOSTS_FOLDER = "hosts"
+HOST_DONE_FILE = "host-complete.json"
 
 # --- report keys the pipeline reads (PropertyFile + JsonGet) ----------------------------------
 REPORT_SHARDS = "shards"  # Reconcile / List: [{"name", "uri", "digest", "files", "bytes"}, ...] in shard order
@@ -116,6 +121,10 @@ ENV_PIP_INDEX_URL = "WAVEPIPE_PIP_INDEX_URL"  # or from this (private) index
 ENV_S3_ROOT = "WAVEPIPE_S3_ROOT"  # local runner: s3://bucket/key is <root>/bucket/key
 ENV_LOCAL = "WAVEPIPE_LOCAL"  # set by the local runner
 ENV_CURRENT_HOST = "WAVEPIPE_CURRENT_HOST"
+# SageMaker describes the job's instances here ({"current_host": "algo-1", "hosts": [...]});
+# the local runner writes one per instance and names it in ENV_RESOURCE_CONFIG.
+RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"
+ENV_RESOURCE_CONFIG = "WAVEPIPE_RESOURCE_CONFIG"
 
 # --- the user's own code in the code bundle (`code.paths`, `code.requirements`) ---------------
 # `<bundle>/user/<name>/...`: each listed folder or file at the import root under its own name;

@@ -26,8 +26,8 @@ def needed_stages_present(cfg: Config) -> list[str]:
 def single_instance_unless_split(cfg: Config) -> list[str]:
     return [f"stages.{s.name}.instance_count: {s.section_of(cfg).instance_count}, but {s.name} does not "
             "split its work across instances (each instance would process all of it, at that many times the "
-            "cost, writing the same outputs); use 1"
-            for s in cfg.registry.enabled(cfg) if s.section_of(cfg).instance_count > 1 and not s.splits_by_host]
+            f"cost, writing the same outputs); {s.host_split_hint}"
+            for s in cfg.registry.enabled(cfg) if s.section_of(cfg).instance_count > 1 and not s.splits(cfg)]
 
 
 def cache_duration(cfg: Config) -> list[str]:
@@ -71,14 +71,17 @@ def network_isolation(cfg: Config) -> list[str]:
                         "image.pip_index_url at start, which isolation forbids; leave pip_index_url out (the jobs "
                         "then install from the wheelhouse upsert uploads) or set image.uri to an image built from "
                         "the Dockerfile")
+    featurize = getattr(cfg.stages, "featurize", None)
+    streams = featurize is not None and featurize.read_mode == "stream"
     calls_s3 = {
         "reconcile": "stages.reconcile calls the S3 API and the database itself",
         "listing": "the listing step (implied by stages.featurize.prefixes) lists S3 itself",
         "combine": "stages.combine reads the shards' outputs and keeps its own content-addressed outputs in S3",
-        "featurize": "stages.featurize reads and writes its record cache in S3 (record_cache: false turns it off)",
+        "featurize": "stages.featurize with read_mode stream fetches the shard's records from S3 itself" if streams
+                     else "stages.featurize reads and writes its record cache in S3 (record_cache: false turns it off)",
     }
     for stage in cfg.registry.enabled(cfg):
-        if stage.name in calls_s3 and (stage.name != "featurize" or cfg.stages.featurize.record_cache):
+        if stage.name in calls_s3 and (stage.name != "featurize" or featurize.record_cache or streams):
             problems.append(f"aws.network.enable_network_isolation: {calls_s3[stage.name]}, which isolation forbids; "
                             "run it without network isolation (a VPC without internet access still works)")
     if cfg.aws.network.enable_network_isolation and getattr(cfg.stages, "combine", None) is not None \

@@ -48,6 +48,16 @@ def instance_root(job_dir: Path, instance: int) -> Path:
     return job_dir / f"algo-{instance + 1}" / "processing"
 
 
+def write_resource_config(root: Path, instance: int, count: int) -> Path:
+    """The instance's `/opt/ml/config/resourceconfig.json` (SageMaker's host names), beside
+    its processing root; a job finds it through ENV_RESOURCE_CONFIG."""
+    path = root.parent / "config" / "resourceconfig.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hosts = [f"algo-{i + 1}" for i in range(count)]
+    path.write_text(json.dumps({"current_host": hosts[instance], "hosts": hosts, "network_interface_name": "eth0"}))
+    return path
+
+
 def local_dir(container_path: str, root: Path) -> Path:
     if not container_path.startswith(PROCESSING_ROOT):
         raise StagingError(f"local path {container_path!r} is not under {PROCESSING_ROOT}")

@@ -32,6 +32,7 @@ from steps.featurize.settings import FeaturizeSettings
 
 NAME = "featurize"
 DATA = c.input_dir("data")
+MANIFEST = c.input_dir("manifest")
 INDEX = c.input_dir("index")
 OUTPUT = c.output_dir("features")
 # The listing step's own arguments leave 90 of SageMaker's 100 container arguments for prefixes.
@@ -148,7 +149,15 @@ def checks(cfg: Config) -> list[str]:
 
 
 def featurize_key(ctx: BuildContext) -> str:
-    return step_key(ctx, NAME)
+    """The features' place under a shard. Several instances write `hosts/<host>/` files instead
+    of one set, so their count is in the key: output folders of other layouts never mix."""
+    key = step_key(ctx, NAME)
+    count = ctx.cfg.stages.featurize.instance_count
+    if count == 1:
+        return key
+    import hashlib
+
+    return hashlib.sha256(f"{key}/hosts={count}".encode()).hexdigest()[:16]
 
 
 def source_step(upstream: Upstream):
@@ -170,19 +179,37 @@ def record_cache_uri(ctx: BuildContext):
     return Join(on="/", values=[ctx.experiment_uri(), c.RECORD_CACHE_FOLDER, featurize_key(ctx)])
 
 
+def _text(*values):
+    """Text joined now (a counted shard's name), or at run time (a ForEach item's field)."""
+    from sagemaker.core.workflow.functions import Join
+
+    return "".join(values) if all(isinstance(v, str) for v in values) else Join(on="", values=list(values))
+
+
+def shard_inputs(read_mode: str, place, shard) -> tuple[list, list]:
+    """(inputs, arguments) that give a Featurize job its shard.
+
+    download: the manifest as a ManifestFile input (SageMaker copies every file it lists to the
+    volume before the job starts). stream: the manifest file itself as an S3Prefix input of its
+    one object (nothing else is copied); the job's workers fetch the records."""
+    from sagemaker.core.workflow.functions import Join
+
+    manifest = Join(on="/", values=[place, _text(shard, c.MANIFEST_SUFFIX)])
+    index = s3_input("index", Join(on="/", values=[place, c.INDEX_FILE]), INDEX)
+    if read_mode == "stream":
+        return [s3_input("manifest", manifest, MANIFEST), index], \
+            [c.ARG_MANIFEST, _text(f"{MANIFEST}/", shard, c.MANIFEST_SUFFIX)]
+    return [s3_input("data", manifest, DATA, data_type="ManifestFile"), index], [c.ARG_INPUT, DATA]
+
+
 def shard_step(ctx: BuildContext, name: str, shard, place):
     """The Featurize job of one shard: `shard` (its name) and `place` (its content-addressed
     folder) are text for a counted shard, or the ForEach item's fields with `auto`."""
     from sagemaker.core.workflow.functions import Join
 
     infra = ctx.cfg.stages.featurize
-    manifest = shard + c.MANIFEST_SUFFIX if isinstance(shard, str) else Join(on="", values=[shard, c.MANIFEST_SUFFIX])
-    inputs = [
-        s3_input("data", Join(on="/", values=[place, manifest]), DATA, data_type="ManifestFile"),
-        s3_input("index", Join(on="/", values=[place, c.INDEX_FILE]), INDEX),
-    ]
-    arguments = [c.ARG_INPUT, DATA, c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard,
-                 c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
+    inputs, arguments = shard_inputs(infra.read_mode, place, shard)
+    arguments += [c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard, c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
     if infra.record_cache:
         arguments += [c.ARG_RECORD_CACHE, record_cache_uri(ctx)]
     features = Join(on="/", values=[place, c.FEATURES_FOLDER, featurize_key(ctx)])
@@ -213,5 +240,12 @@ def build(ctx: BuildContext, upstream: Upstream) -> list:
             for index, shard in enumerate(infra.shard_names())]
 
 
+def splits_by_host(cfg: Config) -> bool:
+    """Streaming jobs split a shard's records across instances; downloading ones cannot."""
+    return cfg.stages.featurize.read_mode == "stream"
+
+
 STAGE = Stage(name=NAME, section=FeaturizeStage, settings=FeaturizeSettings, build=build,
-              functions=("feature_function",), checks=checks)
+              functions=("feature_function",), checks=checks, splits_by_host=splits_by_host,
+              host_split_hint="set stages.featurize.read_mode: stream, whose jobs split a shard's records across "
+                              "instances, or use 1")

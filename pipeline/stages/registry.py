@@ -32,8 +32,9 @@ class Stage:
     - `build(ctx, upstream) -> [steps]`: its step(s), given the steps of the stages before it.
     - `needs`: stages that must be in the config with it.
     - `checks(cfg) -> [problems]`: rules of its own, each problem starting with its key path.
-    - `splits_by_host`: whether its container divides its work across instances; only then is
-      `instance_count > 1` allowed (otherwise every instance would redo the whole work).
+    - `splits_by_host`: whether its container divides its work across instances (a bool, or a
+      function of the config); only then is `instance_count > 1` allowed (otherwise every
+      instance would redo the whole work). `host_split_hint` replaces "use 1" in the refusal.
     - `implied(cfg)`: the stage is in the pipeline without a section of its own when this is
       true (the listing stage, implied by Featurize over prefixes); a section, if given, only
       sets its infrastructure.
@@ -47,13 +48,18 @@ class Stage:
     needs: tuple[str, ...] = ()
     checks: Callable[[Config], list[str]] = lambda cfg: []
     derived_settings: Callable[[Config], dict[str, Any]] = lambda cfg: {}
-    splits_by_host: bool = False
+    splits_by_host: bool | Callable[[Config], bool] = False
+    host_split_hint: str = "use 1"
     implied: Callable[[Config], bool] = lambda cfg: False
 
     @property
     def entry(self) -> str:
         """The container module: `python -m steps.<name>`."""
         return f"steps.{self.name}"
+
+    def splits(self, cfg: Config) -> bool:
+        """Whether this stage's jobs divide their work across instances with this config."""
+        return self.splits_by_host(cfg) if callable(self.splits_by_host) else self.splits_by_host
 
     def section_of(self, cfg: Config) -> StageInfra:
         """This stage's section of `cfg` (its defaults for an implied stage without one)."""

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from steps.contract import (ENV_KMS_KEY_ID, ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, REPORT_FILE, SHARD_FILES,
                             SIGNAL_STATS_FILE, SUMMARY_FILE)
+from steps.combine.hosts import has_hosts, merge_hosts
 from steps.combine.settings import CombineSettings, GlueTable, alias_key
 from steps.featurize.records import ERROR_COLUMNS
 
@@ -32,7 +33,13 @@ class ShardOutput:
 
 
 def read_shard(directory: Path, required: list[str]) -> ShardOutput:
-    """One shard's outputs, checked: all three files present and readable, required columns there."""
+    """One shard's outputs, checked: all three files present and readable, required columns there.
+    A shard featurized on several instances is every host's outputs merged, or invalid."""
+    if has_hosts(directory) and not (directory / REPORT_FILE).exists():
+        status, problems, features, errors, report = merge_hosts(directory, lambda d: read_shard(d, required))
+        if status == "failed":
+            problems = [f"featurize reported status {status!r}"]
+        return ShardOutput(directory.name, status, problems, features, errors, report)
     shard = ShardOutput(directory.name, "ok")
     absent = [f for f in SHARD_FILES if not (directory / f).is_file()]
     if absent:

@@ -1,4 +1,9 @@
-"""`python -m steps.featurize --input DIR --output DIR [--jobs N] [--shard NAME] [--settings F]`.
+"""`python -m steps.featurize (--input DIR | --manifest F --index F) --output DIR [--jobs N] [--shard NAME]
+[--settings F]`.
+
+`--input`: the shard's files staged by SageMaker (`read_mode: download`). `--manifest`: only the
+shard's manifest was staged (`read_mode: stream`); the workers fetch the records themselves, and
+with several instances each takes its share (`/opt/ml/config/resourceconfig.json`).
 
 Exit codes: 0 ok; 1 the shard ran but more records failed than `max_error_fraction` allows
 (outputs are still written); 2 bad arguments, settings or input.
@@ -18,7 +23,10 @@ from steps.featurize.settings import FeaturizeSettings
 def parser() -> argparse.ArgumentParser:
     p = stage_parser("featurize", f"Summarise every WFDB record under --input (one macroshard) into "
                      f"{c.FEATURES_FILE}, {c.ERRORS_FILE} and {c.REPORT_FILE} under --output.", FeaturizeSettings)
-    p.add_argument(c.ARG_INPUT, required=True, type=Path, help="Folder holding the shard's WFDB files (any layout).")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(c.ARG_INPUT, type=Path, help="Folder holding the shard's WFDB files (any layout).")
+    source.add_argument(c.ARG_MANIFEST, type=Path, help=f"The shard's {c.MANIFEST_SUFFIX} file (read_mode stream, "
+                        f"with {c.ARG_INDEX}): its records are fetched from S3 by the workers.")
     p.add_argument(c.ARG_OUTPUT, required=True, type=Path, help=f"Folder for {c.FEATURES_FILE}, {c.ERRORS_FILE}, "
                    f"{c.REPORT_FILE} and {c.PROGRESS_FILE}.")
     p.add_argument(c.ARG_JOBS, type=int, default=None, help="Worker processes (default: settings.jobs, else every vCPU).")
@@ -32,7 +40,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, settings: FeaturizeSettings) -> None:
-    from steps.featurize.run import featurize
     from steps.featurize.settings import load_function
 
     try:
@@ -41,17 +48,45 @@ def _run(args: argparse.Namespace, settings: FeaturizeSettings) -> None:
         raise BadInput(str(err)) from None
     if args.jobs is not None and args.jobs < 1:
         raise BadInput("--jobs must be at least 1")
-    if not args.input.is_dir():
-        raise BadInput(f"input folder {args.input} does not exist")
-    report = featurize(args.input, args.output, settings, jobs=args.jobs, shard=args.shard, index=args.index,
-                       record_cache=args.record_cache)
+    report = _streamed(args, settings) if args.manifest is not None else _downloaded(args, settings)
     print(json.dumps({k: report[k] for k in ("records_total", "records_featurized", "records_reused", "records_ok",
                                              "records_failed", "rows", "seconds")}))
-    if report["records_total"] == 0:
-        raise BadInput(f"no WFDB record found under {args.input}")
+    if report["records_total"] == 0 and not report.get("hosts"):  # one of several hosts may get no record
+        raise BadInput(f"no WFDB record found under {args.input or args.manifest}")
     if report["status"] != "ok":
         raise StageFailed(f"{report['records_failed']}/{report['records_total']} records failed, more than "
                           f"max_error_fraction={settings.max_error_fraction}; see {c.ERRORS_FILE}")
+
+
+def _downloaded(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:
+    from steps.featurize.run import featurize
+    from steps.featurize.stream import current_hosts
+
+    if current_hosts().count > 1:
+        raise BadInput("this job runs on several instances, but with read_mode download each would featurize the "
+                       "whole shard; set stages.featurize.read_mode: stream (or instance_count: 1)")
+    if not args.input.is_dir():
+        raise BadInput(f"input folder {args.input} does not exist")
+    return featurize(args.input, args.output, settings, jobs=args.jobs, shard=args.shard, index=args.index,
+                     record_cache=args.record_cache)
+
+
+def _streamed(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:
+    from steps.featurize.fetch import FetchError
+    from steps.featurize.run import featurize_streamed
+    from steps.featurize.stream import current_hosts
+
+    for name, path in ((c.ARG_MANIFEST, args.manifest), (c.ARG_INDEX, args.index)):
+        if path is None or not path.is_file():
+            raise BadInput(f"{name} {path or ''} does not exist; {c.ARG_MANIFEST} needs {c.ARG_INDEX} (the files' "
+                           "sizes and ETags, which every fetch is checked against)")
+    try:
+        return featurize_streamed(args.manifest, args.index, args.output, settings, jobs=args.jobs, shard=args.shard,
+                                  record_cache=args.record_cache, hosts=current_hosts())
+    except FetchError as err:  # a header: without it the shard's records cannot even be found
+        raise StageFailed(f"fetching the shard's headers: {err}") from None
+    except ValueError as err:
+        raise BadInput(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ ERROR_KINDS = (
     "missing_data_file",
     "truncated_data_file",  # data file shorter than its header declares
     "header_data_mismatch",  # data file longer than declared, checksum or segment lengths disagree
+    "fetch_error",  # read_mode stream: an object missing, changed since indexed, or throttled past the retries
     "read_error",  # anything else the reader raised
     "feature_function_error",  # a user feature function raised
 )

@@ -10,22 +10,26 @@ from __future__ import annotations
 import json
 import os
 import resource
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from steps import storage as st
-from steps.contract import ERRORS_FILE, FEATURES_FILE, PROGRESS_FILE, REPORT_FILE
-from steps.featurize.cache import folder_of
+from steps.contract import ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, HOST_DONE_FILE, HOSTS_FOLDER, PROGRESS_FILE, REPORT_FILE
+from steps.featurize.cache import folder_of, read_index
 from steps.featurize.discovery import discover_records
 from steps.featurize.records import ERROR_COLUMNS, FeatureResult, RecordError, RecordRef, error_row
-from steps.featurize.settings import BUILTIN_FEATURE_FUNCTION, FeaturizeSettings, load_function
+from steps.featurize.settings import BUILTIN_FEATURE_FUNCTION, FeaturizeSettings, StreamSettings, load_function
 from steps.featurize.summary import result_rows_table
+
+if TYPE_CHECKING:
+    from steps.featurize.stream import Hosts
 
 ERRORS_SCHEMA = pa.schema([(name, pa.string()) for name in ERROR_COLUMNS])
 
@@ -46,6 +50,17 @@ class TaskReport:
     busy_s: float
     bytes: int
     peak_rss_mb: float
+    bytes_fetched: int = 0  # read_mode stream: what the worker fetched itself
+    fetch_wait_s: float = 0.0  # ... and how long featurizing waited for it (transfer not hidden)
+    peak_in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class StreamContext:
+    """What a streaming worker needs besides its records: the skeleton and the fetch options."""
+
+    skeleton: str
+    options: StreamSettings
 
 
 @dataclass
@@ -108,16 +123,49 @@ def featurize_record(record: RecordRef, function: Callable[..., Any], options: d
         return FeatureResult(errors=[error_row(record, kind, f"{type(err).__name__}: {err}")])
 
 
-def run_microshard(records: list[RecordRef], function_ref: str, options: dict[str, Any]) -> TaskReport:
-    """One joblib task: every record of a microshard, in one worker process."""
+def run_microshard(records: list, function_ref: str, options: dict[str, Any],
+                   stream: StreamContext | None = None) -> TaskReport:
+    """One joblib task: every record of a microshard, in one worker process. Streaming, the
+    records are RecordObjects, fetched here (prefetched behind the one being featurized)."""
     function = load_function(function_ref)
     started = time.perf_counter()
+    if stream is not None:
+        return _run_streamed(records, function, options, stream, started)
     outcomes = []
     for record in records:
         t0 = time.perf_counter()
         result = featurize_record(record, function, options)
         outcomes.append(Outcome(record, result, time.perf_counter() - t0))
     return TaskReport(outcomes, os.getpid(), time.perf_counter() - started, sum(r.bytes for r in records), peak_rss_mb())
+
+
+_FETCHERS: dict = {}
+
+
+def _run_streamed(items: list, function: Callable[..., Any], options: dict[str, Any], stream: StreamContext,
+                  started: float) -> TaskReport:
+    from steps.featurize.fetch import fetcher_from_env
+    from steps.featurize.stream import Prefetcher
+
+    # One fetcher (client, connection pool, threads) per worker process, kept across its tasks:
+    # making a client costs more than a small microshard's transfer.
+    key = (stream.options, os.environ.get(ENV_S3_ROOT), os.environ.get("AWS_ENDPOINT_URL"))
+    if key not in _FETCHERS:
+        _FETCHERS.clear()
+        _FETCHERS[key] = fetcher_from_env(stream.options)
+    prefetcher = Prefetcher(_FETCHERS[key], Path(stream.skeleton), stream.options)
+    outcomes, fetched_bytes, waited = [], 0, 0.0
+    for fetched in prefetcher.records(items):
+        t0 = time.perf_counter()
+        if fetched.error is not None:
+            result = FeatureResult(errors=[error_row(fetched.record, "fetch_error", fetched.error)])
+        else:
+            result = featurize_record(fetched.local, function, options)
+        outcomes.append(Outcome(fetched.record, result, time.perf_counter() - t0 + fetched.wait_s))
+        fetched_bytes += fetched.bytes
+        waited += fetched.wait_s
+    return TaskReport(outcomes, os.getpid(), time.perf_counter() - started, sum(i.record.bytes for i in items),
+                      peak_rss_mb(), fetched_bytes, waited, prefetcher.peak_in_flight)
 
 
 def process_tree_cpu_seconds() -> float:
@@ -150,19 +198,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _execute(tasks: list[list[RecordRef]], jobs: int, function_ref: str, options: dict) -> Iterable[TaskReport]:
+def _execute(tasks: list[list], jobs: int, function_ref: str, options: dict,
+             stream: StreamContext | None = None) -> Iterable[TaskReport]:
     # A handful of records (what an incremental run leaves after the record cache) is done
     # here: starting a pool of workers, each importing wfdb and numpy, would cost more.
     if jobs == 1 or len(tasks) <= 1 or sum(len(t) for t in tasks) < jobs:
         for task in tasks:
-            yield run_microshard(task, function_ref, options)
+            yield run_microshard(task, function_ref, options, stream)
         return
     from joblib import Parallel, delayed
 
     # batch_size=1: the microshards are already sized; joblib's auto-batching would regroup
     # the small ones at the end and undo the balancing.
     parallel = Parallel(n_jobs=jobs, batch_size=1, pre_dispatch="2*n_jobs", return_as="generator_unordered")
-    yield from parallel(delayed(run_microshard)(task, function_ref, options) for task in tasks)
+    yield from parallel(delayed(run_microshard)(task, function_ref, options, stream) for task in tasks)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -171,15 +220,20 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)  # the local runner polls progress.json: never show it half-written
 
 
-def run_shard(records: list[RecordRef], jobs: int, settings: FeaturizeSettings, progress: Path | None) -> ShardRun:
+def run_shard(records: list[RecordRef], jobs: int, settings: FeaturizeSettings, progress: Path | None,
+              stream: StreamContext | None = None, objects: dict | None = None) -> ShardRun:
+    """Featurize `records`; streaming (`stream`), each task's records carry their objects
+    (`objects`: header -> RecordObjects) and the workers fetch them."""
     run = ShardRun(records)
-    tasks = plan_microshards(records, jobs, settings.microshards_per_worker)
+    tasks: list[list] = plan_microshards(records, jobs, settings.microshards_per_worker)
+    if stream is not None:
+        tasks = [[objects[r.header] for r in task] for task in tasks]
     total_bytes = sum(r.bytes for r in records)
     done = done_bytes = 0
     last = time.monotonic()
     if progress is not None:
         write_json(progress, {"records_done": 0, "records_total": len(records), "bytes_done": 0, "bytes_total": total_bytes})
-    for report in _execute(tasks, jobs, settings.feature_function, dict(settings.feature_options)):
+    for report in _execute(tasks, jobs, settings.feature_function, dict(settings.feature_options), stream):
         run.tasks.append(report)
         run.outcomes.extend(report.outcomes)
         done += len(report.outcomes)
@@ -251,6 +305,10 @@ def shard_report(run: ShardRun, settings: FeaturizeSettings, jobs: int, shard: s
         "microshards": len(run.tasks),
         "balance_efficiency": balance,
         "peak_rss_mb_per_worker": max((w["peak_rss_mb"] for w in workers.values()), default=None),
+        "read_mode": settings.read_mode,
+        "bytes_fetched": sum(t.bytes_fetched for t in run.tasks),
+        "fetch_wait_s": sum(t.fetch_wait_s for t in run.tasks),
+        "records_in_flight_peak": max((t.peak_in_flight for t in run.tasks), default=0),
         "workers": [dict(pid=pid, **w) for pid, w in sorted(workers.items())],
     }
 
@@ -263,26 +321,66 @@ def featurize(input_dir: str | Path, output_dir: str | Path, settings: Featurize
 
     With `record_cache` (an s3:// prefix), records whose files are unchanged reuse the rows
     cached there (`steps/featurize/cache.py`), keyed with the sizes and ETags of `index`."""
+    return _featurize(Path(input_dir), Path(output_dir), settings, jobs, shard, read_index(index), record_cache,
+                      storage)
+
+
+def featurize_streamed(manifest: Path, index: Path, output_dir: str | Path,
+                       settings: FeaturizeSettings = FeaturizeSettings(), jobs: int | None = None, shard: str = "",
+                       record_cache: str | None = None, storage=None, hosts: Hosts | None = None) -> dict:
+    """`read_mode: stream`: featurize this host's share of the shard that `manifest` and
+    `index` describe, its workers fetching the records (`steps/featurize/stream.py`).
+
+    On one host the outputs are those of `featurize`; on several, each host writes them under
+    `hosts/<host>/` of `output_dir`, with its completion marker last, for Combine to merge."""
+    from steps.featurize.fetch import fetcher_from_env
+    from steps.featurize.stream import (Hosts, build_skeleton, host_share, read_manifest_prefix, record_objects,
+                                        skeleton_fetch)
+
+    hosts = hosts or Hosts()
+    prefix = read_manifest_prefix(manifest)
+    share = host_share(read_index(index), hosts)
+    out = Path(output_dir) if hosts.count == 1 else Path(output_dir) / HOSTS_FOLDER / hosts.current
+    with tempfile.TemporaryDirectory(prefix="wavepipe-skeleton-") as tmp:
+        skeleton = Path(tmp)
+        headers = fetcher_from_env(settings.stream)
+        try:
+            build_skeleton(skeleton, share, skeleton_fetch(headers, prefix, share))
+        finally:
+            headers.close()
+        stream = StreamContext(str(skeleton), settings.stream)
+        report = _featurize(skeleton, out, settings, jobs, shard, share, record_cache, storage, stream,
+                            lambda records: {r.header: record_objects(r, skeleton, prefix, share) for r in records})
+    if hosts.count > 1:
+        report.update(host=hosts.current, hosts=list(hosts.all))
+        write_json(out / REPORT_FILE, report)
+        write_json(out / HOST_DONE_FILE, {"shard": shard, "host": hosts.current, "hosts": sorted(hosts.all),
+                                          "records_total": report["records_total"]})
+    return report
+
+
+def _featurize(root: Path, out: Path, settings: FeaturizeSettings, jobs: int | None, shard: str,
+               index: dict[str, dict], record_cache: str | None, storage, stream: StreamContext | None = None,
+               objects_of: Callable[[list[RecordRef]], dict] | None = None) -> dict:
     started = time.perf_counter()
-    out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     load_function(settings.feature_function)  # fail before fan-out, not in every worker
     if jobs is None:
         from joblib import cpu_count
 
         jobs = settings.jobs or cpu_count()
-    records = discover_records(input_dir, shard=shard, include_numerics=settings.include_numerics)
+    records = discover_records(root, shard=shard, include_numerics=settings.include_numerics)
     cache = None
     todo, reused = records, {}
     folders = (len({folder_of(r) for r in records}), 0)  # (featurized, reused) artifact folders
     if record_cache:
-        from steps.featurize.cache import RecordCache, read_index  # noqa: I001 - storage only when asked
+        from steps.featurize.cache import RecordCache  # noqa: I001 - storage only when asked
 
-        cache = RecordCache(record_cache, storage or st.from_env(max_connections=20), Path(input_dir), shard,
-                            read_index(index))
+        cache = RecordCache(record_cache, storage or st.from_env(max_connections=20), root, shard, index)
         split = cache.split(records)
         todo, reused, folders = split.todo, split.reused, (split.folders_todo, split.folders_reused)
-    run = run_shard(todo, jobs, settings, out / PROGRESS_FILE)
+    objects = objects_of(todo) if objects_of else None
+    run = run_shard(todo, jobs, settings, out / PROGRESS_FILE, stream, objects)
     cached_entries = cache.store({o.record.header: o.result for o in run.outcomes}, todo) if cache else 0
     run.records = records
     run.outcomes.extend(Outcome(r, reused[r.header], 0.0) for r in records if r.header in reused)
@@ -294,6 +392,8 @@ def featurize(input_dir: str | Path, output_dir: str | Path, settings: Featurize
     report.update(cpu_seconds=process_tree_cpu_seconds(),
                   records_featurized=len(todo), records_reused=len(records) - len(todo),
                   artifacts_featurized=folders[0], artifacts_reused=folders[1],
-                  record_cache=record_cache, record_cache_written=cached_entries)
+                  record_cache=record_cache, record_cache_written=cached_entries,
+                  # Combine merges several hosts' rows back into record order with these.
+                  record_rows=[[*o.record.sort_key, len(o.result.rows), len(o.result.errors)] for o in run.outcomes])
     write_json(out / REPORT_FILE, report)
     return report

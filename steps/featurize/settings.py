@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -11,6 +11,37 @@ from steps.functions import FUNC_REF
 from steps.functions import load_function as load_functions_ref
 
 BUILTIN_FEATURE_FUNCTION = "steps.featurize.summary:summarize_record"
+
+
+class StreamSettings(BaseModel):
+    """`stages.featurize.stream`: how workers fetch their records with `read_mode: stream`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    records_in_flight: int = Field(
+        default=3, ge=1, le=64,
+        description="Records each worker holds at once (the one being featurized plus those being "
+        "prefetched): bounds the scratch space and memory to about this many records per worker.",
+    )
+    part_size_mb: int = Field(
+        default=8, ge=5, le=512,
+        description="Objects larger than this are fetched as concurrent ranged GETs of this size.",
+    )
+    threads: int = Field(
+        default=8, ge=1, le=64,
+        description="Concurrent GET requests per worker (its S3 connection pool).",
+    )
+    max_attempts: int = Field(
+        default=8, ge=1, le=30,
+        description="Attempts per request (botocore's standard retry mode: exponential backoff with jitter "
+        "on throttling such as SlowDown and 503, RequestTimeout and connection errors) and per ranged part "
+        "whose body breaks off mid-read (s3transfer). Past that the record becomes a fetch_error row.",
+    )
+    scratch_dir: str | None = Field(
+        default=None,
+        description="Where a record's files are written while it is featurized, deleted right after; "
+        "empty: the system temporary folder.",
+    )
 
 
 class FeaturizeSettings(BaseModel):
@@ -52,6 +83,16 @@ class FeaturizeSettings(BaseModel):
         description="Records are packed into about this many microshards (joblib tasks) per worker, "
         "largest first: more gives better balance, fewer less dispatch overhead.",
     )
+    read_mode: Literal["download", "stream"] = Field(
+        default="download",
+        description="`download`: SageMaker copies the whole shard to the job's volume before it starts (File "
+        "mode). `stream`: the job receives only the shard's manifest and index; its workers fetch each "
+        "record's objects from S3 themselves (concurrent ranged GETs, a bounded prefetch, retries), so "
+        "transfer overlaps compute, the volume holds no data, and `instance_count > 1` splits one shard's "
+        "records across instances.",
+    )
+    stream: StreamSettings = Field(default_factory=StreamSettings,
+                                   description="Options of `read_mode: stream`.")
     progress_interval_s: float = Field(
         default=1.0,
         gt=0,

@@ -3,6 +3,7 @@ on the moto server, through the same CLI a user runs."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -122,3 +123,28 @@ def test_max_parallel_steps_of_the_config_is_honoured(tmp_path):
     assert [name for *_, name in spans] == ["Listing", "Featurize-30", "Featurize-31", "Combine"]
     for (_, ended, _), (started, _, _) in zip(spans, spans[1:]):
         assert ended <= started
+
+
+def test_streamed_featurize_on_two_hosts_combines_as_download_mode(tmp_path, aws):
+    """read_mode stream, instance_count 2, against the moto server: each shard's records split
+    across the two local instances, merged by Combine into exactly the download-mode summary
+    (which runs on folder storage)."""
+    raw = "max_parallel_steps: 2\nstages:\n  reconcile: null\n  encode: null\n" \
+          "  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n"
+    (tmp_path / "download.yaml").write_text(raw)
+    (tmp_path / "stream.yaml").write_text(raw + "    read_mode: stream\n    instance_count: 2\n")
+    assert main(["local", "--config", EXAMPLE, "--overlay", str(tmp_path / "download.yaml"),
+                 "--workdir", str(tmp_path / "dl")]) == 0
+    import boto3
+
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="wavepipe-example")
+    assert main(["local", "--config", EXAMPLE, "--overlay", str(tmp_path / "stream.yaml"),
+                 "--workdir", str(tmp_path / "st"), "--s3-endpoint", aws]) == 0
+    found = client.list_objects_v2(Bucket="wavepipe-example", Prefix="wavepipe/wavepipe-example/")["Contents"]
+    hosts = sorted({k["Key"].split("/hosts/")[1].split("/")[0] for k in found if "/hosts/" in k["Key"]})
+    assert hosts == ["algo-1", "algo-2"]
+    (summary_key,) = [k["Key"] for k in found if k["Key"].endswith("/combine/waveform_summary.parquet")]
+    streamed = pd.read_parquet(io.BytesIO(client.get_object(Bucket="wavepipe-example", Key=summary_key)["Body"].read()))
+    downloaded = pd.read_parquet(newest(tmp_path / "dl", "wavepipe-example", "combine") / "waveform_summary.parquet")
+    pd.testing.assert_frame_equal(streamed, downloaded)

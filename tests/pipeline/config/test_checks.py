@@ -63,12 +63,27 @@ class TestInvalidChecks:
         assert problems_of(raw_prefixes) == ["stages.featurize.prefixes: Value error, duplicate prefix names: ['30']"
                                              .replace("Value error, ", "")]
 
-    @pytest.mark.parametrize("stage", ["reconcile", "featurize", "combine", "encode"])
+    @pytest.mark.parametrize("stage", ["reconcile", "combine", "encode"])
     def test_instance_count_above_one_where_the_work_is_not_split(self, example, stage):
         example["stages"][stage]["instance_count"] = 2
         assert problems_of(example) == [
             f"stages.{stage}.instance_count: 2, but {stage} does not split its work across instances (each "
             "instance would process all of it, at that many times the cost, writing the same outputs); use 1"]
+
+    def test_featurize_on_several_instances_needs_stream(self, example):
+        example["stages"]["featurize"]["instance_count"] = 2
+        assert problems_of(example) == [
+            "stages.featurize.instance_count: 2, but featurize does not split its work across instances (each "
+            "instance would process all of it, at that many times the cost, writing the same outputs); set "
+            "stages.featurize.read_mode: stream, whose jobs split a shard's records across instances, or use 1"]
+        example["stages"]["featurize"]["read_mode"] = "stream"
+        assert validate_config(example).stages.featurize.instance_count == 2
+
+    def test_unknown_read_mode_and_stream_keys(self, example):
+        example["stages"]["featurize"].update(read_mode="fast", stream={"prefetch": 2})
+        problems = problems_of(example)
+        assert any(p.startswith("stages.featurize.read_mode: ") for p in problems)
+        assert any(p.startswith("stages.featurize.stream.prefetch: ") for p in problems)
 
     def test_cache_duration(self, example):
         example["cache"]["expire_after"] = "30 days"

@@ -8,7 +8,7 @@ from pipeline.build import build
 from pipeline.config import validate_config
 from tests.conftest import EXAMPLE_CONFIG
 from tests.pipeline.stages.conftest import (
-    BASE, MIMIC_BASE, join, normalized, param, s3_in, s3_out, shard_uri, step)
+    BASE, MIMIC_BASE, build_with, join, normalized, param, s3_in, s3_out, shard_uri, step)
 
 DATA, OUT = "/opt/ml/processing/input/data", "/opt/ml/processing/output/features"
 INDEX = "/opt/ml/processing/input/index"
@@ -127,3 +127,24 @@ class TestInvalidAutoShards:
         data["stages"]["featurize"].update(macroshards="auto", max_concurrency=51)
         with pytest.raises(ConfigError, match="stages.featurize.max_concurrency: Input should be less than or equal to 50"):
             validate_config(data)
+
+
+class TestValidStreamedFeaturize:
+    def test_only_the_manifest_and_index_are_staged_and_two_instances_allowed(self):
+        import yaml
+
+        from tests.conftest import EXAMPLE_CONFIG
+
+        stages = yaml.safe_load(EXAMPLE_CONFIG.read_text())["stages"]
+        stages["featurize"].update(read_mode="stream", instance_count=2)
+        built = normalized(build_with({"stages": stages}))["Featurize-shard-0002"]
+        manifest, place = "/opt/ml/processing/input/manifest", shard_uri(1)
+        expected = step(
+            "Featurize-shard-0002", "featurize",
+            ["--manifest", f"{manifest}/shard-0002.manifest", "--output", OUT, "--shard", "shard-0002",
+             "--index", f"{INDEX}/index.json", "--record-cache", join(experiment(BASE), "record-cache", "<key>")],
+            inputs=[s3_in("manifest", join(place, "shard-0002.manifest"), manifest),
+                    s3_in("index", join(place, "index.json"), INDEX)],
+            outputs=[s3_out("features", join(place, "features", "<key>"), OUT)])
+        expected["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 2
+        assert built == expected
