@@ -12,7 +12,7 @@ Cost follows change twice over:
   file reruns its shard's step only; the others are cache hits, their outputs where an
   earlier execution wrote them: `<place>/features/<featurize key>/`, the key hashing
   everything static in the step (code, settings, image, environment).
-- Inside a step that runs, the per-record cache (`<experiment>/record-cache/<featurize key>/`,
+- Inside a step that runs, the per-record cache (`<experiment>/record-cache/<record cache key>/`,
   `steps/featurize/cache.py`) reuses the rows of every record whose files did not change.
 """
 
@@ -171,12 +171,31 @@ def shard_uri(source, index: int):
     return report_value(source, f"{c.REPORT_SHARDS}[{index}].uri")
 
 
+# How a job gets its records, not what it computes from them: left out of the record cache's key,
+# so switching to streaming (or to more instances) reuses every record featurized before.
+TRANSPORT_SETTINGS = ("read_mode", "stream")
+
+
+def record_cache_key(ctx: BuildContext) -> str:
+    """A hash of what decides a record's rows: code, settings (but how records are fetched),
+    image, environment."""
+    import hashlib
+    import json
+
+    from pipeline.stages.common import environment
+
+    settings = {k: v for k, v in ctx.registry[NAME].container_settings(ctx.cfg).items() if k not in TRANSPORT_SETTINGS}
+    static = {"code": ctx.assets.code_hash, "settings": settings, "image": ctx.image_uri,
+              "environment": environment(ctx, NAME, ctx.section(NAME))}
+    return hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def record_cache_uri(ctx: BuildContext):
-    """`<experiment>/record-cache/<featurize key>`: rows of records already featurized, by
+    """`<experiment>/record-cache/<record cache key>`: rows of records already featurized, by
     content (see steps/featurize/cache.py); shared by every execution of the experiment."""
     from sagemaker.core.workflow.functions import Join
 
-    return Join(on="/", values=[ctx.experiment_uri(), c.RECORD_CACHE_FOLDER, featurize_key(ctx)])
+    return Join(on="/", values=[ctx.experiment_uri(), c.RECORD_CACHE_FOLDER, record_cache_key(ctx)])
 
 
 def _text(*values):

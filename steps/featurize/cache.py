@@ -10,12 +10,13 @@ records, not the changed shards.
   (relative name, size, ETag from the shard's `index.json`; SHA-256 of the bytes for a file
   the index does not list), the records' identities (header, group, name, kind) and the shard
   name, which is the group of records whose folder does not reveal one.
-- Place: `<experiment>/record-cache/<featurize key>/<digest>.pkl`, the featurize key hashing
-  code, settings, image and environment, so other code or settings never see these rows.
+- Place: `<experiment>/record-cache/<record cache key>/<digest>.pkl`, the key hashing code,
+  settings (but how records are fetched: read_mode, stream), image and environment, so other
+  code or settings never see these rows, and download and stream jobs share them.
   Content-addressed: two executions can only write identical objects to the same key.
 - Format: a pickle of the records' rows and error rows: exact for whatever a feature function
-  returns (numpy scalars, NaN, timestamps), read only by the code of the same featurize key.
-- Cleaning: delete `<experiment>/record-cache/` (or one featurize key's folder under it);
+  returns (numpy scalars, NaN, timestamps), read only by the code of the same record cache key.
+- Cleaning: delete `<experiment>/record-cache/` (or one key's folder under it);
   the next run featurizes everything again and refills it. Nothing else refers to it.
 """
 

@@ -148,3 +148,26 @@ class TestValidStreamedFeaturize:
             outputs=[s3_out("features", join(place, "features", "<key>"), OUT)])
         expected["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 2
         assert built == expected
+
+    def test_download_and_stream_share_the_record_cache(self, example_built):
+        import json
+
+        import yaml
+
+        stages = yaml.safe_load(EXAMPLE_CONFIG.read_text())["stages"]
+        stages["featurize"].update(read_mode="stream", instance_count=2)
+
+        def shard(built) -> dict:  # not normalized: the keys themselves are compared
+            return next(s for s in json.loads(built.definition)["Steps"] if s["Name"] == "Featurize-shard-0001")
+
+        streamed, downloaded = shard(build_with({"stages": stages})), shard(example_built)
+
+        def record_cache(step):
+            argv = step["Arguments"]["AppSpecification"]["ContainerArguments"]
+            return argv[argv.index("--record-cache") + 1]["Std:Join"]["Values"][-1]
+
+        def features(step):
+            return step["Arguments"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]["Std:Join"]["Values"][-1]
+
+        assert record_cache(streamed) == record_cache(downloaded)
+        assert features(streamed) != features(downloaded)  # the per-host layout has a folder of its own
