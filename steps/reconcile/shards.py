@@ -3,7 +3,6 @@ S3 ManifestFile per shard."""
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import os
 from pathlib import Path
