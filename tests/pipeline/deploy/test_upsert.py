@@ -206,3 +206,14 @@ class TestAccountTraps:
         assert commands.upsert(cfg) == 0
         assert re.search(r"bytes compact of 1,048,576 \(1 MiB\): about 2\d\d Featurize steps fit, this has 2",
                          capsys.readouterr().out)
+
+    def test_auto_shards_upsert_a_for_each_and_start(self, cfg, account, capsys):
+        stages = cfg.model_dump(mode="json", exclude_none=True)["stages"]
+        stages["featurize"].update(macroshards="auto", target_shard_size="20GB")
+        auto = variant(cfg, stages=stages)
+        assert commands.upsert(auto) == 0
+        assert "the shards are a ForEach's iterations, so the size does not grow with them" in capsys.readouterr().out
+        steps = json.loads(sm().describe_pipeline(PipelineName=cfg.pipeline.name)["PipelineDefinition"])["Steps"]
+        assert [(s["Name"], s["Type"]) for s in steps] == [
+            ("Reconcile", "Processing"), ("Featurize", "ForEach"), ("Combine", "Processing"), ("Encode", "Processing")]
+        assert commands.start(auto, params={}, wait=False) == 0
