@@ -1,9 +1,10 @@
 """The cost model of a run: plain arithmetic over published figures (`pipeline/sizing_data.py`).
 
 - A Featurize job moves its shard's bytes and computes over them. Download mode (SageMaker
-  File mode) copies the whole input to the job's gp2 volume before the container starts, so
-  the two add up: transfer at the lower of the network's baseline and the volume's cap, then
-  compute. Stream mode reads from S3 inside the job, overlapping the two: the slower binds.
+  File mode) copies the whole input to the job's gp2 volume before the container starts (at
+  the lower of the network's baseline and the volume's cap), then computes while reading it
+  back from the volume: copy + max(compute, read). Stream mode reads from S3 inside the job,
+  overlapping transfer and compute: the slower of the two binds.
 - Compute is bytes x CPU-seconds per GB over the job's vCPUs (joblib uses every one).
 - Every job pays a start-up; only its billed part is in the instance-hours.
 - Jobs of a stage run at most `slots` at once: longest first onto the slot that frees first.
@@ -91,10 +92,11 @@ class JobTime:
     compute_s: float
     transfer_s: float
     run_s: float
+    transfer_limit: str = "network"  # or "gp2 volume": what caps the transfer rate
 
     @property
     def binds(self) -> str:
-        return "network" if self.transfer_s > self.compute_s else "compute"
+        return self.transfer_limit if self.transfer_s > self.compute_s else "compute"
 
 
 def featurize_time(nbytes: int, instance: Instance, count: int, cpu_s_per_gb: float, read_mode: str,
@@ -104,9 +106,13 @@ def featurize_time(nbytes: int, instance: Instance, count: int, cpu_s_per_gb: fl
     if read_mode == "stream":
         transfer = nbytes / (instance.network_bytes_s * count)
         return JobTime(compute, transfer, max(compute, transfer))
-    # File mode: each host copies the whole (FullyReplicated) input to its own volume first.
-    transfer = nbytes / min(instance.network_bytes_s, gp2_bytes_s(volume_gb))
-    return JobTime(compute, transfer, compute + transfer)
+    # File mode: each host copies the whole (FullyReplicated) input to its own volume first,
+    # then the featurizer reads it back from there: a shard worth sizing is larger than the
+    # instance's memory, so the page cache does not hold it, and gp2's cap is per volume.
+    rate = min(instance.network_bytes_s, gp2_bytes_s(volume_gb))
+    copy, read = nbytes / rate, nbytes / gp2_bytes_s(volume_gb)
+    limit = "network" if rate == instance.network_bytes_s and copy > read else "gp2 volume"
+    return JobTime(compute, copy + read, copy + max(compute, read), limit)
 
 
 def makespan(durations: list[float], slots: int) -> float:

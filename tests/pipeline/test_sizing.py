@@ -20,15 +20,18 @@ class TestValidCostModel:
 
     def test_download_copies_to_the_gp2_volume_first(self):
         small = featurize_time(27_000_000_000, M5_4XL, 1, 4.0, "download", 30)
-        assert small.transfer_s == pytest.approx(27e9 / (128 * 1024**2))  # 128 MiB/s up to 170 GiB
-        assert small.run_s == pytest.approx(small.transfer_s + 6.75)  # File mode: copy, then compute
+        copy = 27e9 / (128 * 1024**2)  # 128 MiB/s up to 170 GiB, below the network's 625 MB/s
+        assert small.transfer_s == pytest.approx(2 * copy)  # copied in, then read back
+        assert small.run_s == pytest.approx(copy + max(6.75, copy)) and small.binds == "gp2 volume"
         large = featurize_time(27_000_000_000, M5_4XL, 1, 4.0, "download", 1024)
-        assert large.transfer_s == pytest.approx(27e9 / (250 * 1024**2))
+        assert large.transfer_s == pytest.approx(2 * 27e9 / (250 * 1024**2))
         assert gp2_bytes_s(170) == 128 * 1024**2 and gp2_bytes_s(171) == 250 * 1024**2
 
     def test_download_is_bounded_by_the_network_when_it_is_slower_than_the_volume(self):
         t3 = Instance("ml.t3.medium", 2, 0.256, 0.05)
-        assert featurize_time(32_000_000, t3, 1, 0.0, "download", 30).transfer_s == pytest.approx(1.0)  # 32 MB/s
+        t = featurize_time(32_000_000, t3, 1, 0.0, "download", 30)
+        read = 32e6 / (128 * 1024**2)
+        assert (t.transfer_s, t.run_s, t.binds) == (pytest.approx(1.0 + read), pytest.approx(1.0 + read), "network")
 
     def test_compute_bound_with_few_cores(self):
         xl = Instance("ml.m5.xlarge", 4, 1.25, 0.23)
