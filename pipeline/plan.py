@@ -130,13 +130,17 @@ def _record_counts(arguments: dict, files: dict[str, dict], sources: dict[str, s
         records = discover_records(root, shard=shard, include_numerics=include_numerics)
         cache_uri = _arg(arguments, c.ARG_RECORD_CACHE)
         if not cache_uri:
-            return len({folder_of(r) for r in records}), 0, sum(int(f["size"]) for f in files.values())
+            return len({folder_of(r) for r in records}), 0, _size(files)
         split = RecordCache(cache_uri, storage, root, shard, files).split(records)
     # A folder's files are what the job reads for its records (sizes from the index: the data
     # files here are empty stand-ins).
     todo = {folder_of(r) for r in split.todo}
     nbytes = sum(int(f["size"]) for key, f in files.items() if PurePosixPath(key).parent.as_posix() in todo)
     return split.folders_todo, split.folders_reused, nbytes
+
+
+def _size(files: dict[str, dict]) -> int:
+    return sum(int(f["size"]) for f in files.values())
 
 
 def _resources(arguments: dict) -> tuple[str, int, int]:
@@ -148,8 +152,8 @@ def _source_sizes(name: str, arguments: dict, report: dict, copies: bool) -> dic
     """Objects and bytes the source step lists, and what Reconcile copies: the files that are
     still production files after the copies already in the experiment (none for Listing, or
     with `featurize_reads: production`, where nothing is copied)."""
-    files = [f for shard in report.get("files", {}).values() for f in shard.values()]
-    out = {"keys": len(files), "bytes": sum(int(f["size"]) for f in files)}
+    shards = report.get("files", {}).values()
+    out = {"keys": sum(len(files) for files in shards), "bytes": sum(_size(files) for files in shards)}
     if name == "Reconcile" and copies:
         source = _arg(arguments, c.ARG_SOURCE_URI).rstrip("/") + "/"
         out["bytes_todo"] = sum(int(report["files"][shard][key]["size"]) for shard, uris in report["sources"].items()
@@ -209,7 +213,11 @@ class _Planner:
             arguments = self.resolved[name] = evaluate(self.definition.steps[name].arguments, scope)
         except LookupError as err:
             self.runs.add(name)
-            return StepPlan(name, "Runs", f"runs: after {err.args[0]}, whose outputs change")
+            plan = StepPlan(name, "Runs", f"runs: after {err.args[0]}, whose outputs change")
+            # Its instances depend on parameters only: the sizing table can still price the step.
+            resources = self.definition.steps[name].arguments["ProcessingResources"]
+            plan.resources = _resources({"ProcessingResources": evaluate(resources, scope)})
+            return plan
         if name in ("Reconcile", "Listing"):
             self.predicted[name] = _predict_source(name, arguments, self.built, self.backend.storage)
             self.experiment_uri = _arg(arguments, c.ARG_EXPERIMENT_URI)
@@ -241,7 +249,7 @@ class _Planner:
         source = next((s for s in ("Reconcile", "Listing") if s in self.predicted), None)
         if name.startswith("Featurize-") and source:
             files, _ = _shard_files(self.predicted[source], _arg(properties, c.ARG_SHARD), self.backend.storage)
-            plan.bytes = sum(int(f["size"]) for f in files.values())
+            plan.bytes = _size(files)
         return plan
 
     def _cacheable(self, name: str, arguments: dict) -> StepPlan:
@@ -255,7 +263,7 @@ class _Planner:
             files, sources = _shard_files(self.predicted[source], _arg(arguments, c.ARG_SHARD), storage)
             # The step's output folder is named by the featurize key (code, settings, image, environment).
             self.featurize_key = arguments["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rsplit("/", 1)[-1]
-        nbytes = sum(int(f["size"]) for f in files.values()) if files is not None else None
+        nbytes = _size(files) if files is not None else None
         if self.cache.hit(pipeline, name, key, self.definition.steps[name].cache, storage, self.now) is not None:
             return StepPlan(name, "Cached", "cached: same code, settings, image, environment and inputs", bytes=nbytes)
         self.runs.add(name)
@@ -309,8 +317,10 @@ def format_plan(plans: list[StepPlan]) -> str:
     width = max(len(p.name) for p in plans)
     lines = [f"{'STEP':<{width}}  {'PLAN':<7} WHY"]
     for p in plans:
+        unit, scale, digits = ("GB", 1e9, 1) if (p.bytes or 0) >= 1e9 else ("MB", 1e6, 2)
         records = f" (artifacts: featurize {p.featurize}, reuse {p.reuse}; " \
-                  f"{p.bytes_todo / 1e9:.3f} of {p.bytes / 1e9:.3f} GB)" if p.featurize is not None else ""
+                  f"{p.bytes_todo / scale:.{digits}f} of {p.bytes / scale:.{digits}f} {unit})" \
+            if p.featurize is not None else ""
         lines.append(f"{p.name:<{width}}  {p.state:<7} {p.why}{records}")
     return "\n".join(lines) + "\n"
 

@@ -23,7 +23,13 @@ STAGES = ("Reconcile", "Listing", "Featurize", "Combine", "Encode")
 
 
 def stage_of(step: str) -> str:
+    """The stage a step belongs to (every `Featurize-<shard>` is Featurize)."""
     return "Featurize" if step.startswith("Featurize-") else step
+
+
+def _featurized(step, full: bool) -> int:
+    """Bytes a Featurize step reads: its whole shard in a full run, tonight what the record cache lacks."""
+    return (step.bytes if full else step.bytes_todo) or 0
 
 
 @dataclass
@@ -63,9 +69,8 @@ class _Sizer:
     def run_seconds(self, step, stage: str, full: bool, shards: int) -> float:
         count, volume = step.resources[1], step.resources[2]
         if stage == "Featurize":
-            nbytes = step.bytes if full else step.bytes_todo
-            return featurize_time(nbytes, self.catalog.get(step.resources[0]), count, self.throughput.cpu_s_per_gb,
-                                  self.read_mode, volume).run_s
+            return featurize_time(_featurized(step, full), self.catalog.get(step.resources[0]), count,
+                                  self.throughput.cpu_s_per_gb, self.read_mode, volume).run_s
         if stage in ("Reconcile", "Listing"):
             # bytes_todo: what it copies tonight; None for a step that copies nothing.
             copy = 0 if step.bytes_todo is None else step.bytes if full else step.bytes_todo
@@ -80,13 +85,12 @@ class _Sizer:
         instance = self.catalog.get(steps[0].resources[0])
         count = steps[0].resources[1]
         slots = min(self.cfg.max_parallel_steps, data.FOREACH_MAX_CONCURRENCY if _foreach(self.cfg) else len(steps))
-        nbytes = sum((s.bytes if full else s.bytes_todo) or 0 for s in runs) if stage == "Featurize" else \
-            sum(s.bytes or 0 for s in runs)
+        nbytes = sum(_featurized(s, full) if stage == "Featurize" else s.bytes or 0 for s in runs)
         binds = ""
-        if stage == "Featurize" and runs:
-            biggest = max(runs, key=lambda s: (s.bytes if full else s.bytes_todo) or 0)
-            binds = featurize_time((biggest.bytes if full else biggest.bytes_todo) or 0, instance, count,
-                                   self.throughput.cpu_s_per_gb, self.read_mode, biggest.resources[2]).binds
+        if stage == "Featurize" and runs:  # what binds the longest job binds the stage
+            biggest = max(runs, key=lambda s: _featurized(s, full))
+            binds = featurize_time(_featurized(biggest, full), instance, count, self.throughput.cpu_s_per_gb,
+                                   self.read_mode, biggest.resources[2]).binds
         return stage_cost(stage, [self.run_seconds(s, stage, full, shards) for s in runs], instance, count, slots,
                           nbytes, binds)
 
@@ -122,6 +126,7 @@ def _duration(seconds: float) -> str:
 
 
 def format_sizing(sizing: Sizing) -> str:
+    """The table `deploy.py plan` prints under the steps."""
     lines = [f"\nSIZING (on-demand; Featurize at {sizing.throughput.cpu_s_per_gb:.2f} CPU-s/GB, "
              f"{sizing.throughput.source}; read mode {sizing.read_mode}; each job {data.START_WALL_S / 60:.0f} min "
              f"to start, {data.START_BILLED_S / 60:.0f} billed, assumed)",
@@ -143,6 +148,7 @@ def format_sizing(sizing: Sizing) -> str:
 
 
 def sizing_json(sizing: Sizing) -> dict:
+    """The table for `deploy.py plan --format json`."""
     def row(r: StageCost) -> dict:
         return {**asdict(r), "instance": r.instance.type, "usd": r.usd}
 
