@@ -82,6 +82,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="pipeline parameter value")
     p.add_argument("--s3-endpoint", help="read this S3 API endpoint instead of <workdir>/s3")
     p.add_argument("--s3", choices=["local", "aws"], default="local", help="aws: your real S3 with your credentials")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--price", action="append", default=[], metavar="TYPE=USD",
+                   help="on-demand USD per hour of an instance type (repeatable); TYPE=USD:VCPUS:BASELINE_GBPS for a "
+                        "type the sizing table does not list")
+    p.add_argument("--cpu-seconds-per-gb", type=float, metavar="X",
+                   help="Featurize throughput you measured (benchmarks/featurize_bench.py), used when this "
+                        "experiment's own reports read too little")
     p = sub.add_parser("sample-data", help="write the generated sample dataset")
     p.add_argument("--out", default=".wavepipe/sample", help="folder to write")
     p.add_argument("--size", choices=["small", "medium"], default="small")

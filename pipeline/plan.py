@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.config import Config
@@ -36,6 +36,11 @@ class StepPlan:
     featurize: int | None = None  # Featurize: artifacts it would featurize
     reuse: int | None = None  # ... and reuse from the record cache
     details: dict[str, Any] = field(default_factory=dict)
+    # What the sizing table prices (pipeline/sizing_plan.py):
+    resources: tuple[str, int, int] | None = None  # instance type, count, volume GB
+    bytes: int | None = None  # Featurize: its shard's; Reconcile/Listing: all files listed
+    bytes_todo: int | None = None  # Featurize that runs: of the records to featurize; Reconcile: to copy
+    keys: int | None = None  # Reconcile/Listing: objects listed
 
 
 def _settings(built, stage: str) -> dict:
@@ -111,10 +116,10 @@ def _shard_files(report: dict, shard: str, storage) -> tuple[dict[str, dict], di
 
 
 def _record_counts(arguments: dict, files: dict[str, dict], sources: dict[str, str], include_numerics: bool,
-                   storage) -> tuple[int, int]:
-    """(artifacts to featurize, artifacts to reuse) of a Featurize step that runs: its
-    headers are fetched from where they are now (never the data) and its folders looked up
-    in the record cache, keyed exactly as the job keys them."""
+                   storage) -> tuple[int, int, int]:
+    """(artifacts to featurize, artifacts to reuse, bytes to featurize) of a Featurize step that
+    runs: its headers are fetched from where they are now (never the data) and its folders
+    looked up in the record cache, keyed exactly as the job keys them."""
     from steps.featurize.cache import RecordCache, folder_of
     from steps.featurize.discovery import discover_records
     from steps.featurize.stream import build_skeleton
@@ -127,9 +132,35 @@ def _record_counts(arguments: dict, files: dict[str, dict], sources: dict[str, s
         records = discover_records(root, shard=shard, include_numerics=include_numerics)
         cache_uri = _arg(arguments, c.ARG_RECORD_CACHE)
         if not cache_uri:
-            return len({folder_of(r) for r in records}), 0
+            return len({folder_of(r) for r in records}), 0, _size(files)
         split = RecordCache(cache_uri, storage, root, shard, files).split(records)
-    return split.folders_todo, split.folders_reused
+    # A folder's files are what the job reads for its records (sizes from the index: the data
+    # files here are empty stand-ins).
+    todo = {folder_of(r) for r in split.todo}
+    nbytes = sum(int(f["size"]) for key, f in files.items() if PurePosixPath(key).parent.as_posix() in todo)
+    return split.folders_todo, split.folders_reused, nbytes
+
+
+def _size(files: dict[str, dict]) -> int:
+    return sum(int(f["size"]) for f in files.values())
+
+
+def _resources(arguments: dict) -> tuple[str, int, int]:
+    cluster = arguments["ProcessingResources"]["ClusterConfig"]
+    return cluster["InstanceType"], int(cluster["InstanceCount"]), int(cluster["VolumeSizeInGB"])
+
+
+def _source_sizes(name: str, arguments: dict, report: dict, copies: bool) -> dict:
+    """Objects and bytes the source step lists, and what Reconcile copies: the files that are
+    still production files after the copies already in the experiment (none for Listing, or
+    with `featurize_reads: production`, where nothing is copied)."""
+    shards = report.get("files", {}).values()
+    out = {"keys": sum(len(files) for files in shards), "bytes": sum(_size(files) for files in shards)}
+    if name == "Reconcile" and copies:
+        source = _arg(arguments, c.ARG_SOURCE_URI).rstrip("/") + "/"
+        out["bytes_todo"] = sum(int(report["files"][shard][key]["size"]) for shard, uris in report["sources"].items()
+                                for key, uri in uris.items() if uri.startswith(source))
+    return out
 
 
 class _Planner:
@@ -159,6 +190,12 @@ class _Planner:
         self.predicted: dict[str, dict] = {}  # step -> its property file, as far as plan can tell
         self.resolved: dict[str, dict] = {}  # step -> resolved arguments (its properties, to the steps after it)
         self.runs: set[str] = set()
+        self.experiment_uri: str | None = None  # from the source step: where the Featurize reports are
+        self.featurize_key: str | None = None
+
+    def _copies(self) -> bool:
+        return "reconcile" in self.cfg.stages.enabled() and \
+            _settings(self.built, "reconcile")["featurize_reads"] == "copy"
 
     def plan(self) -> list[StepPlan]:
         plans = []
@@ -187,12 +224,14 @@ class _Planner:
         for child in iterations(step, items):
             arguments = self.resolved[child.name] = evaluate(child.body.arguments, self._scope(child.item))
             plans.append(self._cacheable(child.name, arguments, child.body.cache))
+            plans[-1].resources = _resources(arguments)
         running = sum(p.state == "Runs" for p in plans)
         if running:
             self.runs.add(step.name)
         why = f"runs: a ForEach over {len(items)} shards, {step.for_each.max_concurrency} at once; " \
               f"{running} iterations run, {len(plans) - running} cached"
-        return [StepPlan(step.name, "Runs", why)] + plans  # a ForEach is never a cache hit itself
+        # A ForEach is never a cache hit itself, and runs no job of its own.
+        return [StepPlan(step.name, "Runs", why, details={"for_each": True})] + plans
 
     def _property_file(self, step: str, _name: str) -> Any:
         if step not in self.predicted:
@@ -208,16 +247,25 @@ class _Planner:
             arguments = self.resolved[name] = evaluate(self.definition.steps[name].arguments, self._scope())
         except LookupError as err:
             self.runs.add(name)
-            return StepPlan(name, "Runs", f"runs: after {err.args[0]}, whose outputs change")
+            plan = StepPlan(name, "Runs", f"runs: after {err.args[0]}, whose outputs change")
+            # Its instances depend on parameters only: the sizing table can still price the step.
+            resources = self.definition.steps[name].arguments["ProcessingResources"]
+            plan.resources = _resources({"ProcessingResources": evaluate(resources, self._scope())})
+            return plan
         if name in ("Reconcile", "Listing"):
             self.predicted[name] = _predict_source(name, arguments, self.built, self.backend.storage)
-            return StepPlan(name, "Runs", ALWAYS[name])
+            self.experiment_uri = _arg(arguments, c.ARG_EXPERIMENT_URI)
+            return StepPlan(name, "Runs", ALWAYS[name], resources=_resources(arguments),
+                            **_source_sizes(name, arguments, self.predicted[name], self._copies()))
         if name == "Combine":
             plan = _plan_combine(arguments, self.predicted, self.runs, self.backend.storage)
             if plan.details.get(c.REPORT_COMBINED_URI):
                 self.predicted[name] = {c.REPORT_COMBINED_URI: plan.details[c.REPORT_COMBINED_URI]}
+            plan.resources = _resources(arguments)
             return plan
-        return self._cacheable(name, arguments, self.definition.steps[name].cache)
+        plan = self._cacheable(name, arguments, self.definition.steps[name].cache)
+        plan.resources = _resources(arguments)
+        return plan
 
     def _reused(self, name: str) -> StepPlan:
         from pipeline.local.properties import read_property_file
@@ -227,29 +275,56 @@ class _Planner:
         if step.property_files:
             self.predicted[name] = read_property_file(step, step.property_files[0]["PropertyFileName"], properties,
                                                       self.backend.storage)
-        return StepPlan(name, "Reused", "completed in the failed execution this run resumes")
+        plan = StepPlan(name, "Reused", "completed in the failed execution this run resumes")
+        try:  # for the sizing table's full run; tonight's does not run it
+            plan.resources = _resources(properties)
+        except (KeyError, TypeError):
+            pass
+        source = next((s for s in ("Reconcile", "Listing") if s in self.predicted), None)
+        if name.startswith(FEATURIZE_PREFIXES) and source:
+            files, _ = _shard_files(self.predicted[source], _arg(properties, c.ARG_SHARD), self.backend.storage)
+            plan.bytes = _size(files)
+        return plan
 
     def _cacheable(self, name: str, arguments: dict, cache: dict | None) -> StepPlan:
         from pipeline.local.cache import cache_key
 
         pipeline, storage = self.cfg.pipeline.name, self.backend.storage
         key = cache_key(self.backend.label, pipeline, name, arguments)
-        if self.cache.hit(pipeline, name, key, cache, storage, self.now) is not None:
-            return StepPlan(name, "Cached", "cached: same code, settings, image, environment and inputs")
-        self.runs.add(name)
-        previous = self.store.source_properties(pipeline, name)
-        plan = StepPlan(name, "Runs", _why(previous[1] if previous else None, arguments))
+        files = sources = None
         if name.startswith(FEATURIZE_PREFIXES):
             source = next(s for s in ("Reconcile", "Listing") if s in self.predicted)
             files, sources = _shard_files(self.predicted[source], _arg(arguments, c.ARG_SHARD), storage)
-            plan.featurize, plan.reuse = _record_counts(arguments, files, sources,
-                                                        _settings(self.built, "featurize")["include_numerics"], storage)
+            # The step's output folder is named by the featurize key (code, settings, image, environment).
+            self.featurize_key = arguments["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rsplit("/", 1)[-1]
+        nbytes = _size(files) if files is not None else None
+        if self.cache.hit(pipeline, name, key, cache, storage, self.now) is not None:
+            return StepPlan(name, "Cached", "cached: same code, settings, image, environment and inputs", bytes=nbytes)
+        self.runs.add(name)
+        previous = self.store.source_properties(pipeline, name)
+        plan = StepPlan(name, "Runs", _why(previous[1] if previous else None, arguments), bytes=nbytes)
+        if files is not None:
+            plan.featurize, plan.reuse, plan.bytes_todo = _record_counts(
+                arguments, files, sources, _settings(self.built, "featurize")["include_numerics"], storage)
         return plan
 
 
 def make_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str]) -> list[StepPlan]:
     """Each step of the next `deploy.py local` run: Cached, Reused or Runs, and why."""
     return _Planner(cfg, workdir, storage, params).plan()
+
+
+def make_sized_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str], prices: list[str] = (),
+                    cpu_s_per_gb: float | None = None):
+    """The step plans and their sizing table (`pipeline/sizing_plan.py`), throughput measured
+    by the experiment's own Featurize reports when they read enough."""
+    from pipeline.sizing_plan import experiment_reports, size_plan
+
+    planner = _Planner(cfg, workdir, storage, params)
+    plans = planner.plan()
+    reports = experiment_reports(planner.backend.storage, planner.experiment_uri, planner.featurize_key) \
+        if planner.experiment_uri and planner.featurize_key else []
+    return plans, size_plan(plans, cfg, reports, prices, cpu_s_per_gb)
 
 
 def _plan_combine(arguments: dict, predicted: dict, runs: set[str], storage) -> StepPlan:
@@ -276,7 +351,10 @@ def format_plan(plans: list[StepPlan]) -> str:
     width = max(len(p.name) for p in plans)
     lines = [f"{'STEP':<{width}}  {'PLAN':<7} WHY"]
     for p in plans:
-        records = f" (artifacts: featurize {p.featurize}, reuse {p.reuse})" if p.featurize is not None else ""
+        unit, scale, digits = ("GB", 1e9, 1) if (p.bytes or 0) >= 1e9 else ("MB", 1e6, 2)
+        records = f" (artifacts: featurize {p.featurize}, reuse {p.reuse}; " \
+                  f"{p.bytes_todo / scale:.{digits}f} of {p.bytes / scale:.{digits}f} {unit})" \
+            if p.featurize is not None else ""
         lines.append(f"{p.name:<{width}}  {p.state:<7} {p.why}{records}")
     return "\n".join(lines) + "\n"
 
@@ -287,10 +365,23 @@ def run_plan(cfg: Config, args, params: dict[str, str]) -> int:
     from steps.entry import BadInput, StageFailed
     from steps.reconcile.labels import LabelsError
 
+    from pipeline.sizing import UnknownInstance, parse_price
+    from pipeline.sizing_plan import format_sizing, sizing_json
+
     storage = args.s3_endpoint or ("aws" if args.s3 == "aws" else "local")
     try:
+        for item in args.price:
+            parse_price(item)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
         # The workdir `local` would use: --workdir, else local.workdir (relative to the config file).
-        plans = make_plan(cfg, Path(args.workdir or cfg.local.workdir or ".wavepipe"), storage, params)
+        plans, sizing = make_sized_plan(cfg, Path(args.workdir or cfg.local.workdir or ".wavepipe"), storage, params,
+                                        args.price, args.cpu_seconds_per_gb)
+    except UnknownInstance as err:  # a --price for a type with no figures, given without them
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except (ValueError, LabelsError, BadInput, StageFailed, FileNotFoundError) as err:
         # What the step that publishes the shards would fail on, it fails on here too.
         print(f"error: cannot plan: {err}", file=sys.stderr)
@@ -298,5 +389,9 @@ def run_plan(cfg: Config, args, params: dict[str, str]) -> int:
             print(f"(the sample data at {cfg.local.sample_data_uri} is written by the first `deploy.py local`)",
                   file=sys.stderr)
         return 2
-    sys.stdout.write(format_plan(plans))
+    if args.format == "json":
+        steps = [{k: v for k, v in asdict(p).items() if k != "details"} for p in plans]
+        sys.stdout.write(json.dumps({"steps": steps, "sizing": sizing_json(sizing)}, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_plan(plans) + format_sizing(sizing))
     return 0
