@@ -4,14 +4,18 @@ One ListObjectsV2 paginator is a chain of requests, each waiting for the last (1
 round trip): a million keys are a thousand round trips in a row. Here the key space under the
 prefix is cut into contiguous key ranges that are listed at once:
 
-1. Discovery: `Delimiter='/'` listings walk the folders `depth` levels down (the MIMIC layout:
+1. The first page is listed as one paginator would. If it is the whole listing (up to 1,000
+   keys), that is all: a small prefix costs one request, as before.
+2. Discovery: `Delimiter='/'` listings walk the folders `depth` levels down (the MIMIC layout:
    group folders, then record folders), one level at a time, every folder of a level at once.
-2. The sorted folders found are cut into ranges `[start, stop)` of about equal folder counts.
-3. Each range is one paginator without delimiter (`StartAfter` just below `start`, stopping at
+3. The folders past the first page are cut into ranges `[start, stop)` of about
+   `KEYS_PER_RANGE` keys each, estimated from the first page's keys per folder.
+4. Each range is one paginator without delimiter (`StartAfter` just below `start`, stopping at
    the first key at or past `stop`), so pages stay full and the request count stays close to a
-   single paginator's.
-4. Ranges are listed by a bounded thread pool and yielded in range order, so the stream is in
-   key order, exactly as one paginator's, and at most `2 * workers` ranges are held at once.
+   single paginator's (discovery, plus one partial page per range).
+5. Ranges are listed by a bounded thread pool and yielded in range order, so the stream is in
+   key order, exactly as one paginator's, and at most `2 * workers` ranges (about
+   `2 * workers * KEYS_PER_RANGE` objects) are held at once.
 
 Discovery only chooses where to cut: every key under the prefix lies in exactly one range
 whatever folders were found, so the result never depends on it being complete.
@@ -30,13 +34,9 @@ from typing import Callable, Iterable, Iterator, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-# A range spans at most this many discovered folders, so that ranges (and the memory the window
-# of ranges in flight holds) stay small however many keys there are: a MIMIC record folder holds
-# about 15 keys, so a range is a few full pages.
-FOLDERS_PER_RANGE = 256
-# At least this many ranges per worker when there are folders enough, so that uneven ranges
-# (a folder of 10,000 segments beside folders of 10) still keep every worker busy.
-RANGES_PER_WORKER = 4
+# Keys a range should hold: four full pages. Longer ranges make fewer partial pages (requests
+# beyond one paginator's) but hold more memory in the window and balance worse across workers.
+KEYS_PER_RANGE = 4000
 
 
 @dataclass(frozen=True)
@@ -76,14 +76,20 @@ def discover(children: Callable[[str], list[str]], root: str, depth: int, pool: 
     return sorted(found)
 
 
-def split_ranges(folders: list[str], workers: int) -> list[KeyRange]:
-    """Contiguous ranges covering every key, cut at folder boundaries."""
-    if not folders:
-        return [KeyRange(None, None)]
-    count = max(min(len(folders), workers * RANGES_PER_WORKER), math.ceil(len(folders) / FOLDERS_PER_RANGE))
-    cuts = sorted({folders[(i * len(folders)) // count] for i in range(1, count)})
-    bounds = [None, *cuts, None]
+def split_ranges(after: str, folders: list[str], folders_per_range: int) -> list[KeyRange]:
+    """Contiguous ranges covering every key past `after` (the first page's last key), cut at
+    folder boundaries, `folders_per_range` folders each."""
+    cuts = [f for f in folders if f > after]
+    count = max(1, math.ceil(len(cuts) / max(1, folders_per_range)))
+    bounds = [after, *sorted({cuts[(i * len(cuts)) // count] for i in range(1, count)}), None]
+    # The first range starts right after the first page: StartAfter=`after` exactly.
     return [KeyRange(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def folders_in(keys: list[str], prefix: str, depth: int) -> int:
+    """How many folders `depth` levels below `prefix` the keys fall in (at least 1)."""
+    found = {"/".join(parts[:depth]) for parts in (k[len(prefix):].split("/") for k in keys) if len(parts) > depth}
+    return max(1, len(found))
 
 
 def window_for(workers: int) -> int:
@@ -101,12 +107,17 @@ def s3_children(client, bucket: str) -> Callable[[str], list[str]]:
     return children
 
 
-def s3_range(client, bucket: str, prefix: str, make: Callable[[dict], T]) -> Callable[[KeyRange], list[T]]:
-    """One range's objects, as `make(content_entry)`, in key order."""
+def s3_range(client, bucket: str, prefix: str, make: Callable[[dict], T],
+             first_after: str | None = None) -> Callable[[KeyRange], list[T]]:
+    """One range's objects, as `make(content_entry)`, in key order. A range starting at
+    `first_after` starts right after that key (the first page's last)."""
 
     def listed(rng: KeyRange) -> list[T]:
         kwargs = {"Bucket": bucket, "Prefix": prefix}
-        if rng.start is not None:
+        if rng.start is not None and rng.start == first_after:
+            kwargs["StartAfter"] = rng.start
+            rng = KeyRange(None, rng.stop)
+        elif rng.start is not None:
             # StartAfter is exclusive and S3 has no inclusive start: start after a string just
             # below `start` (itself without its last character) and drop the few keys between.
             kwargs["StartAfter"] = rng.start[:-1]
@@ -125,14 +136,22 @@ def s3_range(client, bucket: str, prefix: str, make: Callable[[dict], T]) -> Cal
 
 def list_s3(client, bucket: str, prefix: str, make: Callable[[dict], T], *, depth: int, workers: int) -> Iterator[T]:
     """Every object under `prefix`, in key order: one paginator when `depth` is 0 or `workers`
-    is 1, else concurrent key ranges cut at the folders `depth` levels down."""
+    is 1, else the first page, then concurrent key ranges cut at the folders `depth` levels down."""
     if depth <= 0 or workers <= 1:
         yield from s3_range(client, bucket, prefix, make)(KeyRange(None, None))
         return
+    first = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    entries = first.get("Contents", [])
+    yield from (make(e) for e in entries)
+    if not first.get("IsTruncated") or not entries:
+        return
+    keys = [e["Key"] for e in entries]
+    per_folder = len(keys) / folders_in(keys, prefix, depth)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3list") as pool:
         folders = discover(s3_children(client, bucket), prefix, depth, pool)
-        ranges = split_ranges(folders, workers)
-        for chunk in ordered_map(s3_range(client, bucket, prefix, make), ranges, pool, window_for(workers)):
+        ranges = split_ranges(keys[-1], folders, round(KEYS_PER_RANGE / per_folder))
+        listed = s3_range(client, bucket, prefix, make, first_after=keys[-1])
+        for chunk in ordered_map(listed, ranges, pool, window_for(workers)):
             yield from chunk
 
 

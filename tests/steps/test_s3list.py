@@ -80,12 +80,18 @@ class TestValidConcurrentListing:
         list(storage.list(f"s3://{BUCKET}/raw/"))
         pages, calls.n = calls.n, 0
         list(storage.list(f"s3://{BUCKET}/raw/", depth=2, workers=8))
-        folders = 3 * 15 + 4
-        ranges = min(folders, max(8 * s3list.RANGES_PER_WORKER, -(-folders // s3list.FOLDERS_PER_RANGE)))
-        # Discovery (the root and its 3 groups, 25 entries a page), then each range at most one
-        # page more than its share (its last page reaches past its end).
-        discovery = 1 + 3 * -(-20 // 25)
-        assert calls.n <= pages + discovery + ranges + 3
+        # The first page; discovery (the root and its 3 groups, 25 entries a page); then each
+        # range at most one page more than its share (its last page reaches past its end).
+        keys_per_folder = 25 / 3  # the first page: RECORDS and 3 record folders of group 30
+        ranges = -(-(3 * 15 + 4) // round(s3list.KEYS_PER_RANGE / keys_per_folder))
+        assert calls.n <= pages + 1 + (1 + 3) + ranges
+
+    def test_one_page_is_one_request(self, bucket, monkeypatch):
+        monkeypatch.setenv("MOTO_S3_DEFAULT_MAX_KEYS", "1000")
+        storage = st.S3Storage()
+        calls = Calls(storage.client)
+        assert len(list(storage.list(f"s3://{BUCKET}/raw/", depth=2, workers=8))) == len(bucket)
+        assert calls.n == 1
 
     def test_a_prefix_that_is_no_folder_and_an_empty_one(self, bucket):
         storage = st.S3Storage()
@@ -105,12 +111,13 @@ class TestValidConcurrentListing:
 
 
 class TestValidPieces:
-    def test_ranges_cover_everything_once(self):
+    def test_ranges_cover_everything_past_the_first_page_once(self):
         folders = [f"g/{i:04d}/" for i in range(1000)]
-        ranges = s3list.split_ranges(folders, workers=4)
-        assert ranges[0].start is None and ranges[-1].stop is None
+        ranges = s3list.split_ranges("g/0099/x", folders, folders_per_range=90)
+        assert ranges[0].start == "g/0099/x" and ranges[1].start == "g/0190/" and ranges[-1].stop is None
         assert all(a.stop == b.start for a, b in zip(ranges, ranges[1:]))
-        assert len(ranges) == 16 and s3list.split_ranges([], 4) == [s3list.KeyRange(None, None)]
+        assert len(ranges) == 10 and s3list.split_ranges("a", [], 5) == [s3list.KeyRange("a", None)]
+        assert s3list.folders_in(["g/1/a", "g/1/b", "g/2/a", "g/top"], "g/", 1) == 2
 
     def test_ordered_map_keeps_order_and_a_bounded_window(self):
         running, peak = [0], [0]
