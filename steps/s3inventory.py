@@ -30,6 +30,9 @@ from typing import Iterator
 from steps import storage as st
 
 FORMATS = ("CSV", "Parquet")
+MANIFEST = "manifest.json"
+# S3 writes each report's manifest at `<destination prefix>/<source bucket>/<config id>/<stamp>/`.
+STAMPED = re.compile(r"(?:^|/)(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z)/manifest\.json$")
 # Columns this reads, by their Parquet names (CSV's `ETag` is `e_tag` once in snake case).
 COLUMNS = ("bucket", "key", "size", "e_tag", "is_latest", "is_delete_marker")
 REQUIRED = ("bucket", "key", "size", "e_tag")
@@ -101,7 +104,29 @@ def parse_manifest(uri: str, body: bytes) -> Manifest:
     return Manifest(uri, source, destination.rsplit(":", 1)[-1], fmt, columns, files, created)
 
 
+def report_folder(uri: str) -> str:
+    """The report configuration's folder (`.../<source bucket>/<config id>/`) of a manifest URI,
+    or the URI itself when it is that folder: where every dated manifest and data file is."""
+    if uri.endswith("/"):
+        return uri
+    match = STAMPED.search(uri)
+    return uri[: match.start(1)] if match else uri.rsplit("/", 1)[0] + "/"
+
+
+def resolve(storage: st.Storage, uri: str) -> str:
+    """`uri` itself when it names a manifest.json; for a report configuration's folder, its
+    newest dated manifest (so a scheduled run reads the latest report)."""
+    if uri.endswith(MANIFEST):
+        return uri
+    folder = report_folder(uri)
+    found = [o.uri for o in storage.list(folder) if STAMPED.fullmatch("/" + o.uri[len(folder):])]
+    if not found:
+        raise InventoryError(f"inventory {uri}: no <YYYY-MM-DDTHH-MMZ>/{MANIFEST} under it")
+    return max(found, key=lambda u: STAMPED.search(u).group(1))
+
+
 def read_manifest(storage: st.Storage, uri: str) -> Manifest:
+    uri = resolve(storage, uri)
     try:
         body = storage.read_bytes(uri)
     except FileNotFoundError:

@@ -21,8 +21,10 @@ class ListingOptions(BaseModel):
     )
     inventory: str | None = Field(
         None,
-        description="s3:// URI of an S3 Inventory report's manifest.json (CSV or Parquet) of the input's "
-        "bucket, read instead of listing. A report is up to a day (or week) old: see inventory_max_age_hours.",
+        description="S3 Inventory report of the input's bucket (CSV or Parquet), read instead of listing: "
+        "the s3:// URI of one report's manifest.json, or of the report configuration's folder "
+        "(`s3://<destination>/<prefix>/<source bucket>/<config id>/`), whose newest manifest is read. "
+        "A report is up to a day (or week) old: see inventory_max_age_hours.",
     )
     inventory_max_age_hours: float = Field(
         48, gt=0,
@@ -33,8 +35,9 @@ class ListingOptions(BaseModel):
     @field_validator("inventory")
     @classmethod
     def _manifest(cls, value: str | None) -> str | None:
-        if value is not None and not (value.startswith("s3://") and value.endswith("manifest.json")):
-            raise ValueError(f"inventory must be the s3:// URI of an inventory report's manifest.json: {value!r}")
+        if value is not None and not (value.startswith("s3://") and value.endswith(("/manifest.json", "/"))):
+            raise ValueError("inventory must be the s3:// URI of an inventory report's manifest.json, or of its "
+                             f"configuration's folder (ending with '/'): {value!r}")
         return value
 
 

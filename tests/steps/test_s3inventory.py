@@ -29,6 +29,20 @@ class TestValidManifest:
                                    "last_modified_date", "e_tag", "storage_class")
 
 
+    def test_the_newest_dated_manifest_of_a_report_folder(self, tmp_path):
+        from steps.storage import LocalStorage
+
+        storage = LocalStorage(tmp_path)
+        folder = "s3://inv/reports/prod/all/"
+        for stamp in ("2026-11-29T00-00Z", "2026-11-30T00-00Z", "2026-11-28T00-00Z"):
+            storage.write_bytes(f"{folder}{stamp}/manifest.json", b"{}")
+        storage.write_bytes(f"{folder}data/part-0.csv.gz", b"")
+        assert si.resolve(storage, folder) == f"{folder}2026-11-30T00-00Z/manifest.json"
+        assert si.report_folder(f"{folder}2026-11-30T00-00Z/manifest.json") == folder
+        with pytest.raises(si.InventoryError, match="no <YYYY-MM-DDTHH-MMZ>/manifest.json under it"):
+            si.resolve(storage, "s3://inv/empty/")
+
+
 class TestInvalidManifest:
     @pytest.mark.parametrize("body,message", [
         (b"{not json", "is not an S3 Inventory manifest.json"),
