@@ -67,14 +67,16 @@ def _predict_source(name: str, arguments: dict, built, storage) -> dict:
                        _arg(arguments, c.ARG_EXPERIMENT_URI), macroshards=int(_arg(arguments, c.ARG_MACROSHARDS) or 1),
                        target_shard_bytes=int(target) if target else None, sql_params=parse_sql_params(sql),
                        storage=storage)
-    from steps.listing.run import list_prefix, parse_prefixes
+    from steps.listing.run import list_prefixes, parse_prefixes
+    from steps.listing.settings import ListingSettings
     from steps.publish import shard_place
 
     args = arguments["AppSpecification"]["ContainerArguments"]
     prefixes = parse_prefixes(args[args.index(c.ARG_PREFIX) + 1:args.index(c.ARG_SETTINGS)])
     shards, files, sources = [], {}, {}
-    for shard, prefix in prefixes:
-        folder, objects = list_prefix(storage, _arg(arguments, c.ARG_SOURCE_URI), prefix)
+    settings = ListingSettings.model_validate(_settings(built, "listing"))
+    _, listed = list_prefixes(settings, storage, _arg(arguments, c.ARG_SOURCE_URI), prefixes)
+    for (shard, _), (folder, objects) in zip(prefixes, listed):
         _, place = shard_place(_arg(arguments, c.ARG_EXPERIMENT_URI), shard, folder, objects)
         shards.append({"name": shard, "uri": place})
         files[shard] = {k: {"size": o.size, "etag": o.etag} for k, o in objects.items()}

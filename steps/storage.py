@@ -13,19 +13,26 @@ import hashlib
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
+from steps import s3list
 from steps.contract import ENV_KMS_KEY_ID as KMS_ENV
 from steps.contract import ENV_S3_ROOT as S3_ROOT_ENV
 
 # CopyObject copies at most 5 GB in one request; above that only UploadPartCopy works.
 SINGLE_COPY_LIMIT = 5 * 1024**3
 MULTIPART_CHUNK = 256 * 1024**2
+TEMP_PREFIX = ".wavepipe-tmp-"
+# Local files hashed per task of a concurrent local listing.
+LOCAL_BATCH = 64
 
 
-@dataclass(frozen=True)
+# slots: Reconcile holds one of these (or a SourceFile made from it) per key; at a million keys
+# the per-instance __dict__ alone would be about 100 MB.
+@dataclass(frozen=True, slots=True)
 class ObjectInfo:
     uri: str
     size: int
@@ -50,7 +57,7 @@ def join_uri(base: str, *parts: str) -> str:
 
 
 class Storage(Protocol):
-    def list(self, prefix_uri: str) -> Iterator[ObjectInfo]: ...
+    def list(self, prefix_uri: str, *, depth: int = 0, workers: int = 1) -> Iterator[ObjectInfo]: ...
     def head(self, uri: str) -> ObjectInfo | None: ...
     def copy(self, src_uri: str, dst_uri: str, *, size: int | None = None,
              metadata: dict[str, str] | None = None) -> None: ...
@@ -83,22 +90,28 @@ class LocalStorage:
     def _info(self, path: Path, uri: str) -> ObjectInfo:
         return ObjectInfo(uri=uri, size=path.stat().st_size, etag=md5_file(path))
 
-    def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:
+    def list(self, prefix_uri: str, *, depth: int = 0, workers: int = 1) -> Iterator[ObjectInfo]:
+        """Objects under the prefix in key order, as S3 lists them. `workers` threads hash the
+        files (a local listing costs its MD5s, not requests; `depth` changes nothing here)."""
         # S3 prefixes are string prefixes, not folders: `s3://b/a/1` matches `a/10/x` too.
         bucket, key = split_uri(prefix_uri)
         base = self.root / bucket
         folder = base / key if key.endswith("/") or not key else (base / key).parent
         if not folder.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            for name in sorted(filenames):
-                if name.startswith(".wavepipe-tmp-"):
-                    continue
-                path = Path(dirpath) / name
-                rel = path.relative_to(base).as_posix()
-                if rel.startswith(key):
-                    yield self._info(path, f"s3://{bucket}/{rel}")
+        found = ((rel, path) for rel, path in s3list.walk_in_key_order(base, folder, lambda n: n.startswith(TEMP_PREFIX))
+                 if rel.startswith(key))
+
+        def infos(batch: list[tuple[str, Path]]) -> list[ObjectInfo]:
+            return [self._info(path, f"s3://{bucket}/{rel}") for rel, path in batch]
+
+        if workers <= 1:
+            for batch in s3list.chunks(found, LOCAL_BATCH):
+                yield from infos(batch)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="locallist") as pool:
+            for batch in s3list.ordered_map(infos, s3list.chunks(found, LOCAL_BATCH), pool, s3list.window_for(workers)):
+                yield from batch
 
     def head(self, uri: str) -> ObjectInfo | None:
         path = self.path(uri)
@@ -107,7 +120,7 @@ class LocalStorage:
     def _atomic_write(self, dst: Path, fill) -> None:
         # Write beside the destination and rename, so no reader ever sees a partial file.
         dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".wavepipe-tmp-", dir=dst.parent)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dst.parent)
         os.close(fd)
         try:
             fill(Path(tmp))
@@ -160,9 +173,10 @@ class S3Storage:
         import boto3  # imported here so local-only runs never need AWS configuration
         from botocore.config import Config
 
-        # One pooled connection per copy thread, and S3's recommended retry mode under load.
+        # One pooled connection per copy or listing thread, and S3's recommended retry mode
+        # under load (it backs off on SlowDown/503, which a concurrent listing can meet).
         config = Config(max_pool_connections=max_connections, retries={"max_attempts": 10, "mode": "adaptive"})
-        self.client = client or boto3.client("s3", config=config)
+        self.client = client or _fast_listing_session(boto3).client("s3", config=config)
         self.kms_key_id = kms_key_id
 
     def _extra(self) -> dict:
@@ -170,16 +184,16 @@ class S3Storage:
             return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
         return {}
 
-    def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:
+    def list(self, prefix_uri: str, *, depth: int = 0, workers: int = 1) -> Iterator[ObjectInfo]:
+        """Objects under the prefix in key order: one paginator, or with `depth` > 0 and
+        `workers` > 1 concurrent key ranges cut at the folders `depth` levels down
+        (`steps/s3list.py`). Both give the same stream."""
         bucket, key = split_uri(prefix_uri)
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=key):
-            for obj in page.get("Contents", []):
-                yield ObjectInfo(
-                    uri=f"s3://{bucket}/{obj['Key']}",
-                    size=int(obj["Size"]),
-                    etag=obj["ETag"].strip('"'),
-                )
+
+        def info(obj: dict) -> ObjectInfo:
+            return ObjectInfo(uri=f"s3://{bucket}/{obj['Key']}", size=int(obj["Size"]), etag=obj["ETag"].strip('"'))
+
+        yield from s3list.list_s3(self.client, bucket, key, info, depth=depth, workers=workers)
 
     def head(self, uri: str) -> ObjectInfo | None:
         from botocore.exceptions import ClientError
@@ -245,6 +259,19 @@ class S3Storage:
     def delete(self, uri: str) -> None:
         bucket, key = split_uri(uri)
         self.client.delete_object(Bucket=bucket, Key=key)
+
+
+def _fast_listing_session(boto3):
+    """A boto3 session whose clients keep timestamps as the strings S3 sent.
+
+    Parsing LastModified with dateutil is about three quarters of the client's CPU time per
+    listed key, and nothing here reads it (sizes and ETags identify content). A session of its
+    own, so other clients in the process keep datetimes."""
+    import botocore.session
+
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    return boto3.session.Session(botocore_session=core)
 
 
 @contextlib.contextmanager

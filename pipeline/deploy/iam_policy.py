@@ -18,6 +18,7 @@ from pipeline.config import Config
 from pipeline.deploy.roles import SAGEMAKER, SCHEDULER, role_name
 from pipeline.deploy.schedules import group_name
 from pipeline.stages.common import base_uri
+from steps.s3inventory import report_folder
 from steps.storage import split_uri
 
 VERSION = "2012-10-17"
@@ -74,6 +75,15 @@ def input_locations(cfg: Config) -> list[str]:
     uris = {cfg.parameters.input_uri}
     uris |= {str(s.parameters["InputUri"]).rstrip("/") for s in cfg.schedules if "InputUri" in s.parameters}
     return sorted(uris)
+
+
+def inventory_locations(cfg: Config) -> list[str]:
+    """The S3 Inventory reports a listing reads (`stages.reconcile.listing.inventory`,
+    `stages.listing.inventory`): the report configuration's folder, which holds every dated
+    manifest (listed to find the newest) and the data files."""
+    stages = cfg.stages.enabled()
+    uris = [getattr(stages.get("reconcile"), "listing", None), stages.get("listing")]
+    return sorted({report_folder(s.inventory) for s in uris if s is not None and s.inventory})
 
 
 def label_objects(cfg: Config) -> list[str]:
@@ -175,6 +185,7 @@ def role_policy(cfg: Config) -> dict:
     acct = account_of(cfg)
     base = base_uri(cfg)
     reads = input_locations(cfg)
+    inventories = inventory_locations(cfg)
     glue = glue_location(cfg)
     jobs = acct.arn("sagemaker", f"processing-job/{JOB_PREFIX}*")
     statements = [
@@ -186,10 +197,11 @@ def role_policy(cfg: Config) -> dict:
     if cfg.schedules:
         statements.append(statement("StartScheduledExecutions", ["sagemaker:StartPipelineExecution"],
                                     [pipeline_arn(acct, cfg)]))
-    statements += list_statements(acct, reads + [base] + ([glue] if glue else []))
+    statements += list_statements(acct, reads + [base] + inventories + ([glue] if glue else []))
     statements += [
         statement("ReadInputData", ["s3:GetObject", "s3:GetObjectTagging"],
                   object_arns(acct, reads) + object_arns(acct, label_objects(cfg), exact=True)),
+        *([statement("ReadInventoryReports", ["s3:GetObject"], object_arns(acct, inventories))] if inventories else []),
         statement("ReadPipelineData", ["s3:GetObject", "s3:GetObjectTagging"], object_arns(acct, [base])),
         statement("WritePipelineData", ["s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging"],
                   object_arns(acct, [base])),

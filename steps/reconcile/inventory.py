@@ -1,4 +1,4 @@
-"""The production side: one paginated listing, keys parsed into artifacts, files selected,
+"""The production side: the listing (steps/listing/source.py), keys parsed into artifacts, files selected,
 then matched against the labels and deduplicated."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from steps import storage as st
 from steps.reconcile.settings import PLACEHOLDER, DedupSettings
 
 
-@dataclass(frozen=True)
+# slots: one per listed key, held for the whole run (a million keys at MIMIC scale).
+@dataclass(frozen=True, slots=True)
 class SourceFile:
     file: str  # path inside the artifact, as the key pattern's {file}
     key: str  # path relative to the source prefix

@@ -24,7 +24,9 @@ from steps.contract import (LABELS_FILE, LABELS_FOLDER, MISSING_FILES_FILE, RECO
                             shard_name)
 from steps.publish import PublishedShard, canonical, publish_shard, set_digest, shard_items
 from steps.entry import BadInput, StageFailed
+from steps.listing.source import open_source
 from steps.reconcile import inventory as inv
+from steps.s3inventory import InventoryError
 from steps.reconcile.copying import CopyJob, Outcome, load_process_func, run_parallel
 from steps.reconcile.labels import LabelsError, clean_labels, describe, read_labels
 from steps.reconcile.settings import ReconcileSettings
@@ -78,9 +80,15 @@ def _labels(ctx: Context, sql_params: dict[str, str]) -> pd.DataFrame:
 
 def _inventory(ctx: Context) -> inv.Inventory:
     s = ctx.settings
-    log.info("listing %s", ctx.source_uri)
-    found = inv.build_inventory(ctx.storage.list(inv.prefix_of(ctx.source_uri)), ctx.source_uri,
-                                s.key_pattern, s.files_from_prod)
+    try:
+        source = open_source(ctx.storage, ctx.source_uri, s.listing, s.listing_depth)
+        ctx.report.update(source.facts)
+        log.info("listing %s (%s)", ctx.source_uri, source.facts["listing"])
+        # Streamed: only the artifacts built from the keys are held, never the listing itself.
+        found = inv.build_inventory(source.objects(inv.prefix_of(ctx.source_uri)), ctx.source_uri,
+                                    s.key_pattern, s.files_from_prod)
+    except InventoryError as err:
+        raise BadInput(str(err)) from None
     if not found.objects_listed:
         raise BadInput(f"no object under --source-uri {ctx.source_uri}")
     ctx.report.update(
@@ -303,7 +311,7 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
             load_process_func(settings.process_func)  # fail before any copy
     except ValueError as err:
         raise BadInput(str(err)) from None
-    ctx = Context(settings, storage or st.from_env(max_connections=settings.copy_threads + 4),
+    ctx = Context(settings, storage or _storage(settings),
                   source_uri.rstrip("/"), experiment_uri.rstrip("/"), output, macroshards,
                   bool(reload),
                   {"status": "running", "labels_source": describe(settings.labels),
@@ -339,6 +347,11 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
 
 
 
+def _storage(settings: ReconcileSettings) -> st.Storage:
+    # One pooled connection per copy or listing thread, whichever pool is larger.
+    return st.from_env(max_connections=max(settings.copy_threads, settings.listing.threads) + 4)
+
+
 def _same_copy(copy, source) -> bool:
     """Whether an experiment copy is the production file (ETags agree for single-part copies)."""
     return copy.etag == source.etag
@@ -354,7 +367,7 @@ def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *
     from steps.publish import shard_place
 
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = Context(settings, storage or st.from_env(), source_uri.rstrip("/"), experiment_uri.rstrip("/"),
+        ctx = Context(settings, storage or _storage(settings), source_uri.rstrip("/"), experiment_uri.rstrip("/"),
                       Path(tmp), macroshards, False, {}, target_shard_bytes=target_shard_bytes)
         frame = _labels(ctx, sql_params or {})
         arts = _match(ctx, frame, _inventory(ctx))

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from steps.functions import FUNC_REF
+from steps.listing.settings import ListingOptions
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -113,12 +114,21 @@ class ReconcileSettings(BaseModel):
         default=0, ge=0, description="How many artifacts process_func may fail on before the step fails."
     )
     copy_threads: int = Field(default=32, ge=1, le=512, description="Parallel server-side copies.")
+    listing: ListingOptions = Field(
+        default_factory=ListingOptions,
+        description="How --source-uri is listed: concurrent requests, folder depth, or an S3 Inventory report.",
+    )
     featurize_reads: Literal["copy", "production"] = Field(
         default="copy",
         description="What the manifests point at: the experiment copy, or the production files "
         "(then nothing is copied).",
     )
     sample_size: int = Field(default=20, ge=0, description="How many example ids the report lists.")
+
+    @property
+    def listing_depth(self) -> int:
+        """Folder levels of the key pattern above {file}: where artifacts' folders are."""
+        return self.key_pattern.split("{file}")[0].count("/")
 
     @field_validator("key_pattern")
     @classmethod

@@ -146,6 +146,20 @@ class TestValidPolicy:
         assert star == {"ecr:GetAuthorizationToken", "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
                         "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"}
 
+    def test_an_inventory_report_is_listed_and_read_in_its_configuration_folder(self, example_cfg):
+        data = example_cfg.model_dump(mode="json", exclude_none=True)["stages"]
+        data["reconcile"]["listing"] = {"inventory": "s3://inv-bucket/reports/wavepipe-example/all/"
+                                                     "2026-11-30T00-00Z/manifest.json"}
+        policy = iam_policy.role_policy(variant(example_cfg, stages=data))
+        [read] = [s for s in policy["Statement"] if s["Sid"] == "ReadInventoryReports"]
+        assert read["Action"] == ["s3:GetObject"]
+        assert read["Resource"] == ["arn:aws:s3:::inv-bucket/reports/wavepipe-example/all/*"]
+        [listing] = [s for s in policy["Statement"] if s["Sid"] == "ListBucketInvBucket"]
+        assert listing["Condition"]["StringLike"]["s3:prefix"] == ["reports/wavepipe-example/all",
+                                                                   "reports/wavepipe-example/all/*"]
+        assert findings(policy) == []
+        assert "ReadInventoryReports" not in {s["Sid"] for s in iam_policy.role_policy(example_cfg)["Statement"]}
+
     def test_role_passes_only_itself_to_sagemaker(self, example_cfg):
         [passing] = [s for s in iam_policy.role_policy(example_cfg)["Statement"] if s["Action"] == ["iam:PassRole"]]
         assert passing["Resource"] == [example_cfg.aws.role_arn]

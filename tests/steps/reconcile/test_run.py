@@ -282,8 +282,9 @@ class TestValidS3:
         counter.calls.clear()
         again = run(None, db, tmp_path / "b", s3, macroshards=3)
         assert (again["copied"], again["skipped_identical"]) == (0, 1040)
-        # Source, experiment (2 pages each), each published shard and the labels: lists only, writes nothing.
-        assert set(counter.calls) == {"ListObjectsV2"} and counter.calls["ListObjectsV2"] == 4 + 3 + 1
+        # Source (2 pages and the one delimiter listing that finds where to cut the concurrent
+        # listing), experiment (2 pages), each published shard and the labels: lists only, writes nothing.
+        assert set(counter.calls) == {"ListObjectsV2"} and counter.calls["ListObjectsV2"] == 5 + 3 + 1
         assert again["shards"] == first["shards"]  # same files, same content addresses
         assert again["labels_uri"] == first["labels_uri"]
         first_manifests, rerun_manifests = (
