@@ -67,21 +67,25 @@ def _predict_source(name: str, arguments: dict, built, storage) -> dict:
                        _arg(arguments, c.ARG_EXPERIMENT_URI), macroshards=int(_arg(arguments, c.ARG_MACROSHARDS) or 1),
                        target_shard_bytes=int(target) if target else None, sql_params=parse_sql_params(sql),
                        storage=storage)
-    from steps.listing.run import list_prefixes, parse_prefixes
+    from steps.listing.run import listing_shards, parse_prefixes
     from steps.listing.settings import ListingSettings
-    from steps.publish import shard_place
+    from steps.publish import PublishedShard, shard_items, shard_place
 
     args = arguments["AppSpecification"]["ContainerArguments"]
-    prefixes = parse_prefixes(args[args.index(c.ARG_PREFIX) + 1:args.index(c.ARG_SETTINGS)])
+    prefixes = parse_prefixes(args[args.index(c.ARG_PREFIX) + 1:args.index(c.ARG_SETTINGS)]) \
+        if c.ARG_PREFIX in args else []
+    target = _arg(arguments, c.ARG_TARGET_SHARD_BYTES)
     shards, files, sources = [], {}, {}
     settings = ListingSettings.model_validate(_settings(built, "listing"))
-    _, listed = list_prefixes(settings, storage, _arg(arguments, c.ARG_SOURCE_URI), prefixes)
-    for (shard, _), (folder, objects) in zip(prefixes, listed):
-        _, place = shard_place(_arg(arguments, c.ARG_EXPERIMENT_URI), shard, folder, objects)
-        shards.append({"name": shard, "uri": place})
+    _, planned = listing_shards(settings, storage, _arg(arguments, c.ARG_SOURCE_URI), prefixes,
+                                int(target) if target else None)
+    for shard, folder, objects in planned:
+        digest, place = shard_place(_arg(arguments, c.ARG_EXPERIMENT_URI), shard, folder, objects)
+        shards.append(PublishedShard(shard, place, digest, len(objects), sum(o.size for o in objects.values())))
         files[shard] = {k: {"size": o.size, "etag": o.etag} for k, o in objects.items()}
         sources[shard] = {k: o.uri for k, o in objects.items()}
-    return {c.REPORT_SHARDS: shards, "files": files, "sources": sources}
+    return {c.REPORT_SHARDS: [s.as_report() for s in shards], c.REPORT_SHARD_ITEMS: shard_items(shards),
+            "files": files, "sources": sources}
 
 
 def _why(previous: dict | None, arguments: dict) -> str:

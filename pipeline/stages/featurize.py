@@ -126,21 +126,24 @@ class FeaturizeStage(StageInfra, FeaturizeSettings):
 def checks(cfg: Config) -> list[str]:
     section = cfg.stages.featurize
     with_reconcile = cfg.stages.reconcile is not None
-    if section.macroshards is not None and section.prefixes is not None:
+    if section.macroshards is not None and not section.auto and section.prefixes is not None:
         return ["stages.featurize: give macroshards (a count, with reconcile) or prefixes (without), not both"]
     if with_reconcile and section.macroshards is None:
         return ["stages.featurize.macroshards: with reconcile, give a count (Reconcile assigns artifacts to shards "
                 "by bytes); prefixes are for raw folders without reconcile"]
-    if section.auto and not with_reconcile:
-        return ["stages.featurize.macroshards: auto needs reconcile (it decides the count from the artifacts' "
-                "bytes); without reconcile, list prefixes (one step each)"]
     if not section.auto:
         given = [k for k in ("target_shard_size", "max_concurrency") if getattr(section, k) is not None]
         if given:
             return [f"stages.featurize.{given[0]}: only with macroshards: auto"]
-    if not with_reconcile and section.prefixes is None:
+    if with_reconcile and section.auto and section.prefixes is not None:
+        return ["stages.featurize.prefixes: with reconcile and macroshards: auto, Reconcile shards the artifacts; "
+                "prefixes are for raw folders without reconcile"]
+    if not with_reconcile and section.macroshards is not None and not section.auto:
+        return ["stages.featurize.macroshards: a count needs reconcile (it assigns the artifacts); without "
+                "reconcile, list prefixes or set macroshards: auto"]
+    if not with_reconcile and section.prefixes is None and not section.auto:
         return ["stages.featurize.prefixes: without reconcile, list the key prefixes (e.g. the group folders "
-                "30..39), one step each"]
+                "30..39), one step each; or set macroshards: auto to split InputUri by bytes"]
     if section.prefixes is not None and len(section.prefixes) > MAX_PREFIX_SHARDS:
         return [f"stages.featurize.prefixes: {len(section.prefixes)}, at most {MAX_PREFIX_SHARDS} (the listing step "
                 "receives each prefix as a container argument, and SageMaker allows 100); use reconcile and a "

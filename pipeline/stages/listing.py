@@ -1,10 +1,13 @@
 """Listing: over raw key prefixes (Featurize + Combine without Reconcile), list each prefix
-under InputUri and publish its files as a content-addressed shard (`steps/publish.py`).
+under InputUri and publish its files as a content-addressed shard (`steps/publish.py`); with
+`macroshards: auto`, list InputUri (or the prefixes) and split it by bytes into shards of whole
+folders, as many as the bytes found call for.
 
 It always runs (uncached): an S3 listing is exactly what a cache key cannot see. Without it a
 prefix's Featurize step would be keyed by the prefix URI alone, and a changed, added or
 deleted file would be served from the cache for the whole expiry. It is in the pipeline
-whenever `stages.featurize.prefixes` is; `stages.listing` only sets its infrastructure."""
+whenever `stages.featurize.prefixes` is (or `macroshards: auto` without Reconcile);
+`stages.listing` only sets its infrastructure."""
 
 from __future__ import annotations
 
@@ -28,14 +31,22 @@ class ListingStage(StageInfra, ListingSettings):
 
 
 def implied(cfg: Config) -> bool:
+    """Over raw prefixes, or `macroshards: auto` without Reconcile."""
     featurize = getattr(cfg.stages, "featurize", None)
-    return featurize is not None and featurize.prefixes is not None
+    if featurize is None:
+        return False
+    return featurize.prefixes is not None or (featurize.auto and getattr(cfg.stages, "reconcile", None) is None)
 
 
 def build(ctx: BuildContext, upstream: Upstream) -> list:
-    prefixes = [f"{p.name}={p.prefix.strip('/')}" for p in ctx.cfg.stages.featurize.prefixes]
+    featurize = ctx.cfg.stages.featurize
+    prefixes = [f"{p.name}={p.prefix.strip('/')}" for p in featurize.prefixes or []]
     arguments = [c.ARG_SOURCE_URI, ctx.params[INPUT_URI], c.ARG_EXPERIMENT_URI, ctx.experiment_uri(),
-                 c.ARG_OUTPUT, OUTPUT, c.ARG_PREFIX, *prefixes]
+                 c.ARG_OUTPUT, OUTPUT]
+    if featurize.auto:
+        arguments += [c.ARG_TARGET_SHARD_BYTES, str(featurize.target_bytes)]
+    if prefixes:
+        arguments += [c.ARG_PREFIX, *prefixes]
     return [processing_step(
         ctx, step_name(NAME), NAME, ctx.section(NAME), arguments,
         inputs=[], outputs=[s3_output(NAME, ctx.execution_uri(NAME), OUTPUT)],

@@ -18,8 +18,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(c.ARG_SOURCE_URI, required=True, help="s3:// folder holding the prefixes (the InputUri).")
     p.add_argument(c.ARG_EXPERIMENT_URI, required=True, help="s3:// folder under which the shards are published.")
     p.add_argument(c.ARG_OUTPUT, required=True, type=Path, help=f"Local folder for {c.REPORT_FILE}.")
-    p.add_argument(c.ARG_PREFIX, nargs="+", required=True, metavar="NAME=PREFIX",
-                   help="A shard name and its key prefix under --source-uri, in shard order.")
+    p.add_argument(c.ARG_TARGET_SHARD_BYTES, type=int, help="macroshards: auto. Split what is listed (the "
+                   "prefixes, or the whole source) by bytes into shards of whole folders, about this many bytes each "
+                   "(a power of two of them).")
+    p.add_argument(c.ARG_PREFIX, nargs="*", default=[], metavar="NAME=PREFIX",
+                   help="A shard name and its key prefix under --source-uri, in shard order (one shard each, "
+                   f"or with {c.ARG_TARGET_SHARD_BYTES} what is listed).")
     return p
 
 
@@ -27,7 +31,10 @@ def _run(args: argparse.Namespace, settings: ListingSettings) -> None:
     from steps.listing.run import parse_prefixes, run_listing
 
     try:
-        report = run_listing(settings, args.source_uri, args.experiment_uri, parse_prefixes(args.prefix), args.output)
+        if not args.prefix and args.target_shard_bytes is None:
+            raise BadInput(f"give {c.ARG_PREFIX} NAME=PREFIX ..., or {c.ARG_TARGET_SHARD_BYTES}")
+        report = run_listing(settings, args.source_uri, args.experiment_uri, parse_prefixes(args.prefix), args.output,
+                             target_shard_bytes=args.target_shard_bytes)
     except ValueError as err:  # a URI that is no s3:// URI
         raise BadInput(str(err)) from None
     print(json.dumps({k: report[k] for k in ("objects_listed", "seconds")}))

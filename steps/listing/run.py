@@ -1,18 +1,24 @@
-"""List each prefix under the source URI and publish it as a content-addressed shard."""
+"""List each prefix under the source URI and publish it as a content-addressed shard; or, with
+`macroshards: auto`, list the source (or the prefixes) and split it by bytes into shards of
+whole folders."""
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from steps import storage as st
-from steps.contract import REPORT_FILE, REPORT_SHARD_ITEMS, REPORT_SHARDS
+from steps.contract import REPORT_FILE, REPORT_SHARD_ITEMS, REPORT_SHARDS, shard_name
 from steps.entry import BadInput, StageFailed
 from steps.listing.settings import ListingSettings
 from steps.listing.source import Source, open_source
 from steps.s3inventory import InventoryError
 from steps.publish import PublishedShard, publish_shard, shard_items
+from steps.sharding import assign_shards, auto_shard_count
+
+# A shard: its name, the folder its keys are relative to, and its objects by key.
+Shard = tuple[str, str, dict[str, st.ObjectInfo]]
 
 
 def parse_prefixes(items: list[str]) -> list[tuple[str, str]]:
@@ -49,20 +55,66 @@ def list_prefixes(settings: ListingSettings, storage: st.Storage, source_uri: st
         raise BadInput(str(err)) from None
 
 
+def split_by_bytes(source_uri: str, listed: list[tuple[str, dict[str, st.ObjectInfo]]],
+                   target_bytes: int) -> list[Shard]:
+    """`macroshards: auto` without Reconcile: the listed objects as shards of whole folders.
+
+    A folder (the keys' parent, e.g. a MIMIC record folder `30/3000003/`) is the unit: a WFDB
+    record's header, data and segment files sit in one folder and must reach the same job. A
+    folder's shard is a hash of its path (`steps/sharding.py`, as Reconcile's artifacts), the
+    count `auto_shard_count` of the bytes found; keys stay relative to the source."""
+    base = source_uri.rstrip("/") + "/"
+    objects = {o.uri[len(base):]: o for _, files in listed for o in files.values()}
+    folders: dict[str, dict[str, st.ObjectInfo]] = {}
+    for key, obj in objects.items():
+        folders.setdefault(PurePosixPath(key).parent.as_posix(), {})[key] = obj
+    sizes = {folder: sum(o.size for o in files.values()) for folder, files in folders.items()}
+    count = auto_shard_count(sum(sizes.values()), target_bytes, len(folders))
+    shards: list[dict[str, st.ObjectInfo]] = [{} for _ in range(count)]
+    for folder, index in assign_shards(sizes, count).items():
+        shards[index].update(folders[folder])
+    return [(shard_name(i), base, dict(sorted(files.items()))) for i, files in enumerate(shards)]
+
+
+def listing_shards(settings: ListingSettings, storage: st.Storage, source_uri: str, prefixes: list[tuple[str, str]],
+                   target_bytes: int | None = None) -> tuple[Source, list[Shard]]:
+    """What the listing step publishes (and `deploy.py plan` predicts): one shard per prefix, or
+    (`target_bytes`) the prefixes' objects, or the whole source's, split by bytes. StageFailed
+    naming what is empty."""
+    if target_bytes is None:
+        source, listed = list_prefixes(settings, storage, source_uri, prefixes)
+        empty = [f"{name} ({folder})" for (name, _), (folder, files) in zip(prefixes, listed) if not files]
+        if empty:
+            raise StageFailed(f"no object under {', '.join(empty)}: every prefix's Featurize step needs its files")
+        return source, [(name, folder, files) for (name, _), (folder, files) in zip(prefixes, listed)]
+    if prefixes:
+        source, listed = list_prefixes(settings, storage, source_uri, prefixes)
+    else:
+        try:
+            source = open_source(storage, source_uri, settings, default_depth=2)  # group, then record folders
+        except InventoryError as err:
+            raise BadInput(str(err)) from None
+        listed = [("", {o.uri: o for o in source.objects(source_uri.rstrip("/") + "/")})]
+    if not any(files for _, files in listed):
+        where = ", ".join(folder for folder, _ in listed) if prefixes else source_uri
+        raise StageFailed(f"no object under {where}: nothing to featurize")
+    return source, split_by_bytes(source_uri, listed, target_bytes)
+
+
 def run_listing(settings: ListingSettings, source_uri: str, experiment_uri: str, prefixes: list[tuple[str, str]],
-                output: Path, storage: st.Storage | None = None) -> dict:
-    """Publish every prefix; the report (also `output/report.json`) lists the shards in order
+                output: Path, storage: st.Storage | None = None, target_shard_bytes: int | None = None) -> dict:
+    """Publish every shard; the report (also `output/report.json`) lists the shards in order
     and says how the source was read (the inventory report's date, when one was)."""
     started = time.monotonic()
     st.split_uri(source_uri), st.split_uri(experiment_uri)
+    if target_shard_bytes is not None and target_shard_bytes < 1:
+        raise BadInput(f"--target-shard-bytes must be at least 1, got {target_shard_bytes}")
     storage = storage or st.from_env(max_connections=settings.threads + 4)
-    source, listed = list_prefixes(settings, storage, source_uri, prefixes)
-    empty = [f"{name} ({folder})" for (name, _), (folder, files) in zip(prefixes, listed) if not files]
-    if empty:
-        raise StageFailed(f"no object under {', '.join(empty)}: every prefix's Featurize step needs its files")
+    source, planned = listing_shards(settings, storage, source_uri, prefixes, target_shard_bytes)
     shards: list[PublishedShard] = [publish_shard(storage, experiment_uri, name, folder, files)
-                                    for (name, _), (folder, files) in zip(prefixes, listed)]
-    report = {"stage": "listing", "status": "succeeded", "source_uri": source_uri, **source.facts,
+                                    for name, folder, files in planned]
+    auto = {"macroshards": len(shards), "target_shard_bytes": target_shard_bytes} if target_shard_bytes else {}
+    report = {"stage": "listing", "status": "succeeded", "source_uri": source_uri, **source.facts, **auto,
               REPORT_SHARDS: [s.as_report() for s in shards], REPORT_SHARD_ITEMS: shard_items(shards),
               "objects_listed": sum(s.files for s in shards), "seconds": round(time.monotonic() - started, 3)}
     output.mkdir(parents=True, exist_ok=True)

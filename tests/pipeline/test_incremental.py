@@ -199,6 +199,26 @@ class TestValidAutoShards:
         assert states(workdir)["Encode"] == "Succeeded"
 
 
+class TestValidAutoShardsWithoutReconcile:
+    def test_the_listing_splits_by_bytes_and_one_changed_byte_reruns_one_iteration(self, tmp_path):
+        """No Reconcile, no prefixes: the listing step splits InputUri into shards of whole record
+        folders, as many as the bytes call for; a change reruns the iteration of its folder."""
+        overlay = tmp_path / "raw-auto.yaml"
+        overlay.write_text("stages:\n  reconcile: null\n  encode: null\n  featurize:\n    macroshards: auto\n"
+                           "    target_shard_size: 100KB\n")
+        workdir = tmp_path / "work"
+        assert run(workdir, "--overlay", str(overlay), plan=False) == 0
+        report = json.loads((output_dir(workdir, "Listing", "listing") / "report.json").read_text())
+        assert report["macroshards"] == 8
+        assert len(ran(workdir, "FeaturizeShard")) == 8 and len(set(summary(workdir)["artifact"])) == 24
+        data = workdir / SAMPLE / "mimic3wdb/30/3000001/3000001_0001.dat"
+        raw = bytearray(data.read_bytes())
+        raw[100] ^= 0xFF
+        data.write_bytes(bytes(raw))
+        assert run(workdir, "--overlay", str(overlay)) == 0
+        assert len(ran(workdir, "FeaturizeShard")) == 1
+
+
 @pytest.fixture
 def raw_prefixes(tmp_path):
     """Featurize + Combine over the sample's group folders 30 and 31 (no Reconcile)."""

@@ -98,12 +98,29 @@ class TestValidAutoShards:
         assert check_definition(json.loads(auto_built.definition)) == []
 
 
+class TestValidAutoShardsWithoutReconcile:
+    def test_the_listing_step_splits_the_input_and_the_for_each_reads_its_report(self):
+        import yaml
+
+        data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+        del data["stages"]["reconcile"], data["stages"]["encode"]
+        data["stages"]["featurize"].update(macroshards="auto", target_shard_size="10GB")
+        steps = normalized(build(validate_config(data)))
+        assert list(steps) == ["Listing", "Featurize", "Combine"]
+        args = steps["Listing"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+        assert args[7:-2] == ["--target-shard-bytes", "10000000000"]  # no --prefix: the whole InputUri
+        assert steps["Featurize"]["Arguments"]["IterableItems"] == {"Std:JsonGet": {
+            "Path": "shard_items", "PropertyFile": {"Get": "Steps.Listing.PropertyFiles.ListingReport"}}}
+
+
 class TestInvalidAutoShards:
     @pytest.mark.parametrize("featurize, reconcile, message", [
         ({"macroshards": 2, "max_concurrency": 5}, True, "stages.featurize.max_concurrency: only with macroshards: auto"),
         ({"macroshards": 2, "target_shard_size": "1GB"}, True,
          "stages.featurize.target_shard_size: only with macroshards: auto"),
-        ({"macroshards": "auto"}, False, "stages.featurize.macroshards: auto needs reconcile"),
+        ({"macroshards": "auto", "prefixes": ["30"]}, True, "stages.featurize.prefixes: with reconcile and "
+         "macroshards: auto, Reconcile shards the artifacts"),
+        ({"macroshards": 4}, False, "stages.featurize.macroshards: a count needs reconcile"),
     ])
     def test_what_only_auto_takes(self, featurize, reconcile, message):
         import yaml

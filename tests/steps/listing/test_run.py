@@ -1,0 +1,88 @@
+"""The listing stage: one shard per prefix, or (`macroshards: auto`) what it lists split by bytes
+into shards of whole folders; on local storage (the listing itself is tested in test_s3list)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+
+import pytest
+
+from steps import storage as st
+from steps.entry import StageFailed
+from steps.listing.__main__ import main
+from steps.listing.run import run_listing, split_by_bytes
+from steps.listing.settings import ListingSettings
+
+SOURCE = "s3://raw/mimic3wdb"
+EXPERIMENT = "s3://research/experiments/e1"
+
+
+@pytest.fixture
+def local(tmp_path, monkeypatch):
+    monkeypatch.setenv(st.S3_ROOT_ENV, str(tmp_path / "s3"))
+    storage = st.from_env()
+    for group in ("30", "31"):
+        for record in range(6):
+            folder = f"{group}/{group}0000{record}"
+            storage.write_bytes(f"{SOURCE}/{folder}/{group}0000{record}.hea", b"h" * 10)
+            for segment in range(3):
+                storage.write_bytes(f"{SOURCE}/{folder}/{group}0000{record}_000{segment}.dat", b"d" * (100 + record))
+    return storage
+
+
+def folders_of(report: dict, storage: st.Storage) -> list[set[str]]:
+    """Each shard's record folders, from the index it published."""
+    out = []
+    for shard in report["shards"]:
+        index = json.loads(storage.read_bytes(f"{shard['uri']}/index.json"))
+        out.append({PurePosixPath(k).parent.as_posix() for k in index})
+    return out
+
+
+class TestValidAuto:
+    def test_the_whole_source_split_by_bytes_into_whole_folders(self, tmp_path, local):
+        report = run_listing(ListingSettings(), SOURCE, EXPERIMENT, [], tmp_path / "out", local,
+                             target_shard_bytes=500)
+        total = 12 * 10 + sum(3 * (100 + r) for r in range(6)) * 2  # 3,930 bytes
+        assert report["macroshards"] == 8 and report["target_shard_bytes"] == 500  # ceil(7.9) -> 8
+        assert sum(s["bytes"] for s in report["shards"]) == total and report["objects_listed"] == 48
+        folders = folders_of(report, local)
+        assert sum(len(f) for f in folders) == 12 and set().union(*folders) == {
+            f"{g}/{g}0000{r}" for g in ("30", "31") for r in range(6)}  # every folder once, whole
+        items = json.loads(report["shard_items"])
+        assert items == [{"shard": s["name"], "uri": s["uri"]} for s in report["shards"]]
+
+    def test_a_changed_file_changes_its_shard_only(self, tmp_path, local):
+        first = run_listing(ListingSettings(), SOURCE, EXPERIMENT, [], tmp_path / "a", local, target_shard_bytes=500)
+        local.write_bytes(f"{SOURCE}/31/3100003/3100003_0001.dat", b"x" * 103)  # same size, new content
+        again = run_listing(ListingSettings(), SOURCE, EXPERIMENT, [], tmp_path / "b", local, target_shard_bytes=500)
+        changed = [a["name"] for a, b in zip(first["shards"], again["shards"]) if a["uri"] != b["uri"]]
+        assert len(changed) == 1
+
+    def test_prefixes_are_listed_then_split(self, tmp_path, local):
+        report = run_listing(ListingSettings(), SOURCE, EXPERIMENT, [("g30", "30")], tmp_path / "out", local,
+                             target_shard_bytes=10**9)
+        assert report["macroshards"] == 1 and report["objects_listed"] == 24
+
+    def test_split_keeps_keys_relative_to_the_source(self):
+        objects = {k: st.ObjectInfo(f"{SOURCE}/{k}", 5, "e") for k in ("30/a/a.hea", "30/a/a.dat", "31/b/b.hea")}
+        [(name, folder, files)] = split_by_bytes(SOURCE, [("", objects)], 10**6)
+        assert (name, folder, sorted(files)) == ("shard-0001", SOURCE + "/", ["30/a/a.dat", "30/a/a.hea", "31/b/b.hea"])
+
+
+class TestInvalidAuto:
+    def test_nothing_to_list(self, tmp_path, local):
+        with pytest.raises(StageFailed, match="no object under s3://raw/elsewhere: nothing to featurize"):
+            run_listing(ListingSettings(), "s3://raw/elsewhere", EXPERIMENT, [], tmp_path / "out", local,
+                        target_shard_bytes=500)
+
+    def test_neither_prefixes_nor_a_target_exits_2(self, tmp_path, local, capsys):
+        settings = tmp_path / "listing.json"
+        from steps.settings_file import write_settings
+
+        write_settings(settings, "listing", ListingSettings())
+        code = main(["--source-uri", SOURCE, "--experiment-uri", EXPERIMENT, "--output", str(tmp_path / "o"),
+                     "--settings", str(settings)])
+        assert code == 2
+        assert capsys.readouterr().err == "listing: give --prefix NAME=PREFIX ..., or --target-shard-bytes\n"
