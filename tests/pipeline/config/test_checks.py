@@ -39,8 +39,8 @@ class TestInvalidChecks:
     def test_count_needs_reconcile(self, example):
         del example["stages"]["reconcile"], example["stages"]["encode"]
         assert problems_of(example) == [
-            "stages.featurize.prefixes: without reconcile, list the key prefixes (e.g. the group folders 30..39), "
-            "one step each"]
+            "stages.featurize.macroshards: a count needs reconcile (it assigns the artifacts); without reconcile, "
+            "list prefixes or set macroshards: auto"]
 
     def test_prefixes_with_reconcile(self, example):
         del example["stages"]["featurize"]["macroshards"]
