@@ -67,6 +67,9 @@ ARG_FEATURIZE_KEY = "--featurize-key"
 ARG_COMBINE_KEY = "--combine-key"
 ARG_PREFIX = "--prefix"
 ARG_MANIFEST = "--manifest"  # Featurize, read_mode stream: the shard's manifest file (no data staged)
+# Featurize on several instances: their count, also in the step's cache key (its outputs' layout,
+# hosts/<host>/, depends on it; an output URI is not in SageMaker's cache key).
+ARG_HOSTS = "--hosts"
 
 # --- output files -----------------------------------------------------------------------------
 REPORT_FILE = "report.json"

@@ -40,8 +40,16 @@ class CombineStage(StageInfra, CombineSettings):
 
 
 def derived_settings(cfg: Config) -> dict:
-    """Combine reports the shards it expected and did not find: their names come from Featurize."""
-    return {"expected_shards": cfg.stages.featurize.shard_names()}
+    """Combine reports the shards it expected and did not find: their names come from Featurize.
+
+    Unless `run_when_shards_fail` asks to combine what exists, every shard is required: Combine
+    then runs only after every Featurize step completed, so a missing, failed (on several hosts,
+    the shard's error fraction is decided here) or invalid shard is an inconsistency, and a
+    Combine that succeeded over part of the data would be served as the whole."""
+    section = cfg.stages.combine
+    required = section.require_all_shards if "require_all_shards" in section.model_fields_set \
+        else not section.run_when_shards_fail
+    return {"expected_shards": cfg.stages.featurize.shard_names(), "require_all_shards": required}
 
 
 def build(ctx: BuildContext, upstream: Upstream) -> list:

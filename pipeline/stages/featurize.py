@@ -232,6 +232,10 @@ def shard_step(ctx: BuildContext, name: str, shard, place):
     infra = ctx.cfg.stages.featurize
     inputs, arguments = shard_inputs(infra.read_mode, place, shard)
     arguments += [c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard, c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
+    if infra.instance_count > 1:
+        # In the cache key (the arguments are; outputs are not): a step built for another count
+        # never serves outputs laid out for this one (featurize_key puts them elsewhere).
+        arguments += [c.ARG_HOSTS, str(infra.instance_count)]
     if infra.record_cache:
         arguments += [c.ARG_RECORD_CACHE, record_cache_uri(ctx)]
     features = Join(on="/", values=[place, c.FEATURES_FOLDER, featurize_key(ctx)])

@@ -34,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
                    "group of records whose folder does not reveal one.")
     p.add_argument(c.ARG_INDEX, type=Path, default=None, help=f"The shard's {c.INDEX_FILE} (each file's size and "
                    "ETag), which keys the record cache without reading the files.")
+    p.add_argument(c.ARG_HOSTS, type=int, default=1, help="How many instances the job was built for (default 1); "
+                   "the resource config must agree.")
     p.add_argument(c.ARG_RECORD_CACHE, default=None, metavar="URI", help="s3:// prefix of the per-record feature "
                    "cache: unchanged records reuse their rows from there, featurized ones are added.")
     return p
@@ -53,7 +55,9 @@ def _run(args: argparse.Namespace, settings: FeaturizeSettings) -> None:
                                              "records_failed", "rows", "seconds")}))
     if report["records_total"] == 0 and not report.get("hosts"):  # one of several hosts may get no record
         raise BadInput(f"no WFDB record found under {args.input or args.manifest}")
-    if report["status"] != "ok":
+    if report["status"] != "ok" and not report.get("hosts"):
+        # With several hosts the error fraction is the shard's, not one host's share: Combine
+        # decides it when it merges the hosts' outputs (steps/combine/hosts.py).
         raise StageFailed(f"{report['records_failed']}/{report['records_total']} records failed, more than "
                           f"max_error_fraction={settings.max_error_fraction}; see {c.ERRORS_FILE}")
 
@@ -76,13 +80,17 @@ def _streamed(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:
     from steps.featurize.run import featurize_streamed
     from steps.featurize.stream import current_hosts
 
+    hosts = current_hosts()
+    if hosts.count != args.hosts:
+        raise BadInput(f"{c.ARG_HOSTS} {args.hosts}, but the resource config names {hosts.count} host(s) "
+                       f"({', '.join(hosts.all)}): the step and the job disagree on the instance count")
     for name, path in ((c.ARG_MANIFEST, args.manifest), (c.ARG_INDEX, args.index)):
         if path is None or not path.is_file():
             raise BadInput(f"{name} {path or ''} does not exist; {c.ARG_MANIFEST} needs {c.ARG_INDEX} (the files' "
                            "sizes and ETags, which every fetch is checked against)")
     try:
         return featurize_streamed(args.manifest, args.index, args.output, settings, jobs=args.jobs, shard=args.shard,
-                                  record_cache=args.record_cache, hosts=current_hosts())
+                                  record_cache=args.record_cache, hosts=hosts)
     except FetchError as err:  # a header: without it the shard's records cannot even be found
         raise StageFailed(f"fetching the shard's headers: {err}") from None
     except ValueError as err:

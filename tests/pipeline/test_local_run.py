@@ -72,7 +72,7 @@ class TestValidLocalRun:
         """Cached Featurize outputs stay where an earlier execution wrote them: Combine must find them."""
         workdir, _ = example_run
         overlay = tmp_path / "over.yaml"
-        overlay.write_text("stages:\n  combine:\n    require_all_shards: true\n")
+        overlay.write_text("stages:\n  combine:\n    require_all_shards: false\n")  # not the default: a change
         capsys.readouterr()
         assert main(["local", "--config", EXAMPLE, "--overlay", str(overlay), "--workdir", str(workdir)]) == 0
         assert counts(capsys.readouterr().out) == {"cached": 2, "succeeded": 3}  # Reconcile, Combine, Encode ran
@@ -148,3 +148,13 @@ def test_streamed_featurize_on_two_hosts_combines_as_download_mode(tmp_path, aws
     streamed = pd.read_parquet(io.BytesIO(client.get_object(Bucket="wavepipe-example", Key=summary_key)["Body"].read()))
     downloaded = pd.read_parquet(newest(tmp_path / "dl", "wavepipe-example", "combine") / "waveform_summary.parquet")
     pd.testing.assert_frame_equal(streamed, downloaded)
+    # Back to one instance, nothing else changed: the steps built for two hosts are no cache hits
+    # (their outputs are laid out per host, elsewhere), so every shard runs again and Combine
+    # finds all of them: never a cached step whose outputs Combine cannot see.
+    (tmp_path / "one.yaml").write_text(raw + "    read_mode: stream\n")
+    assert main(["local", "--config", EXAMPLE, "--overlay", str(tmp_path / "one.yaml"),
+                 "--workdir", str(tmp_path / "st"), "--s3-endpoint", aws]) == 0
+    record = max((json.loads(p.read_text()) for p in (tmp_path / "st" / "executions").glob("*/execution.json")),
+                 key=lambda r: r["Started"])
+    assert {n: s["State"] for n, s in record["Steps"].items() if n.startswith("Featurize")} == {
+        "Featurize-30": "Succeeded", "Featurize-31": "Succeeded"}

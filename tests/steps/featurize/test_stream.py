@@ -259,3 +259,18 @@ def test_prefetcher_deletes_scratch_when_stopped_early(shard, tmp_path):
     finally:
         fetcher.close()
     assert list(scratch.iterdir()) == []
+
+
+def test_a_host_count_the_resource_config_does_not_match_exits_2(tmp_path, monkeypatch, capsys):
+    """The step says 2 instances, the job finds 1 (no resource config): refused before any work."""
+    from steps.featurize.__main__ import main
+    from steps.settings_file import write_settings
+
+    monkeypatch.setenv("WAVEPIPE_RESOURCE_CONFIG", str(tmp_path / "absent.json"))
+    write_settings(tmp_path / "featurize.json", "featurize", FeaturizeSettings())
+    code = main(["--manifest", str(tmp_path / "m"), "--index", str(tmp_path / "i"), "--output", str(tmp_path / "o"),
+                 "--hosts", "2", "--settings", str(tmp_path / "featurize.json")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--hosts 2, but the resource config names 1 host(s) (algo-1): the step and the job disagree on the "
+        "instance count")
