@@ -17,9 +17,10 @@ def auto_shard_count(total_bytes: int, target_bytes: int, artifacts: int) -> int
     a power of two, and no more than there are artifacts.
 
     Why a power of two: the count changes only when the data doubles (or halves), not each
-    time it crosses a multiple of the target. A new count moves almost every artifact
-    (`stable_index` is a hash modulo the count), so every Featurize step runs again, though
-    the record cache spares the records' compute. With counts 2^k the shards average between
+    time it crosses a multiple of the target. A new count changes every shard (`stable_index`
+    is a hash modulo the count: on doubling, half of each shard's artifacts move to a new one),
+    so every Featurize step runs again, though the record cache spares the compute of every
+    record whose group its folder names (the record cache is not keyed by shard). With counts 2^k the shards average between
     half the target and the target."""
     if target_bytes < 1:
         raise ValueError(f"target shard size must be at least 1 byte, got {target_bytes}")

@@ -8,8 +8,9 @@ records, not the changed shards.
 - Unit: an artifact folder (a WFDB record's folder with its segments and numerics record):
   every record discovered in it is cached together, keyed by a digest of the folder's files
   (relative name, size, ETag from the shard's `index.json`; SHA-256 of the bytes for a file
-  the index does not list), the records' identities (header, group, name, kind) and the shard
-  name, which is the group of records whose folder does not reveal one.
+  the index does not list) and the records' identities (header, group, name, kind); not the
+  shard, so a record that moves to another shard keeps its rows (the group is the shard's name
+  only for records whose folder reveals none).
 - Place: `<experiment>/record-cache/<record cache key>/<digest>.pkl`, the key hashing code,
   settings (but how records are fetched: read_mode, stream), image and environment, so other
   code or settings never see these rows, and download and stream jobs share them.
@@ -63,9 +64,11 @@ def _file_identity(root: Path, rel: str, index: dict[str, dict]) -> list:
 def folder_digest(root: Path, folder: str, records: list[RecordRef], shard: str, index: dict[str, dict]) -> str:
     base = root / folder
     files = sorted(p.relative_to(root).as_posix() for p in base.iterdir() if p.is_file()) if base.is_dir() else []
+    # No shard name: a record's group (in `records`) is the shard's name only where its folder
+    # reveals none, and nothing else in its rows depends on the shard, so a record moved to
+    # another shard (a new `macroshards: auto` count) keeps its rows.
     content = {
         "format": FORMAT,
-        "shard": shard,
         "records": sorted([r.header, r.group, r.record, r.kind, r.is_numerics, list(r.segments)] for r in records),
         "files": [_file_identity(root, rel, index) for rel in files],
     }

@@ -195,6 +195,17 @@ class TestValidStreamedShard:
                                     shard="s", record_cache=cache, storage=storage)
         assert report["records_reused"] == 7 and report["bytes_fetched"] == 0
 
+    def test_records_that_move_to_another_shard_keep_their_rows(self, shard, tmp_path):
+        """A new `macroshards: auto` count moves records between shards: the MIMIC folders (their
+        group is in their path) are reused; the plain records, whose group is the shard's name,
+        get new rows (their group column changes)."""
+        root, _, index, _ = shard
+        cache, storage = "s3://cache/record-cache/k", st.LocalStorage(tmp_path / "s3")
+        featurize(root, tmp_path / "a", jobs=1, shard="shard-0001", index=index, record_cache=cache, storage=storage)
+        moved = featurize(root, tmp_path / "b", jobs=1, shard="shard-0005", index=index, record_cache=cache,
+                          storage=storage)
+        assert (moved["artifacts_reused"], moved["artifacts_featurized"]) == (2, 3)
+
 
 class TestInvalidStreamedShard:
     def test_missing_and_changed_objects_are_error_rows_naming_the_key(self, shard, s3, tmp_path):
