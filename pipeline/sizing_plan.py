@@ -49,9 +49,16 @@ def experiment_reports(storage, experiment_uri: str, featurize_key: str | None) 
     (the code and settings of this run) when there are any."""
     found: dict[str, list[dict]] = {}
     for info in storage.list(join_uri(experiment_uri, c.SHARDS_FOLDER) + "/"):
-        parts = info.uri.rsplit("/", 3)
-        if parts[-1] == c.REPORT_FILE and parts[-3] == c.FEATURES_FOLDER:
-            found.setdefault(parts[-2], []).append(json.loads(storage.read_bytes(info.uri)))
+        parts = info.uri.rsplit("/", 5)
+        if parts[-1] != c.REPORT_FILE:
+            continue
+        if parts[-3] == c.FEATURES_FOLDER:
+            key = parts[-2]
+        elif parts[-5] == c.FEATURES_FOLDER and parts[-3] == c.HOSTS_FOLDER:  # one host's share (stream)
+            key = parts[-4]
+        else:
+            continue
+        found.setdefault(key, []).append(json.loads(storage.read_bytes(info.uri)))
     return found.get(featurize_key) or [r for reports in found.values() for r in reports]
 
 

@@ -16,8 +16,7 @@ from typing import Callable, TextIO
 from pipeline.definition import PROCESSING_ROOT
 from pipeline.local.results import RunResult, StepResult, StepState
 from pipeline.local.sandbox import local_dir
-
-PROGRESS_FILE = "progress.json"
+from steps.contract import HOSTS_FOLDER, PROGRESS_FILE
 
 
 def elapsed(seconds: float | None) -> str:
@@ -51,6 +50,8 @@ def progress_files(outputs: list[dict], jobs: Path) -> list[Path]:
             local = output["S3Output"].get("LocalPath")
             if isinstance(local, str) and local.startswith(PROCESSING_ROOT):
                 files.append(local_dir(local, root) / PROGRESS_FILE)
+                # On several instances each writes its share's under hosts/<its host>/ (stream).
+                files.append(local_dir(local, root) / HOSTS_FOLDER / root.parent.name / PROGRESS_FILE)
     return files
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline.report.sources import Execution
+from steps.combine.hosts import merged_report
+from steps.contract import ERRORS_FILE, FEATURES_FILE, HOSTS_FOLDER, REPORT_FILE
 from steps.storage import join_uri
 
 SIGNAL_STATS = ("mean", "std", "frac_nan")
@@ -45,6 +47,19 @@ def _parquet(execution: Execution, uri: str) -> pd.DataFrame | None:
     return pd.read_parquet(io.BytesIO(data)) if data else None
 
 
+def _shard_parts(execution: Execution, uri: str) -> list[tuple[str, bytes]]:
+    """(folder, report.json) of a Featurize output: the folder itself, or on several instances
+    each `hosts/<host>/` folder (read_mode stream)."""
+    report = _read(execution, join_uri(uri, REPORT_FILE))
+    if report is not None:
+        return [(uri, report)]
+    hosts = join_uri(uri, HOSTS_FOLDER) + "/"
+    folders = sorted({o.uri[len(hosts):].split("/", 1)[0] for o in execution.storage.list(hosts)})
+    found = [(join_uri(uri, HOSTS_FOLDER, h), _read(execution, join_uri(uri, HOSTS_FOLDER, h, REPORT_FILE)))
+             for h in folders]
+    return [(folder, body) for folder, body in found if body is not None]
+
+
 def gather(execution: Execution) -> Facts:
     facts = Facts()
     summaries, errors = [], []
@@ -53,19 +68,21 @@ def gather(execution: Execution) -> Facts:
         if uri is None or step.state not in ("Succeeded", "Cached", "Reused", "Failed"):
             continue
         if step.stage == "featurize":
-            report = _read(execution, join_uri(uri, "report.json"))
-            if report is None:
-                facts.missing.append(f"{step.name}: no report.json at {uri}")
+            parts = _shard_parts(execution, uri)
+            if not parts:
+                facts.missing.append(f"{step.name}: no report.json at {uri} (nor under {HOSTS_FOLDER}/<host>/)")
                 continue
-            body = json.loads(report)
+            body = json.loads(parts[0][1]) if len(parts) == 1 else \
+                merged_report(step.shard or step.name, [json.loads(r) for _, r in parts])
             facts.shards.append({"step": step.name, **body})
             shard = body.get("shard") or step.shard  # an iteration's name has its index, not its shard
-            shard_errors = _parquet(execution, join_uri(uri, "errors.parquet"))
-            if shard_errors is not None:
-                errors.append(shard_errors.assign(shard=shard))
-            features = _parquet(execution, join_uri(uri, "features.parquet"))
-            if features is not None:
-                summaries.append(features.assign(shard=shard))
+            for folder, _ in parts:
+                shard_errors = _parquet(execution, join_uri(folder, ERRORS_FILE))
+                if shard_errors is not None:
+                    errors.append(shard_errors.assign(shard=shard))
+                features = _parquet(execution, join_uri(folder, FEATURES_FILE))
+                if features is not None:
+                    summaries.append(features.assign(shard=shard))
         elif step.stage == "combine":
             combined = _parquet(execution, join_uri(uri, "waveform_summary.parquet"))
             if combined is not None:
