@@ -69,7 +69,7 @@ class Execution:
                 if key == name:
                     results.update({child: StepResult(child) for child in children})
             self.results = results
-        self.settle(name, StepState.RUNNING, f"{len(children)} iterations")
+        self.settle(name, StepState.RUNNING, None)  # the runner notes its item count
 
     def aggregate(self, name: str, state: StepState, reason: str | None, properties: dict,
                   duration: float) -> None:

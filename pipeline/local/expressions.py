@@ -102,7 +102,8 @@ def expression_problems(value: Any, parameters: set[str], steps: set[str], *,
         (key,) = expr
         if key == "Get":
             path = expr["Get"]
-            if current_item and isinstance(path, str) and (path == CURRENT_ITEM or path.startswith(CURRENT_ITEM)):
+            if current_item and isinstance(path, str) and (path == CURRENT_ITEM or path.startswith(
+                    (CURRENT_ITEM + ".", CURRENT_ITEM + "["))):
                 continue
             problems += _get_problems(path, parameters, steps)
         elif key not in FUNCTIONS:

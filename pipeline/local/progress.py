@@ -80,7 +80,7 @@ class Progress:
         """A step changed state."""
         state = result.state
         text = f"{result.name}: {state.value}"
-        if state is StepState.RUNNING:
+        if state is StepState.RUNNING and result.log is not None:  # a ForEach has no log of its own
             workers = f" on {result.instances} instances" if result.instances > 1 else ""
             text += f"{workers} (log {result.log})"
         elif result.duration is not None and state is not StepState.CACHED:

@@ -112,7 +112,7 @@ class _Run:
         self.iterations: dict[str, Iteration] = {}  # ForEach iterations, by name, once expanded
         self.expanded: dict[str, list[str]] = {}  # ForEach step -> its iterations' names
         self.items: dict[str, tuple[int, float]] = {}  # ForEach step -> its item count, when it began
-        self.handed_out: set[str] = set()  # iterations given to the scheduler to run
+        self.active: dict[str, set[str]] = {}  # ForEach step -> iterations handed out, not yet ended
 
     def execute(self, assets: dict[str, bytes], max_parallel: int | None, cores: int) -> RunResult:
         began = time.monotonic()
@@ -200,20 +200,22 @@ class _Run:
         children = iterations(step, items)
         self.items[step.name] = (len(items), time.monotonic())
         self.expanded[step.name] = [child.name for child in children]
+        self.active[step.name] = set()
         self.iterations.update({child.name: child for child in children})
         self.execution.expand(step.name, self.expanded[step.name])
         self.progress.note(f"{step.name}: {len(items)} items, at most {step.for_each.max_concurrency} at once")
         return Expand(self.expanded[step.name])
 
     def _poll_iteration(self, child: Iteration) -> Work | Answer:
-        # Handed out and not ended: a Work is counted before its thread marks it running.
-        busy = sum(self.execution.results[n].state.outcome is None for n in self.expanded[child.parent]
-                   if n in self.handed_out)
-        if busy >= self.definition.steps[child.parent].for_each.max_concurrency:
+        # Handed out and not ended: a Work counts before its thread marks it running. Only these
+        # (at most MaxConcurrency) are looked at, so thousands of iterations poll cheaply.
+        active = self.active[child.parent]
+        active -= {n for n in active if self.execution.results[n].state.outcome is not None}
+        if len(active) >= self.definition.steps[child.parent].for_each.max_concurrency:
             return Answer.WAIT  # MaxConcurrency: the next iteration starts when one ends
         answer = self._prepare(child.name, child.body, child.item)
         if isinstance(answer, Work):
-            self.handed_out.add(child.name)
+            active.add(child.name)
         return answer
 
     def _settle_for_each(self, name: str) -> Answer:

@@ -63,7 +63,7 @@ class FeaturizeStage(StageInfra, FeaturizeSettings):
         "Reconcile decides the count at run time from the bytes it found (target_shard_size) and one "
         "ForEach step runs a Featurize job per shard (max_concurrency at once).")
     target_shard_size: ByteSize | None = Field(
-        None, description=f"With macroshards: auto, about how many bytes per shard, e.g. `20GB` (default "
+        None, ge=1000, description=f"With macroshards: auto, about how many bytes per shard, e.g. `20GB` (default "
         f"{DEFAULT_TARGET_SHARD_SIZE}). The count is rounded up to a power of two, so shards average between "
         "half this and this, and the count changes only when the data doubles.")
     max_concurrency: int | None = Field(
@@ -112,7 +112,9 @@ class FeaturizeStage(StageInfra, FeaturizeSettings):
 
     @property
     def target_bytes(self) -> int:
-        return int(self.target_shard_size or ByteSize._validate(DEFAULT_TARGET_SHARD_SIZE, None))
+        if self.target_shard_size is None:
+            return int(ByteSize._validate(DEFAULT_TARGET_SHARD_SIZE, None))
+        return int(self.target_shard_size)
 
     def shard_names(self) -> list[str]:
         """The shards' names known when the definition is built (none with `auto`)."""

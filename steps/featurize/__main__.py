@@ -66,11 +66,21 @@ def _downloaded(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:
     from steps.featurize.run import featurize
     from steps.featurize.stream import current_hosts
 
-    if current_hosts().count > 1:
+    try:
+        several = current_hosts().count > 1
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    if several:
         raise BadInput("this job runs on several instances, but with read_mode download each would featurize the "
                        "whole shard; set stages.featurize.read_mode: stream (or instance_count: 1)")
     if not args.input.is_dir():
         raise BadInput(f"input folder {args.input} does not exist")
+    from steps.featurize.cache import read_index
+
+    try:
+        read_index(args.index)  # checked before any work; featurize reads it again
+    except ValueError as err:
+        raise BadInput(str(err)) from None
     return featurize(args.input, args.output, settings, jobs=args.jobs, shard=args.shard, index=args.index,
                      record_cache=args.record_cache)
 
@@ -80,7 +90,10 @@ def _streamed(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:
     from steps.featurize.run import featurize_streamed
     from steps.featurize.stream import current_hosts
 
-    hosts = current_hosts()
+    try:
+        hosts = current_hosts()
+    except ValueError as err:
+        raise BadInput(str(err)) from None
     if hosts.count != args.hosts:
         raise BadInput(f"{c.ARG_HOSTS} {args.hosts}, but the resource config names {hosts.count} host(s) "
                        f"({', '.join(hosts.all)}): the step and the job disagree on the instance count")

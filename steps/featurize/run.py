@@ -338,6 +338,9 @@ def featurize_streamed(manifest: Path, index: Path, output_dir: str | Path,
                                         skeleton_fetch)
 
     hosts = hosts or Hosts()
+    scratch = settings.stream.scratch_dir
+    if scratch and not Path(scratch).is_dir():
+        raise ValueError(f"stages.featurize.stream.scratch_dir {scratch} is no folder on this instance")
     prefix = read_manifest_prefix(manifest)
     share = host_share(read_index(index), hosts)
     out = Path(output_dir) if hosts.count == 1 else Path(output_dir) / HOSTS_FOLDER / hosts.current

@@ -60,8 +60,14 @@ def current_hosts(env: dict[str, str] | None = None) -> Hosts:
     path = Path(env.get(ENV_RESOURCE_CONFIG) or RESOURCE_CONFIG)
     if not path.is_file():
         return Hosts()
-    config = json.loads(path.read_text())
-    return Hosts(str(config["current_host"]), tuple(str(h) for h in config["hosts"]))
+    try:
+        config = json.loads(path.read_text())
+        hosts = Hosts(str(config["current_host"]), tuple(str(h) for h in config["hosts"]))
+        hosts.index  # noqa: B018 - the current host must be one of the hosts
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"resource config {path}: expected current_host and hosts (with it among them): "
+                         f"{type(err).__name__}: {err}") from None
+    return hosts
 
 
 def folder_host(folder: str, count: int) -> int:
@@ -80,8 +86,11 @@ def host_share(index: dict[str, dict], hosts: Hosts) -> dict[str, dict]:
 
 def read_manifest_prefix(path: Path) -> str:
     """The `{"prefix": "s3://..."}` every key of a ManifestFile is relative to."""
-    entries = json.loads(Path(path).read_text())
-    if not entries or not isinstance(entries[0], dict) or "prefix" not in entries[0]:
+    try:
+        entries = json.loads(Path(path).read_text())
+    except ValueError as err:
+        raise ValueError(f"manifest {path} is no JSON: {err}") from None
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict) or "prefix" not in entries[0]:
         raise ValueError(f"manifest {path} must start with {{'prefix': 's3://...'}}")
     return str(entries[0]["prefix"])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from steps import storage as st
@@ -17,6 +18,7 @@ from steps.s3inventory import InventoryError
 from steps.publish import PublishedShard, publish_shard, shard_items
 from steps.sharding import assign_shards, auto_shard_count
 
+PREFIXES_AT_ONCE = 8
 # A shard: its name, the folder its keys are relative to, and its objects by key.
 Shard = tuple[str, str, dict[str, st.ObjectInfo]]
 
@@ -50,7 +52,12 @@ def list_prefixes(settings: ListingSettings, storage: st.Storage, source_uri: st
     try:
         # A prefix is a group folder: its record folders are one level down.
         source = open_source(storage, source_uri, settings, default_depth=1)
-        return source, [list_prefix(source, source_uri, p) for _, p in prefixes]
+        if source.manifest is not None or len(prefixes) < 2:  # an inventory is read once, in memory
+            return source, [list_prefix(source, source_uri, p) for _, p in prefixes]
+        # Several prefixes at once (each listed concurrently too): a small prefix is one request,
+        # and 90 of them one after another would be 90 round trips.
+        with ThreadPoolExecutor(max_workers=min(PREFIXES_AT_ONCE, len(prefixes))) as pool:
+            return source, list(pool.map(lambda p: list_prefix(source, source_uri, p[1]), prefixes))
     except InventoryError as err:
         raise BadInput(str(err)) from None
 

@@ -135,6 +135,17 @@ class TestInvalidAutoShards:
         with pytest.raises(ConfigError, match=message):
             validate_config(data)
 
+    def test_a_target_of_nothing_is_refused(self):
+        import yaml
+
+        from pipeline.config.errors import ConfigError
+
+        data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+        data["stages"]["featurize"].update(macroshards="auto", target_shard_size=0)
+        with pytest.raises(ConfigError, match="stages.featurize.target_shard_size: Input should be greater than or "
+                                              "equal to 1000"):
+            validate_config(data)
+
     def test_max_concurrency_is_at_most_fifty(self):
         import yaml
 

@@ -285,3 +285,25 @@ def test_a_host_count_the_resource_config_does_not_match_exits_2(tmp_path, monke
     assert capsys.readouterr().err.strip().endswith(
         "--hosts 2, but the resource config names 1 host(s) (algo-1): the step and the job disagree on the "
         "instance count")
+
+
+@pytest.mark.parametrize("what, content, message", [
+    ("manifest", "not json", "manifest {dir}/m.manifest is no JSON"),
+    ("index", '{"a.hea": {"size": 1}}', "index {dir}/index.json: a.hea: every entry needs size and etag"),
+    ("resource", '{"hosts": ["algo-1"]}', "resource config {dir}/rc.json: expected current_host and hosts"),
+])
+def test_bad_job_inputs_exit_2_naming_the_file(tmp_path, monkeypatch, capsys, what, content, message):
+    from steps.featurize.__main__ import main
+    from steps.settings_file import write_settings
+
+    files = {"manifest": tmp_path / "m.manifest", "index": tmp_path / "index.json", "resource": tmp_path / "rc.json"}
+    files["manifest"].write_text(json.dumps([{"prefix": PREFIX}, "a.hea"]))
+    files["index"].write_text(json.dumps({"a.hea": {"size": 1, "etag": "e"}}))
+    files["resource"].write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    files[what].write_text(content)
+    monkeypatch.setenv("WAVEPIPE_RESOURCE_CONFIG", str(files["resource"]))
+    write_settings(tmp_path / "featurize.json", "featurize", FeaturizeSettings())
+    code = main(["--manifest", str(files["manifest"]), "--index", str(files["index"]), "--output",
+                 str(tmp_path / "o"), "--settings", str(tmp_path / "featurize.json")])
+    assert code == 2
+    assert message.format(dir=tmp_path) in capsys.readouterr().err
