@@ -170,7 +170,7 @@ class TestValidStreamedFeaturize:
         expected = step(
             "Featurize-shard-0002", "featurize",
             ["--manifest", f"{manifest}/shard-0002.manifest", "--output", OUT, "--shard", "shard-0002",
-             "--index", f"{INDEX}/index.json", "--record-cache", join(experiment(BASE), "record-cache", "<key>")],
+             "--index", f"{INDEX}/index.json", "--hosts", "2", "--record-cache", join(experiment(BASE), "record-cache", "<key>")],
             inputs=[s3_in("manifest", join(place, "shard-0002.manifest"), manifest),
                     s3_in("index", join(place, "index.json"), INDEX)],
             outputs=[s3_out("features", join(place, "features", "<key>"), OUT)])
