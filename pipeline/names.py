@@ -25,3 +25,8 @@ def stage_of(name: str) -> str:
     """`Featurize-shard-0001`, `FeaturizeShard-3`, `Featurize` -> `featurize`."""
     head = name.split("-", 1)[0]
     return head.removesuffix(BODY_SUFFIX).lower() if "-" in name else head.lower()
+
+
+def is_featurize_job(name: str) -> bool:
+    """A Featurize job's step: `Featurize-<shard>`, or an iteration `FeaturizeShard-<i>` (not the ForEach)."""
+    return stage_of(name) == "featurize" and "-" in name

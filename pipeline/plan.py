@@ -17,11 +17,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.config import Config
+from pipeline.names import is_featurize_job
 from steps import contract as c
-
-# Featurize steps: one per counted shard (`Featurize-<shard>`), or a ForEach's iterations
-# (`FeaturizeShard-<i>`, macroshards: auto).
-FEATURIZE_PREFIXES = ("Featurize-", "FeaturizeShard-")
 
 ALWAYS = {"Reconcile": "always runs: it reads a database and a listing that its cache key cannot see",
           "Listing": "always runs: it reads a listing that its cache key cannot see",
@@ -287,7 +284,7 @@ class _Planner:
         except (KeyError, TypeError):
             pass
         source = next((s for s in ("Reconcile", "Listing") if s in self.predicted), None)
-        if name.startswith(FEATURIZE_PREFIXES) and source:
+        if is_featurize_job(name) and source:
             files, _ = _shard_files(self.predicted[source], _arg(properties, c.ARG_SHARD), self.backend.storage)
             plan.bytes = _size(files)
         return plan
@@ -298,7 +295,7 @@ class _Planner:
         pipeline, storage = self.cfg.pipeline.name, self.backend.storage
         key = cache_key(self.backend.label, pipeline, name, arguments)
         files = sources = None
-        if name.startswith(FEATURIZE_PREFIXES):
+        if is_featurize_job(name):
             source = next(s for s in ("Reconcile", "Listing") if s in self.predicted)
             files, sources = _shard_files(self.predicted[source], _arg(arguments, c.ARG_SHARD), storage)
             # The step's output folder is named by the featurize key (code, settings, image, environment).
@@ -337,7 +334,7 @@ def _plan_combine(arguments: dict, predicted: dict, runs: set[str], storage) -> 
     from steps.combine.published import read_digest
     from steps.storage import join_uri
 
-    featurizing = sorted(r for r in runs if r.startswith(FEATURIZE_PREFIXES))
+    featurizing = sorted(r for r in runs if is_featurize_job(r))
     if featurizing:
         return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; combines anew after {', '.join(featurizing)}")
     source = next(s for s in ("Reconcile", "Listing") if s in predicted)

@@ -23,11 +23,11 @@ STAGES = ("Reconcile", "Listing", "Featurize", "Combine", "Encode")
 
 
 def stage_of(step: str) -> str:
-    """The stage a step belongs to (every `Featurize-<shard>`, and every ForEach iteration
-    `FeaturizeShard-<i>`, is Featurize)."""
-    from pipeline.plan import FEATURIZE_PREFIXES
+    """The stage a step belongs to, as the table names it (every `Featurize-<shard>`, and every
+    ForEach iteration `FeaturizeShard-<i>`, is Featurize)."""
+    from pipeline.names import stage_of as stage
 
-    return "Featurize" if step.startswith(FEATURIZE_PREFIXES) else step
+    return stage(step).capitalize()
 
 
 def _featurized(step, full: bool) -> int:

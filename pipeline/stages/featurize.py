@@ -18,6 +18,8 @@ Cost follows change twice over:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Annotated, Literal, Union
 
@@ -160,8 +162,6 @@ def featurize_key(ctx: BuildContext) -> str:
     count = ctx.cfg.stages.featurize.instance_count
     if count == 1:
         return key
-    import hashlib
-
     return hashlib.sha256(f"{key}/hosts={count}".encode()).hexdigest()[:16]
 
 
@@ -184,9 +184,6 @@ TRANSPORT_SETTINGS = ("read_mode", "stream")
 def record_cache_key(ctx: BuildContext) -> str:
     """A hash of what decides a record's rows: code, settings (but how records are fetched),
     image, environment."""
-    import hashlib
-    import json
-
     from pipeline.stages.common import environment
 
     settings = {k: v for k, v in ctx.registry[NAME].container_settings(ctx.cfg).items() if k not in TRANSPORT_SETTINGS}

@@ -36,13 +36,13 @@ def _record_line(text: str) -> list[str]:
     return []
 
 
-def _body_lines(text: str) -> list[list[str]]:
+def body_lines(text: str) -> list[list[str]]:
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln.split() for ln in lines if ln and not ln.startswith("#")]
     return lines[1:]
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         # latin-1 never fails to decode: a binary or corrupt header still yields a record,
         # and the worker's wfdb parse turns it into an error row.
@@ -73,7 +73,7 @@ SAMPLE_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.
 def _data_size(directory: Path, texts: dict[str, str], name: str) -> tuple[int, int]:
     """(bytes, estimated samples) of the data files a header names."""
     files: dict[str, str] = {}
-    for tokens in _body_lines(texts.get(name, "")):
+    for tokens in body_lines(texts.get(name, "")):
         if len(tokens) > 1 and tokens[0] != "~":
             files.setdefault(tokens[0], re.split(r"[x:+]", tokens[1])[0])
     size = samples = 0
@@ -93,14 +93,14 @@ def _sizes(directory: Path, texts: dict[str, str], names) -> tuple[int, int]:
 
 
 def _directory_records(root: Path, directory: Path, names: list[str], shard: str) -> list[RecordRef]:
-    texts = {name: _read_text(directory / f"{name}.hea") for name in names}
+    texts = {name: read_text(directory / f"{name}.hea") for name in names}
     rel_dir = directory.relative_to(root)
     group = _group(rel_dir, shard)
     masters: dict[str, list[tuple[str, int]]] = {}
     for name in names:
         tokens = _record_line(texts[name])
         if tokens and "/" in tokens[0]:
-            entries = [(t[0], int(t[1]) if len(t) > 1 and t[1].isdigit() else -1) for t in _body_lines(texts[name])]
+            entries = [(t[0], int(t[1]) if len(t) > 1 and t[1].isdigit() else -1) for t in body_lines(texts[name])]
             masters[name] = entries
     # A segment named by a path that leads back into this folder (`../3000003/3000003_0002`) is
     # still the master's: claimed here, it is that master's error row, not a record of its own.

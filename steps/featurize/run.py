@@ -151,6 +151,8 @@ def _run_streamed(items: list, function: Callable[..., Any], options: dict[str, 
     # making a client costs more than a small microshard's transfer.
     key = (stream.options, os.environ.get(ENV_S3_ROOT), os.environ.get("AWS_ENDPOINT_URL"))
     if key not in _FETCHERS:
+        for old in _FETCHERS.values():  # another job's (a reused worker): its transfer threads end here
+            old.close()
         _FETCHERS.clear()
         _FETCHERS[key] = fetcher_from_env(stream.options)
     prefetcher = Prefetcher(_FETCHERS[key], Path(stream.skeleton), stream.options)

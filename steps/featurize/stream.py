@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
 from steps.contract import ENV_RESOURCE_CONFIG, RESOURCE_CONFIG
-from steps.featurize.discovery import _body_lines, _read_text
+from steps.featurize.discovery import body_lines, read_text
 from steps.featurize.fetch import Fetcher, FetchError, ObjectRef
 from steps.featurize.records import RecordRef
 from steps.featurize.settings import StreamSettings
@@ -139,7 +139,7 @@ class RecordObjects:
 
 
 def _data_names(path: Path) -> list[str]:
-    return [t[0] for t in _body_lines(_read_text(path)) if len(t) > 1 and t[0] != "~"]
+    return [t[0] for t in body_lines(read_text(path)) if len(t) > 1 and t[0] != "~"]
 
 
 def record_objects(record: RecordRef, root: Path, prefix: str, index: dict[str, dict]) -> RecordObjects:
@@ -149,7 +149,7 @@ def record_objects(record: RecordRef, root: Path, prefix: str, index: dict[str, 
     folder = PurePosixPath(record.header).parent
     names = [PurePosixPath(record.header).stem, *record.segments]
     if record.kind == "multi":
-        names += [t[0] for t in _body_lines(_read_text(root / record.header)) if t and t[0] != "~"]
+        names += [t[0] for t in body_lines(read_text(root / record.header)) if t and t[0] != "~"]
     headers, data = {record.header}, set()
     for name in names:
         header = os.path.normpath((folder / f"{name}.hea").as_posix())
