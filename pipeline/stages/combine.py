@@ -37,6 +37,9 @@ class CombineStage(StageInfra, CombineSettings):
     run_when_shards_fail: bool = Field(
         False, description="Run Combine when some Featurize steps failed (StepDependency ANY)."
     )
+    require_all_shards: bool | None = Field(
+        None, description="Fail when a shard is missing, failed or invalid (after writing what exists). Default: "
+        "true, unless run_when_shards_fail (then Combine combines what exists and reports the rest).")
 
 
 def derived_settings(cfg: Config) -> dict:
@@ -47,8 +50,7 @@ def derived_settings(cfg: Config) -> dict:
     the shard's error fraction is decided here) or invalid shard is an inconsistency, and a
     Combine that succeeded over part of the data would be served as the whole."""
     section = cfg.stages.combine
-    required = section.require_all_shards if "require_all_shards" in section.model_fields_set \
-        else not section.run_when_shards_fail
+    required = not section.run_when_shards_fail if section.require_all_shards is None else section.require_all_shards
     return {"expected_shards": cfg.stages.featurize.shard_names(), "require_all_shards": required}
 
 

@@ -94,8 +94,8 @@ class CombineSettings(BaseModel):
     )
     require_all_shards: bool = Field(
         default=False,
-        description="Exit 1 (after writing what exists) when an expected shard is missing, failed or invalid. "
-        "In a pipeline it defaults to true unless run_when_shards_fail is (the builder fills it in).",
+        description="Exit 1 (after writing what exists) when an expected shard is missing, failed or invalid "
+        "(in a pipeline the builder decides it: see stages.combine.require_all_shards).",
     )
     required_columns: list[str] = Field(
         default_factory=lambda: list(FEATURE_COLUMNS),
