@@ -264,13 +264,14 @@ def measure(job: dict) -> int:
 
     storage = st.S3Storage(max_connections=job["threads"] + 4)
     counter = Requests(storage.client)
-    listed = hashlib.sha256()
+    listed, hashed_keys = hashlib.sha256(), [0]
     listing = storage.list
 
     def hashed(*args, **kwargs):
         # The key stream itself, in order: every listing mode must give the same digest.
         for obj in listing(*args, **kwargs):
             listed.update(obj.uri.encode() + b"\n")
+            hashed_keys[0] += 1
             yield obj
 
     storage.list = hashed
@@ -294,7 +295,7 @@ def measure(job: dict) -> int:
     print(json.dumps({"seconds": round(seconds, 2), "requests": http, "objects": found.objects_listed,
                       "artifacts": len(found.artifacts), "client_cpu_s": round(cpu, 2),
                       "client_cpu_ms_per_request": round(1000 * cpu / max(1, http), 2),
-                      "sha256": listed.hexdigest()[:16],
+                      "sha256": listed.hexdigest()[:16] if hashed_keys[0] else None,  # None: not listed
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
     return 0
 
