@@ -105,3 +105,45 @@ class TestInvalidStorage:
             storage.copy("s3://bucket/nope", "s3://bucket/dst", size=1)
         with pytest.raises(FileNotFoundError, match="s3://bucket/nope"):
             storage.copy("s3://bucket/nope", "s3://bucket/dst")  # the managed (multipart) copy
+
+
+class TestCheapListingCheck:
+    """The listing client checks ListObjectsV2 bodies itself (botocore's extra parse is a
+    quarter of its CPU); what botocore's check catches is still caught, other operations keep it."""
+
+    @pytest.fixture
+    def check(self):
+        import boto3
+
+        client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+        st._cheap_listing_check(client)
+        model = client.meta.service_model
+
+        def run(operation: str, status: int, body: bytes) -> int:
+            response = {"status_code": status, "body": body, "headers": {}}
+            client.meta.events.emit(f"before-parse.s3.{operation}", operation_model=model.operation_model(operation),
+                                    response_dict=response, customized_response_dict={})
+            return response["status_code"]
+
+        return run
+
+    def test_a_whole_page_passes(self, check):
+        page = b'<?xml version="1.0"?><ListBucketResult><KeyCount>0</KeyCount></ListBucketResult>\n'
+        assert check("ListObjectsV2", 200, page) == 200
+
+    @pytest.mark.parametrize("body", [
+        b'<?xml version="1.0"?><ListBucketResult><Contents><Key>a</Key>',  # cut short
+        b'<?xml version="1.0"?><Error><Code>InternalError</Code></Error>',  # an error sent as 200
+    ])
+    def test_what_botocore_would_retry_is_retried(self, check, body):
+        assert check("ListObjectsV2", 200, body) == 500
+
+    def test_other_operations_keep_botocores_check(self, check):
+        error = b'<?xml version="1.0"?><Error><Code>InternalError</Code></Error>'
+        assert check("CopyObject", 200, error) == 500
+        assert check("CopyObject", 200, b'<?xml version="1.0"?><CopyObjectResult></CopyObjectResult>') == 200
+
+    def test_a_listing_page_is_not_parsed_twice(self, check):
+        # botocore's own check would parse this (and retry it as a 500); the listing check only
+        # looks at the bytes, so the page goes straight to the one real parse.
+        assert check("ListObjectsV2", 200, b"not xml </ListBucketResult>") == 200
