@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from pipeline import sizing_data as data
 from pipeline.config import Config
+from pipeline.names import stage_of as stage_name
 from pipeline.sizing import Catalog, StageCost, Throughput, UnknownInstance, featurize_time, select_throughput, \
     stage_cost
 from steps import contract as c
@@ -25,9 +26,7 @@ STAGES = ("Reconcile", "Listing", "Featurize", "Combine", "Encode")
 def stage_of(step: str) -> str:
     """The stage a step belongs to, as the table names it (every `Featurize-<shard>`, and every
     ForEach iteration `FeaturizeShard-<i>`, is Featurize)."""
-    from pipeline.names import stage_of as stage
-
-    return stage(step).capitalize()
+    return stage_name(step).capitalize()
 
 
 def _featurized(step, full: bool) -> int:

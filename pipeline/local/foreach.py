@@ -17,12 +17,13 @@ name, so items that change position run again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.definition import iteration_name
 from pipeline.local.definition import Step
 from pipeline.local.expressions import ExpressionError, Scope, evaluate
+from pipeline.local.graph import Outcome
 from pipeline.local.results import StepResult, StepState
 
 
@@ -39,6 +40,16 @@ class Iteration:
     @property
     def name(self) -> str:
         return iteration_name(self.body.name, self.index)
+
+
+@dataclass
+class FanOut:
+    """A ForEach step while its iterations run."""
+
+    children: list[str]  # its iterations' names, item by item
+    items: int
+    began: float  # time.monotonic() when it expanded
+    active: set[str] = field(default_factory=set)  # handed out to run and not ended yet
 
 
 def resolve_items(step: Step, scope: Scope) -> list:
@@ -67,7 +78,7 @@ def iterations(step: Step, items: list) -> list[Iteration]:
 
 def aggregate(children: list[StepResult], items: int) -> tuple[StepState, str | None, dict]:
     """The ForEach step's final state, reason and properties from its iterations' results."""
-    succeeded = [c for c in children if c.state.outcome is not None and c.state.outcome.value == "Completed"]
+    succeeded = [c for c in children if c.state.outcome is Outcome.COMPLETED]
     failed = [c for c in children if c.state in (StepState.FAILED, StepState.SKIPPED)]
     stopped = [c for c in children if c.state is StepState.STOPPED]
     if failed:
@@ -77,8 +88,8 @@ def aggregate(children: list[StepResult], items: int) -> tuple[StepState, str | 
         state, reason = StepState.STOPPED, f"{len(stopped)} of {len(children)} iterations stopped"
     else:
         state, reason = StepState.SUCCEEDED, None
-    status = {StepState.SUCCEEDED: "Succeeded", StepState.FAILED: "Failed", StepState.STOPPED: "Stopped"}[state]
-    properties = {"Status": status, "InputItemCount": items, "TotalStepCount": len(children),
+    # state.value is Succeeded, Failed or Stopped: the service's ForEachStatus values.
+    properties = {"Status": state.value, "InputItemCount": items, "TotalStepCount": len(children),
                   "SucceededStepCount": len(succeeded), "FailedStepCount": len(failed),
                   "StoppedStepCount": len(stopped)}
     return state, reason, properties

@@ -28,7 +28,7 @@ from pipeline.local.plan import check_only, plan_start
 from pipeline.local.progress import Progress, print_table, progress_files
 from pipeline.local.properties import describe, job_name, read_property_file, timestamp
 from pipeline.local.results import RunResult, StepState
-from pipeline.local.foreach import Iteration, aggregate, iterations, resolve_items
+from pipeline.local.foreach import FanOut, Iteration, aggregate, iterations, resolve_items
 from pipeline.local.scheduler import Answer, Expand, Work, machine_cores, run_concurrently
 from pipeline.local.state import ExecutionStatus, ExecutionStore
 from steps.storage import split_uri
@@ -110,9 +110,7 @@ class _Run:
         self.execution = Execution(self.start, self.graph.order, fields, store,
                                    self.backend.where, self.progress)
         self.iterations: dict[str, Iteration] = {}  # ForEach iterations, by name, once expanded
-        self.expanded: dict[str, list[str]] = {}  # ForEach step -> its iterations' names
-        self.items: dict[str, tuple[int, float]] = {}  # ForEach step -> its item count, when it began
-        self.active: dict[str, set[str]] = {}  # ForEach step -> iterations handed out, not yet ended
+        self.fan_outs: dict[str, FanOut] = {}  # ForEach steps that expanded, by name
 
     def execute(self, assets: dict[str, bytes], max_parallel: int | None, cores: int) -> RunResult:
         began = time.monotonic()
@@ -154,7 +152,7 @@ class _Run:
         self.execution.interrupted()
 
     def _poll(self, name: str) -> Work | Answer | Expand:
-        if name in self.expanded:
+        if name in self.fan_outs:
             return self._settle_for_each(name)  # running its iterations
         if self.execution.results[name].state is not StepState.PENDING:
             return Answer.SETTLED  # reused or not selected: settled before the run
@@ -198,18 +196,16 @@ class _Run:
             self.execution.settle(step.name, StepState.FAILED, f"cannot resolve its items: {err}")
             return Answer.SETTLED
         children = iterations(step, items)
-        self.items[step.name] = (len(items), time.monotonic())
-        self.expanded[step.name] = [child.name for child in children]
-        self.active[step.name] = set()
+        fan_out = self.fan_outs[step.name] = FanOut([child.name for child in children], len(items), time.monotonic())
         self.iterations.update({child.name: child for child in children})
-        self.execution.expand(step.name, self.expanded[step.name])
+        self.execution.expand(step.name, fan_out.children)
         self.progress.note(f"{step.name}: {len(items)} items, at most {step.for_each.max_concurrency} at once")
-        return Expand(self.expanded[step.name])
+        return Expand(fan_out.children)
 
     def _poll_iteration(self, child: Iteration) -> Work | Answer:
         # Handed out and not ended: a Work counts before its thread marks it running. Only these
         # (at most MaxConcurrency) are looked at, so thousands of iterations poll cheaply.
-        active = self.active[child.parent]
+        active = self.fan_outs[child.parent].active
         active -= {n for n in active if self.execution.results[n].state.outcome is not None}
         if len(active) >= self.definition.steps[child.parent].for_each.max_concurrency:
             return Answer.WAIT  # MaxConcurrency: the next iteration starts when one ends
@@ -219,12 +215,12 @@ class _Run:
         return answer
 
     def _settle_for_each(self, name: str) -> Answer:
-        children = [self.execution.results[n] for n in self.expanded[name]]
+        fan_out = self.fan_outs[name]
+        children = [self.execution.results[n] for n in fan_out.children]
         if any(c.state.outcome is None for c in children):
             return Answer.WAIT
-        count, began = self.items[name]
-        state, reason, properties = aggregate(children, count)
-        self.execution.aggregate(name, state, reason, properties, time.monotonic() - began)
+        state, reason, properties = aggregate(children, fan_out.items)
+        self.execution.aggregate(name, state, reason, properties, time.monotonic() - fan_out.began)
         return Answer.SETTLED
 
     def _scope(self, name: str, item=None) -> Scope:

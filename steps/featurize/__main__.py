@@ -75,14 +75,13 @@ def _downloaded(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:
                        "whole shard; set stages.featurize.read_mode: stream (or instance_count: 1)")
     if not args.input.is_dir():
         raise BadInput(f"input folder {args.input} does not exist")
-    from steps.featurize.cache import read_index
+    from steps.featurize.cache import BadIndex
 
     try:
-        read_index(args.index)  # checked before any work; featurize reads it again
-    except ValueError as err:
+        return featurize(args.input, args.output, settings, jobs=args.jobs, shard=args.shard, index=args.index,
+                         record_cache=args.record_cache)
+    except BadIndex as err:  # read before any record is featurized
         raise BadInput(str(err)) from None
-    return featurize(args.input, args.output, settings, jobs=args.jobs, shard=args.shard, index=args.index,
-                     record_cache=args.record_cache)
 
 
 def _streamed(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:

@@ -39,6 +39,10 @@ log = logging.getLogger("steps.featurize.cache")
 FORMAT = 1  # bump when the pickled layout changes: old entries are then simply not found
 
 
+class BadIndex(ValueError):
+    """A shard's index.json that is no index; the message names the file."""
+
+
 def read_index(path: Path | None) -> dict[str, dict]:
     """The shard's `index.json` (relative key -> size, ETag), or {} without one."""
     if path is None or not Path(path).is_file():
@@ -46,11 +50,11 @@ def read_index(path: Path | None) -> dict[str, dict]:
     try:
         index = json.loads(Path(path).read_text())
     except ValueError as err:
-        raise ValueError(f"index {path} is no JSON: {err}") from None
+        raise BadIndex(f"index {path} is no JSON: {err}") from None
     bad = next((key for key, entry in index.items() if not isinstance(entry, dict) or not {"size", "etag"} <= set(entry)),
                None) if isinstance(index, dict) else "(the whole file)"
     if bad is not None:
-        raise ValueError(f"index {path}: {bad}: every entry needs size and etag (as Reconcile and the listing "
+        raise BadIndex(f"index {path}: {bad}: every entry needs size and etag (as Reconcile and the listing "
                          "step publish them)")
     return index
 

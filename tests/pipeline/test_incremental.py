@@ -77,6 +77,14 @@ def failed_folders(workdir: Path, step: str) -> set[str]:
     return {r.removesuffix("n") for r in errors["record"]}
 
 
+def flip_a_byte(workdir: Path) -> None:
+    """One byte of record 3000001's first segment changes (its size does not)."""
+    data = workdir / SAMPLE / "mimic3wdb/30/3000001/3000001_0001.dat"
+    raw = bytearray(data.read_bytes())
+    raw[100] ^= 0xFF
+    data.write_bytes(bytes(raw))
+
+
 def write_record(folder: Path, name: str, seed: int) -> None:
     """A single-segment WFDB record written by wfdb itself."""
     import wfdb
@@ -123,10 +131,7 @@ class TestValidIncremental:
 
     def test_one_changed_byte_reruns_one_shard_and_one_record(self, eight_shards):
         workdir, overlay = eight_shards
-        data = workdir / SAMPLE / "mimic3wdb/30/3000001/3000001_0001.dat"
-        raw = bytearray(data.read_bytes())
-        raw[100] ^= 0xFF
-        data.write_bytes(bytes(raw))
+        flip_a_byte(workdir)
         assert run(workdir, "--overlay", str(overlay)) == 0
         [step] = ran(workdir)
         report = featurize_reports(workdir)[step]
@@ -189,10 +194,7 @@ class TestValidAutoShards:
 
     def test_one_changed_byte_reruns_one_iteration(self, auto_shards):
         workdir, overlay = auto_shards
-        data = workdir / SAMPLE / "mimic3wdb/30/3000001/3000001_0001.dat"
-        raw = bytearray(data.read_bytes())
-        raw[100] ^= 0xFF
-        data.write_bytes(bytes(raw))
+        flip_a_byte(workdir)
         assert run(workdir, "--overlay", str(overlay)) == 0
         [step] = ran(workdir, "FeaturizeShard")  # the other 7 iterations are cache hits
         assert featurize_reports(workdir)[step]["artifacts_featurized"] == 1 + len(failed_folders(workdir, step) - {"3000001"})
@@ -211,10 +213,7 @@ class TestValidAutoShardsWithoutReconcile:
         report = json.loads((output_dir(workdir, "Listing", "listing") / "report.json").read_text())
         assert report["macroshards"] == 8
         assert len(ran(workdir, "FeaturizeShard")) == 8 and len(set(summary(workdir)["artifact"])) == 24
-        data = workdir / SAMPLE / "mimic3wdb/30/3000001/3000001_0001.dat"
-        raw = bytearray(data.read_bytes())
-        raw[100] ^= 0xFF
-        data.write_bytes(bytes(raw))
+        flip_a_byte(workdir)
         assert run(workdir, "--overlay", str(overlay)) == 0
         assert len(ran(workdir, "FeaturizeShard")) == 1
 
