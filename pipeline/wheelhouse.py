@@ -76,13 +76,36 @@ def find_python(version: str) -> str | None:
     return next((c for c in candidates if c and _version(c) == version), None)
 
 
+def target_environment(python: str) -> dict[str, str]:
+    """PEP 508 marker values of the jobs' interpreter: CPython `python` on Linux x86_64."""
+    return {"python_version": python, "python_full_version": f"{python}.0", "sys_platform": "linux",
+            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
+            "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+
+
+def target_requirements(requirements: Path, python: str) -> list[str]:
+    """The exact pins of `requirements` (the lock's export: every package of the closure, with
+    environment markers) that apply on the jobs' interpreter, markers evaluated for it here."""
+    from packaging.requirements import Requirement
+
+    pins = []
+    for line in requirements.read_text().replace("\\\n", " ").splitlines():
+        line = line.split("#", 1)[0].split(" --hash", 1)[0].strip()
+        if not line:
+            continue
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate(target_environment(python)):
+            pins.append(f"{req.name}{req.specifier}")
+    return pins
+
+
 def download_command(wheelhouse: Wheelhouse, requirements: Path, dest: Path, python: str = "python3") -> list[str]:
-    """`pip download` of every requirement and dependency as wheels for the target (never sdists:
-    nothing is compiled, and what was built here could not run there), run by `python`, an
-    interpreter of the target version: pip evaluates environment markers against the Python
-    that runs it, whatever `--python-version` says (awswrangler needs `setuptools;
-    python_version >= "3.12"`, which a 3.11 pip leaves out of a 3.12 wheelhouse)."""
-    argv = [python, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+    """`pip download` of exactly the pinned wheels for the target (never sdists: nothing is
+    compiled, and what was built here could not run there). `requirements` holds the target's
+    pins, markers already evaluated (`target_requirements`): the export is the whole closure, so
+    pip resolves nothing (`--no-deps`) and any Python can build any target's wheelhouse (pip would
+    evaluate markers against its own interpreter, whatever `--python-version` says)."""
+    argv = [python, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
             "--only-binary=:all:", "--implementation", wheelhouse.implementation,
             "--python-version", wheelhouse.python]
     for platform in wheelhouse.platforms:
@@ -100,22 +123,20 @@ def default_cache() -> Path:
 def build(wheelhouse: Wheelhouse, cache: Path | None = None, requirements: Path = REQUIREMENTS,
           python: str | None = None) -> Path:
     """The wheelhouse's folder, downloaded unless this machine already has it complete; `python`
-    (default: found by `find_python`) is an interpreter of the wheelhouse's Python."""
+    (default: this one) runs pip, whatever the wheelhouse's Python."""
     if hashlib.sha256(requirements.read_bytes()).hexdigest() != wheelhouse.requirements_sha256:
         raise WheelhouseError(f"{requirements} is not the requirements file this wheelhouse is for")
     folder = (cache or default_cache()) / wheelhouse.key
     if (folder / MARKER).is_file():
         return folder
-    python = python or find_python(wheelhouse.python)
-    if python is None:
-        raise WheelhouseError(f"building the wheelhouse for Python {wheelhouse.python} needs python{wheelhouse.python} "
-                              "on this machine (pip evaluates environment markers against the interpreter that runs "
-                              "it); install it, e.g. with pyenv or uv")
     partial = folder.with_name(f"{wheelhouse.key}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    proc = subprocess.run(download_command(wheelhouse, requirements, partial, python), capture_output=True,
-                          text=True)
+    pins = partial.with_name(partial.name + ".txt")
+    pins.write_text("\n".join(target_requirements(requirements, wheelhouse.python)) + "\n")
+    proc = subprocess.run(download_command(wheelhouse, pins, partial, python or sys.executable),
+                          capture_output=True, text=True)
+    pins.unlink()
     if proc.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         detail = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("WARNING"))[-1500:]

@@ -1,108 +1,127 @@
-"""The container's requirements (installed at job start on managed images, and by the
-Dockerfile) pin exactly the project's runtime dependencies, minus the builder-only ones,
-each pin inside pyproject.toml's range; and they resolve, as wheels for the image's platform, for
-every Python the project claims and for the default image's."""
+"""One lock, three places. uv.lock is the one resolution (pyproject.toml's ranges, every Python
+requires-python accepts); the venv the README's commands make is synced from it, and the jobs'
+steps/requirements.txt is its export (the Dockerfile, the wheelhouse `upsert` uploads and
+`local --install-requirements` all install that). These tests fail when any of them drifts, naming
+the command that moves them forward together (`bash .ci/lock`)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
-from pathlib import Path
+from importlib.metadata import PackageNotFoundError, version
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag, parse_tag
 
-from pipeline.images import IMPLEMENTATION, PLATFORMS, SUPPORTED_PYTHONS, managed_python
+from pipeline.images import SUPPORTED_PYTHONS, managed_python
+from pipeline.wheelhouse import REQUIREMENTS, target_requirements
 from tests.conftest import ROOT
 
-BUILDER_ONLY = {"sagemaker", "pyyaml"}
+BUILDER_ONLY = {"sagemaker"}
+RELOCK = "run 'bash .ci/lock' and commit uv.lock and steps/requirements.txt"
 
 
-def requirements(lines) -> dict[str, Requirement]:
-    out = {}
-    for line in lines:
-        line = line.split("#", 1)[0].strip()
-        if line:
-            req = Requirement(line)
-            out[re.sub(r"[-_.]+", "-", req.name).lower()] = req
-    return out
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def test_container_pins_every_runtime_dependency_within_its_range():
-    project = requirements(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
-    runtime = {k: v for k, v in project.items() if k not in BUILDER_ONLY}
-    container = requirements((ROOT / "steps" / "requirements.txt").read_text().splitlines())
-    assert sorted(container) == sorted(runtime)
-    for name, req in container.items():
-        (spec,) = req.specifier
-        assert spec.operator == "==", f"{name}: pin an exact version, not {spec}"
-        assert runtime[name].specifier.contains(spec.version), f"{name} {spec.version} outside {runtime[name].specifier}"
+def uv() -> str:
+    import uv as uv_package
+
+    return uv_package.find_uv_bin()
 
 
-def test_dockerfile_installs_the_container_requirements():
+def lock() -> dict:
+    return tomllib.loads((ROOT / "uv.lock").read_text())
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def pins(python: str) -> dict[str, str]:
+    """name -> version of the jobs' requirements that apply on CPython `python` (Linux x86_64)."""
+    return {norm(Requirement(p).name): next(iter(Requirement(p).specifier)).version
+            for p in target_requirements(REQUIREMENTS, python)}
+
+
+def test_the_lock_is_current_with_pyproject():
+    proc = subprocess.run([uv(), "lock", "--check", "--offline"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, f"uv.lock is stale against pyproject.toml: {RELOCK}\n{proc.stderr[-800:]}"
+
+
+def test_the_jobs_requirements_are_the_locks_export(tmp_path):
+    out = tmp_path / "requirements.txt"
+    subprocess.run(["bash", str(ROOT / ".ci" / "export-requirements"), str(out)], cwd=ROOT, check=True,
+                   env={"PATH": "/usr/bin:/bin", "UV": uv()})
+    assert out.read_text() == REQUIREMENTS.read_text(), f"steps/requirements.txt is not uv.lock's export: {RELOCK}"
+
+
+def test_every_runtime_dependency_is_pinned_inside_its_range_for_every_python():
+    ranges = {norm(Requirement(r).name): Requirement(r).specifier for r in pyproject()["project"]["dependencies"]}
+    for python in SUPPORTED_PYTHONS:
+        pinned = pins(python)
+        for name, spec in ranges.items():
+            if name in BUILDER_ONLY:
+                assert name not in pinned, f"{name} is the builder's, not the jobs'"
+            else:
+                assert spec.contains(pinned[name]), f"{name} {pinned.get(name)} outside {spec} (Python {python})"
+
+
+def test_every_python_gets_the_same_versions():
+    # fork-strategy = "fewest": a 3.11 laptop and a 3.12 job compute with the same numpy.
+    versions = [pins(python) for python in SUPPORTED_PYTHONS]
+    shared = set.intersection(*(set(v) for v in versions))
+    assert {name: {v[name] for v in versions} for name in shared} == {name: {versions[0][name]} for name in shared}
+
+
+def test_this_environment_runs_exactly_the_locked_versions():
+    """The laptop's (and CI's) venv and the jobs install the same numpy, pandas, pyarrow, wfdb ..."""
+    python = "%d.%d" % __import__("sys").version_info[:2]
+    drift = {}
+    for name, pinned in pins(python).items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = None
+        if installed != pinned:
+            drift[name] = (installed, pinned)
+    assert not drift, f"installed vs locked {drift}: sync the venv with the README's command"
+
+
+@pytest.mark.parametrize("python", sorted(set(SUPPORTED_PYTHONS)))
+def test_every_pin_has_a_wheel_for_the_jobs_platform(python):
+    """Offline, from the lock's wheel list: what `upsert`'s wheelhouse downloads exists for every
+    Python the project claims on manylinux x86_64 (the managed image's glibc is 2.39)."""
+    accepted = {Tag(interp, abi, plat) for interp in (f"cp{python.replace('.', '')}", f"py{python.replace('.', '')}", "py3")
+                for abi in (f"cp{python.replace('.', '')}", "abi3", "none")
+                for plat in ("any", "manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_27_x86_64",
+                             "manylinux_2_28_x86_64")}
+    accepted |= {Tag(f"cp3{minor}", "abi3", plat) for minor in range(2, int(python.split(".")[1]) + 1)
+                 for plat in ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")}
+    wheels = {norm(p["name"]): [w["url"].rsplit("/", 1)[1] for w in p.get("wheels", [])] for p in lock()["package"]}
+    missing = []
+    for name in pins(python):
+        tags = [parse_tag("-".join(w[:-4].split("-")[-3:])) for w in wheels[name]]
+        if not any(tag & accepted for tag in tags):
+            missing.append(name)
+    assert not missing, f"no wheel for CPython {python} manylinux x86_64 in uv.lock: {missing}"
+
+
+def test_dockerfile_installs_the_jobs_requirements():
     assert "steps/requirements.txt" in (ROOT / "Dockerfile").read_text()
 
 
-# --- Python versions: requires-python, the README and the pins agree (issue 12) -------------------
-
-
-def default_image_python() -> str:
+def test_requires_python_and_readme_claim_exactly_the_supported_pythons():
     from pipeline.config.models import ImageConfig
 
-    image = ImageConfig()
-    return managed_python(image.framework, image.framework_version)
-
-
-def test_requires_python_and_readme_claim_exactly_the_supported_pythons():
-    from packaging.specifiers import SpecifierSet
-
-    spec = SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    spec = SpecifierSet(pyproject()["project"]["requires-python"])
     claimed = tuple(f"3.{minor}" for minor in range(6, 16) if spec.contains(f"3.{minor}.0"))
     assert claimed == SUPPORTED_PYTHONS
-    assert f"Python {SUPPORTED_PYTHONS[0]} to {SUPPORTED_PYTHONS[-1]}" in (ROOT / "README.md").read_text()
-    assert default_image_python() in SUPPORTED_PYTHONS
-
-
-def resolve(python: str, cache: Path) -> dict:
-    """pip's resolution of steps/requirements.txt for a CPython on the image's platform, as
-    wheels only, from PyPI metadata (PEP 658: no wheel is downloaded), run by an interpreter of
-    that Python (pip evaluates environment markers against its own). Kept per (requirements,
-    target) in `cache`: resolving the 64 packages takes ~25 s per Python."""
-    import hashlib
-    import json
-    import subprocess
-
-    from pipeline.wheelhouse import find_python
-
-    requirements = ROOT / "steps" / "requirements.txt"
-    key = hashlib.sha256(requirements.read_bytes() + f"{python}{PLATFORMS}{IMPLEMENTATION}".encode()).hexdigest()[:16]
-    report = cache / f"resolved-{key}.json"
-    if report.is_file():
-        return json.loads(report.read_text())
-    interpreter = find_python(python)
-    if interpreter is None:
-        pytest.skip(f"no python{python} on this machine to resolve the pins with (pyenv install {python})")
-    cache.mkdir(parents=True, exist_ok=True)
-    argv = [interpreter, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-            "--disable-pip-version-check", "--report", str(report) + ".partial",
-            "--target", str(cache / "never-written"),  # pip 23 wants it with --python-version
-            "--only-binary=:all:", "--implementation", IMPLEMENTATION, "--python-version", python,
-            *[arg for platform in PLATFORMS for arg in ("--platform", platform)], "-r", str(requirements)]
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0 and ("NewConnectionError" in proc.stderr or "Could not fetch URL" in proc.stderr):
-        pytest.skip(f"the package index is unreachable: {proc.stderr.strip()[-200:]}")
-    assert proc.returncode == 0, f"steps/requirements.txt does not resolve for Python {python}:\n{proc.stderr[-1500:]}"
-    Path(str(report) + ".partial").rename(report)
-    return json.loads(report.read_text())
-
-
-@pytest.mark.parametrize("python", sorted(set(SUPPORTED_PYTHONS) | {default_image_python()}))
-def test_pins_resolve_as_wheels_for_every_claimed_python_and_the_default_image(python):
-    from pipeline.wheelhouse import default_cache
-
-    report = resolve(python, default_cache().parent / "resolved")
-    installed = {re.sub(r"[-_.]+", "-", item["metadata"]["name"]).lower(): item["metadata"]["version"]
-                 for item in report["install"]}
-    pinned = requirements((ROOT / "steps" / "requirements.txt").read_text().splitlines())
-    for name, req in pinned.items():
-        assert installed.get(name) == next(iter(req.specifier)).version, name
+    assert SpecifierSet(lock()["requires-python"]) == spec
+    assert f"Python {SUPPORTED_PYTHONS[0]} or {SUPPORTED_PYTHONS[-1]}" in (ROOT / "README.md").read_text()
+    image = ImageConfig()
+    assert managed_python(image.framework, image.framework_version) in SUPPORTED_PYTHONS

@@ -28,10 +28,28 @@ from tests.steps.featurize import data as gen
 
 DEFAULT_PYTHON = managed_python(ImageConfig().framework, ImageConfig().framework_version)
 BASE = "s3://wavepipe-example/wavepipe/wavepipe-example"
-# What `python -m steps.combine` imports; the whole set (64 wheels, ~170 MB) would make this test
-# take minutes. That the whole set resolves for the image is checked by tests/test_requirements.py,
+# What `python -m steps.combine` imports; the whole set (66 wheels, ~170 MB) would make this test
+# take minutes. That the whole set has wheels for the image is checked by tests/test_requirements.py,
 # and `deploy.py local --install-requirements` runs the whole set the same way.
 COMBINE_NEEDS = ("numpy", "pandas", "pyarrow", "pydantic")
+
+
+def closure(names: tuple[str, ...]) -> set[str]:
+    """`names` and everything they depend on, from uv.lock's graph (the requirements file is the
+    lock's whole closure, downloaded with --no-deps: a subset must carry its dependencies)."""
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    graph = {p["name"]: [d["name"] for d in p.get("dependencies", [])]
+             for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+    out, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out.add(name)
+            todo += graph[name]
+    return out
 
 
 def overlay(tmp_path: Path, text: str) -> str:
@@ -99,7 +117,8 @@ def test_stage_runs_from_the_wheelhouse_installed_offline(tmp_path):
     python = find_python(DEFAULT_PYTHON)
     if python is None:
         pytest.skip(f"no python{DEFAULT_PYTHON} (the default image's) on this machine to build and install with")
-    pins = [line for line in REQUIREMENTS.read_text().splitlines() if line.split("==")[0] in COMBINE_NEEDS]
+    needed = closure(COMBINE_NEEDS)
+    pins = [line for line in REQUIREMENTS.read_text().splitlines() if line.split("==")[0] in needed]
     subset = tmp_path / "requirements.txt"
     subset.write_text("\n".join(pins) + "\n")
     spec = Wheelhouse.for_python(DEFAULT_PYTHON, subset)

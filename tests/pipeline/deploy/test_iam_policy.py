@@ -4,11 +4,14 @@ on the moto server with IAM enforcement on (`/moto-api/reset-auth`, the server s
 without any one of its S3 statements a step fails with AccessDenied on an operation that needs
 that statement's action.
 
-Where moto 5.2.5 does not enforce (said in the tests below): it authorizes every non-S3 call
-against the resource `*`, so a statement scoped to a secret, key, table or log group can never
-be matched there; CopyObject is authorized on its destination only; `s3:prefix` conditions are
-not evaluated (no request context); SageMaker's own calls for the jobs (CreateProcessingJob,
-PassRole, the job's logs, ECR pulls, VPC interfaces) are not made by a local run at all.
+S3 is authorized by tests/moto_iam.py (moto 5.2.6 asks for the operation's name, `s3:ListObjectsV2`,
+instead of the IAM action AWS checks, `s3:ListBucket`, and has no `s3:prefix` context): each
+operation's documented IAM action, and the policy's `s3:prefix` conditions evaluated against the
+request the step made. Where moto does not enforce (said in the tests below): it authorizes every
+non-S3 call against the resource `*`, so a statement scoped to a secret, key, table or log group can
+never be matched there; CopyObject is authorized on its destination only; SageMaker's own calls for
+the jobs (CreateProcessingJob, PassRole, the job's logs, ECR pulls, VPC interfaces) are not made by
+a local run at all.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.deploy import iam_policy
 from tests.conftest import REGION, ROOT
+from tests.moto_iam import S3_ACTIONS, s3_authorization
 from tests.pipeline.deploy.conftest import variant
 
 EXAMPLE = ROOT / "config" / "example.yaml"
@@ -203,9 +207,7 @@ class TestInvalidPolicy:
 
 # The S3 operations a run makes and the action each needs (HEAD has no error body: S3 answers
 # `403 Forbidden` there, elsewhere `AccessDenied`).
-S3_OPERATION_ACTION = {"ListObjectsV2": "s3:ListBucket", "GetObject": "s3:GetObject", "HeadObject": "s3:GetObject",
-                       "PutObject": "s3:PutObject", "CopyObject": "s3:PutObject",
-                       "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject"}
+S3_OPERATION_ACTION = S3_ACTIONS
 S3_STATEMENTS = ["ListBucketWavepipeExample", "ReadInputData", "ReadPipelineData", "WritePipelineData"]
 # Statements a local run cannot exercise: SageMaker makes these calls itself for the jobs.
 NOT_CALLED_LOCALLY = {"RunProcessingJobs", "PassRoleToProcessingJobs", "StartScheduledExecutions",
@@ -250,6 +252,8 @@ def enforced(moto_server, tmp_path_factory):
     deployer = iam.create_access_key(UserName="deployer")["AccessKey"]
     role = boto3.client("sts").assume_role(RoleArn=cfg.aws.role_arn, RoleSessionName="run")["Credentials"]
     set_auth(moto_server, "0")
+    authorization = s3_authorization()
+    authorization.__enter__()
     try:
         os.environ.update(AWS_ACCESS_KEY_ID=deployer["AccessKeyId"], AWS_SECRET_ACCESS_KEY=deployer["SecretAccessKey"])
         os.environ.pop("AWS_SESSION_TOKEN")
@@ -260,6 +264,7 @@ def enforced(moto_server, tmp_path_factory):
             "AWS_ACCESS_KEY_ID": role["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": role["SecretAccessKey"],
             "AWS_SESSION_TOKEN": role["SessionToken"]})
     finally:
+        authorization.__exit__(None, None, None)
         set_auth(moto_server, "inf")
         for key, value in saved.items():
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
@@ -304,22 +309,41 @@ class TestEnforcedOnMoto:
             self, enforced, monkeypatch, tmp_path, capsys, sid):
         policy = iam_policy.role_policy(enforced.cfg)
         [removed] = [s for s in policy["Statement"] if s["Sid"] == sid]
-        set_auth(enforced.endpoint, "inf")
-        put_role_policy(enforced.cfg, {**policy, "Statement": [s for s in policy["Statement"] if s is not removed]},
-                        enforced.endpoint)
-        set_auth(enforced.endpoint, "0")
-        try:
-            assert run_as_role(enforced, monkeypatch, tmp_path) == 1
-        finally:
-            set_auth(enforced.endpoint, "inf")
-            put_role_policy(enforced.cfg, policy, enforced.endpoint)
-            set_auth(enforced.endpoint, "0")
-        record = next((tmp_path / "w" / "executions").glob("*/execution.json"))
-        failed = {n: s for n, s in json.loads(record.read_text())["Steps"].items() if s["State"] == "Failed"}
-        assert failed, capsys.readouterr().out
-        text = " ".join((s["Reason"] or "") + open(s["Log"]).read() for s in failed.values() if s["Log"])
-        denied = [op for op in S3_OPERATION_ACTION
-                  if f"when calling the {op} operation: Access Denied" in text
-                  or f"(403) when calling the {op} operation: Forbidden" in text]
-        assert denied, text[-2000:]
+        denied = run_with_statements(enforced, monkeypatch, tmp_path, capsys,
+                                     [s for s in policy["Statement"] if s is not removed])
         assert {S3_OPERATION_ACTION[op] for op in denied} <= set(removed["Action"]), (denied, removed)
+
+    def test_the_listing_prefixes_are_enforced_against_the_requests_the_steps_make(
+            self, enforced, monkeypatch, tmp_path, capsys):
+        policy = iam_policy.role_policy(enforced.cfg)
+        [listing] = [s for s in policy["Statement"] if s["Sid"] == "ListBucketWavepipeExample"]
+        prefixes = listing["Condition"]["StringLike"]["s3:prefix"]
+        narrowed = {**listing, "Condition": {"StringLike": {"s3:prefix": [p for p in prefixes
+                                                                            if not p.startswith("sample/")]}}}
+        denied = run_with_statements(enforced, monkeypatch, tmp_path, capsys,
+                                     [narrowed if s is listing else s for s in policy["Statement"]])
+        assert denied == ["ListObjectsV2"]
+
+
+def run_with_statements(enforced, monkeypatch, tmp_path, capsys, statements: list[dict]) -> list[str]:
+    """A local run as the role holding only `statements`: it must fail; returns the S3 operations
+    denied, as the failed steps' reasons and logs name them."""
+    policy = iam_policy.role_policy(enforced.cfg)
+    set_auth(enforced.endpoint, "inf")
+    put_role_policy(enforced.cfg, {**policy, "Statement": statements}, enforced.endpoint)
+    set_auth(enforced.endpoint, "0")
+    try:
+        assert run_as_role(enforced, monkeypatch, tmp_path) == 1
+    finally:
+        set_auth(enforced.endpoint, "inf")
+        put_role_policy(enforced.cfg, policy, enforced.endpoint)
+        set_auth(enforced.endpoint, "0")
+    record = next((tmp_path / "w" / "executions").glob("*/execution.json"))
+    failed = {n: s for n, s in json.loads(record.read_text())["Steps"].items() if s["State"] == "Failed"}
+    assert failed, capsys.readouterr().out
+    text = " ".join((s["Reason"] or "") + open(s["Log"]).read() for s in failed.values() if s["Log"])
+    denied = [op for op in S3_OPERATION_ACTION
+              if f"when calling the {op} operation: Access Denied" in text
+              or f"(403) when calling the {op} operation: Forbidden" in text]
+    assert denied, text[-2000:]
+    return denied
