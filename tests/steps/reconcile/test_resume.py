@@ -39,7 +39,7 @@ class TestValidResume:
         for bucket in ("prod-bucket", "research-bucket"):
             client.create_bucket(Bucket=bucket)
         storage = st.S3Storage(max_connections=THREADS + 4)
-        artifact_ids = [f"r{i:04d}" for i in range(120)]
+        artifact_ids = [f"r{i:04d}" for i in range(40)]
         put_tree(storage, SOURCE, {a: record_files(a) for a in artifact_ids})
         db = make_sqlite(tmp_path / "labels.sqlite", [(a, "N", "exp1") for a in artifact_ids])
         settings_file = tmp_path / "settings.json"
@@ -48,15 +48,15 @@ class TestValidResume:
 
         block_dir = tmp_path / "blocked"
         block_dir.mkdir()
-        env = {**os.environ, BLOCK_DIR_ENV: str(block_dir), BLOCK_FROM_ENV: "r0060", "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, BLOCK_DIR_ENV: str(block_dir), BLOCK_FROM_ENV: "r0020", "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "steps.reconcile", "--source-uri", SOURCE, "--experiment-uri", resumed,
              "--output", str(tmp_path / "killed"), "--settings", str(settings_file)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         try:
-            # Every thread ends up blocked inside process_func (artifacts from r0060 on): then the
-            # stage is mid-way, with the files of r0060.. copied and their outputs not yet written.
+            # Every thread ends up blocked inside process_func (artifacts from r0020 on): then the
+            # stage is mid-way, with the files of r0020.. copied and their outputs not yet written.
             deadline = time.monotonic() + 120
             while len(list(block_dir.iterdir())) < THREADS:
                 assert proc.poll() is None, proc.stderr.read().decode()
