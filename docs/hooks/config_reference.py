@@ -1,8 +1,8 @@
 """MkDocs hook: the configuration reference, generated at build time from the config's own JSON
 Schema (`pipeline.config.json_schema`, the models of `pipeline/config/models.py` joined with each
 stage's settings through the stage registry: the same schema `deploy.py schema` writes to
-config/schema.json). One table per section (key path, type, default, description); nested
-models are flattened into dotted key paths, list items into `key[]`.
+config/schema.json). One table per section (key path under the section, type, default,
+description); nested models are flattened into dotted key paths, list items into `key[]`.
 
 docs/configuration.md holds the prose and the marker below, which this hook replaces. Nothing
 here describes a key by hand: a key without a description in its model shows an empty cell.
@@ -41,7 +41,7 @@ def reference(schema: dict) -> str:
         rows = list(fields(model, path, defs, default))
         if rows:
             out.append("| key | type | default | description |\n|---|---|---|---|")
-            out.extend(f"| `{key}` | {kind} | {dflt} | {desc} |" for key, kind, dflt, desc in rows)
+            out.extend(f"| `{relative(key, path)}` | {kind} | {dflt} | {desc} |" for key, kind, dflt, desc in rows)
         out.append("")
     return "\n".join(out)
 
@@ -59,6 +59,11 @@ def sections(schema: dict, defs: dict) -> Iterator[tuple[str, dict, Any]]:
             loose[key] = node
     if loose:
         yield "top level", {"properties": loose, "required": schema.get("required", [])}, None
+
+
+def relative(key: str, section: str) -> str:
+    """`stages.featurize.stream.threads` under `stages.featurize`: `stream.threads`."""
+    return key.removeprefix(section).lstrip(".") if section != "top level" else key
 
 
 def fields(model: dict, path: str, defs: dict, default: Any) -> Iterator[tuple[str, str, str, str]]:
@@ -117,7 +122,7 @@ def type_of(node: dict, defs: dict) -> str:
     if "const" in node:
         return f"`{json.dumps(node['const'])}`"
     if "enum" in node:
-        return " or ".join(f"`{json.dumps(v)}`" for v in node["enum"])
+        return "one of " + ", ".join(f"`{v}`" for v in node["enum"])
     kind = node.get("type", "any")
     if "properties" in node:
         return "mapping (keys below)"
