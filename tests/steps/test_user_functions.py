@@ -1,4 +1,4 @@
-"""The user-function contracts in steps/user_functions.py are what README.md says."""
+"""The user-function contracts in steps/user_functions.py are what docs/functions.md says."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ import pytest
 from steps.user_functions import CONTRACTS
 from tests.conftest import ROOT
 
-README = (ROOT / "README.md").read_text()
+PAGE = (ROOT / "docs" / "functions.md").read_text()
 
 
 def quoted(text: str) -> str:
-    """The README's blockquote of a docstring."""
+    """The page's blockquote of a docstring."""
     return "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
 
 
 class TestValidContracts:
     @pytest.mark.parametrize("title", sorted(CONTRACTS))
-    def test_readme_quotes_the_docstring(self, title):
+    def test_docs_page_quotes_the_docstring(self, title):
         doc = inspect.getdoc(CONTRACTS[title].__call__)
-        assert f"#### {title}\n\n{quoted(doc)}\n" in README
+        assert f"### {title}\n\n{quoted(doc)}\n" in PAGE
 
     @pytest.mark.parametrize("title", sorted(CONTRACTS))
     def test_each_says_what_it_gets_returns_where_it_runs_and_an_example(self, title):
