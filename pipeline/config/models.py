@@ -1,5 +1,5 @@
-"""The configuration's models: frozen, rejecting unknown keys, importing nothing else from
-`pipeline/`. A stage's own section model lives with its stage (`pipeline/stages/<stage>.py`)
+"""The configuration's models: frozen, rejecting unknown keys, importing nothing from `pipeline/`
+outside `pipeline/config/`. A stage's own section model lives with its stage (`pipeline/stages/<stage>.py`)
 and is joined into `Config` by `config_model`, from the stage registry."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+from pipeline.config.schedules import expression_problem, timezone_problem
 from steps.contract import ENCODED_DATA_DIRS, FULL_DATASET
 
 INSTANCE_TYPE = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
@@ -145,14 +146,29 @@ class Schedule(Model):
     name: str = Field(pattern=r"^[0-9A-Za-z_.-]{1,64}$")
     expression: str = Field(
         pattern=r"^(cron\(.+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\(.+\))$",
-        description="EventBridge Scheduler expression: cron(...), rate(...) or at(...).",
+        description="EventBridge Scheduler expression: cron(minutes hours day-of-month month day-of-week year) "
+        "with ? in one day field, rate(1 day) / rate(5 minutes), or at(yyyy-mm-ddThh:mm:ss).",
     )
-    timezone: str = "UTC"
+    timezone: str = Field("UTC", description="IANA time zone of the expression, e.g. UTC or Europe/Paris.")
     enabled: bool = True
     description: str = ""
     parameters: dict[str, Union[str, int, float, bool]] = Field(
         default_factory=dict, description="Pipeline parameter values for runs started by this schedule."
     )
+
+    @field_validator("expression", mode="before")
+    @classmethod
+    def _grammar(cls, value):
+        if isinstance(value, str) and (problem := expression_problem(value)):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        if problem := timezone_problem(value):
+            raise ValueError(problem)
+        return value
 
 
 class LocalConfig(Model):
