@@ -62,7 +62,9 @@ class AwsConfig(Model):
 
 class ImageConfig(Model):
     uri: str | None = Field(
-        None, description="Image built from the project's Dockerfile. Empty: the managed framework image."
+        None, pattern=r"^[^:/]+(:\d+)?/[^:]+(:[\w.-]+|@sha256:[0-9a-f]{64})?$",
+        description="Image built from the project's Dockerfile, as `registry/repository:tag` (no scheme). "
+        "Empty: the managed framework image.",
     )
     framework: str = Field("sklearn", description="Managed framework image used when `uri` is empty.")
     framework_version: str = "1.4-2-py312"
@@ -173,7 +175,8 @@ class Schedule(Model):
 
 class LocalConfig(Model):
     sample_data_uri: str | None = Field(
-        None, description="Where `deploy.py local` writes the generated sample data when it is missing."
+        None, pattern=S3_URI,
+        description="s3:// URI where `deploy.py local` writes the generated sample data when it is missing.",
     )
     sample_size: Literal["small", "medium"] = "small"
     sample_seed: int = 0
@@ -190,7 +193,15 @@ class CodeConfig(Model):
         default_factory=list,
         description="Folders (packages) or .py files, relative to the config file, shipped with the code bundle "
         "and importable in every job under their own name (`mypkg/` gives `import mypkg`). Hidden files, "
-        "__pycache__ and *.pyc are left out; anything else under a listed folder is shipped and hashed.",
+        "__pycache__ and *.pyc are left out; anything else under a listed folder is shipped and hashed. "
+        "Each must be inside the project (the config file's folder), or under an entry of `allow_outside`.",
+    )
+    allow_outside: list[str] = Field(
+        default_factory=list,
+        description="Folders or files outside the project (relative to the config file, or absolute) that "
+        "`code.paths` and `stages.reconcile.labels.query_file` may name: code and queries are shipped to the "
+        "jobs, so a file from elsewhere is only read when it is allowed here by name. Data inputs (input_uri, "
+        "sqlite_uri) may be anywhere and need no entry.",
     )
     requirements: list[str] = Field(
         default_factory=list,
