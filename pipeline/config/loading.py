@@ -71,6 +71,7 @@ def validate_config(data: dict, source: str = "<config>", registry=None, base_di
     Paths in it are relative to `base_dir` (the config file's folder; default: the current one)."""
     from pipeline.config.checks import cross_check
     from pipeline.config.paths import resolve_paths
+    from pipeline.config.secrets import secret_problems
     from pipeline.functions import function_problems
     from pipeline.stages import default_registry
 
@@ -78,19 +79,23 @@ def validate_config(data: dict, source: str = "<config>", registry=None, base_di
     model = registry.config_model()
     # Every problem at once: old spellings, paths, the models, then (on a valid model) the rules
     # across keys and the function references. A key already named is not named twice.
-    problems = old_spellings(data)
+    problems = old_spellings(data) + secret_problems(data)
     data, path_problems = resolve_paths(data, Path(base_dir) if base_dir is not None else Path.cwd())
     problems += path_problems
     try:
         cfg = model.model_validate(data)
     except ValidationError as err:
-        named = {p.split(":", 1)[0] for p in problems}
-        raise ConfigError(source, problems + [p for p in validation_problems(err, model)
-                                              if p.split(":", 1)[0] not in named]) from None
-    problems += cross_check(cfg) + function_problems(cfg)
+        raise ConfigError(source, _once(problems, validation_problems(err, model))) from None
+    problems = _once(problems, cross_check(cfg) + function_problems(cfg))
     if problems:
         raise ConfigError(source, problems)
     return cfg
+
+
+def _once(problems: list[str], more: list[str]) -> list[str]:
+    """`problems`, then those of `more` about a key path not named yet."""
+    named = {p.split(":", 1)[0] for p in problems}
+    return problems + [p for p in more if p.split(":", 1)[0] not in named]
 
 
 def json_schema(registry=None) -> dict:
