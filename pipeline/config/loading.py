@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from pipeline.config.errors import ConfigError, validation_problems
+from pipeline.config.files import read_yaml
 from pipeline.config.models import Config
 
 
@@ -22,20 +22,6 @@ def deep_merge(base: dict, overlay: dict) -> dict:
         else:
             out[key] = value
     return out
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found"]) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(str(path), [f"not valid YAML: {err}"]) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), ["<root>: expected a mapping"])
-    return data
 
 
 def overlay_path(base: Path, env: str) -> Path:
@@ -68,8 +54,14 @@ def load_config(path: str | Path, env: str | None = None, overlays: list[str | P
     path = Path(path)
     files = [path] + ([overlay_path(path, env)] if env else []) + [Path(o) for o in overlays]
     data: dict[str, Any] = {}
+    errors = []
     for file in files:
-        data = deep_merge(data, _read_yaml(file))
+        try:
+            data = deep_merge(data, read_yaml(file))
+        except ConfigError as err:
+            errors.append(err)
+    if errors:
+        raise ConfigError.combine(errors)
     return validate_config(data, " + ".join(str(f) for f in files), registry, base_dir=path.parent)
 
 
@@ -79,24 +71,31 @@ def validate_config(data: dict, source: str = "<config>", registry=None, base_di
     Paths in it are relative to `base_dir` (the config file's folder; default: the current one)."""
     from pipeline.config.checks import cross_check
     from pipeline.config.paths import resolve_paths
+    from pipeline.config.secrets import secret_problems
     from pipeline.functions import function_problems
     from pipeline.stages import default_registry
 
     registry = registry or default_registry()
-    problems = old_spellings(data)
-    if problems:
-        raise ConfigError(source, problems)
-    data, problems = resolve_paths(data, Path(base_dir) if base_dir is not None else Path.cwd())
-    if problems:
-        raise ConfigError(source, problems)
+    model = registry.config_model()
+    # Every problem at once: old spellings, paths, the models, then (on a valid model) the rules
+    # across keys and the function references. A key already named is not named twice.
+    problems = old_spellings(data) + secret_problems(data)
+    data, path_problems = resolve_paths(data, Path(base_dir) if base_dir is not None else Path.cwd())
+    problems += path_problems
     try:
-        cfg = registry.config_model().model_validate(data)
+        cfg = model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(source, validation_problems(err)) from None
-    problems = cross_check(cfg) or function_problems(cfg)
+        raise ConfigError(source, _once(problems, validation_problems(err, model))) from None
+    problems = _once(problems, cross_check(cfg) + function_problems(cfg))
     if problems:
         raise ConfigError(source, problems)
     return cfg
+
+
+def _once(problems: list[str], more: list[str]) -> list[str]:
+    """`problems`, then those of `more` about a key path not named yet."""
+    named = {p.split(":", 1)[0] for p in problems}
+    return problems + [p for p in more if p.split(":", 1)[0] not in named]
 
 
 def json_schema(registry=None) -> dict:

@@ -1,5 +1,5 @@
-"""The configuration's models: frozen, rejecting unknown keys, importing nothing else from
-`pipeline/`. A stage's own section model lives with its stage (`pipeline/stages/<stage>.py`)
+"""The configuration's models: frozen, rejecting unknown keys, importing nothing from `pipeline/`
+outside `pipeline/config/`. A stage's own section model lives with its stage (`pipeline/stages/<stage>.py`)
 and is joined into `Config` by `config_model`, from the stage registry."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+from pipeline.config.schedules import expression_problem, timezone_problem
 from steps.contract import ENCODED_DATA_DIRS, FULL_DATASET
 
 INSTANCE_TYPE = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
@@ -61,7 +62,9 @@ class AwsConfig(Model):
 
 class ImageConfig(Model):
     uri: str | None = Field(
-        None, description="Image built from the project's Dockerfile. Empty: the managed framework image."
+        None, pattern=r"^[^:/]+(:\d+)?/[^:]+(:[\w.-]+|@sha256:[0-9a-f]{64})?$",
+        description="Image built from the project's Dockerfile, as `registry/repository:tag` (no scheme). "
+        "Empty: the managed framework image.",
     )
     framework: str = Field("sklearn", description="Managed framework image used when `uri` is empty.")
     framework_version: str = "1.4-2-py312"
@@ -145,19 +148,35 @@ class Schedule(Model):
     name: str = Field(pattern=r"^[0-9A-Za-z_.-]{1,64}$")
     expression: str = Field(
         pattern=r"^(cron\(.+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\(.+\))$",
-        description="EventBridge Scheduler expression: cron(...), rate(...) or at(...).",
+        description="EventBridge Scheduler expression: cron(minutes hours day-of-month month day-of-week year) "
+        "with ? in one day field, rate(1 day) / rate(5 minutes), or at(yyyy-mm-ddThh:mm:ss).",
     )
-    timezone: str = "UTC"
+    timezone: str = Field("UTC", description="IANA time zone of the expression, e.g. UTC or Europe/Paris.")
     enabled: bool = True
     description: str = ""
     parameters: dict[str, Union[str, int, float, bool]] = Field(
         default_factory=dict, description="Pipeline parameter values for runs started by this schedule."
     )
 
+    @field_validator("expression", mode="before")
+    @classmethod
+    def _grammar(cls, value):
+        if isinstance(value, str) and (problem := expression_problem(value)):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str) -> str:
+        if problem := timezone_problem(value):
+            raise ValueError(problem)
+        return value
+
 
 class LocalConfig(Model):
     sample_data_uri: str | None = Field(
-        None, description="Where `deploy.py local` writes the generated sample data when it is missing."
+        None, pattern=S3_URI,
+        description="s3:// URI where `deploy.py local` writes the generated sample data when it is missing.",
     )
     sample_size: Literal["small", "medium"] = "small"
     sample_seed: int = 0
@@ -174,7 +193,15 @@ class CodeConfig(Model):
         default_factory=list,
         description="Folders (packages) or .py files, relative to the config file, shipped with the code bundle "
         "and importable in every job under their own name (`mypkg/` gives `import mypkg`). Hidden files, "
-        "__pycache__ and *.pyc are left out; anything else under a listed folder is shipped and hashed.",
+        "__pycache__ and *.pyc are left out; anything else under a listed folder is shipped and hashed. "
+        "Each must be inside the project (the config file's folder), or under an entry of `allow_outside`.",
+    )
+    allow_outside: list[str] = Field(
+        default_factory=list,
+        description="Folders or files outside the project (relative to the config file, or absolute) that "
+        "`code.paths` and `stages.reconcile.labels.query_file` may name: code and queries are shipped to the "
+        "jobs, so a file from elsewhere is only read when it is allowed here by name. Data inputs (input_uri, "
+        "sqlite_uri) may be anywhere and need no entry.",
     )
     requirements: list[str] = Field(
         default_factory=list,

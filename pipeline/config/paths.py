@@ -10,6 +10,10 @@ to the base config file too). The path-like keys:
   local SQLite file only exists for local runs);
 - `stages.reconcile.labels.query_file`: a `.sql` file read here into `labels.query`, so the query
   text (not the file's location) is what the settings file, and so the cache key, holds.
+
+Code and query files are shipped to the jobs, so they must be inside the project (the config
+file's folder tree, symbolic links followed) or under an entry of `code.allow_outside`: a config
+naming `/etc/ssl` would otherwise bundle it. Data inputs may be anywhere; they are only read.
 """
 
 from __future__ import annotations
@@ -33,7 +37,22 @@ def _section(data: dict, *keys: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _labels(data: dict, base: Path) -> list[str]:
+def _outside(path: Path, base: Path, allowed: list[Path]) -> bool:
+    return not any(path == root or root in path.parents for root in [base, *allowed])
+
+
+def _outside_problem(key: str, path: Path, base: Path) -> str:
+    return (f"{key}: {path} is outside the project ({base}, the config file's folder): move it into the "
+            "project, or name it in code.allow_outside to allow it")
+
+
+def _allowed(data: dict, base: Path) -> list[Path]:
+    code = _section(data, "code")
+    entries = code.get("allow_outside") if code is not None else None
+    return [Path(_absolute(base, e)) for e in entries if isinstance(e, str) and e] if isinstance(entries, list) else []
+
+
+def _labels(data: dict, base: Path, allowed: list[Path]) -> list[str]:
     labels = _section(data, "stages", "reconcile", "labels")
     if labels is None:
         return []
@@ -47,6 +66,8 @@ def _labels(data: dict, base: Path) -> list[str]:
     if "query" in labels:
         return [f"{key}: give query or query_file, not both"]
     path = Path(_absolute(base, query_file))
+    if _outside(path, base, allowed):
+        return [_outside_problem(key, path, base)]
     try:
         labels["query"] = path.read_text(encoding="utf-8").strip()
     except OSError as err:
@@ -61,12 +82,15 @@ def resolve_paths(data: dict, base: Path) -> tuple[dict, list[str]]:
     file's folder), and the problems found doing it (each starting with its key path)."""
     data = copy.deepcopy(data)
     base = Path(base).resolve()
+    allowed, problems = _allowed(data, base), []
     code = _section(data, "code")
     if code is not None and isinstance(code.get("paths"), list):
         code["paths"] = [_absolute(base, p) for p in code["paths"]]
+        problems += [_outside_problem(f"code.paths[{i}]", Path(p), base) for i, p in enumerate(code["paths"])
+                     if isinstance(p, str) and p and _outside(Path(p), base, allowed)]
     local = _section(data, "local")
     if local is None and "local" not in data:
         local = data["local"] = {}
     if local is not None:
         local["workdir"] = _absolute(base, local.get("workdir") or DEFAULT_WORKDIR)
-    return data, _labels(data, base)
+    return data, problems + _labels(data, base, allowed)

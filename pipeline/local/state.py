@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.local.cache import write_json
 from pipeline.local.results import completed
+from steps.redact import redact
 
 RECORD = "execution.json"
 
@@ -42,6 +43,8 @@ class ExecutionStore:
         return self.root / execution_id
 
     def save(self, record: dict) -> None:
+        # Parameters, reasons and reports may quote a URL: never write its credentials.
+        record = redact(record)
         write_json(self.folder(record["ExecutionId"]) / RECORD, record)
 
     def records(self, pipeline: str) -> list[dict]:

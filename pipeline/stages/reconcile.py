@@ -64,5 +64,13 @@ def labels_uri(step):
     return report_value(step, c.REPORT_LABELS_URI)
 
 
+def checks(cfg) -> list[str]:
+    labels = cfg.stages.reconcile.labels
+    if labels.sqlite_uri or labels.url:
+        return []
+    return ["stages.reconcile.labels: no source of labels: set sqlite_uri (a SQLite file: a path or s3:// URI) "
+            "or url (a SQLAlchemy URL, credentials in secret_arn)"]
+
+
 STAGE = Stage(name=NAME, section=ReconcileStage, settings=ReconcileSettings, build=build,
-              functions=("process_func",))
+              functions=("process_func",), checks=checks)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from steps import storage as st
 from steps.reconcile.settings import LabelsSource
+from steps.redact import redact_text, redact_url
 
 
 class LabelsError(Exception):
@@ -22,11 +23,12 @@ class LabelsError(Exception):
 def describe(source: LabelsSource) -> str:
     """A printable name of the source: never carries credentials."""
     if source.sqlite_uri:
-        return f"sqlite {source.sqlite_uri}"
+        return f"sqlite {redact_url(source.sqlite_uri)}"
     if source.url:
         from sqlalchemy.engine import make_url
 
-        url = make_url(source.url).render_as_string(hide_password=True)
+        # SQLAlchemy hides the user info's password; a `?password=` in the query it keeps.
+        url = redact_url(make_url(source.url).render_as_string(hide_password=True))
         return f"{url} (credentials from secret {source.secret_arn})" if source.secret_arn else url
     return "no labels source"
 
@@ -73,6 +75,7 @@ def database_url(source: LabelsSource, secret: dict | None = None):
 
 
 def _scrub(text: str, secret: dict | None) -> str:
+    text = redact_text(text)
     for key in ("password", "username"):
         value = (secret or {}).get(key)
         if value:

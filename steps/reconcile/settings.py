@@ -52,21 +52,40 @@ class LabelsSource(BaseModel):
         default=30, ge=1, description="How long to wait for the database before failing."
     )
 
+    @field_validator("sqlite_uri")
+    @classmethod
+    def _sqlite_scheme(cls, value: str | None) -> str | None:
+        if value and "://" in value and not value.startswith("s3://"):
+            raise ValueError(f"sqlite_uri is a local path or an s3:// URI of a SQLite file, not "
+                             f"{value.partition('://')[0]}://; a database server is given as url")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        from sqlalchemy.engine import make_url
+
+        try:
+            parsed = make_url(value)
+        except Exception as err:  # noqa: BLE001 - SQLAlchemy raises several types
+            raise ValueError(f"url is not a SQLAlchemy URL: {err}") from None
+        if parsed.password:
+            raise ValueError("url must not contain a password; put credentials in secret_arn")
+        try:
+            parsed.get_dialect()
+        except Exception:  # noqa: BLE001 - NoSuchModuleError, or a dialect that fails to load
+            raise ValueError(f"url: {parsed.drivername}:// is not a SQLAlchemy database URL (e.g. "
+                             "postgresql+psycopg2://host:5432/db, mysql+pymysql://host/db)") from None
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> "LabelsSource":
         if self.sqlite_uri and self.url:
             raise ValueError("give either sqlite_uri or url, not both")
         if self.secret_arn and not self.url:
             raise ValueError("secret_arn needs url (the secret supplies its credentials)")
-        if self.url:
-            from sqlalchemy.engine import make_url
-
-            try:
-                parsed = make_url(self.url)
-            except Exception as err:  # noqa: BLE001 - SQLAlchemy raises several types
-                raise ValueError(f"url is not a SQLAlchemy URL: {err}") from None
-            if parsed.password:
-                raise ValueError("url must not contain a password; put credentials in secret_arn")
         return self
 
 

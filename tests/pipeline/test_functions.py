@@ -49,8 +49,8 @@ def with_user_code(example, tmp_path) -> dict:
 
 
 class TestValidUserReferences:
-    def test_found_in_code_paths_without_importing(self, with_user_code):
-        assert function_problems(validate_config(with_user_code)) == []
+    def test_found_in_code_paths_without_importing(self, with_user_code, tmp_path):
+        assert function_problems(validate_config(with_user_code, base_dir=tmp_path)) == []
 
 
 class TestInvalidUserReferences:
@@ -59,7 +59,7 @@ class TestInvalidUserReferences:
         with_user_code["stages"]["reconcile"]["process_func"] = "helpers.more:process"
         with_user_code["stages"]["encode"]["encode_data"] = "mypkg.other:encode"
         with pytest.raises(ConfigError) as err:
-            validate_config(with_user_code, "proj/wavepipe.yaml")
+            validate_config(with_user_code, "proj/wavepipe.yaml", base_dir=tmp_path)
         pkg = tmp_path / "mypkg"
         assert str(err.value).splitlines() == [
             f"proj/wavepipe.yaml: stages.reconcile.process_func: 'helpers.more:process': no module 'helpers.more' in "

@@ -39,13 +39,36 @@ class TestValidLoading:
 
 class TestInvalidLoading:
     def test_unknown_key_names_its_path(self, example):
-        example["stages"]["featurize"]["shards"] = 3
-        assert problems_of(example) == ["stages.featurize.shards: Extra inputs are not permitted"]
+        example["stages"]["featurize"]["macroshard"] = 3
+        assert problems_of(example) == ["stages.featurize.macroshard: unknown key; did you mean macroshards?"]
+
+    def test_unknown_key_far_from_any_lists_the_keys(self, example):
+        example["cache"]["zzz"] = 1
+        assert problems_of(example) == ["cache.zzz: unknown key; the keys here are enabled, expire_after"]
+
+    def test_unknown_key_in_a_list_item_and_in_a_stage_setting(self, example):
+        example["schedules"][0]["timezon"] = "UTC"
+        example["stages"]["reconcile"]["labels"]["querry"] = "SELECT 1"
+        assert problems_of(example) == ["stages.reconcile.labels.querry: unknown key; did you mean query?",
+                                        "schedules[0].timezon: unknown key; did you mean timezone?"]
+
+    def test_every_problem_at_once_old_spellings_models_and_rules(self, example):
+        example["stages"]["encode"]["enabled"] = True  # an old spelling, named once (not also as unknown)
+        example["aws"]["region"] = "moon"  # a model problem
+        example["stages"]["featurize"]["macroshard"] = 3  # a misspelt key
+        assert [p.split(":")[0] for p in problems_of(example)] == [
+            "stages.encode.enabled", "aws.region", "stages.featurize.macroshard"]
+
+    def test_rules_and_function_references_reported_together(self, example):
+        example["cache"]["expire_after"] = "thirty days"
+        example["stages"]["featurize"]["feature_function"] = "steps.recipes.waveform:no_such_function"
+        assert [p.split(":")[0] for p in problems_of(example)] == ["cache.expire_after",
+                                                                  "stages.featurize.feature_function"]
 
     def test_nested_list_index_in_path_without_union_noise(self, raw_prefixes):
         raw_prefixes["stages"]["featurize"]["prefixes"] = ["30", "31", "32", {"name": "x", "prefx": "33"}]
         assert problems_of(raw_prefixes) == ["stages.featurize.prefixes[3].prefix: Field required",
-                                             "stages.featurize.prefixes[3].prefx: Extra inputs are not permitted"]
+                                             "stages.featurize.prefixes[3].prefx: unknown key; did you mean prefix?"]
 
     def test_every_model_problem_reported(self, example):
         example["aws"]["role_arn"] = "not-an-arn"
@@ -83,7 +106,7 @@ class TestInvalidLoading:
         path = tmp_path / "bad.yaml"
         path.write_text(yaml.safe_dump(bad))
         assert main(["definition", "--config", str(path)]) == 2
-        assert capsys.readouterr().err == f"error: {path}: stages.combine.colour: Extra inputs are not permitted\n"
+        assert capsys.readouterr().err.startswith(f"error: {path}: stages.combine.colour: unknown key; ")
 
     def test_missing_file(self, tmp_path, capsys):
         assert main(["validate", "--config", str(tmp_path / "nope.yaml")]) == 2

@@ -78,3 +78,64 @@ class TestInvalidPaths:
             f"code.paths[2]: {project / 'my-pkg'}: 'my-pkg' is not an importable name",
             f"code.paths[4]: {project / 'mypkg'}: ships as 'mypkg' like code.paths[3]",
         ]
+
+
+class TestValidContainment:
+    def test_outside_allowed_by_name(self, project, tmp_path):
+        shared = tmp_path / "shared"
+        (shared / "sharedpkg").mkdir(parents=True)
+        (shared / "sharedpkg" / "__init__.py").write_text("")
+        (shared / "q.sql").write_text("SELECT artifact_id, label FROM t\n")
+        data = yaml.safe_load((project / "wavepipe.yaml").read_text())
+        data["code"] = {"paths": ["mypkg", "../shared/sharedpkg"], "allow_outside": ["../shared"]}
+        data["stages"]["reconcile"]["labels"]["query_file"] = str(shared / "q.sql")
+        (project / "wavepipe.yaml").write_text(yaml.safe_dump(data))
+        cfg = load_config(project / "wavepipe.yaml")
+        assert cfg.code.paths[1] == str(shared / "sharedpkg")
+        assert cfg.stages.reconcile.labels.query == "SELECT artifact_id, label FROM t"
+
+    def test_data_inputs_may_be_anywhere(self, project, tmp_path):
+        data = yaml.safe_load((project / "wavepipe.yaml").read_text())
+        data["stages"]["reconcile"]["labels"]["sqlite_uri"] = str(tmp_path / "elsewhere" / "labels.sqlite")
+        (project / "wavepipe.yaml").write_text(yaml.safe_dump(data))
+        assert load_config(project / "wavepipe.yaml").stages.reconcile.labels.sqlite_uri.endswith("labels.sqlite")
+
+
+class TestInvalidContainment:
+    def _problems(self, project, edit) -> list[str]:
+        data = yaml.safe_load((project / "wavepipe.yaml").read_text())
+        edit(data)
+        (project / "wavepipe.yaml").write_text(yaml.safe_dump(data))
+        with pytest.raises(ConfigError) as err:
+            load_config(project / "wavepipe.yaml")
+        return err.value.problems
+
+    def test_query_file_etc_passwd_refused_unread(self, project):
+        def edit(data):
+            data["stages"]["reconcile"]["labels"]["query_file"] = "/etc/passwd"
+        assert self._problems(project, edit) == [
+            f"stages.reconcile.labels.query_file: /etc/passwd is outside the project ({project}, the config file's "
+            "folder): move it into the project, or name it in code.allow_outside to allow it"]
+
+    def test_code_paths_etc_ssl_refused(self, project):
+        def edit(data):
+            data["code"]["paths"] = ["mypkg", "/etc/ssl", "../elsewhere"]
+        assert [p.split(" (")[0] for p in self._problems(project, edit)] == [
+            "code.paths[1]: /etc/ssl is outside the project",
+            f"code.paths[2]: {project.parent / 'elsewhere'} is outside the project"]
+
+    def test_a_link_inside_pointing_outside_refused(self, project, tmp_path):
+        (tmp_path / "secret.sql").write_text("SELECT 1")
+        (project / "linked.sql").symlink_to(tmp_path / "secret.sql")
+        def edit(data):
+            data["stages"]["reconcile"]["labels"]["query_file"] = "linked.sql"
+        (line,) = self._problems(project, edit)
+        assert line.startswith(f"stages.reconcile.labels.query_file: {tmp_path / 'secret.sql'} is outside the project")
+
+    def test_allowing_a_sibling_does_not_allow_its_prefix_twin(self, project, tmp_path):
+        (tmp_path / "shared-evil").mkdir()
+        (tmp_path / "shared-evil" / "q.sql").write_text("SELECT 1")
+        def edit(data):
+            data["code"]["allow_outside"] = ["../shared"]
+            data["stages"]["reconcile"]["labels"]["query_file"] = "../shared-evil/q.sql"
+        assert self._problems(project, edit)[0].startswith("stages.reconcile.labels.query_file: ")

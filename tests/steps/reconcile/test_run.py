@@ -254,7 +254,7 @@ class TestInvalidEntry:
         capsys.readouterr()
         assert main(base + ["--settings", str(bad)]) == 2
         err = capsys.readouterr().err
-        assert err == (f"reconcile: invalid settings in {bad}:\n  labels: Value error, url must not contain a password; "
+        assert err == (f"reconcile: invalid settings in {bad}:\n  labels.url: Value error, url must not contain a password; "
                        "put credentials in secret_arn\n")
         assert "pw@" not in err
         assert main(base + ["--settings", str(missing_db)]) == 2

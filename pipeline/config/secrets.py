@@ -1,0 +1,38 @@
+"""No secret in a config: a URL anywhere in it (any key, any depth, tags and environment
+included) that carries a password in its user info or a credential in its query is refused,
+naming the key. The config is written into settings files, the definition, logs and reports;
+`steps.redact` keeps those clean as a second line, this keeps secrets out of the first."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from steps.redact import url_credentials
+
+LABELS_URL = "stages.reconcile.labels.url"
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+def _advice(path: str) -> str:
+    if path == LABELS_URL:
+        return ("give the URL without it and the credentials as an AWS Secrets Manager secret in "
+                "stages.reconcile.labels.secret_arn (username/password JSON, as RDS writes it)")
+    return ("keep credentials in AWS Secrets Manager, or let the client read them from its environment "
+            "(e.g. PGPASSWORD, an IAM role), never in the config")
+
+
+def secret_problems(data: dict) -> list[str]:
+    """`key.path: ...` for every URL in the raw config that carries a credential."""
+    return [f"{path}: the URL carries a password ({', '.join(found)}), which would be written wherever the "
+            f"config goes (settings files, the definition, logs): {_advice(path)}"
+            for path, value in _strings(data, "") if "://" in value and (found := url_credentials(value))]
