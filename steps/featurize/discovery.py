@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from steps.featurize.limits import MAX_HEADER_BYTES
 from steps.featurize.records import RecordRef
 
 SEGMENT_NAME = re.compile(r"^(?P<prefix>.+)_(?P<number>\d{4,})$")
@@ -43,12 +46,18 @@ def body_lines(text: str) -> list[list[str]]:
 
 
 def read_text(path: Path) -> str:
+    """A header's text, or "" for one that is not a regular file or is over the size limit
+    (never read whole, never blocking on a FIFO): the worker refuses it with an error row."""
     try:
-        # latin-1 never fails to decode: a binary or corrupt header still yields a record,
-        # and the worker's wfdb parse turns it into an error row.
-        return path.read_text(encoding="latin-1")
-    except OSError:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return ""
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_HEADER_BYTES + 1)
+    except (OSError, ValueError):
         return ""
+    # latin-1 never fails to decode: a binary or corrupt header still yields a record,
+    # and the worker's parse turns it into an error row.
+    return raw.decode("latin-1") if len(raw) <= MAX_HEADER_BYTES else ""
 
 
 def _group(rel_dir: Path, shard: str) -> str:
@@ -78,9 +87,11 @@ def _data_size(directory: Path, texts: dict[str, str], name: str) -> tuple[int, 
             files.setdefault(tokens[0], re.split(r"[x:+]", tokens[1])[0])
     size = samples = 0
     for file_name, fmt in files.items():
+        if not _plain_name(file_name):
+            continue  # never looked for outside the folder: the worker refuses the header
         try:
             nbytes = (directory / file_name).stat().st_size
-        except OSError:
+        except (OSError, ValueError):
             continue
         size += nbytes
         samples += int(nbytes / SAMPLE_BYTES.get(fmt, 1.0))
@@ -92,47 +103,66 @@ def _sizes(directory: Path, texts: dict[str, str], names) -> tuple[int, int]:
     return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
 
-def _directory_records(root: Path, directory: Path, names: list[str], shard: str) -> list[RecordRef]:
+def _plain_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\x00" not in name and name not in (".", "..")
+
+
+def _is_layout(tokens: list[str]) -> bool:
+    # Layout headers describe a record's signals and hold no samples (length 0); a header
+    # named `_layout` that declares samples is read like any other.
+    return len(tokens) > 3 and tokens[3] == "0"
+
+
+def _directory_records(root: Path, directory: Path, names: list[str], shard: str, found: Discovery) -> None:
     texts = {name: read_text(directory / f"{name}.hea") for name in names}
     rel_dir = directory.relative_to(root)
     group = _group(rel_dir, shard)
-    masters: dict[str, list[tuple[str, int]]] = {}
+    masters: dict[str, list[str]] = {}
     for name in names:
         tokens = _record_line(texts[name])
         if tokens and "/" in tokens[0]:
-            entries = [(t[0], int(t[1]) if len(t) > 1 and t[1].isdigit() else -1) for t in body_lines(texts[name])]
-            masters[name] = entries
+            masters[name] = [t[0] for t in body_lines(texts[name])]
     # A segment named by a path that leads back into this folder (`../3000003/3000003_0002`) is
     # still the master's: claimed here, it is that master's error row, not a record of its own.
-    claimed = {_local_name(directory, seg) for entries in masters.values() for seg, _ in entries}
-    records: list[RecordRef] = []
+    # A master is never claimed: one naming itself, another master or each other is still a
+    # record (its error rows say why), not a silent loss.
+    claimed: dict[str, list[str]] = {}
+    for master, segs in masters.items():
+        for seg in segs:
+            claimed.setdefault(_local_name(directory, seg), []).append(master)
     orphans: dict[str, list[str]] = {}
 
     def rel(name: str) -> str:
         return (rel_dir / f"{name}.hea").as_posix()
 
+    def add(record: RecordRef) -> None:
+        found.records.append(record)
+        found.owners.setdefault(record.header, []).append(record.header)
+
     for name in names:
-        if name.endswith("_layout") or name in claimed:
-            continue  # layout headers describe signals but hold no samples
         if name in masters:
-            segs = [s for s, _ in masters[name] if s != "~" and not s.endswith("_layout")]
+            segs = [s for s in masters[name] if s != "~" and not s.endswith("_layout")]
             size, work = _sizes(directory, texts, segs)
-            records.append(RecordRef(str(root), rel(name), group, name, "multi", name.endswith("n"), (), size, work))
-            continue
-        match = SEGMENT_NAME.match(name)
-        if match:
+            add(RecordRef(str(root), rel(name), group, name, "multi", name.endswith("n"), (), size, work))
+        elif name.endswith("_layout") and _is_layout(_record_line(texts[name])):
+            found.layouts.append(rel(name))
+        elif name in claimed:
+            for master in claimed[name]:
+                found.owners.setdefault(rel(name), []).append(rel(master))
+        elif match := SEGMENT_NAME.match(name):
             orphans.setdefault(match.group("prefix"), []).append(name)
-            continue
-        numerics = bool(NUMERICS_NAME.match(name)) or (name.endswith("n") and name[:-1] in texts)
-        size, work = _sizes(directory, texts, [name])
-        records.append(RecordRef(str(root), rel(name), group, name, "single", numerics, (), size, work))
+        else:
+            numerics = bool(NUMERICS_NAME.match(name)) or (name.endswith("n") and name[:-1] in texts)
+            size, work = _sizes(directory, texts, [name])
+            add(RecordRef(str(root), rel(name), group, name, "single", numerics, (), size, work))
     for prefix, segs in orphans.items():
         # Segments without their master (a partial copy of a record folder): one record named
         # after the master they belong to, so group/record/segment read as in the full database.
         segs = sorted(segs)
         size, work = _sizes(directory, texts, segs)
-        records.append(RecordRef(str(root), rel(segs[0]), group, prefix, "segments", False, tuple(segs), size, work))
-    return records
+        add(RecordRef(str(root), rel(segs[0]), group, prefix, "segments", False, tuple(segs), size, work))
+        for seg in segs[1:]:
+            found.owners.setdefault(rel(seg), []).append(rel(segs[0]))
 
 
 def _local_name(directory: Path, segment: str) -> str:
@@ -140,15 +170,40 @@ def _local_name(directory: Path, segment: str) -> str:
     return target.name if target.parent == directory else segment
 
 
-def discover_records(root: str | Path, shard: str = "", include_numerics: bool = True) -> list[RecordRef]:
-    """Every record under `root`, in a deterministic order (group, record, header path)."""
+@dataclass
+class Discovery:
+    """The records under a folder, and what became of every header file there: each one is a
+    record's own header, read by records (`owners`: header -> the headers of the records that
+    read it, itself for a record's own), or a layout (no samples). `excluded`: numerics
+    records left out by the settings."""
+
+    records: list[RecordRef] = field(default_factory=list)
+    owners: dict[str, list[str]] = field(default_factory=dict)
+    layouts: list[str] = field(default_factory=list)
+    excluded: list[RecordRef] = field(default_factory=list)
+
+    @property
+    def headers(self) -> int:
+        return len(self.owners) + len(self.layouts)
+
+
+def discover(root: str | Path, shard: str = "", include_numerics: bool = True) -> Discovery:
+    """Every record under `root`, in a deterministic order (group, record, header path), and
+    the role of every header file (`Discovery`)."""
     root = Path(root).resolve()
-    records: list[RecordRef] = []
+    found = Discovery()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         names = sorted(f[: -len(".hea")] for f in filenames if f.endswith(".hea") and not f.startswith("."))
         if names:
-            records.extend(_directory_records(root, Path(dirpath), names, shard))
+            _directory_records(root, Path(dirpath), names, shard, found)
     if not include_numerics:
-        records = [r for r in records if not r.is_numerics]
-    return sorted(records, key=lambda r: r.sort_key)
+        found.excluded = [r for r in found.records if r.is_numerics]
+        found.records = [r for r in found.records if not r.is_numerics]
+    found.records.sort(key=lambda r: r.sort_key)
+    return found
+
+
+def discover_records(root: str | Path, shard: str = "", include_numerics: bool = True) -> list[RecordRef]:
+    """Every record under `root`, in a deterministic order (group, record, header path)."""
+    return discover(root, shard, include_numerics).records

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -39,6 +40,7 @@ from steps.featurize.histograms import (
     histogram_distribution,
     needed_ranks,
 )
+from steps.featurize.limits import contained
 from steps.featurize.records import RecordError
 
 KNOWN_FORMATS = set(FORMATS)
@@ -89,7 +91,7 @@ def _check_lists(header, name: str) -> None:
                               f"but lists {listed}", file=f"{name}.hea")
 
 
-def _data_files(directory: Path, header, name: str) -> list[DataFile]:
+def _data_files(directory: Path, header, name: str, root: Path | None = None) -> list[DataFile]:
     n_sig = header.n_sig
     fmts = [str(f) for f in header.fmt]
     unknown = sorted({f for f in fmts if f not in KNOWN_FORMATS})
@@ -117,11 +119,19 @@ def _data_files(directory: Path, header, name: str) -> list[DataFile]:
         f.skew.append(max(0, skew[ch]))
         f.init.append(init[ch])
     for f in files.values():
-        if f.path.is_dir():
+        try:
+            info = os.stat(f.path)
+        except (OSError, ValueError):
+            raise RecordError("missing_data_file", f"data file {f.name} not found", file=f.name) from None
+        if stat.S_ISDIR(info.st_mode):
             raise RecordError("missing_data_file", f"data file {f.name} is a directory, not a file", file=f.name)
-        if not f.path.is_file():
-            raise RecordError("missing_data_file", f"data file {f.name} not found", file=f.name)
-        f.size = os.path.getsize(f.path)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise RecordError("missing_data_file", f"data file {f.name} is not a regular file", file=f.name)
+        contained(f.path, root)
+        if f.tspf > MAX_WINDOW_SAMPLES:
+            raise RecordError("limit_exceeded", f"data file {f.name}: {f.tspf} samples per frame, more than the "
+                              f"{MAX_WINDOW_SAMPLES} one window reads", file=f.name)
+        f.size = info.st_size
         if f.fmt.flac:
             f.flac_frames = _flac_info(f)
     return list(files.values())
@@ -302,9 +312,11 @@ def _file_distributions(f: DataFile, n_frames: int, window: int, n_sig: int, den
     return out
 
 
-def segment_distributions(record_path: Path, header, window: int = DEFAULT_WINDOW) -> SegmentRead:
+def segment_distributions(record_path: Path, header, window: int = DEFAULT_WINDOW,
+                          root: Path | None = None) -> SegmentRead:
     """Distributions of every signal of a single-segment header (a `wfdb.Record` from rdheader),
-    in channel order, with the frame count and the bytes of the data files read.
+    in channel order, with the frame count and the bytes of the data files read. With `root`,
+    a data file resolving outside it is refused.
 
     Raises RecordError, in words naming the file, for what the header and the files say is
     wrong: unknown format, no samples, a missing, short or oversized data file."""
@@ -312,7 +324,7 @@ def segment_distributions(record_path: Path, header, window: int = DEFAULT_WINDO
     if not header.n_sig:
         raise RecordError("zero_samples", f"header {name}.hea declares no signals", file=f"{name}.hea")
     _check_lists(header, name)
-    files = _data_files(record_path.parent, header, name)
+    files = _data_files(record_path.parent, header, name, root)
     n_frames = header.sig_len
     if n_frames is None:
         n_frames = _frames_in(files[0])

@@ -14,6 +14,9 @@ ERROR_KINDS = (
     "missing_data_file",
     "truncated_data_file",  # data file shorter than its header declares
     "header_data_mismatch",  # data file longer than declared, checksum or segment lengths disagree
+    "limit_exceeded",  # a header asks for more than a worker allows (steps/featurize/limits.py)
+    "unsafe_path",  # a header or data file that resolves outside the input folder
+    "no_result",  # a record or header that yielded neither rows nor an error row (steps/featurize/accounting.py)
     "fetch_error",  # read_mode stream: an object missing, changed since indexed, or throttled past the retries
     "read_error",  # anything else the reader raised
     "feature_function_error",  # a user feature function raised

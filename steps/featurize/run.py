@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 from steps import storage as st
 from steps.contract import ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, HOST_DONE_FILE, HOSTS_FOLDER, PROGRESS_FILE, REPORT_FILE
 from steps.featurize.cache import folder_of, read_index
-from steps.featurize.discovery import discover_records
+from steps.featurize.accounting import account
+from steps.featurize.discovery import discover
 from steps.featurize.records import ERROR_COLUMNS, FeatureResult, RecordError, RecordRef, error_row
 from steps.featurize.settings import BUILTIN_FEATURE_FUNCTION, FeaturizeSettings, StreamSettings, load_function
 from steps.featurize.summary import result_rows_table
@@ -374,7 +375,8 @@ def _featurize(root: Path, out: Path, settings: FeaturizeSettings, jobs: int | N
         from joblib import cpu_count
 
         jobs = settings.jobs or cpu_count()
-    records = discover_records(root, shard=shard, include_numerics=settings.include_numerics)
+    found = discover(root, shard=shard, include_numerics=settings.include_numerics)
+    records = found.records
     cache = None
     todo, reused = records, {}
     folders = (len({folder_of(r) for r in records}), 0)  # (featurized, reused) artifact folders
@@ -389,11 +391,15 @@ def _featurize(root: Path, out: Path, settings: FeaturizeSettings, jobs: int | N
     cached_entries = cache.store({o.record.header: o.result for o in run.outcomes}, todo) if cache else 0
     run.records = records
     run.outcomes.extend(Outcome(r, reused[r.header], 0.0) for r in records if r.header in reused)
+    added, accounted = account(found, {o.record.header: o.result for o in run.outcomes},
+                               settings.feature_function == BUILTIN_FEATURE_FUNCTION)
+    run.outcomes.extend(Outcome(r, added[r.header], 0.0) for r in records if r.header in added)
     run.outcomes.sort(key=lambda o: o.record.sort_key)
     # Snappy is pyarrow's default codec; named anyway because downstream readers rely on it.
     pq.write_table(features_table(run.outcomes, settings.feature_function), out / FEATURES_FILE, compression="snappy")
     pq.write_table(errors_table(run.outcomes), out / ERRORS_FILE, compression="snappy")
     report = shard_report(run, settings, jobs, shard, time.perf_counter() - started)
+    report.update(accounted)
     report.update(cpu_seconds=process_tree_cpu_seconds(),
                   records_featurized=len(todo), records_reused=len(records) - len(todo),
                   artifacts_featurized=folders[0], artifacts_reused=folders[1],

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from steps.featurize.histograms import PERCENTILES, Distribution
+from steps.featurize.limits import MAX_SEGMENTS, header_text, plain_int
 from steps.featurize.reader import DEFAULT_WINDOW, checksum_ok, segment_distributions
 from steps.featurize.records import FeatureResult, RecordError, RecordRef
 STAT_NAMES = ("mean", "std", "min", "max", "p05", "p25", "p50", "p75", "p95")
@@ -69,7 +70,7 @@ def _segment_rows(
 ) -> None:
     """The rows of one segment, or its error rows: whatever goes wrong stays in this segment."""
     header_file = f"{seg_name}.hea"
-    if not (record.directory / header_file).is_file():
+    if not (record.directory / header_file).exists():  # a FIFO or a directory: read_header says what it is
         _fail(result, record, seg_name, "missing_header", f"segment header {header_file} not found", header_file)
         return
     try:
@@ -89,13 +90,15 @@ def _read_segment(
     # names (Combine's settings): Combine runs without wfdb.
     from steps.featurize.headers import read_header
 
-    path = record.directory / seg_name
+    path, root = record.directory / seg_name, Path(record.root)
     try:
-        header = read_header(path)
+        header = read_header(path, root)
+    except RecordError:
+        raise
     except Exception as err:  # noqa: BLE001 - wfdb raises many types for a bad header
         raise RecordError("header_parse_error", f"header {seg_name}.hea does not parse: {type(err).__name__}: {err}",
                           file=f"{seg_name}.hea") from err
-    read = segment_distributions(path, header, window)
+    read = segment_distributions(path, header, window, root)
     fs = float(header.fs or fs_record or 0.0)
     spf = header.samps_per_frame or [1] * header.n_sig
     rows, bad_sums = [], []
@@ -149,7 +152,7 @@ def summarize_record(
         _segment_rows(record, stem.name, 0, 0, None, window, verify_checksum, result)
         return result
     try:
-        fs, entries = master_entries(master_path)
+        fs, entries = master_entries(master_path, Path(record.root))
     except RecordError as err:
         result.error(record, err.kind, err.message, "", record.header)
         return result
@@ -160,7 +163,7 @@ def summarize_record(
             index += 1
         elif name != "~" and not (name.endswith("_layout") and not length):
             seg_header = record.directory / f"{name}.hea"
-            declared = _declared_length(seg_header) if seg_header.is_file() else None
+            declared = _declared_length(seg_header, Path(record.root)) if seg_header.is_file() else None
             if declared is not None and declared != length:
                 _fail(result, record, name, "header_data_mismatch",
                       f"master {master_path.name} declares {length} samples, {name}.hea {declared}", f"{name}.hea")
@@ -174,42 +177,61 @@ def summarize_record(
     return result
 
 
-def master_entries(path: Path) -> tuple[float, list[tuple[str, int, str]]]:
+def master_entries(path: Path, root: Path | None = None) -> tuple[float, list[tuple[str, int, str]]]:
     """(frequency, [(segment name, length, problem)]) of a multi-segment header, line by line,
     so that one malformed or misdirected segment line costs only that segment (wfdb's own
     parser rejects the whole header). `problem` is empty for a usable line."""
     from wfdb.io._header import _parse_record_line
     from wfdb.io.header import rx_segment
 
-    lines = [ln.strip() for ln in path.read_text(encoding="latin-1").splitlines()]
+    from steps.featurize.headers import check_record_line
+
+    lines = [ln.strip() for ln in header_text(path, root).splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    if len(lines) - 1 > MAX_SEGMENTS:
+        raise RecordError("limit_exceeded", f"master header {path.name} lists {len(lines) - 1} segments, more than "
+                          f"{MAX_SEGMENTS}")
     try:
+        check_record_line(lines[0], path.name)
         fields = _parse_record_line(lines[0])
+    except RecordError:
+        raise
     except Exception as err:  # noqa: BLE001
         raise RecordError("header_parse_error", f"master header {path.name}: record line does not parse: "
                           f"{type(err).__name__}: {err}") from err
-    entries = []
+    entries, seen = [], {path.stem: 1}
     for number, line in enumerate(lines[1:], start=2):
         tokens = line.split()
         match = rx_segment.match(line)
         name = tokens[0]
-        length = int(tokens[1]) if len(tokens) > 1 and tokens[1].isdigit() else 0
+        length = plain_int(tokens[1]) if len(tokens) > 1 else None
         if "/" in name or name in (".", ".."):
             problem = (f"segment {name}: master {path.name} names it by a path; a segment must be a record "
                        "in the master's own folder")
-        elif match is None or match.group("seg_name") != name or len(tokens) < 2:
+        elif match is None or match.group("seg_name") != name or length is None:
             problem = f"segment {name}: line {number} of master {path.name} is not `<segment name> <length>`: {line!r}"
+        elif name in seen and name != "~":
+            # Nested or cyclic layouts (a master naming itself) and repeats would read a
+            # segment twice, or not at all: WFDB segments are single-segment records.
+            problem = (f"segment {name}: master {path.name} lists it itself (a multi-segment header)"
+                       if seen[name] == 1 else f"segment {name}: listed twice by master {path.name} (line "
+                       f"{seen[name]} and {number})")
         else:
             problem = ""
-        entries.append((name, length, problem))
+        seen.setdefault(name, number)
+        entries.append((name, length or 0, problem))
     return float(fields.get("fs") or 0.0), entries
 
 
-def _declared_length(header: Path) -> int | None:
-    for line in header.read_text(encoding="latin-1").splitlines():
+def _declared_length(header: Path, root: Path) -> int | None:
+    try:
+        text = header_text(header, root)
+    except RecordError:
+        return None  # reading the segment reports it
+    for line in text.splitlines():
         tokens = line.split()
         if tokens and not tokens[0].startswith("#"):
-            return int(tokens[3]) if len(tokens) > 3 and tokens[3].isdigit() else None
+            return plain_int(tokens[3]) if len(tokens) > 3 else None
     return None
 
 

@@ -4,9 +4,12 @@ there and identical; then the optional per-artifact `process_func`."""
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 from steps import storage as st
@@ -20,6 +23,10 @@ log = logging.getLogger("steps.reconcile")
 SOURCE_ETAG_META = "wavepipe-source-etag"
 
 ProcessFunc = Callable[[dict, list, str, bool], object]
+
+# A temporary file untouched this long has no writer: a live copy rewrites its file's mtime
+# with every block it writes (seconds apart at worst), a killed one never again.
+TEMP_GRACE_SECONDS = 600.0
 
 
 def load_process_func(ref: str) -> ProcessFunc:
@@ -107,6 +114,35 @@ class CopyJob:
         if self.process is not None and wanted and not out.copy_errors:
             self.run_process(art, out)
         return out
+
+
+def remove_abandoned_temps(storage: st.Storage, experiment_uri: str, grace_s: float = TEMP_GRACE_SECONDS,
+                           now: float | None = None) -> list[str]:
+    """Delete the temporary files that killed copies left in the experiment folder; returns
+    their paths relative to it. Only our own names (`storage.TEMP_PREFIX`, which listings
+    already skip), only regular files, and only those unmodified for `grace_s`, so a copy that
+    a concurrent run is writing is never touched. On S3 copies are server-side and write no
+    temporary object: nothing to do."""
+    if not isinstance(storage, st.LocalStorage):
+        return []
+    root = storage.path(experiment_uri)
+    now = time.time() if now is None else now
+    removed = []
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            if not name.startswith(st.TEMP_PREFIX):
+                continue
+            path = Path(dirpath) / name
+            try:
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode) and now - info.st_mtime > grace_s:
+                    path.unlink()
+                    removed.append(path.relative_to(root).as_posix())
+            except FileNotFoundError:
+                continue  # renamed into place by its writer meanwhile
+    if removed:
+        log.info("removed %d temporary file(s) left by killed copies, e.g. %s", len(removed), removed[0])
+    return sorted(removed)
 
 
 def run_parallel(job: CopyJob, work: list[tuple[Artifact, Iterable[str] | None, bool]], threads: int,

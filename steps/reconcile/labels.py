@@ -6,6 +6,7 @@ shows a username or password the secret supplied."""
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pandas as pd
 from steps import storage as st
 from steps.reconcile.settings import LabelsSource
 from steps.redact import redact_text, redact_url
+
+log = logging.getLogger(__name__)
 
 
 class LabelsError(Exception):
@@ -167,17 +170,48 @@ def read_labels(source: LabelsSource, params: dict[str, str], storage: st.Storag
     raise LabelsError("no labels source: set labels.sqlite_uri or labels.url")
 
 
-def clean_labels(frame: pd.DataFrame, source: LabelsSource) -> tuple[pd.DataFrame, dict]:
-    """Ids as strings; rows without id or label dropped; the first row of a repeated id kept."""
+def clean_labels(frame: pd.DataFrame, source: LabelsSource, sample: int = 20) -> tuple[pd.DataFrame, dict]:
+    """Ids as strings; rows without id or label dropped; one row per id.
+
+    Policy for an id given more than once: with one label, the first row is kept (a join
+    that repeats rows is harmless); with different labels, the artifact is dropped, never
+    labelled by whichever row came first. Those ids are counted and sampled in the report
+    (`database_ids_with_conflicting_labels[_sample]`) and logged. Raises LabelsError, naming
+    the column, when the query returned rows but none is usable (a NULL id or label column)
+    or every id is in conflict: "no artifact matched" would be the wrong reason."""
     counts = {"database_rows": int(len(frame))}
     frame = frame.rename(columns={source.id_column: "artifact_id", source.label_column: "label"})
-    usable = frame["artifact_id"].notna() & frame["label"].notna()
+    has_id, has_label = frame["artifact_id"].notna(), frame["label"].notna()
+    usable = has_id & has_label
     counts["database_rows_without_id_or_label"] = int((~usable).sum())
+    counts["database_rows_without_id"] = int((~has_id).sum())
+    counts["database_rows_without_label"] = int((has_id & ~has_label).sum())
+    if len(frame) and not usable.any():
+        where = f"of the query on {describe(source)}"
+        for column, key, present in ((source.id_column, "labels.id_column", has_id),
+                                     (source.label_column, "labels.label_column", has_label)):
+            if not present.any():
+                raise LabelsError(f"column {column!r} ({key}) {where} is NULL in every one of its {len(frame)} rows")
+        raise LabelsError(f"no row {where} has both an id ({source.id_column!r}) and a label "
+                          f"({source.label_column!r}): {len(frame)} rows")
     frame = frame[usable].copy()
     frame["artifact_id"] = frame["artifact_id"].map(lambda v: str(v).strip())
     repeated = frame["artifact_id"].duplicated(keep="first")
     counts["database_repeated_ids"] = int(repeated.sum())
-    frame = frame[~repeated].reset_index(drop=True)
+    labels_per_id = frame.groupby("artifact_id", sort=True)["label"].nunique()
+    conflicting = labels_per_id[labels_per_id > 1].index
+    counts["database_ids_with_conflicting_labels"] = int(len(conflicting))
+    examples = frame[frame["artifact_id"].isin(conflicting[:sample])]
+    counts["database_ids_with_conflicting_labels_sample"] = [
+        {"artifact_id": aid, "labels": sorted({str(v) for v in group["label"]})}
+        for aid, group in examples.groupby("artifact_id", sort=True)]
+    if len(conflicting):
+        log.warning("labels: %d artifact id(s) have conflicting labels and are dropped, e.g. %s", len(conflicting),
+                    ", ".join(conflicting[:5]))
+    frame = frame[~repeated & ~frame["artifact_id"].isin(conflicting)].reset_index(drop=True)
+    if counts["database_rows"] and frame.empty:
+        raise LabelsError(f"every artifact id of the query on {describe(source)} has conflicting labels "
+                          f"({len(conflicting)} ids, e.g. {', '.join(conflicting[:5])})")
     return frame, counts
 
 

@@ -27,7 +27,7 @@ from steps.entry import BadInput, StageFailed
 from steps.listing.source import open_source
 from steps.reconcile import inventory as inv
 from steps.s3inventory import InventoryError
-from steps.reconcile.copying import CopyJob, Outcome, load_process_func, run_parallel
+from steps.reconcile.copying import CopyJob, Outcome, load_process_func, remove_abandoned_temps, run_parallel
 from steps.reconcile.labels import LabelsError, clean_labels, describe, read_labels
 from steps.reconcile.settings import ReconcileSettings
 from steps.reconcile.shards import assign_shards, auto_shard_count, write_manifests
@@ -160,6 +160,7 @@ def _copy_and_validate(ctx: Context, arts: dict[str, inv.Artifact], rows: dict[s
     s = ctx.settings
     process = load_process_func(s.process_func) if s.process_func else None
     need_listing = ctx.copy_files or process is not None
+    ctx.report["temp_files_removed"] = len(remove_abandoned_temps(ctx.storage, ctx.experiment_uri))
     existing = list_experiment(ctx.storage, ctx.artifacts_uri) if need_listing else {}
     ctx.report["stale_artifacts_in_experiment"] = len(set(existing) - set(arts))
     job = CopyJob(ctx.storage, ctx.source_uri, ctx.artifacts_uri, ctx.experiment_uri, existing, rows,

@@ -132,7 +132,7 @@ class TestInvalidSegments:
         ("more_signals", "header_parse_error", "declares 3 signals on its record line but lists 2"),
         ("outside", "header_parse_error", "names it by a path"),
         ("directory", "missing_data_file", "is a directory, not a file"),
-        ("garbage", "header_parse_error", "does not parse"),
+        ("garbage", "header_parse_error", "NUL byte on line 1"),
     ])
     def test_one_bad_segment_costs_only_itself(self, tmp_path, bad, kind, words):
         folder, good, bad_name = C.broken_master(tmp_path, bad)

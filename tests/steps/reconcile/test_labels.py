@@ -56,7 +56,9 @@ class TestValidSqlite:
         assert len(frame) == 4 and list(frame.columns) == ["artifact_id", "label", "experiment"]
         clean, counts = clean_labels(frame, source)
         assert list(clean["artifact_id"]) == ["r1", "r2"]
-        assert counts == {"database_rows": 4, "database_rows_without_id_or_label": 1, "database_repeated_ids": 1}
+        assert counts == {"database_rows": 4, "database_rows_without_id_or_label": 1, "database_rows_without_id": 1,
+                          "database_rows_without_label": 0, "database_repeated_ids": 1,
+                          "database_ids_with_conflicting_labels": 0, "database_ids_with_conflicting_labels_sample": []}
 
     def test_parameter_value_is_never_sql(self, sqlite_file):
         source = LabelsSource(sqlite_uri=str(sqlite_file), query="SELECT * FROM labels WHERE experiment = :experiment_name")
@@ -77,6 +79,50 @@ class TestValidSqlite:
 
 
 class TestInvalidSqlite:
+    def test_conflicting_labels_drop_the_artifact_and_are_reported(self, tmp_path, caplog):
+        # r2 twice with one label is a harmless repeat; r1 and r3 disagree with themselves.
+        db = make_sqlite(tmp_path / "labels.sqlite", [
+            ("r1", "N", "e"), ("r2", "AF", "e"), ("r1", "AF", "e"), ("r2", "AF", "e"), ("r3", "N", "e"),
+            ("r3", "VT", "e"), ("r3", "N", "e"), ("r4", "N", "e"),
+        ])
+        source = LabelsSource(sqlite_uri=str(db))
+        clean, counts = clean_labels(read_labels(source, {}), source)
+        assert clean.values.tolist() == [["r2", "AF"], ["r4", "N"]]  # never the first row's label
+        assert counts["database_ids_with_conflicting_labels"] == 2 and counts["database_repeated_ids"] == 4
+        assert counts["database_ids_with_conflicting_labels_sample"] == [
+            {"artifact_id": "r1", "labels": ["AF", "N"]}, {"artifact_id": "r3", "labels": ["N", "VT"]}]
+        assert "2 artifact id(s) have conflicting labels and are dropped, e.g. r1, r3" in caplog.text
+
+    def test_ids_that_all_conflict_name_the_reason(self, tmp_path):
+        db = make_sqlite(tmp_path / "labels.sqlite", [("r1", "N", "e"), ("r1", "AF", "e")])
+        source = LabelsSource(sqlite_uri=str(db))
+        with pytest.raises(LabelsError, match=r"every artifact id of the query on sqlite .* has conflicting labels "
+                                              r"\(1 ids, e.g. r1\)"):
+            clean_labels(read_labels(source, {}), source)
+
+    @pytest.mark.parametrize("rows, message", [
+        ([("r1", None, "e"), ("r2", None, "e")], "column 'label' (labels.label_column) of the query on sqlite .* "
+                                                 "is NULL in every one of its 2 rows"),
+        ([(None, "N", "e")], "column 'artifact_id' (labels.id_column) of the query on sqlite .* is NULL in every"),
+        ([(None, "N", "e"), ("r1", None, "e")], "no row of the query on sqlite .* has both an id"),
+    ])
+    def test_a_null_column_is_named_not_called_a_mismatch(self, tmp_path, rows, message):
+        source = LabelsSource(sqlite_uri=str(make_sqlite(tmp_path / "labels.sqlite", rows)))
+        with pytest.raises(LabelsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            clean_labels(read_labels(source, {}), source)
+
+    def test_entry_with_an_all_null_label_column_exits_2_naming_it(self, tmp_path, monkeypatch, capsys):
+        monkeypatch.setenv(st.S3_ROOT_ENV, str(tmp_path / "s3"))
+        put_tree(st.from_env(), "s3://prod/raw", {a: record_files(a) for a in ("r1", "r2")})
+        db = make_sqlite(tmp_path / "labels.sqlite", [("r1", None, "e"), ("r2", None, "e")])
+        cfg = tmp_path / "settings.json"
+        write_settings(cfg, "reconcile", {"labels": {"sqlite_uri": str(db)}})
+        code = main(["--source-uri", "s3://prod/raw", "--experiment-uri", "s3://research/exp1", "--output",
+                     str(tmp_path / "out"), "--settings", str(cfg)])
+        assert code == 2
+        report = json.loads((tmp_path / "out" / "report.json").read_text())
+        assert "column 'label' (labels.label_column)" in report["error"] and "no artifact is both" not in report["error"]
+
     def test_missing_file_names_it(self, tmp_path):
         with pytest.raises(LabelsError, match=f"sqlite {tmp_path}/nope.sqlite: no such file"):
             read_labels(LabelsSource(sqlite_uri=str(tmp_path / "nope.sqlite")), {})
@@ -114,6 +160,13 @@ class TestValidPostgres:
         source = LabelsSource(url="postgresql://", secret_arn=arn, query=QUERY)
         assert len(read_labels(source, {"experiment_name": "exp2"})) == 2
 
+
+    def test_conflicting_labels_are_dropped(self, postgres):
+        source = LabelsSource(url=postgres.render_as_string(hide_password=False),
+                              query="SELECT artifact_id, label FROM labels UNION ALL SELECT 100, 'VT' ORDER BY 1")
+        clean, counts = clean_labels(read_labels(source, {}), source)
+        assert "100" not in clean["artifact_id"].tolist() and len(clean) == 9
+        assert counts["database_ids_with_conflicting_labels_sample"] == [{"artifact_id": "100", "labels": ["AF", "VT"]}]
 
     def test_integer_ids_next_to_null_stay_integers(self, postgres):
         source = LabelsSource(url=postgres.render_as_string(hide_password=False),
@@ -156,6 +209,12 @@ class TestInvalidPostgres:
         source = LabelsSource(url=postgres.render_as_string(hide_password=False), query="SELECT nope FROM labels")
         with pytest.raises(LabelsError, match=r"query failed on postgresql\+psycopg2://.*column \"nope\" does not exist"):
             read_labels(source, {})
+
+    def test_all_null_label_column(self, postgres):
+        source = LabelsSource(url=postgres.render_as_string(hide_password=False),
+                              query="SELECT artifact_id, NULL AS label FROM labels")
+        with pytest.raises(LabelsError, match=r"column 'label' \(labels.label_column\) .* NULL in every one of its 10"):
+            clean_labels(read_labels(source, {}), source)
 
     def test_missing_secret(self, aws):
         source = LabelsSource(url="postgresql://db/x", secret_arn="rds/absent")

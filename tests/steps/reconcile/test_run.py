@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import boto3
@@ -174,6 +176,42 @@ class TestValidLocal:
         assert report["process_failed"] == 2 and report["kept"] == 4
         assert "cannot process r0001" in report["process_failed_sample"][0]["error"]
         assert set(pd.read_parquet(tmp_path / "out" / "labels.parquet")["artifact_id"]) == {"r0000", "r0002", "r0003", "r0005"}
+
+
+class TestValidLeftovers:
+    def test_temp_files_of_a_killed_copy_are_removed_and_never_data(self, tmp_path, local):
+        put_tree(local, SOURCE, {a: record_files(a) for a in ids(4)})
+        db = labels_db(tmp_path, ids(4))
+        run(None, db, tmp_path / "first", local)
+        folder = local.path(ARTIFACTS) / "r0001"
+        # What `_atomic_write` leaves when killed between mkstemp and the rename: a killed copy's
+        # (untouched for an hour), one a concurrent run is writing now, and names not ours.
+        killed = folder / f"{st.TEMP_PREFIX}killed"
+        killed.write_bytes(b"half a record")
+        os.utime(killed, (time.time() - 3600, time.time() - 3600))
+        nested = local.path(EXPERIMENT) / "data" / f"{st.TEMP_PREFIX}labels"
+        nested.write_bytes(b"{")
+        os.utime(nested, (time.time() - 3600, time.time() - 3600))
+        live = folder / f"{st.TEMP_PREFIX}live"
+        live.write_bytes(b"being written")
+        theirs = [folder / "wavepipe-tmp-not-hidden", folder / f"r0001{st.TEMP_PREFIX}x"]
+        for path in theirs:
+            path.write_bytes(b"user data")
+            os.utime(path, (time.time() - 3600, time.time() - 3600))
+        link = folder / f"{st.TEMP_PREFIX}link"
+        link.symlink_to(folder / "r0001.hea")
+        os.utime(link, (time.time() - 3600, time.time() - 3600), follow_symlinks=False)
+
+        report = run(None, db, tmp_path / "second", local)
+        assert report["temp_files_removed"] == 2
+        assert not killed.exists() and not nested.exists()
+        assert live.exists() and all(p.exists() for p in theirs) and link.is_symlink()
+        # Never data: not in the experiment listing, nor copied, validated or put in a shard.
+        assert not any(key.split("/")[-1].startswith(st.TEMP_PREFIX) for key in listing(local, ARTIFACTS))
+        assert report["kept"] == 4 and report["copied"] == 0 and report["missing_before_repair"] == 0
+        manifest = (tmp_path / "second" / "manifests" / "shard-0001.manifest").read_text()
+        assert f"/{st.TEMP_PREFIX}" not in manifest
+        assert "r0001/wavepipe-tmp-not-hidden" in manifest  # files of the folder not named by us stay data
 
 
 class TestInvalidLocal:
