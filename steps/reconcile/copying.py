@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from steps import storage as st
-from steps.functions import load_function
-from steps.reconcile.inventory import Artifact, SourceFile
+from steps.io import storage as st
+from steps.resolve import load_function
+from steps.reconcile.production import Artifact, SourceFile
 
 log = logging.getLogger("steps.reconcile")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.reconcile.settings import LabelsSource
 
 
