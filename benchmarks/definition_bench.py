@@ -74,8 +74,8 @@ def main() -> None:
     ap.add_argument("--shards", type=int, nargs="+", default=[10, 100, 250])
     ap.add_argument("--auto", type=int, nargs="+", default=[10, 500, 5000])
     args = ap.parse_args()
-    from pipeline.build import build
-    from pipeline.definition import pretty
+    from pipeline.build.compose import build
+    from pipeline.definition.model import pretty
     from pipeline.config import load_config
 
     with tempfile.TemporaryDirectory() as tmp:

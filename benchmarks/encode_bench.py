@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import datasets  # noqa: E402
 
 from steps.encode import EncodeSettings, run_encode  # noqa: E402
-from steps.encode.stage import available_cpus  # noqa: E402
+from steps.encode.run import available_cpus  # noqa: E402
 from steps.recipes import documents, waveform  # noqa: E402
 from tests.steps.encode import fixtures as fx  # noqa: E402
 

@@ -258,7 +258,7 @@ def measure(job: dict) -> int:
     import hashlib
     import resource
 
-    from steps import storage as st
+    from steps.io import storage as st
     from steps.reconcile.run import Context, _inventory
     from steps.reconcile.settings import ReconcileSettings
 
@@ -302,8 +302,8 @@ def measure(job: dict) -> int:
 
 def write_inventories(endpoint: str, keys: int) -> dict[str, str]:
     """An S3 Inventory report of the bucket in each format, written as S3 writes them."""
-    from steps import storage as st
-    from tests.steps.inventory_reports import rows_of, write_report
+    from steps.io import storage as st
+    from tests.steps.io.inventory_reports import rows_of, write_report
 
     storage = st.S3Storage(client=__import__("boto3").client("s3", endpoint_url=endpoint))
     rows = rows_of(LIST_BUCKET, [(k, 0, EMPTY_ETAG) for k in mimic_keys(keys)], noncurrent=False)
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                       AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     os.environ.pop("WAVEPIPE_S3_ROOT", None)
     try:
-        from steps import storage as st
+        from steps.io import storage as st
         from steps.reconcile.run import reconcile
         from steps.reconcile.settings import ReconcileSettings
 

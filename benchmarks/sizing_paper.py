@@ -1,5 +1,5 @@
 """On paper: the full MIMIC-III Waveform Database run (67,830 records, about 6.7 TB) priced by
-the sizing plan's own model (`pipeline/sizing.py`), so the README's figures can be reproduced:
+the sizing plan's own model (`pipeline/plan/cost.py`), so the README's figures can be reproduced:
 
     .venv/bin/python benchmarks/sizing_paper.py [--cpu-seconds-per-gb X] [--price TYPE=USD ...]
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import sizing_data as data  # noqa: E402
-from pipeline.sizing import Catalog, featurize_time, gp2_bytes_s, stage_cost  # noqa: E402
+from pipeline.plan import prices as data  # noqa: E402
+from pipeline.plan.cost import Catalog, featurize_time, gp2_bytes_s, stage_cost  # noqa: E402
 
 RECORDS = 67_830
 TOTAL_BYTES = 6.7e12

@@ -65,7 +65,7 @@ def publish(data: Path, work: Path) -> tuple[Path, Path, int]:
     import boto3
 
     from steps.publish import index_body, manifest_body
-    from steps.storage import ObjectInfo
+    from steps.io.storage import ObjectInfo
 
     client = boto3.client("s3")
     client.create_bucket(Bucket=BUCKET)

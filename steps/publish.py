@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Mapping
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.contract import INDEX_FILE, ITEM_SHARD, ITEM_URI, MANIFEST_SUFFIX, SHARDS_FOLDER
 
 

@@ -58,13 +58,13 @@ class ProcessFunc(Protocol):
         thread-safe), once per artifact that is new or changed in this run, on Reload, or when a
         file it writes is missing and Reconcile regenerates it. It may read the artifact's files
         and write under `<experiment_uri>/data/reconciled_artifacts/<artifact_id>/`, through
-        `steps.storage.from_env()` (S3 in SageMaker, the local runner's storage locally); list
+        `steps.io.storage.from_env()` (S3 in SageMaker, the local runner's storage locally); list
         what it writes in `files_on_research` so Reconcile checks every artifact has it.
 
         Example (a label file beside each artifact's files):
 
             import json
-            from steps import storage
+            from steps.io import storage
 
             def write_label_file(row, files, experiment_uri, reload):
                 uri = storage.join_uri(experiment_uri, "data/reconciled_artifacts", row["artifact_id"], "label.json")

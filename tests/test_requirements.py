@@ -16,8 +16,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag, parse_tag
 
-from pipeline.images import SUPPORTED_PYTHONS, managed_python
-from pipeline.wheelhouse import REQUIREMENTS, target_requirements
+from pipeline.build.images import SUPPORTED_PYTHONS, managed_python
+from pipeline.build.wheelhouse import REQUIREMENTS, target_requirements
 from tests.conftest import ROOT
 
 BUILDER_ONLY = {"sagemaker"}

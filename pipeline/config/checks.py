@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Callable
 
 from pipeline.config.models import Config
-from pipeline.images import has_instance_storage, installs_requirements, python_problems
-from pipeline.parameters import parameter_specs
+from pipeline.build.images import has_instance_storage, installs_requirements, python_problems
+from pipeline.build.parameters import parameter_specs
 
 Rule = Callable[[Config], list[str]]
 
@@ -31,7 +31,7 @@ def single_instance_unless_split(cfg: Config) -> list[str]:
 
 
 def cache_duration(cfg: Config) -> list[str]:
-    from pipeline.definition import parse_duration
+    from pipeline.definition.model import parse_duration
 
     try:
         parse_duration(cfg.cache.expire_after)
@@ -92,7 +92,7 @@ def network_isolation(cfg: Config) -> list[str]:
 
 
 def code_paths(cfg: Config) -> list[str]:
-    from pipeline.bundle import code_path_problems
+    from pipeline.build.bundle import code_path_problems
 
     return code_path_problems(cfg.code.paths)
 

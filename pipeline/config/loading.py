@@ -71,8 +71,8 @@ def validate_config(data: dict, source: str = "<config>", registry=None, base_di
     Paths in it are relative to `base_dir` (the config file's folder; default: the current one)."""
     from pipeline.config.checks import cross_check
     from pipeline.config.paths import resolve_paths
+    from pipeline.build.references import function_problems
     from pipeline.config.secrets import secret_problems
-    from pipeline.functions import function_problems
     from pipeline.stages import default_registry
 
     registry = registry or default_registry()

@@ -187,7 +187,7 @@ class LocalConfig(Model):
 
 
 class CodeConfig(Model):
-    """The user's own code, shipped in the code bundle with steps/ (see pipeline/bundle.py)."""
+    """The user's own code, shipped in the code bundle with steps/ (see pipeline/build/bundle.py)."""
 
     paths: list[str] = Field(
         default_factory=list,

@@ -9,7 +9,7 @@ from typing import Callable
 from pipeline.config import Config
 from pipeline.deploy.clients import Aws
 from pipeline.deploy.errors import DeployError
-from pipeline.parameters import parameter_names
+from pipeline.build.parameters import parameter_names
 
 TERMINAL = {"Succeeded", "Failed", "Stopped", "CompletedWithFailures"}
 POLL_SECONDS = 15.0

@@ -18,8 +18,8 @@ from pipeline.config import Config
 from pipeline.deploy.roles import SAGEMAKER, SCHEDULER, role_name
 from pipeline.deploy.schedules import group_name
 from pipeline.stages.common import base_uri
-from steps.s3inventory import report_folder
-from steps.storage import split_uri
+from steps.io.inventory import report_folder
+from steps.io.storage import split_uri
 
 VERSION = "2012-10-17"
 # SageMaker names a pipeline's jobs `pipelines-<execution id>-<step>-<suffix>`, and a job's log

@@ -15,7 +15,7 @@ import uuid
 from typing import Callable
 
 from pipeline.config import Config
-from pipeline.definition import compact as compact_definition
+from pipeline.definition.model import compact as compact_definition
 from pipeline.deploy import versions
 from pipeline.deploy.assets import upload
 from pipeline.deploy.clients import Aws

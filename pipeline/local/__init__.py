@@ -8,7 +8,7 @@ See `run_pipeline` for the options and the README's "What the local run does" fo
 honours.
 """
 
-from pipeline.local.definition import UnsupportedDefinition, load_definition
+from pipeline.local.supported import UnsupportedDefinition, load_definition
 from pipeline.local.progress import format_table, print_table
 from pipeline.local.results import RunResult, StepResult, StepState
 from pipeline.local.runner import run_pipeline

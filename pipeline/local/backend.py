@@ -2,7 +2,7 @@
 
 `local` maps `s3://bucket/key` to `<workdir>/s3/bucket/key`; an `http(s)://` endpoint (the
 tests' moto server, MinIO) or `aws` (the normal credential chain) go through boto3. The child
-processes get the environment that makes `steps.storage.from_env()` pick the same store.
+processes get the environment that makes `steps.io.storage.from_env()` pick the same store.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from steps.storage import S3_ROOT_ENV, LocalStorage, S3Storage, Storage, split_uri
+from steps.io.storage import S3_ROOT_ENV, LocalStorage, S3Storage, Storage, split_uri
 
 
 @dataclass

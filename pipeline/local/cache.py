@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.definition import parse_duration, processing_outputs
-from steps.storage import Storage
+from pipeline.definition.model import parse_duration, processing_outputs
+from steps.io.storage import Storage
 
 
 def cache_key(storage: str, pipeline: str, step: str, arguments: dict) -> str:

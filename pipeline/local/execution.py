@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from pipeline.local.graph import Outcome
+from pipeline.local.readiness import Outcome
 from pipeline.local.job import JobOutcome, JobStatus
-from pipeline.local.plan import Start
+from pipeline.local.start import Start
 from pipeline.local.progress import Progress
 from pipeline.local.properties import output_uris
 from pipeline.local.results import StepResult, StepState

@@ -3,7 +3,7 @@
 A definition's `Arguments` are plain JSON in which some values are expressions:
 `{"Get": "Parameters.X"}`, `{"Get": "Execution.PipelineExecutionId"}`,
 `{"Get": "Steps.S.ProcessingOutputConfig.Outputs['out'].S3Output.S3Uri"}` and
-`{"Std:Join": {"On": "/", "Values": [...]}}`. pipeline/definition.py finds them (and the data
+`{"Std:Join": {"On": "/", "Values": [...]}}`. pipeline/definition/model.py finds them (and the data
 dependencies they imply); this module checks them against what the runner can evaluate, before
 anything runs, and evaluates them against a `Scope`.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
 
-from pipeline.definition import CURRENT_ITEM, is_expression, walk_expressions
+from pipeline.definition.model import CURRENT_ITEM, is_expression, walk_expressions
 
 # Execution variables the runner can give a value; TrainingJobName has no meaning for a
 # processing-only pipeline, so a definition that uses it is refused.

@@ -20,10 +20,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.definition import iteration_name
-from pipeline.local.definition import Step
+from pipeline.definition.model import iteration_name
+from pipeline.local.supported import Step
 from pipeline.local.expressions import ExpressionError, Scope, evaluate
-from pipeline.local.graph import Outcome
+from pipeline.local.readiness import Outcome
 from pipeline.local.results import StepResult, StepState
 
 

@@ -22,7 +22,7 @@ from typing import IO
 
 from botocore.exceptions import ClientError
 
-from pipeline.definition import processing_outputs
+from pipeline.definition.model import processing_outputs
 from pipeline.local import sandbox
 from pipeline.local.backend import Backend
 from pipeline.local.expressions import to_text

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-from pipeline.definition import PROCESSING_ROOT
+from pipeline.definition.model import PROCESSING_ROOT
 from pipeline.local.results import RunResult, StepResult, StepState
 from pipeline.local.sandbox import local_dir
 from steps.contract import HOSTS_FOLDER, PROGRESS_FILE

@@ -7,11 +7,11 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from pipeline.definition import processing_outputs
-from pipeline.local.definition import Step
+from pipeline.definition.model import processing_outputs
+from pipeline.local.supported import Step
 from pipeline.local.expressions import ExpressionError
 from pipeline.local.job import Job, JobOutcome
-from steps.storage import Storage
+from steps.io.storage import Storage
 
 LOCAL_ACCOUNT = "000000000000"  # no AWS account behind a local run
 

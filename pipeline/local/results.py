@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from pipeline.local.graph import Outcome
+from pipeline.local.readiness import Outcome
 
 
 class StepState(str, Enum):

@@ -16,22 +16,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
-from pipeline.definition import processing_outputs
+from pipeline.definition.model import processing_outputs
 from pipeline.local.backend import open_backend, write_assets
 from pipeline.local.cache import CacheEntry, CacheStore, cache_key, write_json
-from pipeline.local.definition import Definition, Step, load_definition
+from pipeline.local.supported import Definition, Step, load_definition
 from pipeline.local.execution import Execution
 from pipeline.local.expressions import ExpressionError, Scope, evaluate
-from pipeline.local.graph import Decision, build_graph, decide, unmet
+from pipeline.local.readiness import Decision, build_graph, decide, unmet
 from pipeline.local.job import Job, JobOutcome, JobStatus, ProcessGroups, run_job
-from pipeline.local.plan import check_only, plan_start
+from pipeline.local.start import check_only, plan_start
 from pipeline.local.progress import Progress, print_table, progress_files
 from pipeline.local.properties import describe, job_name, read_property_file, timestamp
 from pipeline.local.results import RunResult, StepState
 from pipeline.local.foreach import FanOut, Iteration, aggregate, iterations, resolve_items
 from pipeline.local.scheduler import Answer, Expand, Work, machine_cores, run_concurrently
 from pipeline.local.state import ExecutionStatus, ExecutionStore
-from steps.storage import split_uri
+from steps.io.storage import split_uri
 
 DEFINITION_FILE = "definition.json"  # beside execution.json: the DAG `deploy.py report` draws
 

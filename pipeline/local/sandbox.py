@@ -17,8 +17,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.definition import PROCESSING_ROOT
-from steps.storage import Storage, split_uri
+from pipeline.definition.model import PROCESSING_ROOT
+from steps.io.storage import Storage, split_uri
 
 # The root as a whole path component, wherever it stands in an argument or a value.
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])" + re.escape(PROCESSING_ROOT) + r"(?=/|\b|$)")

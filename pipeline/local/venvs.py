@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pipeline.wheelhouse import REQUIREMENTS, Wheelhouse
+from pipeline.build.wheelhouse import REQUIREMENTS, Wheelhouse
 from steps.bootstrap import pip_install_command
 from steps.contract import ENV_WHEELHOUSE
 

@@ -23,7 +23,7 @@ def write_report(cfg: Config, execution: str | None, workdir: str | None, out: P
             return 2
     else:
         from pipeline.deploy import clients
-        from pipeline.deploy.commands import _run
+        from pipeline.cli.deploy import _run
         from pipeline.report.sources import sagemaker_execution
 
         holder = {}

@@ -8,7 +8,7 @@ from html import escape
 
 import numpy as np
 
-from pipeline.graph_svg import colour
+from pipeline.definition.svg import colour
 
 BLUE, ORANGE, TEAL, PURPLE, RED, GREY = "#4c78a8", "#f58518", "#72b7b2", "#b279a2", "#e45756", "#c7ccd1"
 SPLIT_COLOURS = {"train": BLUE, "valid": ORANGE, "test": PURPLE}

@@ -13,7 +13,7 @@ import pandas as pd
 from pipeline.report.sources import Execution
 from steps.combine.hosts import merged_report
 from steps.contract import ERRORS_FILE, FEATURES_FILE, HOSTS_FOLDER, REPORT_FILE
-from steps.storage import join_uri
+from steps.io.storage import join_uri
 
 SIGNAL_STATS = ("mean", "std", "frac_nan")
 EXAMPLES_PER_KIND = 3

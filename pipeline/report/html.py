@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from pipeline.graph_svg import STATE_COLOURS, svg as dag_svg
+from pipeline.definition.svg import STATE_COLOURS, svg as dag_svg
 from pipeline.report import charts
 from pipeline.report.facts import SIGNAL_STATS, Facts, error_kinds
 from pipeline.report.sources import Execution

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.config import Config
-from steps.storage import Storage
+from steps.io.storage import Storage
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Step:
     @property
     def stage(self) -> str:
         """`Featurize-shard-0001`, `FeaturizeShard-3` (a ForEach iteration) -> `featurize`."""
-        from pipeline.names import stage_of
+        from pipeline.stages.names import stage_of
 
         return stage_of(self.name)
 
@@ -92,7 +92,7 @@ def local_execution(cfg: Config, workdir: Path, execution_id: str | None) -> Exe
     if (folder / DEFINITION_FILE).is_file():
         definition = json.loads((folder / DEFINITION_FILE).read_text())
     else:  # an execution recorded before definitions were kept: today's build of the config
-        from pipeline.build import build
+        from pipeline.build.compose import build
 
         definition = json.loads(build(cfg).definition)
     order = {s["Name"]: i for i, s in enumerate(definition.get("Steps", []))}
@@ -111,8 +111,8 @@ SAGEMAKER_STATES = {"Executing": "Executing", "Starting": "Starting", "Stopping"
 def sagemaker_execution(cfg: Config, aws, execution: str | None) -> Execution:
     """An execution of the deployed pipeline (default: its newest), its steps and their jobs."""
     from pipeline.deploy.executions import steps as list_steps
-    from pipeline.deploy.operate import execution_arn, job_name
-    from steps.storage import S3Storage
+    from pipeline.cli.operate import execution_arn, job_name
+    from steps.io.storage import S3Storage
 
     arn = execution_arn(aws, cfg, execution)
     described = aws.read("sagemaker", "describe_pipeline_execution", f"execution {arn}", PipelineExecutionArn=arn)

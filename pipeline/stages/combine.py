@@ -17,7 +17,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from pipeline.config.models import Config, StageInfra
-from pipeline.names import step_name
+from pipeline.stages.names import step_name
 from pipeline.stages import featurize as featurize_stage
 from pipeline.stages.common import (
     BuildContext, processing_step, report_file, report_value, s3_input, s3_output, step_key)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.bundle import Assets
+from pipeline.build.bundle import Assets
 from pipeline.config.models import Config, StageInfra
-from pipeline.images import has_instance_storage
-from pipeline.parameters import EXPERIMENT, instance_type_param_name
+from pipeline.build.images import has_instance_storage
+from pipeline.build.parameters import EXPERIMENT, instance_type_param_name
 from steps import contract as c
 
 ENTRYPOINT = ["python3", f"{c.CODE_DIR}/bootstrap.py"]
@@ -23,12 +23,12 @@ def base_uri(cfg: Config) -> str:
 class BuildContext:
     cfg: Config
     session: object
-    params: dict  # parameter name -> ParameterString (pipeline.parameters)
+    params: dict  # parameter name -> ParameterString (pipeline.build.parameters)
     assets: Assets
     image_uri: str
     install_requirements: bool
     registry: object  # pipeline.stages.registry.Registry
-    wheelhouse_uri: str | None = None  # where the jobs install from (pipeline.wheelhouse), if they install
+    wheelhouse_uri: str | None = None  # where the jobs install from (pipeline.build.wheelhouse), if they install
     pip_index_url: str | None = None  # or a private index instead (image.pip_index_url)
 
     def section(self, stage: str) -> StageInfra:

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from pipeline.config.models import StageInfra
-from pipeline.names import step_name
-from pipeline.parameters import ENCODED_DATA_DIR, EXPERIMENT
+from pipeline.stages.names import step_name
+from pipeline.build.parameters import ENCODED_DATA_DIR, EXPERIMENT
 from pipeline.stages import combine as combine_stage
 from pipeline.stages import reconcile as reconcile_stage
 from pipeline.stages.common import BuildContext, processing_step, s3_input, s3_output

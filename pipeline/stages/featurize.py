@@ -26,7 +26,7 @@ from typing import Annotated, Literal, Union
 from pydantic import ByteSize, Field, field_validator
 
 from pipeline.config.models import INSTANCE_TYPE, Config, Model, StageInfra
-from pipeline.names import body_name, step_name
+from pipeline.stages.names import body_name, step_name
 from pipeline.stages.common import BuildContext, processing_step, report_value, s3_input, s3_output, step_key
 from pipeline.stages.registry import Stage, Upstream
 from steps import contract as c

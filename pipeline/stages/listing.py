@@ -14,8 +14,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.config.models import Config, StageInfra
-from pipeline.names import step_name
-from pipeline.parameters import INPUT_URI
+from pipeline.stages.names import step_name
+from pipeline.build.parameters import INPUT_URI
 from pipeline.stages.common import BuildContext, processing_step, report_file, s3_output
 from pipeline.stages.registry import Stage, Upstream
 from steps import contract as c

@@ -9,8 +9,8 @@ Encode cacheable: a shard whose files did not change keeps its address."""
 
 from __future__ import annotations
 
-from pipeline.names import step_name
-from pipeline.parameters import EXPERIMENT, INPUT_URI, RELOAD
+from pipeline.stages.names import step_name
+from pipeline.build.parameters import EXPERIMENT, INPUT_URI, RELOAD
 from pipeline.stages.common import BuildContext, processing_step, report_file, report_value, s3_output
 from pipeline.stages.registry import Stage, Upstream
 from pipeline.config.models import StageInfra

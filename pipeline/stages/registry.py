@@ -1,6 +1,6 @@
 """The stage registry: everything that makes a stage, declared once per stage.
 
-The composition root (`pipeline.build`), the config model, the per-stage settings files, the
+The composition root (`pipeline.build.compose`), the config model, the per-stage settings files, the
 function-reference checks, the cross-checks and the pipeline parameters all iterate a
 `Registry`; adding a stage means adding one `Stage` (see `tests/pipeline/stages/test_registry.py`
 for a toy one)."""

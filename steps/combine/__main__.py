@@ -24,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument(c.ARG_INPUT, type=Path, help="Folder holding one sub-folder per shard.")
     source.add_argument(c.ARG_SHARDS_REPORT, type=Path, help="The report.json of the step that published the "
                         "shards (Reconcile or the listing step): each shard's features are read from "
-                        f"<shard place>/{c.FEATURES_FOLDER}/<featurize key>/ through steps.storage, and the "
+                        f"<shard place>/{c.FEATURES_FOLDER}/<featurize key>/ through steps.io.storage, and the "
                         f"outputs kept content-addressed under <experiment-uri>/{c.COMBINED_FOLDER}/.")
     p.add_argument(c.ARG_FEATURIZE_KEY, help=f"With {c.ARG_SHARDS_REPORT}: the Featurize steps' key.")
     p.add_argument(c.ARG_EXPERIMENT_URI, help=f"With {c.ARG_SHARDS_REPORT}: the experiment's s3:// folder.")
@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, settings: CombineSettings) -> None:
     if args.input is not None:
-        from steps.combine.combine import combine
+        from steps.combine.run import combine
 
         if not args.input.is_dir():
             raise BadInput(f"input folder {args.input} does not exist")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steps.storage import Storage, from_env
+from steps.io.storage import Storage, from_env
 
 
 def fetch_shard_outputs(shards: dict[str, str], dest: Path, storage: Storage | None = None) -> Path:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from steps import storage as st
-from steps.combine.combine import combine, register_glue
+from steps.io import storage as st
+from steps.combine.run import combine, register_glue
 from steps.combine.fetch import fetch_shard_outputs
 from steps.combine.settings import CombineSettings
 from steps.contract import (COMBINED_FOLDER, ENV_KMS_KEY_ID, ENV_S3_ROOT, FEATURES_FOLDER, REPORT_COMBINED_URI,

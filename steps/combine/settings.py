@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from steps.featurize.summary import FEATURE_COLUMNS
 
 # Channel names as they occur in MIMIC-II/III and other PhysioNet databases. Matching ignores
-# case, spaces and punctuation (see steps.combine.combine.alias_key), so `Resp. Imp.` and
+# case, spaces and punctuation (see steps.combine.run.alias_key), so `Resp. Imp.` and
 # `RESP IMP` are one entry.
 DEFAULT_SIGNAL_ALIASES: dict[str, list[str]] = {
     "I": ["I", "ECG I", "ECG lead I", "Lead I"],

@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, settings: EncodeSettings) -> None:
-    from steps.encode.stage import run_encode
+    from steps.encode.run import run_encode
 
     report = run_encode(args.output, args.encoded_data_dir, settings, args.labels, args.artifacts, args.features)
     summary = {k: report[k] for k in ("rows_per_split", "labels", "seconds", "rows_per_second") if k in report}

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.featurize.records import FeatureResult, RecordRef
 
 log = logging.getLogger("steps.featurize.cache")

@@ -31,7 +31,7 @@ from typing import Protocol
 from s3transfer.exceptions import S3DownloadFailedError
 from s3transfer.manager import TransferConfig, TransferManager
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.contract import ENV_S3_ROOT
 from steps.featurize.settings import StreamSettings
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.contract import ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, HOST_DONE_FILE, HOSTS_FOLDER, PROGRESS_FILE, REPORT_FILE
 from steps.featurize.cache import folder_of, read_index
 from steps.featurize.accounting import account

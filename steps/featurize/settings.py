@@ -7,8 +7,8 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from steps.functions import FUNC_REF
-from steps.functions import load_function as load_functions_ref
+from steps.resolve import FUNC_REF
+from steps.resolve import load_function as load_functions_ref
 
 BUILTIN_FEATURE_FUNCTION = "steps.featurize.summary:summarize_record"
 

@@ -9,12 +9,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.contract import REPORT_FILE, REPORT_SHARD_ITEMS, REPORT_SHARDS, shard_name
 from steps.entry import BadInput, StageFailed
 from steps.listing.settings import ListingSettings
 from steps.listing.source import Source, open_source
-from steps.s3inventory import InventoryError
+from steps.io.inventory import InventoryError
 from steps.publish import PublishedShard, publish_shard, shard_items
 from steps.sharding import assign_shards, auto_shard_count
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 class ListingOptions(BaseModel):
     """How the source prefix is listed: concurrent ListObjectsV2 over key ranges cut at folders
-    `depth` levels down (`steps/s3list.py`), or an S3 Inventory report (`steps/s3inventory.py`)."""
+    `depth` levels down (`steps/io/prefix_listing.py`), or an S3 Inventory report (`steps/io/inventory.py`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -6,8 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from steps import s3inventory
-from steps import storage as st
+from steps.io import inventory as s3inventory
+from steps.io import storage as st
 from steps.listing.settings import ListingOptions
 
 log = logging.getLogger("steps.listing")

@@ -5,7 +5,7 @@ Settings: `model_input_files: [raw_text.json]`, `use_features: false`,
 `get_dataset_features: steps.recipes.documents:get_dataset_features`. `recipe_options`:
 
 - `tokenizer` (required): a local `tokenizer.json`, a folder holding one, an `s3://` URI of either
-  (read through `steps.storage`, so the local runner's storage and moto work too), or a model
+  (read through `steps.io.storage`, so the local runner's storage and moto work too), or a model
   name on the Hugging Face Hub (`Tokenizer.from_pretrained`, which needs the network).
 - `text_file` (default `raw_text.json`): the model input file holding the text. Its JSON is a
   string, a list of strings (joined by newlines) or an object whose `text_field` (default `text`)
@@ -59,7 +59,7 @@ def _settings(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def _from_storage(uri: str) -> Tokenizer:
     """Download, load into memory, and remove the temporary copy (one per worker otherwise)."""
-    from steps import storage
+    from steps.io import storage
 
     if not uri.endswith(".json"):
         uri = storage.join_uri(uri, "tokenizer.json")

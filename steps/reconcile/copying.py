@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from steps import storage as st
-from steps.functions import load_function
-from steps.reconcile.inventory import Artifact, SourceFile
+from steps.io import storage as st
+from steps.resolve import load_function
+from steps.reconcile.production import Artifact, SourceFile
 
 log = logging.getLogger("steps.reconcile")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.reconcile.settings import LabelsSource
 from steps.redact import redact_text, redact_url
 

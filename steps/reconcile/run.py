@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.contract import (LABELS_FILE, LABELS_FOLDER, MISSING_FILES_FILE, RECONCILED_ARTIFACTS, REPORT_FILE,
                             REPORT_LABELS_URI, REPORT_SHARD_ITEMS, REPORT_SHARDS, UNIQUE_LABELS_FILE,
                             shard_name)
 from steps.publish import PublishedShard, canonical, publish_shard, set_digest, shard_items
 from steps.entry import BadInput, StageFailed
 from steps.listing.source import open_source
-from steps.reconcile import inventory as inv
-from steps.s3inventory import InventoryError
+from steps.reconcile import production as inv
+from steps.io.inventory import InventoryError
 from steps.reconcile.copying import CopyJob, Outcome, load_process_func, remove_abandoned_temps, run_parallel
 from steps.reconcile.labels import LabelsError, clean_labels, describe, read_labels
 from steps.reconcile.settings import ReconcileSettings

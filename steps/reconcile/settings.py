@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from steps.functions import FUNC_REF
+from steps.resolve import FUNC_REF
 from steps.listing.settings import ListingOptions
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -23,7 +23,7 @@ class LabelsSource(BaseModel):
 
     sqlite_uri: str | None = Field(
         default=None,
-        description="Local path or s3:// URI of a SQLite file (read through steps.storage).",
+        description="Local path or s3:// URI of a SQLite file (read through steps.io.storage).",
     )
     url: str | None = Field(
         default=None,

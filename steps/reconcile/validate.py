@@ -6,7 +6,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from steps.reconcile.inventory import Artifact
+from steps.reconcile.production import Artifact
 
 FIRST_N = 50
 

@@ -22,8 +22,8 @@ import boto3
 import pytest
 
 from pipeline.config import load_config
-from pipeline.deploy import commands
-from pipeline.local_run import ensure_sample_data
+from pipeline.cli import deploy as commands
+from pipeline.local.command import ensure_sample_data
 from tests.conftest import EXAMPLE_CONFIG
 
 pytestmark = pytest.mark.aws

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from pipeline.local.state import ExecutionStore
-from steps import storage as st
+from steps.io import storage as st
 from steps.reconcile.labels import describe
 from steps.reconcile.run import reconcile
 from steps.reconcile.settings import LabelsSource, ReconcileSettings

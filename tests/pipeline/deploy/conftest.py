@@ -45,11 +45,11 @@ def cfg(example_cfg) -> Config:
 
 def put_wheelhouse_marker(cfg: Config) -> None:
     """The account already has the jobs' wheelhouse (its marker: upsert then builds and uploads
-    nothing): building and uploading one is tested in tests/pipeline/deploy/test_wheelhouse.py."""
-    from pipeline.build import job_wheelhouse
-    from pipeline.images import installs_requirements
+    nothing): building and uploading one is tested in tests/pipeline/deploy/test_wheel_upload.py."""
+    from pipeline.build.compose import job_wheelhouse
+    from pipeline.build.images import installs_requirements
     from pipeline.stages.common import base_uri
-    from pipeline.wheelhouse import MARKER
+    from pipeline.build.wheelhouse import MARKER
 
     wheelhouse = job_wheelhouse(cfg, installs_requirements(cfg))
     if wheelhouse is not None:
@@ -100,16 +100,16 @@ def writes(calls) -> list[str]:
 def builds(monkeypatch) -> list:
     """Every `Built` the commands make, so a test compares with exactly what was deployed
     (a second build could differ while someone edits steps/ in the same tree)."""
-    import pipeline.build
+    import pipeline.build.compose
 
     made: list = []
-    original = pipeline.build.build
+    original = pipeline.build.compose.build
 
     def spy(cfg):
         made.append(original(cfg))
         return made[-1]
 
-    monkeypatch.setattr(pipeline.build, "build", spy)
+    monkeypatch.setattr(pipeline.build.compose, "build", spy)
     return made
 
 

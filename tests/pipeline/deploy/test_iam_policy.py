@@ -170,12 +170,14 @@ class TestValidPolicy:
         assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
 
     def test_deployer_covers_every_call_the_deploy_commands_make(self, example_cfg):
-        """Each AWS operation named in pipeline/deploy/*.py maps to an action the deployer holds."""
+        """Each AWS operation named in pipeline/deploy/*.py (and the deploy and operate commands of
+        pipeline/cli/) maps to an action the deployer holds."""
         import re
 
         from pipeline.deploy import clients
 
-        source = "".join(p.read_text() for p in (ROOT / "pipeline" / "deploy").glob("*.py"))
+        files = [*(ROOT / "pipeline" / "deploy").glob("*.py"), *(ROOT / "pipeline" / "cli" / f for f in ("deploy.py", "operate.py"))]
+        source = "".join(p.read_text() for p in files)
         calls = set(re.findall(r'"(sagemaker|scheduler|iam|logs)", "([a-z_]+)"', source))
         aws = clients.Aws(REGION)
         needed = {f"{svc}:{aws.client(svc).meta.method_to_api_mapping[m]}" for svc, m in calls}
@@ -232,9 +234,9 @@ def enforced(moto_server, tmp_path_factory):
     import os
     from types import SimpleNamespace
 
-    from pipeline.build import build
+    from pipeline.build.compose import build
     from pipeline.local.backend import open_backend, write_assets
-    from pipeline.local_run import ensure_sample_data
+    from pipeline.local.command import ensure_sample_data
 
     cfg = load_config(EXAMPLE)
     workdir = tmp_path_factory.mktemp("enforced")

@@ -16,7 +16,7 @@ import pytest
 from botocore.stub import ANY
 
 from pipeline.cli import main
-from pipeline.deploy import operate
+from pipeline.cli import operate
 from tests.conftest import REGION, ROOT
 
 EXAMPLE = str(ROOT / "config" / "example.yaml")

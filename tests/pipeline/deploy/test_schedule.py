@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.config import ConfigError
 
-from pipeline.deploy import commands
+from pipeline.cli import deploy as commands
 from tests.pipeline.deploy.conftest import make_role, scheduler, sm, variant, writes
 
 NAME = "wavepipe-example"

@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 import pytest
 from botocore.stub import ANY
 
-from pipeline.deploy import commands, executions
+from pipeline.deploy import executions
+from pipeline.cli import deploy as commands
 from tests.conftest import REGION
 from tests.pipeline.deploy.conftest import operations, sm, writes
 

@@ -11,7 +11,8 @@ import json
 
 import boto3
 
-from pipeline.deploy import commands, pipelines
+from pipeline.deploy import pipelines
+from pipeline.cli import deploy as commands
 from tests.conftest import REGION
 from tests.pipeline.deploy.conftest import make_role, operations, sm, variant, writes
 
@@ -189,7 +190,7 @@ class TestAccountTraps:
     """Issue 12: what CreatePipeline would refuse is refused before anything is uploaded."""
 
     def test_a_definition_over_1_mib_is_not_deployed(self, cfg, account, api_calls, capsys, monkeypatch):
-        import pipeline.validate as validate
+        import pipeline.definition.validate as validate
 
         monkeypatch.setattr(validate, "DEFINITION_MAX", 10_000)  # the example is ~16 kB
         api_calls.clear()

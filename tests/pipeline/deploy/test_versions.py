@@ -12,8 +12,9 @@ from datetime import datetime, timezone
 import pytest
 from botocore.stub import ANY
 
-from pipeline.build import build
-from pipeline.deploy import clients, commands, versions
+from pipeline.build.compose import build
+from pipeline.deploy import clients, versions
+from pipeline.cli import deploy as commands
 from pipeline.deploy.pipelines import definition_args
 from pipeline.deploy.provenance import Provenance
 from tests.conftest import REGION
@@ -94,10 +95,10 @@ class TestValidUpsertWithAlias:
     @pytest.fixture(autouse=True)
     def one_build(self, cfg, monkeypatch):
         """One build, reused by the command: the stubbed describe must match it exactly."""
-        import pipeline.build
+        import pipeline.build.compose
 
         self.built = build(cfg)
-        monkeypatch.setattr(pipeline.build, "build", lambda _cfg: self.built)
+        monkeypatch.setattr(pipeline.build.compose, "build", lambda _cfg: self.built)
 
     def described(self, cfg, **overrides) -> dict:
         arg, _ = definition_args(cfg, self.built.definition)

@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from pipeline.bundle import STEPS_DIR
+from pipeline.build.bundle import STEPS_DIR
 from pipeline.local import run_pipeline
 from tests.pipeline.local.bundle_src import TASKS
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipeline.local.definition import UnsupportedDefinition, load_definition
+from pipeline.local.supported import UnsupportedDefinition, load_definition
 from pipeline.local.results import StepState
 from tests.pipeline.local.helpers import BUCKET, definition, run, s3_path, step
 

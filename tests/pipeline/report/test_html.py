@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline.cli import main
-from pipeline.graph_svg import STATE_COLOURS
+from pipeline.definition.svg import STATE_COLOURS
 from pipeline.report import charts
 from tests.conftest import ROOT
 

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from pipeline.build import build
+from pipeline.build.compose import build
 from pipeline.config import load_config, validate_config
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 
@@ -93,7 +93,7 @@ def normalized(built) -> dict:
 
 
 def adjacency(definition: str) -> dict[str, set[str]]:
-    from pipeline.definition import step_dependencies
+    from pipeline.definition.model import step_dependencies
 
     return {s["Name"]: step_dependencies(s) for s in json.loads(definition)["Steps"]}
 

@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from pipeline.build import build
+from pipeline.build.compose import build
 from pipeline.config import load_config
 from tests.conftest import EXAMPLE_CONFIG
 

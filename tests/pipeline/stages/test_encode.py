@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.build import build
+from pipeline.build.compose import build
 from pipeline.config import load_config
 from tests.conftest import ROOT
 from tests.pipeline.stages.conftest import BASE, EXECUTION_ID, adjacency, join, normalized, param, s3_in, s3_out, step

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.build import build
+from pipeline.build.compose import build
 from pipeline.config import validate_config
 from tests.conftest import EXAMPLE_CONFIG
 from tests.pipeline.stages.conftest import (
@@ -93,7 +93,7 @@ class TestValidAutoShards:
     def test_the_definition_validates(self, auto_built):
         import json
 
-        from pipeline.validate import check_definition
+        from pipeline.definition.validate import check_definition
 
         assert check_definition(json.loads(auto_built.definition)) == []
 

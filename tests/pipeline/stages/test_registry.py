@@ -9,10 +9,10 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.build import build
+from pipeline.build.compose import build
 from pipeline.config import ConfigError, validate_config
 from pipeline.config.models import StageInfra
-from pipeline.names import step_name
+from pipeline.stages.names import step_name
 from pipeline.stages import default_registry
 from pipeline.stages.common import processing_step, s3_output
 from pipeline.stages.registry import Stage

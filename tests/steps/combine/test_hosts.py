@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from steps import storage as st
-from steps.combine.combine import combine
+from steps.io import storage as st
+from steps.combine.run import combine
 from steps.combine.settings import CombineSettings
 from steps.featurize.run import featurize, featurize_streamed
 from steps.featurize.settings import FeaturizeSettings

@@ -12,7 +12,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.featurize import stream
 from steps.featurize.fetch import FetchError, LocalFetcher, ObjectRef, S3Fetcher, s3_client
 from steps.featurize.run import featurize, featurize_streamed

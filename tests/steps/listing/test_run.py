@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.entry import StageFailed
 from steps.listing.__main__ import main
 from steps.listing.run import run_listing, split_by_bytes

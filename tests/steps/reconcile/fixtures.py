@@ -11,7 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from steps import storage as st
+from steps.io import storage as st
 
 BLOCK_DIR_ENV = "RECONCILE_TEST_BLOCK_DIR"  # set: process_func blocks from BLOCK_FROM_ENV on
 BLOCK_FROM_ENV = "RECONCILE_TEST_BLOCK_FROM"

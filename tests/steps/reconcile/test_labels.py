@@ -10,7 +10,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.reconcile.labels import LabelsError, clean_labels, read_labels
 from steps.reconcile.settings import LabelsSource
 from tests.conftest import free_port

@@ -9,10 +9,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.reconcile.run import BadInput, reconcile
 from steps.reconcile.settings import ReconcileSettings
-from tests.steps.inventory_reports import rows_of, write_report
+from tests.steps.io.inventory_reports import rows_of, write_report
 from tests.steps.reconcile.fixtures import make_sqlite, record_files
 
 SOURCE = "s3://prod-bucket/mimic3wdb"

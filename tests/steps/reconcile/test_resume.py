@@ -11,7 +11,7 @@ import time
 
 import boto3
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.reconcile.run import reconcile
 from steps.reconcile.settings import ReconcileSettings
 from steps.settings_file import write_settings

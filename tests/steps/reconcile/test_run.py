@@ -11,10 +11,10 @@ import boto3
 import pandas as pd
 import pytest
 
-from steps import storage as st
+from steps.io import storage as st
 from steps.reconcile.__main__ import main
 from steps.reconcile.copying import SOURCE_ETAG_META, is_identical
-from steps.reconcile.inventory import SourceFile
+from steps.reconcile.production import SourceFile
 from steps.reconcile.run import BadInput, StageFailed, reconcile
 from steps.reconcile.settings import ReconcileSettings
 from steps.settings_file import write_settings

@@ -7,8 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from steps import storage as st
-from steps.reconcile import inventory as inv
+from steps.io import storage as st
+from steps.reconcile import production as inv
 from steps.reconcile.labels import parse_sql_params
 from steps.reconcile.settings import DedupSettings, ReconcileSettings
 from steps.reconcile.shards import assign_shards, auto_shard_count, greedy_assign, manifest, shard_name

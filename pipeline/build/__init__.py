@@ -1,0 +1,1 @@
+"""Building: config -> SageMaker `Pipeline`, its code bundle, wheelhouse, images and parameters."""

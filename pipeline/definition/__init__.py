@@ -1,0 +1,1 @@
+"""A built pipeline definition: its model, offline validation, and its pictures (Mermaid, SVG)."""

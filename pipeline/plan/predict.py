@@ -1,0 +1,400 @@
+"""`deploy.py plan`: what `deploy.py local` would run now, and why, from the same keys it uses.
+
+Nothing is written. The step that publishes the shards (Reconcile, or the listing step) is
+predicted from the sources it reads (labels and the production listing; no copy), which
+gives every shard's content address; each step's arguments are then resolved as the runner
+resolves them, and its cache key looked up in the same cache. A Featurize step that would
+run is also asked, folder by folder, which of its artifacts the record cache already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pipeline.config import Config
+from pipeline.stages.names import is_featurize_job
+from steps import contract as c
+
+ALWAYS = {"Reconcile": "always runs: it reads a database and a listing that its cache key cannot see",
+          "Listing": "always runs: it reads a listing that its cache key cannot see",
+          "Combine": "always runs: whether each shard's output exists is not in its cache key"}
+
+
+@dataclass
+class StepPlan:
+    name: str
+    state: str  # Cached, Reused (a resume keeps it) or Runs
+    why: str
+    featurize: int | None = None  # Featurize: artifacts it would featurize
+    reuse: int | None = None  # ... and reuse from the record cache
+    details: dict[str, Any] = field(default_factory=dict)
+    # What the sizing table prices (pipeline/plan/table.py):
+    resources: tuple[str, int, int] | None = None  # instance type, count, volume GB
+    bytes: int | None = None  # Featurize: its shard's; Reconcile/Listing: all files listed
+    bytes_todo: int | None = None  # Featurize that runs: of the records to featurize; Reconcile: to copy
+    keys: int | None = None  # Reconcile/Listing: objects listed
+
+
+def _settings(built, stage: str) -> dict:
+    body = next(v for uri, v in built.assets.files.items() if uri.endswith(f"/{stage}.json") and "/settings/" in uri)
+    return json.loads(body)[c.SETTINGS_BODY_KEY]
+
+
+def _arg(arguments: dict, name: str) -> Any:
+    args = arguments["AppSpecification"]["ContainerArguments"]
+    return args[args.index(name) + 1] if name in args else None
+
+
+def _predict_source(name: str, arguments: dict, built, storage) -> dict:
+    """The report.json the source step would write, as far as addresses go."""
+    if name == "Reconcile":
+        from steps.reconcile.labels import parse_sql_params
+        from steps.reconcile.run import predict
+        from steps.reconcile.settings import ReconcileSettings
+
+        args = arguments["AppSpecification"]["ContainerArguments"]
+        sql = [args[i + 1] for i, a in enumerate(args) if a == c.ARG_SQL_PARAM]
+        target = _arg(arguments, c.ARG_TARGET_SHARD_BYTES)
+        return predict(ReconcileSettings.model_validate(_settings(built, "reconcile")), _arg(arguments, c.ARG_SOURCE_URI),
+                       _arg(arguments, c.ARG_EXPERIMENT_URI), macroshards=int(_arg(arguments, c.ARG_MACROSHARDS) or 1),
+                       target_shard_bytes=int(target) if target else None, sql_params=parse_sql_params(sql),
+                       storage=storage)
+    from steps.listing.run import listing_shards, parse_prefixes
+    from steps.listing.settings import ListingSettings
+    from steps.publish import PublishedShard, shard_items, shard_place
+
+    args = arguments["AppSpecification"]["ContainerArguments"]
+    prefixes = parse_prefixes(args[args.index(c.ARG_PREFIX) + 1:args.index(c.ARG_SETTINGS)]) \
+        if c.ARG_PREFIX in args else []
+    target = _arg(arguments, c.ARG_TARGET_SHARD_BYTES)
+    shards, files, sources = [], {}, {}
+    settings = ListingSettings.model_validate(_settings(built, "listing"))
+    _, planned = listing_shards(settings, storage, _arg(arguments, c.ARG_SOURCE_URI), prefixes,
+                                int(target) if target else None)
+    for shard, folder, objects in planned:
+        digest, place = shard_place(_arg(arguments, c.ARG_EXPERIMENT_URI), shard, folder, objects)
+        shards.append(PublishedShard(shard, place, digest, len(objects), sum(o.size for o in objects.values())))
+        files[shard] = {k: {"size": o.size, "etag": o.etag} for k, o in objects.items()}
+        sources[shard] = {k: o.uri for k, o in objects.items()}
+    return {c.REPORT_SHARDS: [s.as_report() for s in shards], c.REPORT_SHARD_ITEMS: shard_items(shards),
+            "files": files, "sources": sources}
+
+
+def _why(previous: dict | None, arguments: dict) -> str:
+    """Which part of the cache key differs from the step's newest completed run."""
+    if previous is None:
+        return "runs: it never completed here"
+    changed = []
+    old_app, new_app = previous.get("AppSpecification") or {}, arguments.get("AppSpecification") or {}
+    if old_app.get("ImageUri") != new_app.get("ImageUri"):
+        changed.append("image")
+    if old_app.get("ContainerArguments") != new_app.get("ContainerArguments"):
+        changed.append("arguments")
+    if (previous.get("Environment") or {}) != (arguments.get("Environment") or {}):
+        changed.append("environment")
+    old_in = {i["InputName"]: i["S3Input"]["S3Uri"] for i in previous.get("ProcessingInputs") or []}
+    for item in arguments.get("ProcessingInputs") or []:
+        input_name, uri = item["InputName"], item["S3Input"]["S3Uri"]
+        if old_in.get(input_name) != uri:
+            changed.append({"code": "code", "settings": "settings"}.get(input_name, f"input data ({input_name})"))
+    if not changed:
+        return "runs: its earlier outputs expired or are gone"
+    return "runs: changed " + ", ".join(dict.fromkeys(changed))
+
+
+def _shard_files(report: dict, shard: str, storage) -> tuple[dict[str, dict], dict[str, str]]:
+    """A shard's files (size, ETag) and where each is now: predicted, or, for a source step
+    that already ran (a resume), from the index and manifest it published."""
+    if "files" in report:
+        return report["files"][shard], report["sources"][shard]
+    place = next(s["uri"] for s in report[c.REPORT_SHARDS] if s["name"] == shard)
+    files = json.loads(storage.read_bytes(f"{place}/{c.INDEX_FILE}"))
+    prefix = json.loads(storage.read_bytes(f"{place}/{shard}{c.MANIFEST_SUFFIX}"))[0]["prefix"]
+    return files, {key: prefix + key for key in files}
+
+
+def _record_counts(arguments: dict, files: dict[str, dict], sources: dict[str, str], include_numerics: bool,
+                   storage) -> tuple[int, int, int]:
+    """(artifacts to featurize, artifacts to reuse, bytes to featurize) of a Featurize step that
+    runs: its headers are fetched from where they are now (never the data) and its folders
+    looked up in the record cache, keyed exactly as the job keys them."""
+    from steps.featurize.cache import RecordCache, folder_of
+    from steps.featurize.discovery import discover_records
+    from steps.featurize.stream import build_skeleton
+
+    shard = _arg(arguments, c.ARG_SHARD) or ""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        # The streaming job's skeleton: headers fetched, data files sparse (sizes and ETags from the index).
+        build_skeleton(root, files, lambda key, path: storage.download(sources[key], path))
+        records = discover_records(root, shard=shard, include_numerics=include_numerics)
+        cache_uri = _arg(arguments, c.ARG_RECORD_CACHE)
+        if not cache_uri:
+            return len({folder_of(r) for r in records}), 0, _size(files)
+        split = RecordCache(cache_uri, storage, root, shard, files).split(records)
+    # A folder's files are what the job reads for its records (sizes from the index: the data
+    # files here are empty stand-ins).
+    todo = {folder_of(r) for r in split.todo}
+    nbytes = sum(int(f["size"]) for key, f in files.items() if PurePosixPath(key).parent.as_posix() in todo)
+    return split.folders_todo, split.folders_reused, nbytes
+
+
+def _size(files: dict[str, dict]) -> int:
+    return sum(int(f["size"]) for f in files.values())
+
+
+def _resources(arguments: dict) -> tuple[str, int, int]:
+    cluster = arguments["ProcessingResources"]["ClusterConfig"]
+    return cluster["InstanceType"], int(cluster["InstanceCount"]), int(cluster["VolumeSizeInGB"])
+
+
+def _source_sizes(name: str, arguments: dict, report: dict, copies: bool) -> dict:
+    """Objects and bytes the source step lists, and what Reconcile copies: the files that are
+    still production files after the copies already in the experiment (none for Listing, or
+    with `featurize_reads: production`, where nothing is copied)."""
+    shards = report.get("files", {}).values()
+    out = {"keys": sum(len(files) for files in shards), "bytes": sum(_size(files) for files in shards)}
+    if name == "Reconcile" and copies:
+        source = _arg(arguments, c.ARG_SOURCE_URI).rstrip("/") + "/"
+        out["bytes_todo"] = sum(int(report["files"][shard][key]["size"]) for shard, uris in report["sources"].items()
+                                for key, uri in uris.items() if uri.startswith(source))
+    return out
+
+
+class _Planner:
+    """The runner's view of one run to come: the same definition, execution start, cache and
+    storage; steps are planned in graph order, each seeing what the ones before it publish."""
+
+    def __init__(self, cfg: Config, workdir: Path, storage: str, params: dict[str, str]) -> None:
+        from pipeline.build.compose import build
+        from pipeline.local.backend import open_backend
+        from pipeline.local.cache import CacheStore
+        from pipeline.local.supported import load_definition
+        from pipeline.local.readiness import build_graph
+        from pipeline.local.start import plan_start
+        from pipeline.local.state import ExecutionStore
+
+        self.cfg, self.built = cfg, build(cfg)
+        self.definition = load_definition(self.built.definition)
+        self.graph = build_graph(self.definition)
+        self.parameters = self.definition.resolve_parameters(params)
+        self.backend = open_backend(storage, Path(workdir))
+        self.store = ExecutionStore(Path(workdir) / "executions")
+        self.cache = CacheStore(Path(workdir) / "cache")
+        self.now = datetime.now(timezone.utc)
+        self.start = plan_start(self.definition, self.graph, self.store, pipeline=cfg.pipeline.name,
+                                parameters=self.parameters, storage=self.backend.label, only=None, use_cache=True,
+                                now=self.now)
+        self.predicted: dict[str, dict] = {}  # step -> its property file, as far as plan can tell
+        self.resolved: dict[str, dict] = {}  # step -> resolved arguments (its properties, to the steps after it)
+        self.runs: set[str] = set()
+        self.experiment_uri: str | None = None  # from the source step: where the Featurize reports are
+        self.featurize_key: str | None = None
+
+    def _copies(self) -> bool:
+        return "reconcile" in self.cfg.stages.enabled() and \
+            _settings(self.built, "reconcile")["featurize_reads"] == "copy"
+
+    def plan(self) -> list[StepPlan]:
+        plans = []
+        for name in self.graph.order:
+            step = self.definition.steps[name]
+            plans += self._for_each(step) if step.for_each is not None and name not in self.start.reused \
+                else [self._step(name)]
+        return plans
+
+    def _scope(self, item=None):
+        from pipeline.local.expressions import Scope
+
+        return Scope(self.parameters, self.start.variables, self.resolved.get, {}, self._property_file, item)
+
+    def _for_each(self, step) -> list[StepPlan]:
+        """A ForEach step and each of its iterations, from the items its source would publish."""
+        from pipeline.local.expressions import evaluate
+        from pipeline.local.foreach import iterations, resolve_items
+
+        try:
+            items = resolve_items(step, self._scope())
+        except LookupError as err:
+            self.runs.add(step.name)
+            return [StepPlan(step.name, "Runs", f"runs: after {err.args[0]}, whose outputs change")]
+        plans = []
+        for child in iterations(step, items):
+            arguments = self.resolved[child.name] = evaluate(child.body.arguments, self._scope(child.item))
+            plans.append(self._cacheable(child.name, arguments, child.body.cache))
+            plans[-1].resources = _resources(arguments)
+        running = sum(p.state == "Runs" for p in plans)
+        if running:
+            self.runs.add(step.name)
+        why = f"runs: a ForEach over {len(items)} shards, {step.for_each.max_concurrency} at once; " \
+              f"{running} iterations run, {len(plans) - running} cached"
+        # A ForEach is never a cache hit itself, and runs no job of its own.
+        return [StepPlan(step.name, "Runs", why, details={"for_each": True})] + plans
+
+    def _property_file(self, step: str, _name: str) -> Any:
+        if step not in self.predicted:
+            raise LookupError(step)
+        return self.predicted[step]
+
+    def _step(self, name: str) -> StepPlan:
+        from pipeline.local.expressions import evaluate
+
+        if name in self.start.reused:
+            return self._reused(name)
+        try:
+            arguments = self.resolved[name] = evaluate(self.definition.steps[name].arguments, self._scope())
+        except LookupError as err:
+            self.runs.add(name)
+            plan = StepPlan(name, "Runs", f"runs: after {err.args[0]}, whose outputs change")
+            # Its instances depend on parameters only: the sizing table can still price the step.
+            resources = self.definition.steps[name].arguments["ProcessingResources"]
+            plan.resources = _resources({"ProcessingResources": evaluate(resources, self._scope())})
+            return plan
+        if name in ("Reconcile", "Listing"):
+            self.predicted[name] = _predict_source(name, arguments, self.built, self.backend.storage)
+            self.experiment_uri = _arg(arguments, c.ARG_EXPERIMENT_URI)
+            return StepPlan(name, "Runs", ALWAYS[name], resources=_resources(arguments),
+                            **_source_sizes(name, arguments, self.predicted[name], self._copies()))
+        if name == "Combine":
+            plan = _plan_combine(arguments, self.predicted, self.runs, self.backend.storage)
+            if plan.details.get(c.REPORT_COMBINED_URI):
+                self.predicted[name] = {c.REPORT_COMBINED_URI: plan.details[c.REPORT_COMBINED_URI]}
+            plan.resources = _resources(arguments)
+            return plan
+        plan = self._cacheable(name, arguments, self.definition.steps[name].cache)
+        plan.resources = _resources(arguments)
+        return plan
+
+    def _reused(self, name: str) -> StepPlan:
+        from pipeline.local.properties import read_property_file
+
+        step, properties = self.definition.steps[name], self.start.reused[name].properties
+        self.resolved[name] = properties
+        if step.property_files:
+            self.predicted[name] = read_property_file(step, step.property_files[0]["PropertyFileName"], properties,
+                                                      self.backend.storage)
+        plan = StepPlan(name, "Reused", "completed in the failed execution this run resumes")
+        try:  # for the sizing table's full run; tonight's does not run it
+            plan.resources = _resources(properties)
+        except (KeyError, TypeError):
+            pass
+        source = next((s for s in ("Reconcile", "Listing") if s in self.predicted), None)
+        if is_featurize_job(name) and source:
+            files, _ = _shard_files(self.predicted[source], _arg(properties, c.ARG_SHARD), self.backend.storage)
+            plan.bytes = _size(files)
+        return plan
+
+    def _cacheable(self, name: str, arguments: dict, cache: dict | None) -> StepPlan:
+        from pipeline.local.cache import cache_key
+
+        pipeline, storage = self.cfg.pipeline.name, self.backend.storage
+        key = cache_key(self.backend.label, pipeline, name, arguments)
+        files = sources = None
+        if is_featurize_job(name):
+            source = next(s for s in ("Reconcile", "Listing") if s in self.predicted)
+            files, sources = _shard_files(self.predicted[source], _arg(arguments, c.ARG_SHARD), storage)
+            # The step's output folder is named by the featurize key (code, settings, image, environment).
+            self.featurize_key = arguments["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rsplit("/", 1)[-1]
+        nbytes = _size(files) if files is not None else None
+        if self.cache.hit(pipeline, name, key, cache, storage, self.now) is not None:
+            return StepPlan(name, "Cached", "cached: same code, settings, image, environment and inputs", bytes=nbytes)
+        self.runs.add(name)
+        previous = self.store.source_properties(pipeline, name)
+        plan = StepPlan(name, "Runs", _why(previous[1] if previous else None, arguments), bytes=nbytes)
+        if files is not None:
+            plan.featurize, plan.reuse, plan.bytes_todo = _record_counts(
+                arguments, files, sources, _settings(self.built, "featurize")["include_numerics"], storage)
+        return plan
+
+
+def make_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str]) -> list[StepPlan]:
+    """Each step of the next `deploy.py local` run: Cached, Reused or Runs, and why."""
+    return _Planner(cfg, workdir, storage, params).plan()
+
+
+def make_sized_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str], prices: list[str] = (),
+                    cpu_s_per_gb: float | None = None):
+    """The step plans and their sizing table (`pipeline/plan/table.py`), throughput measured
+    by the experiment's own Featurize reports when they read enough."""
+    from pipeline.plan.table import experiment_reports, size_plan
+
+    planner = _Planner(cfg, workdir, storage, params)
+    plans = planner.plan()
+    reports = experiment_reports(planner.backend.storage, planner.experiment_uri, planner.featurize_key) \
+        if planner.experiment_uri and planner.featurize_key else []
+    return plans, size_plan(plans, cfg, reports, prices, cpu_s_per_gb)
+
+
+def _plan_combine(arguments: dict, predicted: dict, runs: set[str], storage) -> StepPlan:
+    from steps.combine.published import read_digest
+    from steps.io.storage import join_uri
+
+    featurizing = sorted(r for r in runs if is_featurize_job(r))
+    if featurizing:
+        return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; combines anew after {', '.join(featurizing)}")
+    source = next(s for s in ("Reconcile", "Listing") if s in predicted)
+    key = _arg(arguments, c.ARG_FEATURIZE_KEY)
+    outputs = {s["name"]: join_uri(s["uri"], c.FEATURES_FOLDER, key) for s in predicted[source][c.REPORT_SHARDS]}
+    combine_key = _arg(arguments, c.ARG_COMBINE_KEY)
+    place = join_uri(_arg(arguments, c.ARG_EXPERIMENT_URI), c.COMBINED_FOLDER, combine_key,
+                     read_digest(storage, outputs, combine_key))
+    if storage.head(join_uri(place, c.REPORT_FILE)) is not None:
+        return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; reuses the combine of these shard outputs",
+                        details={c.REPORT_COMBINED_URI: place})
+    return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; these shard outputs were never combined",
+                    details={c.REPORT_COMBINED_URI: place})
+
+
+def format_plan(plans: list[StepPlan]) -> str:
+    width = max(len(p.name) for p in plans)
+    lines = [f"{'STEP':<{width}}  {'PLAN':<7} WHY"]
+    for p in plans:
+        unit, scale, digits = ("GB", 1e9, 1) if (p.bytes or 0) >= 1e9 else ("MB", 1e6, 2)
+        records = f" (artifacts: featurize {p.featurize}, reuse {p.reuse}; " \
+                  f"{p.bytes_todo / scale:.{digits}f} of {p.bytes / scale:.{digits}f} {unit})" \
+            if p.featurize is not None else ""
+        lines.append(f"{p.name:<{width}}  {p.state:<7} {p.why}{records}")
+    return "\n".join(lines) + "\n"
+
+
+def run_plan(cfg: Config, args, params: dict[str, str]) -> int:
+    import sys
+
+    from steps.entry import BadInput, StageFailed
+    from steps.reconcile.labels import LabelsError
+
+    from pipeline.plan.cost import UnknownInstance, parse_price
+    from pipeline.plan.table import format_sizing, sizing_json
+
+    storage = args.s3_endpoint or ("aws" if args.s3 == "aws" else "local")
+    try:
+        for item in args.price:
+            parse_price(item)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        # The workdir `local` would use: --workdir, else local.workdir (relative to the config file).
+        plans, sizing = make_sized_plan(cfg, Path(args.workdir or cfg.local.workdir or ".wavepipe"), storage, params,
+                                        args.price, args.cpu_seconds_per_gb)
+    except UnknownInstance as err:  # a --price for a type with no figures, given without them
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, LabelsError, BadInput, StageFailed, FileNotFoundError) as err:
+        # What the step that publishes the shards would fail on, it fails on here too.
+        print(f"error: cannot plan: {err}", file=sys.stderr)
+        if cfg.local.sample_data_uri:
+            print(f"(the sample data at {cfg.local.sample_data_uri} is written by the first `deploy.py local`)",
+                  file=sys.stderr)
+        return 2
+    if args.format == "json":
+        steps = [{k: v for k, v in asdict(p).items() if k != "details"} for p in plans]
+        sys.stdout.write(json.dumps({"steps": steps, "sizing": sizing_json(sizing)}, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_plan(plans) + format_sizing(sizing))
+    return 0

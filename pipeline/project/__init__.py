@@ -1,0 +1,1 @@
+"""`wavepipe init DIR`: a new project from the template beside this module."""

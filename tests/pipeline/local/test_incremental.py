@@ -1,0 +1,350 @@
+"""Incremental runs end to end through `deploy.py local`: the cost of a run follows what
+changed, and no run serves a stale or partial result.
+
+Each scenario edits the generated sample data the way a user's bucket changes (one byte of a
+data file, a new record, a deleted one), runs again, and checks which steps ran, how many
+records each Featurize step featurized or reused, and that the outputs are current."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.plan.predict import make_plan
+from tests.conftest import EXAMPLE_CONFIG
+
+SAMPLE = "s3/wavepipe-example/sample"
+BASE = "s3/wavepipe-example/wavepipe/wavepipe-example"
+
+
+def last_execution(workdir: Path) -> dict:
+    records = [json.loads(p.read_text()) for p in (workdir / "executions").glob("*/execution.json")]
+    return max(records, key=lambda r: (r["Started"], r["ExecutionId"]))
+
+
+def states(workdir: Path) -> dict[str, str]:
+    return {name: step["State"] for name, step in last_execution(workdir)["Steps"].items()}
+
+
+def featurize_reports(workdir: Path) -> dict[str, dict]:
+    """Step name -> the report.json of every Featurize step that ran in the last execution."""
+    out = {}
+    for name, step in last_execution(workdir)["Steps"].items():
+        if name.startswith("Featurize") and step["State"] == "Succeeded" and "features" in step["Outputs"]:
+            out[name] = json.loads((Path(step["Outputs"]["features"].replace("s3://", str(workdir / "s3") + "/"))
+                                    / "report.json").read_text())
+    return out
+
+
+def output_dir(workdir: Path, step: str, output: str) -> Path:
+    uri = last_execution(workdir)["Steps"][step]["Outputs"][output]
+    return Path(uri.replace("s3://", str(workdir / "s3") + "/"))
+
+
+def run(workdir: Path, *extra: str, config: str | Path = EXAMPLE_CONFIG, plan: bool = True) -> int:
+    """`deploy.py local`, after checking that `deploy.py plan` foresees what it then does."""
+    plans = make_plan(load_config(config, overlays=[extra[i + 1] for i, a in enumerate(extra) if a == "--overlay"]),
+                      workdir, "local", dict(extra[i + 1].split("=", 1) for i, a in enumerate(extra) if a == "--param")) \
+        if plan else None
+    code = main(["local", "--config", str(config), "--workdir", str(workdir), *extra])
+    if plans is not None:
+        got = states(workdir)
+        expected = {"Cached": {"Cached"}, "Reused": {"Reused"}, "Runs": {"Succeeded", "Failed"}}
+        assert {p.name: p.state for p in plans if got[p.name] not in expected[p.state]} == {}, got
+        reports = featurize_reports(workdir)
+        for p in plans:
+            if p.featurize is not None and p.name in reports:
+                assert (p.featurize, p.reuse) == (reports[p.name]["artifacts_featurized"],
+                                                  reports[p.name]["artifacts_reused"]), p.name
+    return code
+
+
+def ran(workdir: Path, prefix: str = "Featurize") -> list[str]:
+    return sorted(n for n, s in states(workdir).items() if n.startswith(prefix) and s == "Succeeded")
+
+
+def failed_folders(workdir: Path, step: str) -> set[str]:
+    """The artifact folders of the step's error rows (sample records: `3000001`, numerics `3000001n`)."""
+    errors = pd.read_parquet(output_dir(workdir, step, "features") / "errors.parquet")
+    return {r.removesuffix("n") for r in errors["record"]}
+
+
+def flip_a_byte(workdir: Path) -> None:
+    """One byte of record 3000001's first segment changes (its size does not)."""
+    data = workdir / SAMPLE / "mimic3wdb/30/3000001/3000001_0001.dat"
+    raw = bytearray(data.read_bytes())
+    raw[100] ^= 0xFF
+    data.write_bytes(bytes(raw))
+
+
+def write_record(folder: Path, name: str, seed: int) -> None:
+    """A single-segment WFDB record written by wfdb itself."""
+    import wfdb
+
+    folder.mkdir(parents=True)
+    signal = np.random.default_rng(seed).normal(0, 1, (1250, 2))
+    wfdb.wrsamp(name, fs=125, units=["mV", "mV"], sig_name=["II", "V"], p_signal=signal, fmt=["16", "16"],
+                write_dir=str(folder))
+
+
+def summary(workdir: Path) -> pd.DataFrame:
+    return pd.read_parquet(output_dir(workdir, "Combine", "combine") / "waveform_summary.parquet")
+
+
+def dataset_ids(workdir: Path) -> set[str]:
+    import datasets
+
+    folder = output_dir(workdir, "Encode", "encode") / "full_dataset"
+    data = datasets.load_from_disk(str(folder))
+    return {a for split in data for a in data[split]["artifact_id"]}
+
+
+@pytest.fixture(scope="module")
+def eight_shards(tmp_path_factory):
+    """The example with 8 macroshards, run once; the tests below change its data in turn."""
+    workdir = tmp_path_factory.mktemp("incremental")
+    overlay = workdir / "eight.yaml"
+    overlay.write_text("stages:\n  featurize:\n    macroshards: 8\n")
+    assert run(workdir, "--overlay", str(overlay), plan=False) == 0  # plan needs the sample data: not yet there
+    return workdir, overlay
+
+
+class TestValidIncremental:
+    """In order: each test starts from the state the one before left."""
+
+    def test_unchanged_rerun_featurizes_nothing(self, eight_shards):
+        workdir, overlay = eight_shards
+        assert run(workdir, "--overlay", str(overlay)) == 0
+        got = states(workdir)
+        assert ran(workdir) == []
+        assert got["Reconcile"] == "Succeeded" and got["Combine"] == "Succeeded" and got["Encode"] == "Cached"
+        report = json.loads((output_dir(workdir, "Combine", "combine") / "report.json").read_text())
+        assert report["reused"] is True  # same shard outputs: the earlier combine, not a new one
+
+    def test_one_changed_byte_reruns_one_shard_and_one_record(self, eight_shards):
+        workdir, overlay = eight_shards
+        flip_a_byte(workdir)
+        assert run(workdir, "--overlay", str(overlay)) == 0
+        [step] = ran(workdir)
+        report = featurize_reports(workdir)[step]
+        # The changed artifact (the record folder: its waveform and numerics records), and those
+        # of its shard that failed before: failures are never cached, they are tried again.
+        failing = failed_folders(workdir, step) - {"3000001"}
+        assert report["artifacts_featurized"] == 1 + len(failing)
+        assert report["artifacts_reused"] == report["artifacts_featurized"] + report["artifacts_reused"] - 1 - len(failing)
+        assert report["records_featurized"] + report["records_reused"] == report["records_total"]
+        assert states(workdir)["Encode"] == "Succeeded"  # new features, new dataset
+
+    def test_one_added_record_reruns_its_shard_only(self, eight_shards):
+        workdir, overlay = eight_shards
+        # The sample's label without files (3299999) gets its files: now it is matched.
+        write_record(workdir / SAMPLE / "mimic3wdb/32/3299999", "3299999", seed=7)
+        assert run(workdir, "--overlay", str(overlay)) == 0
+        [step] = ran(workdir)
+        report = featurize_reports(workdir)[step]
+        assert report["artifacts_featurized"] == 1 + len(failed_folders(workdir, step))
+        assert "3299999" in set(summary(workdir)["artifact"])
+        assert "3299999" in dataset_ids(workdir)
+
+    def test_one_deleted_record_is_gone_everywhere(self, eight_shards):
+        workdir, overlay = eight_shards
+        shutil.rmtree(workdir / SAMPLE / "mimic3wdb/31/3100005")
+        assert run(workdir, "--overlay", str(overlay)) == 0
+        [step] = ran(workdir)
+        # The rest of its shard is reused (but what failed before, which is tried again).
+        assert featurize_reports(workdir)[step]["artifacts_featurized"] == len(failed_folders(workdir, step))
+        assert "3100005" not in set(summary(workdir)["artifact"])
+        assert "3100005" not in dataset_ids(workdir)
+        assert len(set(summary(workdir)["artifact"])) == 24  # 24 sampled + 1 added - 1 deleted
+
+
+@pytest.fixture(scope="module")
+def auto_shards(tmp_path_factory):
+    """`macroshards: auto`: the sample's ~594 KB over 80 KB shards, 8 at run time (a ForEach)."""
+    workdir = tmp_path_factory.mktemp("auto")
+    overlay = workdir / "auto.yaml"
+    overlay.write_text("stages:\n  featurize:\n    macroshards: auto\n    target_shard_size: 80KB\n"
+                       "    max_concurrency: 3\n")
+    assert run(workdir, "--overlay", str(overlay), plan=False) == 0
+    return workdir, overlay
+
+
+class TestValidAutoShards:
+    """In order, like TestValidIncremental: the count is decided at run time, the cost still
+    follows what changed, iteration by iteration."""
+
+    def test_the_count_comes_from_the_bytes(self, auto_shards):
+        workdir, _ = auto_shards
+        report = json.loads((output_dir(workdir, "Reconcile", "reconcile") / "report.json").read_text())
+        assert report["macroshards"] == 8 and report["target_shard_bytes"] == 80_000
+        got = states(workdir)
+        assert got["Featurize"] == "Succeeded"
+        assert sorted(n for n in got if n.startswith("FeaturizeShard-")) == [f"FeaturizeShard-{i}" for i in range(8)]
+        combined = json.loads((output_dir(workdir, "Combine", "combine") / "report.json").read_text())
+        assert combined["complete"] and combined["shards_expected"] == [f"shard-{i:04d}" for i in range(1, 9)]
+        assert len(set(summary(workdir)["artifact"])) == 24
+
+    def test_one_changed_byte_reruns_one_iteration(self, auto_shards):
+        workdir, overlay = auto_shards
+        flip_a_byte(workdir)
+        assert run(workdir, "--overlay", str(overlay)) == 0
+        [step] = ran(workdir, "FeaturizeShard")  # the other 7 iterations are cache hits
+        assert featurize_reports(workdir)[step]["artifacts_featurized"] == 1 + len(failed_folders(workdir, step) - {"3000001"})
+        assert states(workdir)["Encode"] == "Succeeded"
+
+
+class TestValidAutoShardsWithoutReconcile:
+    def test_the_listing_splits_by_bytes_and_one_changed_byte_reruns_one_iteration(self, tmp_path):
+        """No Reconcile, no prefixes: the listing step splits InputUri into shards of whole record
+        folders, as many as the bytes call for; a change reruns the iteration of its folder."""
+        overlay = tmp_path / "raw-auto.yaml"
+        overlay.write_text("stages:\n  reconcile: null\n  encode: null\n  featurize:\n    macroshards: auto\n"
+                           "    target_shard_size: 100KB\n")
+        workdir = tmp_path / "work"
+        assert run(workdir, "--overlay", str(overlay), plan=False) == 0
+        report = json.loads((output_dir(workdir, "Listing", "listing") / "report.json").read_text())
+        assert report["macroshards"] == 8
+        assert len(ran(workdir, "FeaturizeShard")) == 8 and len(set(summary(workdir)["artifact"])) == 24
+        flip_a_byte(workdir)
+        assert run(workdir, "--overlay", str(overlay)) == 0
+        assert len(ran(workdir, "FeaturizeShard")) == 1
+
+
+@pytest.fixture
+def raw_prefixes(tmp_path):
+    """Featurize + Combine over the sample's group folders 30 and 31 (no Reconcile)."""
+    config = tmp_path / "raw.yaml"
+    import yaml
+
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    del data["stages"]["reconcile"], data["stages"]["encode"], data["stages"]["featurize"]["macroshards"]
+    data["stages"]["featurize"]["prefixes"] = ["30", "31"]
+    data["schedules"] = []
+    config.write_text(yaml.safe_dump(data))
+    assert run(tmp_path, config=config, plan=False) == 0
+    assert sorted(states(tmp_path)) == ["Combine", "Featurize-30", "Featurize-31", "Listing"]
+    return tmp_path, config
+
+
+class TestValidRawPrefixes:
+    def test_unchanged_is_all_cached_but_the_listing_and_combine(self, raw_prefixes):
+        workdir, config = raw_prefixes
+        assert run(workdir, config=config) == 0
+        assert states(workdir) == {"Listing": "Succeeded", "Featurize-30": "Cached", "Featurize-31": "Cached",
+                                   "Combine": "Succeeded"}
+
+    def test_add_change_delete_rerun_that_prefix_only(self, raw_prefixes):
+        workdir, config = raw_prefixes
+        root = workdir / SAMPLE / "mimic3wdb"
+        write_record(root / "31/3199999", "3199999", seed=3)  # added
+        assert run(workdir, config=config) == 0
+        assert ran(workdir) == ["Featurize-31"]
+        assert "3199999" in set(summary(workdir)["artifact"])
+
+        header = root / "30/3000002/3000002_0001.hea"  # changed
+        header.write_text(header.read_text() + "# edited\n")
+        assert run(workdir, config=config) == 0
+        assert ran(workdir) == ["Featurize-30"]
+        assert featurize_reports(workdir)["Featurize-30"]["artifacts_featurized"] == \
+            1 + len(failed_folders(workdir, "Featurize-30") - {"3000002"})
+
+        shutil.rmtree(root / "31/3100004")  # deleted
+        assert run(workdir, config=config) == 0
+        assert ran(workdir) == ["Featurize-31"]
+        assert "3100004" not in set(summary(workdir)["artifact"])
+
+
+def block_shard_output(workdir: Path, shard_index: int) -> Path:
+    """Make one shard's Featurize upload fail (a file where its output folder must go), as a
+    transient storage error would: same inputs, same cache key, a failed step."""
+    report = json.loads((output_dir(workdir, "Reconcile", "reconcile") / "report.json").read_text())
+    place = Path(report["shards"][shard_index]["uri"].replace("s3://", str(workdir / "s3") + "/"))
+    blocker = place / "features"
+    if blocker.is_dir():
+        shutil.rmtree(blocker)
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a folder")
+    return blocker
+
+
+@pytest.fixture
+def partial(tmp_path):
+    """An execution where shard 2 of 2 failed and Combine (run_when_shards_fail) combined shard 1."""
+    overlay = tmp_path / "any.yaml"
+    overlay.write_text("stages:\n  combine:\n    run_when_shards_fail: true\n")
+    assert run(tmp_path, "--overlay", str(overlay), "--only", "Reconcile", plan=False) == 0
+    blocker = block_shard_output(tmp_path, 1)
+    assert run(tmp_path, "--overlay", str(overlay)) == 1
+    got = states(tmp_path)
+    assert (got["Featurize-shard-0002"], got["Combine"], got["Encode"]) == ("Failed", "Succeeded", "Succeeded")
+    combined = json.loads((output_dir(tmp_path, "Combine", "combine") / "report.json").read_text())
+    assert combined["shards_missing"] == ["shard-0002"]
+    blocker.unlink()  # the error goes away
+    return tmp_path, overlay, len(set(summary(tmp_path)["artifact"]))
+
+
+class TestValidPartialCombine:
+    def _assert_complete(self, workdir: Path, partial_artifacts: int) -> None:
+        got = states(workdir)
+        assert got["Featurize-shard-0002"] == "Succeeded" and got["Combine"] == "Succeeded"
+        assert got["Encode"] == "Succeeded"  # a fresh Encode over the complete summary
+        combined = json.loads((output_dir(workdir, "Combine", "combine") / "report.json").read_text())
+        assert combined["shards_missing"] == [] and combined["complete"] and not combined["reused"]
+        assert len(set(summary(workdir)["artifact"])) == 24 > partial_artifacts
+
+    def test_resumed_run_recombines(self, partial):
+        workdir, overlay, artifacts = partial
+        assert run(workdir, "--overlay", str(overlay)) == 0
+        assert last_execution(workdir)["Steps"]["Reconcile"]["State"] == "Reused"  # it is the same execution
+        self._assert_complete(workdir, artifacts)
+
+    def test_new_execution_recombines(self, partial):
+        workdir, overlay, artifacts = partial
+        assert run(workdir, "--overlay", str(overlay), "--param", "Reload=true") == 0  # other parameters: new
+        assert states(workdir)["Featurize-shard-0001"] == "Cached"
+        self._assert_complete(workdir, artifacts)
+
+
+class TestValidSharedRecordCache:
+    def test_two_concurrent_executions_give_identical_results(self, aws, tmp_path):
+        """Two executions, each with its own workdir, on one S3 (the moto server) at once: they
+        share the record cache and the content-addressed places, and agree byte for byte."""
+        import threading
+
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket="wavepipe-example")
+        assert run(tmp_path / "seed", "--s3-endpoint", aws, "--only", "Reconcile", plan=False) == 0  # sample data
+        codes = {}
+
+        def go(name: str) -> None:
+            codes[name] = run(tmp_path / name, "--s3-endpoint", aws, plan=False)
+
+        threads = [threading.Thread(target=go, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert codes == {"a": 0, "b": 0}
+        s3 = boto3.client("s3")
+        summaries = []
+        for name in ("a", "b"):
+            uri = last_execution(tmp_path / name)["Steps"]["Combine"]["Outputs"]["combine"]
+            key = uri.split("/", 3)[3] + "/waveform_summary.parquet"
+            summaries.append(s3.get_object(Bucket="wavepipe-example", Key=key)["Body"].read())
+        assert summaries[0] == summaries[1]
+
+
+def test_labels_db_is_the_sample_one(eight_shards):
+    """Guard for the scenarios above: the orphan label they give files to is in the sample."""
+    workdir, _ = eight_shards
+    with sqlite3.connect(workdir / SAMPLE / "labels.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM waveform_labels WHERE artifact_id = '3299999'").fetchone() == (1,)

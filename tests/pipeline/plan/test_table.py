@@ -1,0 +1,144 @@
+"""`deploy.py plan`'s sizing table on the sample data: a full run against tonight's, after a
+run (nothing to featurize) and after one changed record (one shard, that record's bytes) on
+local storage, and before any run (everything) on the moto server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.plan.predict import make_sized_plan
+from tests.conftest import EXAMPLE_CONFIG
+
+SAMPLE = "s3/wavepipe-example/sample/mimic3wdb"
+
+
+def raw_config(folder: Path) -> Path:
+    """Listing + Featurize over the sample's group folders 30 and 31 + Combine: the fastest
+    pipeline that has every part the table prices but Reconcile's copies."""
+    data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
+    del data["stages"]["reconcile"], data["stages"]["encode"], data["stages"]["featurize"]["macroshards"]
+    data["stages"]["featurize"]["prefixes"] = ["30", "31"]
+    data["schedules"], data["local"]["workdir"] = [], None
+    config = folder / "raw.yaml"
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def rows(sizing, run: str) -> dict:
+    return {r.stage: r for r in getattr(sizing, run)}
+
+
+def plan_json(capsys, config: Path, workdir: Path, *extra: str) -> dict:
+    capsys.readouterr()
+    assert main(["plan", "--config", str(config), "--workdir", str(workdir), "--format", "json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def after_a_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sizing")
+    config = raw_config(folder)
+    assert main(["local", "--config", str(config), "--workdir", str(folder / "w")]) == 0
+    return config, folder / "w"
+
+
+class TestValidPlanSizing:
+    """In order: the last test changes the sample data."""
+
+    def test_after_a_run_tonight_featurizes_nothing(self, after_a_run):
+        config, workdir = after_a_run
+        plans, sizing = make_sized_plan(load_config(config), workdir, "local", {})
+        shard_bytes = {p.name: p.bytes for p in plans if p.name.startswith("Featurize-")}
+        full, tonight = rows(sizing, "full"), rows(sizing, "tonight")
+        assert list(full) == list(tonight) == ["Listing", "Featurize", "Combine"]
+        assert (full["Featurize"].jobs, full["Featurize"].bytes) == (2, sum(shard_bytes.values()))
+        assert all(b > 0 for b in shard_bytes.values())
+        assert full["Featurize"].instance.type == "ml.m5.4xlarge" and full["Featurize"].usd > 0
+        assert (tonight["Featurize"].jobs, tonight["Featurize"].instance_hours, tonight["Featurize"].usd) == (0, 0, 0)
+        assert tonight["Listing"].jobs == tonight["Combine"].jobs == 1  # they always run
+        assert full["Listing"].bytes == sum(shard_bytes.values())  # it lists every file of both prefixes
+        # The sample is a few MB: its reports measure start-up, not throughput.
+        assert sizing.throughput.source.startswith("assumed from benchmarks/featurize_bench.py")
+        assert "2 report(s) read only" in sizing.throughput.source
+
+    def test_json_format_and_a_given_throughput(self, after_a_run, capsys):
+        config, workdir = after_a_run
+        out = plan_json(capsys, config, workdir, "--cpu-seconds-per-gb", "12.5", "--price", "ml.m5.4xlarge=2")
+        assert [s["state"] for s in out["steps"]] == ["Runs", "Cached", "Cached", "Runs"]
+        assert out["sizing"]["throughput"]["cpu_s_per_gb"] == 12.5
+        [featurize] = [r for r in out["sizing"]["full"] if r["stage"] == "Featurize"]
+        assert featurize["usd"] == pytest.approx(featurize["instance_hours"] * 2)
+
+    def test_unknown_instance_type_is_a_note_not_a_crash(self, after_a_run, capsys):
+        config, workdir = after_a_run
+        capsys.readouterr()
+        assert main(["plan", "--config", str(config), "--workdir", str(workdir),
+                     "--param", "FeaturizeInstanceType=ml.x9.huge"]) == 0
+        out = capsys.readouterr().out
+        assert "note: Featurize: not sized: ml.x9.huge: no vCPU, network or price figures" in out
+        assert "--price ml.x9.huge=USD_PER_HOUR:VCPUS:BASELINE_GBPS" in out
+        assert main(["plan", "--config", str(config), "--workdir", str(workdir),
+                     "--param", "FeaturizeInstanceType=ml.x9.huge", "--price", "ml.x9.huge=1:8:2"]) == 0
+        assert "not sized" not in capsys.readouterr().out
+
+    def test_one_changed_record_is_one_shard_and_that_record_s_bytes(self, after_a_run):
+        config, workdir = after_a_run
+        folder = workdir / SAMPLE / "30/3000001"
+        data = folder / "3000001_0001.dat"
+        raw = bytearray(data.read_bytes())
+        raw[100] ^= 0xFF
+        data.write_bytes(bytes(raw))
+        plans, sizing = make_sized_plan(load_config(config), workdir, "local", {})
+        [step] = [p for p in plans if p.name.startswith("Featurize-") and p.state == "Runs"]
+        assert step.name == "Featurize-30"
+        tonight = rows(sizing, "tonight")["Featurize"]
+        # The changed folder, and those of its shard that failed before (never cached).
+        assert tonight.jobs == 1 and step.featurize >= 1
+        assert sum(f.stat().st_size for f in folder.iterdir()) <= tonight.bytes < step.bytes
+        assert 0 < tonight.usd < rows(sizing, "full")["Featurize"].usd
+
+
+class TestValidPlanSizingOnS3:
+    def test_against_the_moto_server(self, aws, tmp_path, capsys):
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket="wavepipe-example")
+        config = raw_config(tmp_path)
+        # Only the listing: it uploads the sample data; nothing is featurized yet.
+        assert main(["local", "--config", str(config), "--workdir", str(tmp_path / "w"), "--s3-endpoint", aws,
+                     "--only", "Listing"]) == 0
+        out = plan_json(capsys, config, tmp_path / "w", "--s3-endpoint", aws)
+        full = {r["stage"]: r for r in out["sizing"]["full"]}
+        tonight = {r["stage"]: r for r in out["sizing"]["tonight"]}
+        assert full["Featurize"]["jobs"] == tonight["Featurize"]["jobs"] == 2
+        # An empty record cache: every record's bytes (all but the group folders' RECORDS files).
+        assert 0.99 * full["Featurize"]["bytes"] < tonight["Featurize"]["bytes"] <= full["Featurize"]["bytes"]
+        assert tonight["Featurize"]["usd"] == pytest.approx(full["Featurize"]["usd"], rel=0.01)
+
+
+class TestValidReconcileSizes:
+    """What Reconcile lists and copies, from its prediction (keys relative to the shard)."""
+
+    REPORT = {"files": {"shard-0001": {"30/1/1.dat": {"size": 10, "etag": "a"}, "30/1/1.hea": {"size": 2, "etag": "b"}},
+                        "shard-0002": {"31/2/2.dat": {"size": 7, "etag": "c"}}},
+              "sources": {"shard-0001": {"30/1/1.dat": "s3://prod/mimic/30/1/1.dat",  # new: copied tonight
+                                         "30/1/1.hea": "s3://out/experiments/x/data/30/1/1.hea"},  # copied before
+                          "shard-0002": {"31/2/2.dat": "s3://prod/mimic-other/31/2/2.dat"}}}  # another prefix
+    ARGUMENTS = {"AppSpecification": {"ContainerArguments": ["steps.reconcile", "--source-uri", "s3://prod/mimic"]}}
+
+    def test_copies_what_is_not_yet_in_the_experiment(self):
+        from pipeline.plan.predict import _source_sizes
+
+        assert _source_sizes("Reconcile", self.ARGUMENTS, self.REPORT, copies=True) == \
+            {"keys": 3, "bytes": 19, "bytes_todo": 10}
+
+    def test_copies_nothing_when_featurize_reads_production(self):
+        from pipeline.plan.predict import _source_sizes
+
+        assert _source_sizes("Reconcile", self.ARGUMENTS, self.REPORT, copies=False) == {"keys": 3, "bytes": 19}
