@@ -72,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--s3", choices=["local", "aws"], default="local", help="aws: your real S3 with your credentials")
     p.add_argument("--only", action="append", default=[], metavar="STEP", help="run only these steps")
     p.add_argument("--no-cache", action="store_true", help="ignore earlier local results")
+    p.add_argument("--retry", nargs="?", const="latest", metavar="EXECUTION_ID",
+                   help="resume a failed execution (default: the newest) with the inputs it read, as SageMaker's "
+                        "RetryPipelineExecution; without it every run is a new execution")
     p.add_argument("--max-parallel", type=int, help="at most N steps at once (default: max_parallel_steps)")
     p.add_argument("--install-requirements", action="store_true",
                    help="run the jobs' install path: build the wheelhouse, install it offline into a virtual "

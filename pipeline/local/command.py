@@ -83,7 +83,7 @@ def run_local(cfg: Config, args, params: dict[str, str]) -> int:
             assets.update(wheels)
         result = run_pipeline(
             built.definition, assets=assets, workdir=workdir, params=params, storage=storage,
-            only=args.only or None, use_cache=not args.no_cache,
+            only=args.only or None, use_cache=not args.no_cache, retry=getattr(args, "retry", None),
             # What upsert sends as ParallelismConfiguration, unless the command line says otherwise.
             max_parallel=args.max_parallel or cfg.max_parallel_steps,
             pipeline_name=cfg.pipeline.name, **install,

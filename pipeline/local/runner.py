@@ -52,6 +52,7 @@ def run_pipeline(
     stream: TextIO | None = None,
     python: str | None = None,
     install_requirements: bool = False,
+    retry: str | None = None,
 ) -> RunResult:
     """Run every Processing step of `definition` (a dict or its JSON) here.
 
@@ -61,7 +62,9 @@ def run_pipeline(
     - `storage`: `"local"` (`<workdir>/s3/<bucket>/<key>`), `"aws"`, or an S3 endpoint URL.
     - `only`: run just these steps; the steps they need are taken from the newest earlier
       execution in `workdir` where they completed (a selective execution).
-    - `use_cache`: False runs every step afresh (no step cache, no resuming a failed run).
+    - `use_cache`: False runs every step afresh (no step cache).
+    - `retry`: resume the failed execution with this id ("latest": the newest), as SageMaker's
+      RetryPipelineExecution does; without it the run is a new execution.
     - `max_parallel`: most steps at once (SageMaker's MaxParallelExecutionSteps); the cores
       (`cores`, default: this machine's) bound it too, a step counting its instances.
       Without it, the definition's `ParallelismConfiguration.MaxParallelExecutionSteps` if any.
@@ -77,7 +80,7 @@ def run_pipeline(
     if max_parallel is None:
         max_parallel = (loaded.raw.get("ParallelismConfiguration") or {}).get("MaxParallelExecutionSteps")
     run = _Run(loaded, Path(workdir).resolve(), pipeline_name,
-               storage, params, only, use_cache, progress, stream)
+               storage, params, only, use_cache, progress, stream, retry)
     run.python, run.install_requirements = python, install_requirements
     return run.execute(dict(assets or {}), max_parallel, cores or machine_cores())
 
@@ -87,7 +90,7 @@ class _Run:
 
     def __init__(self, definition: Definition, workdir: Path, pipeline: str, storage: str,
                  params: Mapping[str, Any] | None, only: list[str] | None, use_cache: bool,
-                 progress: bool, stream: TextIO | None) -> None:
+                 progress: bool, stream: TextIO | None, retry: str | None = None) -> None:
         self.definition = definition
         self.python: str | None = None
         self.install_requirements = False
@@ -103,7 +106,8 @@ class _Run:
         store = ExecutionStore(workdir / "executions")
         self.start = plan_start(definition, self.graph, store, pipeline=pipeline,
                                 parameters=self.parameters, storage=self.backend.label,
-                                only=selected, use_cache=use_cache, now=datetime.now(timezone.utc))
+                                only=selected, use_cache=use_cache, now=datetime.now(timezone.utc),
+                                retry=retry)
         self.progress = Progress(progress, stream, self._progress_files)
         fields = {"PipelineName": pipeline, "DefinitionDigest": self.start.digest,
                   "Parameters": self.parameters, "Storage": self.backend.label}
@@ -116,8 +120,16 @@ class _Run:
         began = time.monotonic()
         threads: list[threading.Thread] = []
         interrupted = False
-        self.progress.note(f"execution {self.execution.id} ({'resuming, ' if self.start.resumed else ''}"
+        self.progress.note(f"execution {self.execution.id} ({'retrying, ' if self.start.resumed else ''}"
                            f"workdir {self.workdir}, storage {self.backend.label})")
+        if self.start.resumed:
+            self.progress.note(f"retrying {self.execution.id}: the {len(self.start.reused)} steps it completed are "
+                               "kept, with the inputs they read then (Reconcile's labels and files are not read "
+                               "again); start a new execution (without --retry) to read every input again")
+        elif self.start.retryable:
+            self.progress.note(f"execution {self.start.retryable} did not succeed; this is a new execution, which "
+                               f"reads every input again (to resume that one instead: local --retry "
+                               f"{self.start.retryable})")
         try:
             written = write_assets(self.backend, assets)
             if assets:

@@ -1,10 +1,12 @@
-"""Where a run starts: a new execution, the failed one it resumes, or a selective one.
+"""Where a run starts: a new execution, the failed one it retries, or a selective one.
 
-Resuming is SageMaker's RetryPipelineExecution: the same definition, parameters and storage
-as the newest execution, which did not succeed, continue it under its id and execution
-variables, keeping the steps it completed whose upstream steps all completed too. `only` is a selective execution: the steps it
-leaves out do not run, and those the selected steps need lend the properties of their
-newest completed run in an earlier execution.
+As on SageMaker, starting is a new execution (StartPipelineExecution: every input read again,
+cached steps reused by their cache keys) and resuming is explicit: `local --retry [ID]` is
+RetryPipelineExecution, which continues a failed execution under its id and execution variables
+with the same definition, parameters and storage, keeping the steps it completed whose upstream
+steps all completed too (so what Reconcile or the listing read then is reused, not read again).
+`only` is a selective execution: the steps it leaves out do not run, and those the selected steps
+need lend the properties of their newest completed run in an earlier execution.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Start:
     resumed: bool
     reused: dict[str, Reuse]
     not_selected: frozenset[str]  # left out by `only`, and not needed by what it selects
+    retryable: str | None = None  # a new execution's note: the failed one `--retry` would resume
 
 
 def check_only(only: list[str] | None, graph: Graph) -> set[str] | None:
@@ -69,13 +72,16 @@ def execution_variables(pipeline: str, execution_id: str, started: datetime,
 
 def plan_start(definition: Definition, graph: Graph, store: ExecutionStore, *, pipeline: str,
                parameters: dict, storage: str, only: set[str] | None, use_cache: bool,
-               now: datetime) -> Start:
-    """How this run starts; ValueError when `only` needs a step that never completed."""
+               now: datetime, retry: str | None = None) -> Start:
+    """How this run starts. `retry`: "latest" or an execution id to resume (None: a new
+    execution). ValueError when `only` needs a step that never completed, or when there is no
+    execution that `retry` can resume (naming why)."""
     digest = definition_digest(definition)
-    resumed = store.resumable(pipeline, digest, parameters, storage) \
-        if use_cache and only is None else None
-    if resumed:
-        steps = resumed.get("Steps", {})
+    if retry is not None:
+        if only is not None or not use_cache:
+            raise ValueError("--retry resumes a failed execution as it was: it takes neither --only nor --no-cache")
+        record = store.retryable(pipeline, digest, parameters, storage, None if retry == "latest" else retry)
+        steps = record.get("Steps", {})
         reused: dict[str, Reuse] = {}
         # A completed step is kept only when everything it depends on is kept too: one that
         # ran after a failed step (Combine with run_when_shards_fail) read a partial input,
@@ -83,13 +89,15 @@ def plan_start(definition: Definition, graph: Graph, store: ExecutionStore, *, p
         for name in graph.order:
             info = steps.get(name) or {}
             if completed(info.get("State")) and all(up in reused for up in graph.upstream[name]):
-                reused[name] = Reuse(info["Properties"], "completed before this resume")
-        return Start(resumed["ExecutionId"], resumed["Execution"], resumed.get("Started", now.isoformat()),
+                reused[name] = Reuse(info["Properties"], f"completed in {record['ExecutionId']} before this retry")
+        return Start(record["ExecutionId"], record["Execution"], record.get("Started", now.isoformat()),
                      digest, True, reused, frozenset())
     execution_id = new_execution_id(now)
     variables = execution_variables(pipeline, execution_id, now, _region())
     reused, not_selected = _select(only, graph, store, pipeline) if only is not None else ({}, set())
-    return Start(execution_id, variables, now.isoformat(), digest, False, reused, frozenset(not_selected))
+    failed = store.newest_unfinished(pipeline)
+    return Start(execution_id, variables, now.isoformat(), digest, False, reused, frozenset(not_selected),
+                 failed["ExecutionId"] if failed else None)
 
 
 def _select(only: set[str], graph: Graph, store: ExecutionStore,

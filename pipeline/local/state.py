@@ -59,15 +59,34 @@ class ExecutionStore:
                 found.append(record)
         return sorted(found, key=lambda r: (r.get("Started", ""), r["ExecutionId"]), reverse=True)
 
-    def resumable(self, pipeline: str, digest: str, parameters: dict, storage: str) -> dict | None:
-        """The newest execution of the same definition, parameters and storage, if it did not
-        succeed (so running again continues it); None otherwise."""
-        for record in self.records(pipeline):
-            same = (record.get("DefinitionDigest") == digest and record.get("Storage") == storage
-                    and record.get("Parameters") == json.loads(json.dumps(parameters)))
-            if same:
-                return None if record.get("Status") == ExecutionStatus.SUCCEEDED.value else record
-        return None
+    def newest_unfinished(self, pipeline: str) -> dict | None:
+        """The newest execution of `pipeline` if it did not succeed (what `--retry` would resume)."""
+        records = self.records(pipeline)
+        return records[0] if records and records[0].get("Status") != ExecutionStatus.SUCCEEDED.value else None
+
+    def retryable(self, pipeline: str, digest: str, parameters: dict, storage: str,
+                  execution_id: str | None = None) -> dict:
+        """The execution `--retry` resumes: `execution_id`, or the newest one; it must not have
+        succeeded and must have this definition, parameters and storage (a retry continues the
+        execution as it was). ValueError naming what stands in the way."""
+        records = self.records(pipeline)
+        record = next((r for r in records if r["ExecutionId"] == execution_id), None) if execution_id \
+            else (records[0] if records else None)
+        if record is None:
+            known = ", ".join(r["ExecutionId"] for r in records[:5]) or "none"
+            raise ValueError(f"--retry: no execution {execution_id or ''} of {pipeline} in {self.root} "
+                             f"(newest: {known})".replace("  ", " "))
+        name = record["ExecutionId"]
+        if record.get("Status") == ExecutionStatus.SUCCEEDED.value:
+            raise ValueError(f"--retry: execution {name} succeeded; there is nothing to resume (run without --retry)")
+        if record.get("DefinitionDigest") != digest:
+            raise ValueError(f"--retry: the pipeline changed since execution {name} (config or code): a retry runs "
+                             "the definition it started with; start a new execution instead (run without --retry)")
+        if record.get("Parameters") != json.loads(json.dumps(parameters)) or record.get("Storage") != storage:
+            raise ValueError(f"--retry: execution {name} ran with other parameters or storage "
+                             f"({record.get('Parameters')}, {record.get('Storage')}); a retry keeps them: "
+                             "pass the same --param values and storage, or run without --retry")
+        return record
 
     def source_properties(self, pipeline: str, step: str) -> tuple[str, dict] | None:
         """(execution id, properties) of the newest earlier run of `step` that completed."""

@@ -71,13 +71,45 @@ class TestResume:
         assert states(first) == {"A": StepState.SUCCEEDED, "Flaky": StepState.FAILED,
                                  "After": StepState.SKIPPED}
         marker.unlink()
-        second = run(defn, tmp_path)
+        second = run(defn, tmp_path, retry="latest")
         assert second.resumed and second.execution_id == first.execution_id
         assert states(second) == {"A": StepState.REUSED, "Flaky": StepState.SUCCEEDED,
                                   "After": StepState.SUCCEEDED}
         third = run(defn, tmp_path)  # the execution succeeded: a new one starts
         assert not third.resumed and third.execution_id != first.execution_id
         assert states(third)["A"] is StepState.SUCCEEDED
+        with pytest.raises(ValueError, match=f"execution {first.execution_id} succeeded"):
+            run(defn, tmp_path, retry=first.execution_id)
+
+    def test_a_run_after_a_failure_is_a_new_execution_and_says_how_to_retry(self, tmp_path, monkeypatch):
+        import io
+
+        marker = tmp_path / "fail"
+        marker.touch()
+        monkeypatch.setenv("MY_FAIL_MARKER", str(marker))
+        defn = definition(step("A", cache=None), step("Flaky", "fail_if_marker", depends_on=["A"]))
+        first = run(defn, tmp_path)
+        out = io.StringIO()
+        second = run(defn, tmp_path, progress=True, stream=out)
+        assert not second.resumed and second.execution_id != first.execution_id
+        assert states(second)["A"] is StepState.SUCCEEDED  # read again, not reused from the failed one
+        assert f"execution {first.execution_id} did not succeed; this is a new execution" in out.getvalue()
+        assert f"local --retry {first.execution_id}" in out.getvalue()
+
+    def test_a_retry_refuses_what_it_cannot_continue_naming_why(self, tmp_path, monkeypatch):
+        marker = tmp_path / "fail"
+        marker.touch()
+        monkeypatch.setenv("MY_FAIL_MARKER", str(marker))
+        defn = definition(step("A"), step("Flaky", "fail_if_marker", depends_on=["A"]))
+        with pytest.raises(ValueError, match="--retry: no execution"):
+            run(defn, tmp_path, retry="latest")
+        first = run(defn, tmp_path)
+        with pytest.raises(ValueError, match="the pipeline changed since execution"):
+            run(definition(step("A"), step("Other", depends_on=["A"])), tmp_path, retry=first.execution_id)
+        with pytest.raises(ValueError, match="no execution nope"):
+            run(defn, tmp_path, retry="nope")
+        with pytest.raises(ValueError, match="neither --only nor --no-cache"):
+            run(defn, tmp_path, retry="latest", use_cache=False)
 
 
 class TestOnly:

@@ -302,7 +302,7 @@ class TestValidPartialCombine:
 
     def test_resumed_run_recombines(self, partial):
         workdir, overlay, artifacts = partial
-        assert run(workdir, "--overlay", str(overlay)) == 0
+        assert run(workdir, "--overlay", str(overlay), "--retry") == 0
         assert last_execution(workdir)["Steps"]["Reconcile"]["State"] == "Reused"  # it is the same execution
         self._assert_complete(workdir, artifacts)
 
