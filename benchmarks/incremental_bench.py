@@ -16,6 +16,7 @@ quiet machine and quote `uptime` with it.
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
 import shutil
@@ -105,9 +106,21 @@ def measure(workdir: Path, cfg: Path, label: str) -> dict:
             "cpu_s": sum(r.get("cpu_seconds", 0.0) for r in reports), "wall_s": wall}
 
 
+def greedy_assign(sizes: dict[str, int], n: int) -> dict[str, int]:
+    """Largest first onto the lightest shard: the best balance by bytes, but not stable (what the
+    stable assignment is compared with; not shipped in the job bundle)."""
+    heap = [(0, i) for i in range(n)]
+    out: dict[str, int] = {}
+    for aid in sorted(sizes, key=lambda a: (-sizes[a], a)):
+        load, index = heapq.heappop(heap)
+        out[aid] = index
+        heapq.heappush(heap, (load + sizes[aid], index))
+    return out
+
+
 def balance(sizes: dict[str, int], shards: int) -> tuple[float, float]:
     """Mean over max shard bytes, for the stable (hash) and the greedy (largest-first) assignment."""
-    from steps.reconcile.shards import assign_shards, greedy_assign
+    from steps.reconcile.shards import assign_shards
 
     out = []
     for assign in (assign_shards, greedy_assign):

@@ -8,6 +8,8 @@ Bump the version whenever a name below changes meaning or an argument is added o
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
+
 CONTRACT_VERSION = 4
 
 # --- exit codes of every `python -m steps.<stage>` ------------------------------------------
@@ -101,6 +103,72 @@ ITEM_SHARD = "shard"
 ITEM_URI = "uri"
 REPORT_LABELS_URI = "labels_uri"  # Reconcile: the content-addressed labels folder
 REPORT_COMBINED_URI = "combined_uri"  # Combine: the content-addressed combined folder
+
+# --- a Featurize shard's report.json (one per macroshard; per host with read_mode stream) ------
+# The containers write it (steps/featurize/run.py), Combine merges hosts' (steps/combine/hosts.py),
+# the builder reads it: the cost model its throughput (pipeline/plan/cost.py), `deploy.py report`
+# its counts (pipeline/report/). `FeaturizeReport` is every key with its type.
+REPORT_STAGE = "stage"
+REPORT_SHARD = "shard"
+REPORT_STATUS = "status"
+REPORT_RECORDS_TOTAL = "records_total"
+REPORT_RECORDS_OK = "records_ok"
+REPORT_RECORDS_FAILED = "records_failed"
+REPORT_RECORDS_FEATURIZED = "records_featurized"  # the records this run computed (the rest reused)
+REPORT_BYTES_READ = "bytes_read"
+REPORT_SECONDS = "seconds"
+REPORT_CPU_SECONDS = "cpu_seconds"  # of the job's whole process tree
+REPORT_RECORDS_PER_S = "records_per_s"
+REPORT_MB_PER_S = "mb_per_s"
+REPORT_JOBS = "jobs"
+REPORT_BALANCE = "balance_efficiency"
+REPORT_WORKERS = "workers"  # [{"pid", "tasks", "records", "bytes", "busy_s", "peak_rss_mb"}]
+WORKER_BUSY_S = "busy_s"
+REPORT_HOSTS = "hosts"  # a merged multi-host report: the hosts it was merged from
+
+
+class FeaturizeReport(TypedDict, total=False):
+    """A Featurize shard's report.json (contract version 4)."""
+
+    stage: str
+    shard: str
+    status: str  # "ok" or "failed" (error_fraction over max_error_fraction)
+    feature_function: str
+    records_total: int
+    records_ok: int
+    records_failed: int
+    records_partial: int
+    records_numerics: int
+    error_fraction: float
+    max_error_fraction: float
+    errors_by_kind: dict[str, int]
+    rows: int
+    error_rows: int
+    bytes_total: int
+    bytes_read: int
+    seconds: float
+    records_per_s: float | None
+    mb_per_s: float | None
+    jobs: int
+    microshards: int
+    balance_efficiency: float
+    peak_rss_mb_per_worker: float | None
+    read_mode: str
+    bytes_fetched: int
+    fetch_wait_s: float
+    records_in_flight_peak: int
+    workers: list[dict[str, Any]]
+    cpu_seconds: float
+    records_featurized: int
+    records_reused: int
+    artifacts_featurized: int
+    artifacts_reused: int
+    record_cache: str | None
+    record_cache_written: int
+    record_rows: list[list[Any]] | None
+    host: str
+    hosts: list[str]
+
 
 # --- folders under an experiment and under a shards place ------------------------------------
 RECONCILED_ARTIFACTS = "data/reconciled_artifacts"

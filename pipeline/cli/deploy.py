@@ -1,4 +1,4 @@
-"""The deploy commands `pipeline/cli/__init__.py` calls: each prints what it did and returns an exit code.
+"""The deploy commands of `pipeline/cli/verbs.py`: each prints what it did and returns an exit code.
 
 AWS failures become one `error: <Operation> on <resource>: <Code>: <message>` line on stderr
 and exit 1; bad input (unknown parameters) exits 2. `--dry-run` prints the changing calls and

@@ -71,18 +71,9 @@ def network_isolation(cfg: Config) -> list[str]:
                         "image.pip_index_url at start, which isolation forbids; leave pip_index_url out (the jobs "
                         "then install from the wheelhouse upsert uploads) or set image.uri to an image built from "
                         "the Dockerfile")
-    featurize = getattr(cfg.stages, "featurize", None)
-    streams = featurize is not None and featurize.read_mode == "stream"
-    calls_s3 = {
-        "reconcile": "stages.reconcile calls the S3 API and the database itself",
-        "listing": "the listing step (implied by stages.featurize.prefixes) lists S3 itself",
-        "combine": "stages.combine reads the shards' outputs and keeps its own content-addressed outputs in S3",
-        "featurize": "stages.featurize with read_mode stream fetches the shard's records from S3 itself" if streams
-                     else "stages.featurize reads and writes its record cache in S3 (record_cache: false turns it off)",
-    }
     for stage in cfg.registry.enabled(cfg):
-        if stage.name in calls_s3 and (stage.name != "featurize" or featurize.record_cache or streams):
-            problems.append(f"aws.network.enable_network_isolation: {calls_s3[stage.name]}, which isolation forbids; "
+        if why := stage.s3_access(cfg):
+            problems.append(f"aws.network.enable_network_isolation: {why}, which isolation forbids; "
                             "run it without network isolation (a VPC without internet access still works)")
     if cfg.aws.network.enable_network_isolation and getattr(cfg.stages, "combine", None) is not None \
             and cfg.stages.combine.glue is not None:

@@ -193,7 +193,7 @@ class Size:
     """The compact definition's size, and how many steps of its widest fan-out would fit."""
 
     bytes: int
-    fan_out: str  # e.g. "Featurize": the step-name prefix with the most steps
+    fan_out: str  # the step-name prefix with the most steps (a fan-out stage's, e.g. Featurize-<shard>)
     steps: int  # steps of the fan-out in this definition
     fit: int  # steps of the fan-out that fit in DEFINITION_MAX with everything else as is
 
@@ -201,9 +201,16 @@ class Size:
         head = f"{self.bytes:,} bytes compact of {DEFINITION_MAX:,} (1 MiB)"
         if self.fan_out == FOR_EACH:
             return f"{head}: the shards are a ForEach's iterations, so the size does not grow with them"
-        if self.fan_out != "Featurize":  # no fan-out (Reconcile + Encode): nothing grows with the shards
+        if self.fan_out not in _fan_out_steps():  # no fan-out (Reconcile + Encode): nothing grows with the shards
             return head
         return f"{head}: about {self.fit} {self.fan_out} steps fit, this has {self.steps}"
+
+
+def _fan_out_steps() -> set[str]:
+    """The step-name prefixes of the registry's fan-out stages (one step per macroshard)."""
+    from pipeline.stages import default_registry
+
+    return {s.step for s in default_registry() if s.fans_out}
 
 
 def measure(definition: dict) -> Size:

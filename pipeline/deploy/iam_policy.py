@@ -18,6 +18,7 @@ from pipeline.config import Config
 from pipeline.deploy.roles import SAGEMAKER, SCHEDULER, role_name
 from pipeline.deploy.schedules import group_name
 from pipeline.stages.common import base_uri
+from pipeline.stages.registry import S3Access
 from steps.io.inventory import report_folder
 from steps.io.storage import split_uri
 
@@ -77,24 +78,31 @@ def input_locations(cfg: Config) -> list[str]:
     return sorted(uris)
 
 
+def stage_access(cfg: Config) -> list[S3Access]:
+    """What each stage of this config reaches beyond the pipeline's prefix (its registry entry)."""
+    return [stage.access(cfg) for stage in cfg.registry.enabled(cfg)]
+
+
 def inventory_locations(cfg: Config) -> list[str]:
-    """The S3 Inventory reports a listing reads (`stages.reconcile.listing.inventory`,
+    """The S3 Inventory reports a listing reads (e.g. `stages.reconcile.listing.inventory`,
     `stages.listing.inventory`): the report configuration's folder, which holds every dated
     manifest (listed to find the newest) and the data files."""
-    stages = cfg.stages.enabled()
-    uris = [getattr(stages.get("reconcile"), "listing", None), stages.get("listing")]
-    return sorted({report_folder(s.inventory) for s in uris if s is not None and s.inventory})
+    return sorted({report_folder(uri) for access in stage_access(cfg) for uri in access.inventories})
 
 
 def label_objects(cfg: Config) -> list[str]:
-    reconcile = cfg.stages.enabled().get("reconcile")
-    uri = reconcile.labels.sqlite_uri if reconcile is not None else None
-    return [uri] if uri and uri.startswith("s3://") else []
+    """Single objects a stage reads (the labels' SQLite file)."""
+    return [uri for access in stage_access(cfg) for uri in access.objects]
+
+
+def glue_table(cfg: Config):
+    """Where a stage registers a Glue table (Combine's `glue`), if one does."""
+    return next((access.glue for access in stage_access(cfg) if access.glue is not None), None)
 
 
 def glue_location(cfg: Config) -> str | None:
-    combine = cfg.stages.enabled().get("combine")
-    return combine.glue.location if combine is not None and combine.glue is not None else None
+    glue = glue_table(cfg)
+    return glue.location if glue is not None else None
 
 
 def object_arns(acct: Account, uris: list[str], exact: bool = False) -> list[str]:
@@ -170,8 +178,8 @@ def vpc_statements(acct: Account, cfg: Config) -> list[dict]:
 
 
 def glue_statements(acct: Account, cfg: Config) -> list[dict]:
-    combine = cfg.stages.enabled()["combine"]
-    db, table = combine.glue.database, combine.glue.table
+    glue = glue_table(cfg)
+    db, table = glue.database, glue.table
     resources = [acct.arn("glue", "catalog"), acct.arn("glue", f"database/{db}"),
                  acct.arn("glue", f"table/{db}/{table}")]
     # What awswrangler's create_database(exist_ok) and to_parquet(mode="overwrite") call.
@@ -212,10 +220,9 @@ def role_policy(cfg: Config) -> dict:
         statements += glue_statements(acct, cfg)
     if cfg.aws.kms_key_id:
         statements += kms_statements(acct, cfg.aws.kms_key_id)
-    reconcile = cfg.stages.enabled().get("reconcile")
-    if reconcile is not None and reconcile.labels.secret_arn:
-        statements.append(statement("ReadLabelsSecret", ["secretsmanager:GetSecretValue"],
-                                    [secret_arn(reconcile.labels.secret_arn)]))
+    secrets = [secret_arn(arn) for access in stage_access(cfg) for arn in access.secrets]
+    if secrets:
+        statements.append(statement("ReadLabelsSecret", ["secretsmanager:GetSecretValue"], secrets))
     if cfg.image.uri:
         statements += ecr_statements(acct, cfg.image.uri)
     statements += [

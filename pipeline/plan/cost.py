@@ -16,6 +16,7 @@ import heapq
 from dataclasses import dataclass
 
 from pipeline.plan import prices as data
+from steps import contract as c
 
 GB = 1e9
 MIB = 1024**2
@@ -153,14 +154,15 @@ class Throughput:
     source: str
 
 
-def select_throughput(reports: list[dict], given: float | None = None,
+def select_throughput(reports: list[c.FeaturizeReport], given: float | None = None,
                       min_bytes: int = data.MIN_MEASURED_BYTES) -> Throughput:
     """Featurize CPU-seconds per GB: measured by this experiment's reports if they read enough,
     else the figure the user measured (`given`), else the README's benchmark."""
-    measured = [r for r in reports if r.get("records_featurized") and r.get("bytes_read") and r.get("cpu_seconds")]
-    nbytes = sum(r["bytes_read"] for r in measured)
+    measured = [r for r in reports
+                if r.get(c.REPORT_RECORDS_FEATURIZED) and r.get(c.REPORT_BYTES_READ) and r.get(c.REPORT_CPU_SECONDS)]
+    nbytes = sum(r[c.REPORT_BYTES_READ] for r in measured)
     if measured and nbytes >= min_bytes:
-        rate = sum(r["cpu_seconds"] for r in measured) / (nbytes / GB)
+        rate = sum(r[c.REPORT_CPU_SECONDS] for r in measured) / (nbytes / GB)
         note = f"; --cpu-seconds-per-gb {given:g} not used" if given is not None else ""
         return Throughput(rate, f"measured by {len(measured)} Featurize report(s) of this experiment "
                                 f"({nbytes / GB:.1f} GB read){note}")

@@ -17,12 +17,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.stages.names import is_featurize_job
+from pipeline.stages.common import argument as _arg
+from pipeline.stages.names import is_shard_job
 from steps import contract as c
-
-ALWAYS = {"Reconcile": "always runs: it reads a database and a listing that its cache key cannot see",
-          "Listing": "always runs: it reads a listing that its cache key cannot see",
-          "Combine": "always runs: whether each shard's output exists is not in its cache key"}
 
 
 @dataclass
@@ -43,46 +40,6 @@ class StepPlan:
 def _settings(built, stage: str) -> dict:
     body = next(v for uri, v in built.assets.files.items() if uri.endswith(f"/{stage}.json") and "/settings/" in uri)
     return json.loads(body)[c.SETTINGS_BODY_KEY]
-
-
-def _arg(arguments: dict, name: str) -> Any:
-    args = arguments["AppSpecification"]["ContainerArguments"]
-    return args[args.index(name) + 1] if name in args else None
-
-
-def _predict_source(name: str, arguments: dict, built, storage) -> dict:
-    """The report.json the source step would write, as far as addresses go."""
-    if name == "Reconcile":
-        from steps.reconcile.labels import parse_sql_params
-        from steps.reconcile.run import predict
-        from steps.reconcile.settings import ReconcileSettings
-
-        args = arguments["AppSpecification"]["ContainerArguments"]
-        sql = [args[i + 1] for i, a in enumerate(args) if a == c.ARG_SQL_PARAM]
-        target = _arg(arguments, c.ARG_TARGET_SHARD_BYTES)
-        return predict(ReconcileSettings.model_validate(_settings(built, "reconcile")), _arg(arguments, c.ARG_SOURCE_URI),
-                       _arg(arguments, c.ARG_EXPERIMENT_URI), macroshards=int(_arg(arguments, c.ARG_MACROSHARDS) or 1),
-                       target_shard_bytes=int(target) if target else None, sql_params=parse_sql_params(sql),
-                       storage=storage)
-    from steps.listing.run import listing_shards, parse_prefixes
-    from steps.listing.settings import ListingSettings
-    from steps.publish import PublishedShard, shard_items, shard_place
-
-    args = arguments["AppSpecification"]["ContainerArguments"]
-    prefixes = parse_prefixes(args[args.index(c.ARG_PREFIX) + 1:args.index(c.ARG_SETTINGS)]) \
-        if c.ARG_PREFIX in args else []
-    target = _arg(arguments, c.ARG_TARGET_SHARD_BYTES)
-    shards, files, sources = [], {}, {}
-    settings = ListingSettings.model_validate(_settings(built, "listing"))
-    _, planned = listing_shards(settings, storage, _arg(arguments, c.ARG_SOURCE_URI), prefixes,
-                                int(target) if target else None)
-    for shard, folder, objects in planned:
-        digest, place = shard_place(_arg(arguments, c.ARG_EXPERIMENT_URI), shard, folder, objects)
-        shards.append(PublishedShard(shard, place, digest, len(objects), sum(o.size for o in objects.values())))
-        files[shard] = {k: {"size": o.size, "etag": o.etag} for k, o in objects.items()}
-        sources[shard] = {k: o.uri for k, o in objects.items()}
-    return {c.REPORT_SHARDS: [s.as_report() for s in shards], c.REPORT_SHARD_ITEMS: shard_items(shards),
-            "files": files, "sources": sources}
 
 
 def _why(previous: dict | None, arguments: dict) -> str:
@@ -153,13 +110,13 @@ def _resources(arguments: dict) -> tuple[str, int, int]:
     return cluster["InstanceType"], int(cluster["InstanceCount"]), int(cluster["VolumeSizeInGB"])
 
 
-def _source_sizes(name: str, arguments: dict, report: dict, copies: bool) -> dict:
-    """Objects and bytes the source step lists, and what Reconcile copies: the files that are
-    still production files after the copies already in the experiment (none for Listing, or
-    with `featurize_reads: production`, where nothing is copied)."""
+def _source_sizes(arguments: dict, report: dict, copies: bool) -> dict:
+    """Objects and bytes the source step lists, and what it copies (Reconcile): the files that
+    are still production files after the copies already in the experiment (none for a step
+    that copies nothing, e.g. with `featurize_reads: production`)."""
     shards = report.get("files", {}).values()
     out = {"keys": sum(len(files) for files in shards), "bytes": sum(_size(files) for files in shards)}
-    if name == "Reconcile" and copies:
+    if copies:
         source = _arg(arguments, c.ARG_SOURCE_URI).rstrip("/") + "/"
         out["bytes_todo"] = sum(int(report["files"][shard][key]["size"]) for shard, uris in report["sources"].items()
                                 for key, uri in uris.items() if uri.startswith(source))
@@ -196,9 +153,17 @@ class _Planner:
         self.experiment_uri: str | None = None  # from the source step: where the Featurize reports are
         self.featurize_key: str | None = None
 
-    def _copies(self) -> bool:
-        return "reconcile" in self.cfg.stages.enabled() and \
-            _settings(self.built, "reconcile")["featurize_reads"] == "copy"
+    def _stage(self, name: str):
+        return self.cfg.registry.of_step(name)
+
+    def _shard_job(self, name: str) -> bool:
+        stage = self._stage(name)
+        return stage is not None and stage.fans_out and is_shard_job(name)
+
+    def _source(self) -> str | None:
+        """The step that publishes the shards (Reconcile or the listing step), once predicted."""
+        return next((n for n in self.predicted if self._stage(n) is not None and self._stage(n).publishes_shards),
+                    None)
 
     def plan(self) -> list[StepPlan]:
         plans = []
@@ -255,20 +220,28 @@ class _Planner:
             resources = self.definition.steps[name].arguments["ProcessingResources"]
             plan.resources = _resources({"ProcessingResources": evaluate(resources, self._scope())})
             return plan
-        if name in ("Reconcile", "Listing"):
-            self.predicted[name] = _predict_source(name, arguments, self.built, self.backend.storage)
-            self.experiment_uri = _arg(arguments, c.ARG_EXPERIMENT_URI)
-            return StepPlan(name, "Runs", ALWAYS[name], resources=_resources(arguments),
-                            **_source_sizes(name, arguments, self.predicted[name], self._copies()))
-        if name == "Combine":
-            plan = _plan_combine(arguments, self.predicted, self.runs, self.backend.storage)
-            if plan.details.get(c.REPORT_COMBINED_URI):
-                self.predicted[name] = {c.REPORT_COMBINED_URI: plan.details[c.REPORT_COMBINED_URI]}
-            plan.resources = _resources(arguments)
-            return plan
+        stage = self._stage(name)
+        if stage is not None and stage.publishes_shards:
+            return self._source_step(stage, name, arguments)
+        if stage is not None and stage.replan is not None:
+            rerun = sorted(r for r in self.runs if self._shard_job(r))
+            why, report = stage.replan(arguments, self.predicted.get(self._source()) or {}, rerun,
+                                       self.backend.storage)
+            if report:
+                self.predicted[name] = report
+            return StepPlan(name, "Runs", f"{stage.always_runs}; {why}", details=report,
+                            resources=_resources(arguments))
         plan = self._cacheable(name, arguments, self.definition.steps[name].cache)
         plan.resources = _resources(arguments)
         return plan
+
+    def _source_step(self, stage, name: str, arguments: dict) -> StepPlan:
+        """The step that publishes the shards: predicted from what it reads (no copy)."""
+        settings = _settings(self.built, stage.name)
+        self.predicted[name] = stage.predict(arguments, settings, self.backend.storage)
+        self.experiment_uri = _arg(arguments, c.ARG_EXPERIMENT_URI)
+        return StepPlan(name, "Runs", stage.always_runs, resources=_resources(arguments),
+                        **_source_sizes(arguments, self.predicted[name], stage.copies(settings)))
 
     def _reused(self, name: str) -> StepPlan:
         from pipeline.local.properties import read_property_file
@@ -283,8 +256,8 @@ class _Planner:
             plan.resources = _resources(properties)
         except (KeyError, TypeError):
             pass
-        source = next((s for s in ("Reconcile", "Listing") if s in self.predicted), None)
-        if is_featurize_job(name) and source:
+        source = self._source()
+        if self._shard_job(name) and source:
             files, _ = _shard_files(self.predicted[source], _arg(properties, c.ARG_SHARD), self.backend.storage)
             plan.bytes = _size(files)
         return plan
@@ -295,9 +268,8 @@ class _Planner:
         pipeline, storage = self.cfg.pipeline.name, self.backend.storage
         key = cache_key(self.backend.label, pipeline, name, arguments)
         files = sources = None
-        if is_featurize_job(name):
-            source = next(s for s in ("Reconcile", "Listing") if s in self.predicted)
-            files, sources = _shard_files(self.predicted[source], _arg(arguments, c.ARG_SHARD), storage)
+        if self._shard_job(name):
+            files, sources = _shard_files(self.predicted[self._source()], _arg(arguments, c.ARG_SHARD), storage)
             # The step's output folder is named by the featurize key (code, settings, image, environment).
             self.featurize_key = arguments["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rsplit("/", 1)[-1]
         nbytes = _size(files) if files is not None else None
@@ -308,7 +280,7 @@ class _Planner:
         plan = StepPlan(name, "Runs", _why(previous[1] if previous else None, arguments), bytes=nbytes)
         if files is not None:
             plan.featurize, plan.reuse, plan.bytes_todo = _record_counts(
-                arguments, files, sources, _settings(self.built, "featurize")["include_numerics"], storage)
+                arguments, files, sources, _settings(self.built, self._stage(name).name)["include_numerics"], storage)
         return plan
 
 
@@ -328,26 +300,6 @@ def make_sized_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, 
     reports = experiment_reports(planner.backend.storage, planner.experiment_uri, planner.featurize_key) \
         if planner.experiment_uri and planner.featurize_key else []
     return plans, size_plan(plans, cfg, reports, prices, cpu_s_per_gb)
-
-
-def _plan_combine(arguments: dict, predicted: dict, runs: set[str], storage) -> StepPlan:
-    from steps.combine.published import read_digest
-    from steps.io.storage import join_uri
-
-    featurizing = sorted(r for r in runs if is_featurize_job(r))
-    if featurizing:
-        return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; combines anew after {', '.join(featurizing)}")
-    source = next(s for s in ("Reconcile", "Listing") if s in predicted)
-    key = _arg(arguments, c.ARG_FEATURIZE_KEY)
-    outputs = {s["name"]: join_uri(s["uri"], c.FEATURES_FOLDER, key) for s in predicted[source][c.REPORT_SHARDS]}
-    combine_key = _arg(arguments, c.ARG_COMBINE_KEY)
-    place = join_uri(_arg(arguments, c.ARG_EXPERIMENT_URI), c.COMBINED_FOLDER, combine_key,
-                     read_digest(storage, outputs, combine_key))
-    if storage.head(join_uri(place, c.REPORT_FILE)) is not None:
-        return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; reuses the combine of these shard outputs",
-                        details={c.REPORT_COMBINED_URI: place})
-    return StepPlan("Combine", "Runs", f"{ALWAYS['Combine']}; these shard outputs were never combined",
-                    details={c.REPORT_COMBINED_URI: place})
 
 
 def format_plan(plans: list[StepPlan]) -> str:

@@ -14,20 +14,11 @@ from dataclasses import asdict, dataclass, field
 
 from pipeline.plan import prices as data
 from pipeline.config import Config
-from pipeline.stages.names import stage_of as stage_name
+from pipeline.stages.registry import Stage
 from pipeline.plan.cost import Catalog, StageCost, Throughput, UnknownInstance, featurize_time, select_throughput, \
     stage_cost
 from steps import contract as c
 from steps.io.storage import join_uri
-
-STAGES = ("Reconcile", "Listing", "Featurize", "Combine", "Encode")
-
-
-def stage_of(step: str) -> str:
-    """The stage a step belongs to, as the table names it (every `Featurize-<shard>`, and every
-    ForEach iteration `FeaturizeShard-<i>`, is Featurize)."""
-    return stage_name(step).capitalize()
-
 
 def _featurized(step, full: bool) -> int:
     """Bytes a Featurize step reads: its whole shard in a full run, tonight what the record cache lacks."""
@@ -41,6 +32,8 @@ class Sizing:
     full: list[StageCost] = field(default_factory=list)
     tonight: list[StageCost] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rough: list[str] = field(default_factory=list)  # stages timed from rough figures (all but the fan-out)
+    fixed: list[str] = field(default_factory=list)  # stages whose time does not follow bytes (no GB shown)
 
 
 def experiment_reports(storage, experiment_uri: str, featurize_key: str | None) -> list[dict]:
@@ -61,17 +54,6 @@ def experiment_reports(storage, experiment_uri: str, featurize_key: str | None) 
     return found.get(featurize_key) or [r for reports in found.values() for r in reports]
 
 
-def _slots(cfg: Config, steps: int) -> int:
-    """How many of a stage's jobs run at once: the pipeline's parallelism, and with
-    `macroshards: auto` the ForEach's max_concurrency (at most 50)."""
-    from pipeline.stages.featurize import DEFAULT_CONCURRENCY
-
-    featurize = getattr(cfg.stages, "featurize", None)
-    if featurize is not None and featurize.auto:
-        return min(cfg.max_parallel_steps, featurize.max_concurrency or DEFAULT_CONCURRENCY)
-    return min(cfg.max_parallel_steps, steps)
-
-
 class _Sizer:
     def __init__(self, cfg: Config, catalog: Catalog, throughput: Throughput) -> None:
         self.cfg, self.catalog, self.throughput = cfg, catalog, throughput
@@ -81,33 +63,34 @@ class _Sizer:
         reconcile = getattr(cfg.stages, "reconcile", None)
         self.copy_threads = reconcile.copy_threads if reconcile else 1
 
-    def run_seconds(self, step, stage: str, full: bool, shards: int) -> float:
+    def run_seconds(self, step, stage: Stage, full: bool, shards: int) -> float:
+        """One job's run time, as the stage's `cost` says it is estimated."""
         count, volume = step.resources[1], step.resources[2]
-        if stage == "Featurize":
+        if stage.cost == "fan-out":
             return featurize_time(_featurized(step, full), self.catalog.get(step.resources[0]), count,
                                   self.throughput.cpu_s_per_gb, self.read_mode, volume).run_s
-        if stage in ("Reconcile", "Listing"):
+        if stage.cost == "source":
             # bytes_todo: what it copies tonight; None for a step that copies nothing.
             copy = 0 if step.bytes_todo is None else step.bytes if full else step.bytes_todo
             return (step.keys or 0) / 1000 * data.LIST_S_PER_1000_KEYS + \
                 copy / 1e6 / (self.copy_threads * data.COPY_MB_S_PER_THREAD)
-        if stage == "Combine":
-            return data.COMBINE_S + data.COMBINE_S_PER_SHARD * shards
-        return data.ENCODE_S
+        base, per_shard = stage.rough_seconds
+        return base + per_shard * shards
 
-    def stage(self, stage: str, steps: list, full: bool, shards: int) -> StageCost:
+    def stage(self, stage: Stage, steps: list, full: bool, shards: int) -> StageCost:
         runs = [s for s in steps if full or s.state == "Runs"]
         instance = self.catalog.get(steps[0].resources[0])
         count = steps[0].resources[1]
-        slots = _slots(self.cfg, len(steps)) if stage == "Featurize" else min(self.cfg.max_parallel_steps, len(steps))
-        nbytes = sum(_featurized(s, full) if stage == "Featurize" else s.bytes or 0 for s in runs)
+        slots = stage.slots(self.cfg, len(steps)) if stage.slots else min(self.cfg.max_parallel_steps, len(steps))
+        fan_out = stage.cost == "fan-out"
+        nbytes = sum(_featurized(s, full) if fan_out else s.bytes or 0 for s in runs)
         binds = ""
-        if stage == "Featurize" and runs:  # what binds the longest job binds the stage
+        if fan_out and runs:  # what binds the longest job binds the stage
             biggest = max(runs, key=lambda s: _featurized(s, full))
             binds = featurize_time(_featurized(biggest, full), instance, count, self.throughput.cpu_s_per_gb,
                                    self.read_mode, biggest.resources[2]).binds
-        return stage_cost(stage, [self.run_seconds(s, stage, full, shards) for s in runs], instance, count, slots,
-                          nbytes, binds)
+        return stage_cost(stage.step, [self.run_seconds(s, stage, full, shards) for s in runs], instance, count,
+                          slots, nbytes, binds)
 
 
 def size_plan(plans: list, cfg: Config, reports: list[dict], prices: list[str] = (),
@@ -115,22 +98,23 @@ def size_plan(plans: list, cfg: Config, reports: list[dict], prices: list[str] =
     """The sizing table of these step plans (`pipeline.plan.predict.StepPlan`)."""
     catalog = Catalog(list(prices))
     sizer = _Sizer(cfg, catalog, select_throughput(reports, cpu_s_per_gb))
-    out = Sizing(sizer.throughput, sizer.read_mode)
+    out = Sizing(sizer.throughput, sizer.read_mode, rough=[s.step for s in cfg.registry if s.cost != "fan-out"],
+                 fixed=[s.step for s in cfg.registry if s.cost == "fixed"])
     by_stage: dict[str, list] = {}
     for p in plans:
         if not p.details.get("for_each"):  # a ForEach runs no job: its iterations are priced
-            by_stage.setdefault(stage_of(p.name), []).append(p)
-    shards = len(by_stage.get("Featurize", []))
-    for stage in (s for s in STAGES if s in by_stage):
-        steps = by_stage[stage]
-        if any(s.resources is None or (stage == "Featurize" and s.bytes is None) for s in steps):
-            out.notes.append(f"{stage}: not sized (its inputs are known only after the steps before it run)")
+            by_stage.setdefault(cfg.registry.of_step(p.name).name, []).append(p)
+    shards = sum(len(by_stage.get(s.name, [])) for s in cfg.registry if s.fans_out)
+    for stage in (s for s in cfg.registry if s.name in by_stage):
+        steps = by_stage[stage.name]
+        if any(s.resources is None or (stage.cost == "fan-out" and s.bytes is None) for s in steps):
+            out.notes.append(f"{stage.step}: not sized (its inputs are known only after the steps before it run)")
             continue
         try:
             out.full.append(sizer.stage(stage, steps, True, shards))
             out.tonight.append(sizer.stage(stage, steps, False, shards))
         except UnknownInstance as err:
-            out.notes.append(f"{stage}: not sized: {err}")
+            out.notes.append(f"{stage.step}: not sized: {err}")
     if cfg.aws.region != data.PRICE_REGION and not catalog.overridden:
         out.notes.append(f"prices are {data.PRICE_REGION}'s; aws.region is {cfg.aws.region}: give yours with --price")
     return out
@@ -150,15 +134,16 @@ def format_sizing(sizing: Sizing) -> str:
              f"{'USD':>10}  BINDS"]
     for label, rows in (("full", sizing.full), ("tonight", sizing.tonight)):
         for r in rows:
-            gb = "-" if r.stage in ("Combine", "Encode") else f"{r.bytes / 1e9:.3f}"
+            gb = "-" if r.stage in sizing.fixed else f"{r.bytes / 1e9:.3f}"
             lines.append(f"{label:<8} {r.stage:<10} {r.jobs:>5} {gb:>10} "
                          f"{f'{r.count} x {r.instance.type}':<20} {_duration(r.wall_s):>7} {r.instance_hours:>9.3f} "
                          f"{r.usd:>10.3f}  {r.binds}")
         lines.append(f"{label:<8} {'total':<10} {sum(r.jobs for r in rows):>5} {'':>10} {'':<20} "
                      f"{_duration(sum(r.wall_s for r in rows)):>7} {sum(r.instance_hours for r in rows):>9.3f} "
                      f"{sum(r.usd for r in rows):>10.3f}")
-    lines.append(f"prices: {data.PRICE_SOURCE}; network: {data.NETWORK_SOURCE}; Reconcile, Listing, Combine and "
-                 "Encode times are rough figures (pipeline/plan/prices.py)")
+    rough = ", ".join(sizing.rough[:-1]) + " and " + sizing.rough[-1] if len(sizing.rough) > 1 else "".join(sizing.rough)
+    lines.append(f"prices: {data.PRICE_SOURCE}; network: {data.NETWORK_SOURCE}; {rough} times are rough figures "
+                 "(pipeline/plan/prices.py)")
     lines += [f"note: {n}" for n in sizing.notes]
     return "\n".join(lines) + "\n"
 

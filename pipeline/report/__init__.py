@@ -35,6 +35,6 @@ def write_report(cfg: Config, execution: str | None, workdir: str | None, out: P
         if _run(action):
             return 1
         found = holder["execution"]
-    out.write_text(render(found, gather(found)))
+    out.write_text(render(found, gather(found, cfg.registry)))
     print(f"wrote {out} (execution {found.id}, {found.status}, {len(found.steps)} steps)")
     return 0

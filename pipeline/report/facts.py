@@ -12,7 +12,7 @@ import pandas as pd
 
 from pipeline.report.sources import Execution
 from steps.combine.hosts import merged_report
-from steps.contract import ERRORS_FILE, FEATURES_FILE, HOSTS_FOLDER, REPORT_FILE
+from steps.contract import ERRORS_FILE, FEATURES_FILE, HOSTS_FOLDER, REPORT_FILE, REPORT_SHARD
 from steps.io.storage import join_uri
 
 SIGNAL_STATS = ("mean", "std", "frac_nan")
@@ -60,36 +60,47 @@ def _shard_parts(execution: Execution, uri: str) -> list[tuple[str, bytes]]:
     return [(folder, body) for folder, body in found if body is not None]
 
 
-def gather(execution: Execution) -> Facts:
+def _shard_facts(execution: Execution, step, uri: str, facts: Facts, summaries: list, errors: list) -> None:
+    """One shard's report, errors and features (a fan-out stage's step)."""
+    parts = _shard_parts(execution, uri)
+    if not parts:
+        facts.missing.append(f"{step.name}: no {REPORT_FILE} at {uri} (nor under {HOSTS_FOLDER}/<host>/)")
+        return
+    body = json.loads(parts[0][1]) if len(parts) == 1 else \
+        merged_report(step.shard or step.name, [json.loads(r) for _, r in parts])
+    facts.shards.append({"step": step.name, **body})
+    shard = body.get(REPORT_SHARD) or step.shard  # an iteration's name has its index, not its shard
+    for folder, _ in parts:
+        shard_errors = _parquet(execution, join_uri(folder, ERRORS_FILE))
+        if shard_errors is not None:
+            errors.append(shard_errors.assign(shard=shard))
+        features = _parquet(execution, join_uri(folder, FEATURES_FILE))
+        if features is not None:
+            summaries.append(features.assign(shard=shard))
+
+
+def gather(execution: Execution, registry=None) -> Facts:
+    """What each step's stage says the report reads (`Stage.report`), from its outputs."""
+    from pipeline.stages import default_registry
+
+    registry = registry or default_registry()
     facts = Facts()
     summaries, errors = [], []
     for step in execution.steps:
         uri = next(iter(step.outputs.values()), None)
-        if uri is None or step.state not in ("Succeeded", "Cached", "Reused", "Failed"):
+        stage = registry.get(step.stage)
+        if uri is None or stage is None or step.state not in ("Succeeded", "Cached", "Reused", "Failed"):
             continue
-        if step.stage == "featurize":
-            parts = _shard_parts(execution, uri)
-            if not parts:
-                facts.missing.append(f"{step.name}: no report.json at {uri} (nor under {HOSTS_FOLDER}/<host>/)")
-                continue
-            body = json.loads(parts[0][1]) if len(parts) == 1 else \
-                merged_report(step.shard or step.name, [json.loads(r) for _, r in parts])
-            facts.shards.append({"step": step.name, **body})
-            shard = body.get("shard") or step.shard  # an iteration's name has its index, not its shard
-            for folder, _ in parts:
-                shard_errors = _parquet(execution, join_uri(folder, ERRORS_FILE))
-                if shard_errors is not None:
-                    errors.append(shard_errors.assign(shard=shard))
-                features = _parquet(execution, join_uri(folder, FEATURES_FILE))
-                if features is not None:
-                    summaries.append(features.assign(shard=shard))
-        elif step.stage == "combine":
-            combined = _parquet(execution, join_uri(uri, "waveform_summary.parquet"))
+        reading = stage.report
+        if reading.shard_reports:
+            _shard_facts(execution, step, uri, facts, summaries, errors)
+        if reading.summary_file:
+            combined = _parquet(execution, join_uri(uri, reading.summary_file))
             if combined is not None:
                 facts.summary = combined
-        elif step.stage == "encode":
+        if reading.splits_file:
             found = [o.uri for o in execution.storage.list(uri.rstrip("/") + "/")
-                     if o.uri.endswith("/split_metadata.json")]
+                     if o.uri.endswith(f"/{reading.splits_file}")]
             if found:
                 facts.splits = json.loads(_read(execution, found[0]) or b"null")
     if facts.summary.empty and summaries:

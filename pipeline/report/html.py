@@ -9,6 +9,7 @@ from pipeline.definition.svg import STATE_COLOURS, svg as dag_svg
 from pipeline.report import charts
 from pipeline.report.facts import SIGNAL_STATS, Facts, error_kinds
 from pipeline.report.sources import Execution
+from steps import contract as c
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#111827;max-width:1200px}
@@ -47,16 +48,17 @@ def section_timeline(execution: Execution) -> str:
 def section_shards(facts: Facts) -> str:
     if not facts.shards:
         return "<h2>Shards</h2><p class=muted>No Featurize report (the step did not run or its output is gone).</p>"
-    shards = sorted(facts.shards, key=lambda r: r["shard"])
-    records = charts.stacked_bars([(r["shard"], [(r["records_ok"], charts.BLUE, "ok"),
-                                                 (r["records_failed"], charts.ORANGE, "failed")]) for r in shards],
-                                  "", "records per shard")
-    speed = charts.stacked_bars([(r["shard"], [(r.get("records_per_s") or 0, charts.TEAL, "records/s")])
+    shards = sorted(facts.shards, key=lambda r: r[c.REPORT_SHARD])
+    records = charts.stacked_bars([(r[c.REPORT_SHARD], [(r[c.REPORT_RECORDS_OK], charts.BLUE, "ok"),
+                                                        (r[c.REPORT_RECORDS_FAILED], charts.ORANGE, "failed")])
+                                   for r in shards], "", "records per shard")
+    speed = charts.stacked_bars([(r[c.REPORT_SHARD], [(r.get(c.REPORT_RECORDS_PER_S) or 0, charts.TEAL, "records/s")])
                                  for r in shards], " rec/s", "throughput per shard")
-    rows = [[escape(r["shard"]), f"{r['records_total']:,}", f"{r['records_failed']:,}", f"{r['bytes_read'] / 1e6:,.2f}",
-             f"{r['seconds']:.2f}", f"{r.get('mb_per_s') or 0:.2f}", f"{r.get('records_per_s') or 0:.1f}",
-             str(r.get("jobs")), f"{100 * (r.get('balance_efficiency') or 0):.0f} %",
-             " ".join(f"{w['busy_s']:.2f}" for w in r.get("workers", []))] for r in shards]
+    rows = [[escape(r[c.REPORT_SHARD]), f"{r[c.REPORT_RECORDS_TOTAL]:,}", f"{r[c.REPORT_RECORDS_FAILED]:,}",
+             f"{r[c.REPORT_BYTES_READ] / 1e6:,.2f}", f"{r[c.REPORT_SECONDS]:.2f}", f"{r.get(c.REPORT_MB_PER_S) or 0:.2f}",
+             f"{r.get(c.REPORT_RECORDS_PER_S) or 0:.1f}", str(r.get(c.REPORT_JOBS)),
+             f"{100 * (r.get(c.REPORT_BALANCE) or 0):.0f} %",
+             " ".join(f"{w[c.WORKER_BUSY_S]:.2f}" for w in r.get(c.REPORT_WORKERS, []))] for r in shards]
     table = _table(["shard", "records", "failed", "MB read", "s", "MB/s", "records/s", "workers", "balance",
                     "busy s per worker"], rows, set(range(1, 9)))
     return ("<h2>Shards</h2><p>Records (ok, failed) per shard</p>" + records + "<p>Throughput</p>" + speed + table

@@ -19,9 +19,10 @@ from pydantic import Field
 from pipeline.config.models import Config, StageInfra
 from pipeline.stages.names import step_name
 from pipeline.stages import featurize as featurize_stage
+from pipeline.plan import prices
 from pipeline.stages.common import (
-    BuildContext, processing_step, report_file, report_value, s3_input, s3_output, step_key)
-from pipeline.stages.registry import Stage, Upstream
+    BuildContext, argument, processing_step, report_file, report_value, s3_input, s3_output, step_key)
+from pipeline.stages.registry import ReportReading, S3Access, Stage, Upstream
 from steps import contract as c
 from steps.combine.settings import CombineSettings
 
@@ -87,5 +88,33 @@ def combined_uri(step):
     return report_value(step, c.REPORT_COMBINED_URI)
 
 
+def replan(arguments: dict, source_report: dict, rerun: list[str], storage) -> tuple[str, dict]:
+    """What Combine would do (`deploy.py plan`): combine anew after shard steps that rerun, or
+    reuse the content-addressed combine of exactly these shard outputs; and its report."""
+    from steps.combine.published import read_digest
+    from steps.io.storage import join_uri
+
+    if rerun:
+        return f"combines anew after {', '.join(rerun)}", {}
+    key = argument(arguments, c.ARG_FEATURIZE_KEY)
+    outputs = {s["name"]: join_uri(s["uri"], c.FEATURES_FOLDER, key) for s in source_report[c.REPORT_SHARDS]}
+    combine_key = argument(arguments, c.ARG_COMBINE_KEY)
+    place = join_uri(argument(arguments, c.ARG_EXPERIMENT_URI), c.COMBINED_FOLDER, combine_key,
+                     read_digest(storage, outputs, combine_key))
+    reused = storage.head(join_uri(place, c.REPORT_FILE)) is not None
+    return ("reuses the combine of these shard outputs" if reused else "these shard outputs were never combined"), \
+        {c.REPORT_COMBINED_URI: place}
+
+
+def access(cfg: Config) -> S3Access:
+    section = cfg.stages.enabled().get(NAME)
+    return S3Access(glue=section.glue) if section is not None and section.glue is not None else S3Access()
+
+
 STAGE = Stage(name=NAME, section=CombineStage, settings=CombineSettings, build=build, needs=("featurize",),
-              derived_settings=derived_settings)
+              derived_settings=derived_settings,
+              always_runs="always runs: whether each shard's output exists is not in its cache key",
+              replan=replan, rough_seconds=(prices.COMBINE_S, prices.COMBINE_S_PER_SHARD),
+              s3_access=lambda cfg: "stages.combine reads the shards' outputs and keeps its own content-addressed "
+                                    "outputs in S3",
+              access=access, report=ReportReading(summary_file=c.SUMMARY_FILE))

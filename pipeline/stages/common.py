@@ -199,3 +199,9 @@ def processing_step(ctx: BuildContext, name: str, stage: str, infra: StageInfra,
         depends_on=depends_on,
         property_files=property_files,
     )
+
+
+def argument(arguments: dict, name: str):
+    """The value after `name` in a step's resolved ContainerArguments, or None."""
+    args = arguments["AppSpecification"]["ContainerArguments"]
+    return args[args.index(name) + 1] if name in args else None

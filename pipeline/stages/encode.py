@@ -9,7 +9,8 @@ from pipeline.build.parameters import ENCODED_DATA_DIR, EXPERIMENT
 from pipeline.stages import combine as combine_stage
 from pipeline.stages import reconcile as reconcile_stage
 from pipeline.stages.common import BuildContext, processing_step, s3_input, s3_output
-from pipeline.stages.registry import Stage, Upstream
+from pipeline.plan import prices
+from pipeline.stages.registry import ReportReading, Stage, Upstream
 from steps import contract as c
 from steps.encode.settings import EncodeSettings
 
@@ -49,4 +50,5 @@ def build(ctx: BuildContext, upstream: Upstream) -> list:
 
 
 STAGE = Stage(name=NAME, section=EncodeStage, settings=EncodeSettings, build=build, needs=("reconcile",),
-              functions=("get_dataset_features", "encode_data"))
+              functions=("get_dataset_features", "encode_data"), rough_seconds=(prices.ENCODE_S, 0.0),
+              report=ReportReading(splits_file=c.SPLIT_METADATA_FILE))

@@ -28,7 +28,7 @@ from pydantic import ByteSize, Field, field_validator
 from pipeline.config.models import INSTANCE_TYPE, Config, Model, StageInfra
 from pipeline.stages.names import body_name, step_name
 from pipeline.stages.common import BuildContext, processing_step, report_value, s3_input, s3_output, step_key
-from pipeline.stages.registry import Stage, Upstream
+from pipeline.stages.registry import ReportReading, Stage, Upstream
 from steps import contract as c
 from steps.featurize.settings import FeaturizeSettings
 
@@ -270,7 +270,26 @@ def splits_by_host(cfg: Config) -> bool:
     return cfg.stages.featurize.read_mode == "stream"
 
 
+def slots(cfg: Config, steps: int) -> int:
+    """How many Featurize jobs run at once: the pipeline's parallelism, and with
+    `macroshards: auto` the ForEach's max_concurrency (at most 50)."""
+    if cfg.stages.featurize.auto:
+        return min(cfg.max_parallel_steps, cfg.stages.featurize.max_concurrency or DEFAULT_CONCURRENCY)
+    return min(cfg.max_parallel_steps, steps)
+
+
+def s3_access(cfg: Config) -> str | None:
+    """Streaming jobs fetch their records, and the record cache lives in S3."""
+    if cfg.stages.featurize.read_mode == "stream":
+        return "stages.featurize with read_mode stream fetches the shard's records from S3 itself"
+    if cfg.stages.featurize.record_cache:
+        return "stages.featurize reads and writes its record cache in S3 (record_cache: false turns it off)"
+    return None
+
+
 STAGE = Stage(name=NAME, section=FeaturizeStage, settings=FeaturizeSettings, build=build,
               functions=("feature_function",), checks=checks, splits_by_host=splits_by_host,
               host_split_hint="set stages.featurize.read_mode: stream, whose jobs split a shard's records across "
-                              "instances, or use 1")
+                              "instances, or use 1",
+              fans_out=True, cost="fan-out", slots=slots, s3_access=s3_access,
+              report=ReportReading(shard_reports=True))

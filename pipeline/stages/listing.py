@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict
 from pipeline.config.models import Config, StageInfra
 from pipeline.stages.names import step_name
 from pipeline.build.parameters import INPUT_URI
-from pipeline.stages.common import BuildContext, processing_step, report_file, s3_output
-from pipeline.stages.registry import Stage, Upstream
+from pipeline.stages.common import BuildContext, argument, processing_step, report_file, s3_output
+from pipeline.stages.registry import S3Access, Stage, Upstream
 from steps import contract as c
 from steps.listing.settings import ListingSettings
 
@@ -58,4 +58,35 @@ def output_uri(step):
     return step.properties.ProcessingOutputConfig.Outputs[NAME].S3Output.S3Uri
 
 
-STAGE = Stage(name=NAME, section=ListingStage, settings=ListingSettings, build=build, implied=implied)
+def predict(arguments: dict, settings: dict, storage) -> dict:
+    """The report.json the listing step would write (`deploy.py plan`), plus each shard's
+    files (size, ETag) and where each is now (`files`, `sources`)."""
+    from steps.listing.run import listing_shards, parse_prefixes
+    from steps.publish import PublishedShard, shard_items, shard_place
+
+    args = arguments["AppSpecification"]["ContainerArguments"]
+    prefixes = parse_prefixes(args[args.index(c.ARG_PREFIX) + 1:args.index(c.ARG_SETTINGS)]) \
+        if c.ARG_PREFIX in args else []
+    target = argument(arguments, c.ARG_TARGET_SHARD_BYTES)
+    shards, files, sources = [], {}, {}
+    _, planned = listing_shards(ListingSettings.model_validate(settings), storage,
+                                argument(arguments, c.ARG_SOURCE_URI), prefixes, int(target) if target else None)
+    for shard, folder, objects in planned:
+        digest, place = shard_place(argument(arguments, c.ARG_EXPERIMENT_URI), shard, folder, objects)
+        shards.append(PublishedShard(shard, place, digest, len(objects), sum(o.size for o in objects.values())))
+        files[shard] = {k: {"size": o.size, "etag": o.etag} for k, o in objects.items()}
+        sources[shard] = {k: o.uri for k, o in objects.items()}
+    return {c.REPORT_SHARDS: [s.as_report() for s in shards], c.REPORT_SHARD_ITEMS: shard_items(shards),
+            "files": files, "sources": sources}
+
+
+def access(cfg: Config) -> S3Access:
+    section = cfg.stages.enabled().get(NAME)
+    return S3Access(inventories=(section.inventory,)) if section is not None and section.inventory else S3Access()
+
+
+STAGE = Stage(name=NAME, section=ListingStage, settings=ListingSettings, build=build, implied=implied,
+              always_runs="always runs: it reads a listing that its cache key cannot see",
+              publishes_shards=True, predict=predict, cost="source",
+              s3_access=lambda cfg: "the listing step (implied by stages.featurize.prefixes) lists S3 itself",
+              access=access)

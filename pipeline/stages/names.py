@@ -22,11 +22,13 @@ def body_name(stage: str) -> str:
 
 
 def stage_of(name: str) -> str:
-    """`Featurize-shard-0001`, `FeaturizeShard-3`, `Featurize` -> `featurize`."""
+    """`Featurize-shard-0001`, `FeaturizeShard-3`, `Featurize` -> `featurize`: the stage's
+    registry name (the one function that maps a step to its stage)."""
     head = name.split("-", 1)[0]
     return head.removesuffix(BODY_SUFFIX).lower() if "-" in name else head.lower()
 
 
-def is_featurize_job(name: str) -> bool:
-    """A Featurize job's step: `Featurize-<shard>`, or an iteration `FeaturizeShard-<i>` (not the ForEach)."""
-    return stage_of(name) == "featurize" and "-" in name
+def is_shard_job(name: str) -> bool:
+    """One macroshard's job of a fan-out: `Featurize-<shard>`, or an iteration `FeaturizeShard-<i>`
+    (not the stage's ForEach step itself, nor a single-step stage)."""
+    return "-" in name

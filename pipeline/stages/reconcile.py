@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pipeline.stages.names import step_name
 from pipeline.build.parameters import EXPERIMENT, INPUT_URI, RELOAD
-from pipeline.stages.common import BuildContext, processing_step, report_file, report_value, s3_output
-from pipeline.stages.registry import Stage, Upstream
-from pipeline.config.models import StageInfra
+from pipeline.stages.common import BuildContext, argument, processing_step, report_file, report_value, s3_output
+from pipeline.stages.registry import S3Access, Stage, Upstream
+from pipeline.config.models import Config, StageInfra
 from steps import contract as c
 from steps.reconcile.settings import ReconcileSettings
 
@@ -72,5 +72,36 @@ def checks(cfg) -> list[str]:
             "or url (a SQLAlchemy URL, credentials in secret_arn)"]
 
 
+def predict(arguments: dict, settings: dict, storage) -> dict:
+    """The report.json Reconcile would write, as far as addresses go (`deploy.py plan`): from
+    the labels and the production listing, copying nothing."""
+    from steps.reconcile.labels import parse_sql_params
+    from steps.reconcile.run import predict as predict_report
+
+    args = arguments["AppSpecification"]["ContainerArguments"]
+    sql = [args[i + 1] for i, a in enumerate(args) if a == c.ARG_SQL_PARAM]
+    target = argument(arguments, c.ARG_TARGET_SHARD_BYTES)
+    return predict_report(ReconcileSettings.model_validate(settings), argument(arguments, c.ARG_SOURCE_URI),
+                          argument(arguments, c.ARG_EXPERIMENT_URI),
+                          macroshards=int(argument(arguments, c.ARG_MACROSHARDS) or 1),
+                          target_shard_bytes=int(target) if target else None, sql_params=parse_sql_params(sql),
+                          storage=storage)
+
+
+def access(cfg: Config) -> S3Access:
+    """The labels' SQLite file and secret, and an S3 Inventory report instead of a listing."""
+    section = cfg.stages.enabled().get(NAME)
+    if section is None:
+        return S3Access()
+    sqlite = section.labels.sqlite_uri
+    return S3Access(inventories=tuple(u for u in [section.listing.inventory] if u),
+                    objects=(sqlite,) if sqlite and sqlite.startswith("s3://") else (),
+                    secrets=tuple(a for a in [section.labels.secret_arn] if a))
+
+
 STAGE = Stage(name=NAME, section=ReconcileStage, settings=ReconcileSettings, build=build,
-              functions=("process_func",), checks=checks)
+              functions=("process_func",),
+              always_runs="always runs: it reads a database and a listing that its cache key cannot see",
+              publishes_shards=True, predict=predict, copies=lambda settings: settings["featurize_reads"] == "copy",
+              cost="source", s3_access=lambda cfg: "stages.reconcile calls the S3 API and the database itself",
+              access=access, checks=checks)

@@ -1,9 +1,10 @@
 """The stage registry: everything that makes a stage, declared once per stage.
 
 The composition root (`pipeline.build.compose`), the config model, the per-stage settings files, the
-function-reference checks, the cross-checks and the pipeline parameters all iterate a
-`Registry`; adding a stage means adding one `Stage` (see `tests/pipeline/stages/test_registry.py`
-for a toy one)."""
+function-reference checks, the cross-checks, the pipeline parameters, the plan and its sizing
+table, validation, the IAM policy and the report all iterate a `Registry`; adding a stage means
+adding one `Stage` plus its own folders (see `tests/pipeline/stages/test_registry.py` for a toy
+one). Nothing outside `pipeline/stages/` keeps a table keyed by stage or step name."""
 
 from __future__ import annotations
 
@@ -19,6 +20,28 @@ if TYPE_CHECKING:
 
 # Upstream steps, by stage name, of the stages built before this one (registry order).
 Upstream = Mapping[str, list]
+
+COSTS = ("fan-out", "source", "fixed")
+
+
+@dataclass(frozen=True)
+class S3Access:
+    """What a stage's job reaches beyond the pipeline's own prefix and its input URI; the
+    pipeline role's IAM policy is the union over the stages of a config."""
+
+    inventories: tuple[str, ...] = ()  # S3 Inventory manifests whose report folder it lists and reads
+    objects: tuple[str, ...] = ()  # single objects it reads (a SQLite file of labels)
+    secrets: tuple[str, ...] = ()  # Secrets Manager ARNs it reads
+    glue: Any = None  # where it registers a Glue table (`location`, `database`, `table`), if it does
+
+
+@dataclass(frozen=True)
+class ReportReading:
+    """Which of a stage's outputs `deploy.py report` reads (names from `steps/contract.py`)."""
+
+    shard_reports: bool = False  # its report.json (+ features, errors) per macroshard: the per-shard facts
+    summary_file: str | None = None  # the per-signal summary table it writes
+    splits_file: str | None = None  # the split metadata it writes, anywhere under its output
 
 
 @dataclass(frozen=True)
@@ -38,6 +61,23 @@ class Stage:
     - `implied(cfg)`: the stage is in the pipeline without a section of its own when this is
       true (the listing stage, implied by Featurize over prefixes); a section, if given, only
       sets its infrastructure.
+
+    What the plan, the cost model, validation, network/IAM and the report need:
+
+    - `always_runs`: why its step is never a cache hit (it reads what its cache key cannot
+      see), as `deploy.py plan` says it; None for a cacheable stage.
+    - `publishes_shards`: its report names the macroshards (`shards`) the fan-out reads;
+      `predict(arguments, settings, storage)` is that report, as far as addresses go, without
+      running the step; `copies(settings)`: whether it also copies the files it lists.
+    - `fans_out`: one step per macroshard (`<Step>-<shard>`, or a ForEach's iterations).
+    - `replan(arguments, source_report, rerun, storage) -> (why, predicted report)`: for an
+      always-running step whose outputs are content-addressed, what it would reuse.
+    - `cost`: how the sizing table prices its run: `fan-out` (bytes over measured throughput),
+      `source` (keys listed, bytes copied) or `fixed` (`rough_seconds`: (base, per shard),
+      rough figures); `slots(cfg, steps)`: how many of its jobs run at once.
+    - `s3_access(cfg)`: why its job calls S3 itself (network isolation forbids it), or None;
+      `access(cfg)`: what else its job reads or writes (the IAM policy).
+    - `report`: which of its outputs `deploy.py report` reads.
     """
 
     name: str
@@ -51,6 +91,27 @@ class Stage:
     splits_by_host: bool | Callable[[Config], bool] = False
     host_split_hint: str = "use 1"
     implied: Callable[[Config], bool] = lambda cfg: False
+    always_runs: str | None = None
+    publishes_shards: bool = False
+    predict: Callable[[dict, dict, Any], dict] | None = None
+    copies: Callable[[dict], bool] = lambda settings: False
+    fans_out: bool = False
+    replan: Callable[[dict, dict, list[str], Any], tuple[str, dict]] | None = None
+    cost: str = "fixed"
+    rough_seconds: tuple[float, float] = (0.0, 0.0)
+    slots: Callable[[Config, int], int] | None = None
+    s3_access: Callable[[Config], str | None] = lambda cfg: None
+    access: Callable[[Config], S3Access] = lambda cfg: S3Access()
+    report: ReportReading = ReportReading()
+
+    def __post_init__(self) -> None:
+        if self.cost not in COSTS:
+            raise ValueError(f"stage {self.name}: cost {self.cost!r} is not one of {', '.join(COSTS)}")
+
+    @property
+    def step(self) -> str:
+        """Its step's name (`Featurize`), the prefix of its shard steps' names (`Featurize-<shard>`)."""
+        return self.name.capitalize()
 
     @property
     def entry(self) -> str:
@@ -84,6 +145,15 @@ class Registry:
 
     def __getitem__(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
+
+    def get(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def of_step(self, step: str) -> Stage | None:
+        """The stage a step name belongs to (`Featurize-shard-0001`, `FeaturizeShard-3`: featurize)."""
+        from pipeline.stages.names import stage_of
+
+        return self.get(stage_of(step))
 
     def names(self) -> list[str]:
         return [s.name for s in self.stages]

@@ -1,6 +1,6 @@
 """Single-segment WFDB headers parsed the way `wfdb.rdheader` parses them, without its cost.
 
-wfdb's own parser (`wfdb.io._header._parse_signal_lines`) looks up every field of every signal
+wfdb's own parser (`wfdb.io._header._parse_signal_lines`; its names come through `wfdb_api.py`) looks up every field of every signal
 line in a pandas table (`SIGNAL_SPECS.loc`): about 3 ms per header, a fifth of the time of a
 shard of small records. This is the same parse with wfdb's own regular expressions, record-line
 parser and field specification, the table read once at import: same fields, same defaults,
@@ -21,8 +21,8 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
-from wfdb.io._header import SIGNAL_SPECS, _parse_record_line, float_types, int_types
-from wfdb.io.header import HeaderSyntaxError, parse_header_content, rx_signal
+from steps.featurize.wfdb_api import (HeaderSyntaxError, SIGNAL_SPECS, float_types, int_types, parse_header_content,
+                                      parse_record_line as _parse_record_line, rx_signal)
 
 from steps.featurize.limits import MAX_SAMPLES, MAX_SIGNALS, header_text, plain_int
 from steps.featurize.records import RecordError

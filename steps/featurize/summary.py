@@ -181,8 +181,7 @@ def master_entries(path: Path, root: Path | None = None) -> tuple[float, list[tu
     """(frequency, [(segment name, length, problem)]) of a multi-segment header, line by line,
     so that one malformed or misdirected segment line costs only that segment (wfdb's own
     parser rejects the whole header). `problem` is empty for a usable line."""
-    from wfdb.io._header import _parse_record_line
-    from wfdb.io.header import rx_segment
+    from steps.featurize.wfdb_api import parse_record_line as _parse_record_line, rx_segment
 
     from steps.featurize.headers import check_record_line
 

@@ -224,8 +224,3 @@ def iter_objects(rows, prefix_uri: str) -> Iterator[st.ObjectInfo]:
     for batch in rows.to_batches(max_chunksize=BATCH):
         for key, size, etag in zip(*(batch.column(i).to_pylist() for i in range(3))):
             yield st.ObjectInfo(uri=f"s3://{bucket}/{key}", size=int(size), etag=etag.strip('"'))
-
-
-def list_inventory(storage: st.Storage, manifest: Manifest, prefix_uri: str) -> Iterator[st.ObjectInfo]:
-    """Current objects under `prefix_uri` from the report, in key order, as a listing's."""
-    return iter_objects(load_rows(storage, manifest, prefix_uri), prefix_uri)

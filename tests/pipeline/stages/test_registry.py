@@ -1,5 +1,6 @@
 """A stage is declared once, in the registry: a toy stage added through it alone is validated,
-gets its settings file and instance-type parameter, and builds into the definition."""
+gets its settings file and instance-type parameter, builds into the definition, and shows in
+`plan`, the sizing table, `iam-policy` (and the network-isolation check) and `report`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pipeline.config.models import StageInfra
 from pipeline.stages.names import step_name
 from pipeline.stages import default_registry
 from pipeline.stages.common import processing_step, s3_output
-from pipeline.stages.registry import Stage
+from pipeline.stages.registry import ReportReading, S3Access, Stage
 from steps.contract import CONTRACT_VERSION
 from tests.conftest import EXAMPLE_CONFIG
 
@@ -40,8 +41,13 @@ def audit_checks(cfg):
     return ["stages.audit.threshold: above 10 audits nothing"] if cfg.stages.audit.threshold > 10 else []
 
 
-TOY = default_registry().with_stage(Stage(name="audit", section=AuditStage, settings=AuditSettings,
-                                          build=build_audit, needs=("combine",), checks=audit_checks))
+RULES = "s3://audit-rules/rules.json"
+AUDIT_SUMMARY = "audit_summary.parquet"
+
+TOY = default_registry().with_stage(Stage(
+    name="audit", section=AuditStage, settings=AuditSettings, build=build_audit, needs=("combine",),
+    checks=audit_checks, rough_seconds=(120.0, 0.0), access=lambda cfg: S3Access(objects=(RULES,)),
+    s3_access=lambda cfg: "stages.audit reads its rules from S3", report=ReportReading(summary_file=AUDIT_SUMMARY)))
 
 
 def config(audit: dict | None) -> dict:
@@ -83,3 +89,55 @@ class TestInvalidToyStage:
         with pytest.raises(ConfigError) as err:
             validate_config(config({"threshold": 5}), "x.yaml")
         assert err.value.problems[0].startswith("stages.audit: unknown key; the keys here are combine, encode, ")
+
+
+class TestValidToyStageEverywhere:
+    """Plan, sizing table, IAM, network isolation and report learn of the toy stage from its
+    registry entry alone."""
+
+    @pytest.fixture(scope="class")
+    def toy_cfg(self):
+        return validate_config(config({"threshold": 5}), str(EXAMPLE_CONFIG), registry=TOY)
+
+    def test_plan_and_sizing_table(self, toy_cfg, tmp_path):
+        from pipeline.local.command import ensure_sample_data
+        from pipeline.plan.predict import make_sized_plan
+        from pipeline.plan.table import format_sizing
+
+        ensure_sample_data(toy_cfg, tmp_path, "local")
+        plans, sizing = make_sized_plan(toy_cfg, tmp_path, "local", {})
+        assert (plans[-1].name, plans[-1].state, plans[-1].why) == ("Audit", "Runs", "runs: it never completed here")
+        [audit] = [r for r in sizing.full if r.stage == "Audit"]
+        assert audit.jobs == 1 and audit.usd > 0
+        assert "Combine, Encode and Audit times are rough figures" in format_sizing(sizing)
+
+    def test_iam_policy_and_network_isolation(self, toy_cfg):
+        from pipeline.deploy.iam_policy import role_policy
+
+        reads = next(s for s in role_policy(toy_cfg)["Statement"] if s["Sid"] == "ReadInputData")
+        assert "arn:aws:s3:::audit-rules/rules.json" in reads["Resource"]
+        data = config({"threshold": 5})
+        data.setdefault("aws", {}).setdefault("network", {})["enable_network_isolation"] = True
+        with pytest.raises(ConfigError) as err:
+            validate_config(data, "toy.yaml", registry=TOY)
+        assert any(p.startswith("aws.network.enable_network_isolation: stages.audit reads its rules from S3")
+                   for p in err.value.problems)
+
+    def test_report(self, toy_cfg, tmp_path):
+        import pandas as pd
+
+        from pipeline.report.facts import gather
+        from pipeline.report.html import render
+        from pipeline.report.sources import Execution, Step
+        from steps.io.storage import LocalStorage
+
+        storage = LocalStorage(tmp_path)
+        summary = pd.DataFrame({"signal": ["II"], "signal_normalised": ["II"], "mean": [0.5], "std": [0.1],
+                                "frac_nan": [0.0], "shard": ["shard-0001"]})
+        storage.write_bytes(f"s3://b/run/audit/{AUDIT_SUMMARY}", summary.to_parquet())
+        definition = json.loads(build(toy_cfg).definition)
+        execution = Execution("e1", "wavepipe-example", "Succeeded", "local (test)", None,
+                              [Step("Audit", "Succeeded", outputs={"audit": "s3://b/run/audit"})], definition, storage)
+        facts = gather(execution, TOY)
+        assert facts.summary["signal"].tolist() == ["II"]
+        assert "Audit" in render(execution, facts)

@@ -1,5 +1,5 @@
 """The listing stage: one shard per prefix, or (`macroshards: auto`) what it lists split by bytes
-into shards of whole folders; on local storage (the listing itself is tested in test_s3list)."""
+into shards of whole folders; on local storage (the listing itself is tested in tests/steps/io/test_prefix_listing.py)."""
 
 from __future__ import annotations
 

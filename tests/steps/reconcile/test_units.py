@@ -11,7 +11,8 @@ from steps.io import storage as st
 from steps.reconcile import production as inv
 from steps.reconcile.labels import parse_sql_params
 from steps.reconcile.settings import DedupSettings, ReconcileSettings
-from steps.reconcile.shards import assign_shards, auto_shard_count, greedy_assign, manifest, shard_name
+from benchmarks.incremental_bench import greedy_assign
+from steps.reconcile.shards import assign_shards, auto_shard_count, manifest, shard_name
 from steps.reconcile.validate import failure_message, missing_files, plan_repairs
 
 
