@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-COMMANDS = ("iam-policy", "retry", "stop", "logs", "report")
+COMMANDS = ("iam-policy", "preflight", "retry", "stop", "logs", "report")
 
 
 def add_parsers(sub, config_args: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -19,6 +19,9 @@ def add_parsers(sub, config_args: Callable[[argparse.ArgumentParser], None]) -> 
     p.add_argument("--format", choices=["json", "cloudformation"], default="json",
                    help="cloudformation: a template making the role (or the deployer's managed policy)")
     p.add_argument("--out", help="file to write (default: stdout)")
+    p = sub.add_parser("preflight", help="check the account before the first deploy (read-only calls): role, "
+                       "trust, permissions, quotas, bucket region, KMS key, subnets, definition limits")
+    config_args(p)
     for name, text in (("retry", "retry a failed or stopped execution (RetryPipelineExecution)"),
                        ("stop", "stop a running execution")):
         p = sub.add_parser(name, help=text)
@@ -51,6 +54,10 @@ def run(args, cfg) -> int:
         else:
             sys.stdout.write(text)
         return 0
+    if args.command == "preflight":
+        from pipeline.deploy.preflight import preflight
+
+        return preflight(cfg)
     if args.command == "report":
         from pipeline.report import write_report
 

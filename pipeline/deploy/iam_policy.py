@@ -310,7 +310,26 @@ def deployer_policy(cfg: Config) -> dict:
                   [acct.arn("scheduler", f"schedule-group/{group}")]),
         # ListSchedules has no resource type; `schedule` and `delete` look for strays with it.
         statement("FindSchedules", ["scheduler:ListSchedules"], "*"),
+        *preflight_statements(acct, cfg),
     ])
+
+
+def preflight_statements(acct: Account, cfg: Config) -> list[dict]:
+    """The read-only calls of `deploy.py preflight` (pipeline/deploy/preflight.py)."""
+    out = [statement("PreflightSimulateRole", ["iam:SimulatePrincipalPolicy"], [cfg.aws.role_arn]),
+           statement("PreflightBucketRegions", ["s3:GetBucketLocation"],
+                     sorted({acct.arn("s3", split_uri(u)[0], region=False, account=False)
+                             for u in [base_uri(cfg), *input_locations(cfg)]})),
+           # Neither has a resource type ("Actions, resources, and condition keys for Service Quotas",
+           # https://docs.aws.amazon.com/service-authorization/latest/reference/list_servicequotas.html;
+           # for Amazon EC2, https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+           statement("PreflightQuotasAndNetwork", ["ec2:DescribeRouteTables", "ec2:DescribeSubnets",
+                                                   "ec2:DescribeVpcEndpoints", "servicequotas:ListServiceQuotas"], "*")]
+    if cfg.aws.kms_key_id and not cfg.aws.kms_key_id.startswith("alias/") and ":alias/" not in cfg.aws.kms_key_id:
+        key = cfg.aws.kms_key_id
+        out.append(statement("PreflightReadKey", ["kms:DescribeKey", "kms:GetKeyPolicy"],
+                             [key if key.startswith("arn:") else acct.arn("kms", f"key/{key}")]))
+    return out
 
 
 # --- output -----------------------------------------------------------------------------------
