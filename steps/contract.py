@@ -189,6 +189,15 @@ ENV_KMS_KEY_ID = "WAVEPIPE_KMS_KEY_ID"
 ENV_PIP_INSTALL = "WAVEPIPE_PIP_INSTALL"
 ENV_WHEELHOUSE = "WAVEPIPE_WHEELHOUSE"  # install with --no-index from this folder
 ENV_PIP_INDEX_URL = "WAVEPIPE_PIP_INDEX_URL"  # or from this (private) index
+# The code bundle's sha256, set by the builder: steps/bootstrap.py checks the staged bundle before
+# unpacking it (it names the variable itself: it runs before the bundle, and this file, exist).
+ENV_CODE_SHA256 = "WAVEPIPE_CODE_SHA256"
+# In the bundle: file name -> sha256 of every wheel uv.lock records for steps/requirements.txt on
+# Linux x86_64; the wheelhouse is checked against it before anything is installed.
+WHEEL_HASHES = "steps/wheel-hashes.json"
+# In a virtual environment the local runner made and installed a wheelhouse into: the jobs it
+# runs install there (everything is found satisfied) instead of into a folder of their own.
+PREINSTALLED_VENV_MARKER = ".wavepipe-complete"
 ENV_S3_ROOT = "WAVEPIPE_S3_ROOT"  # local runner: s3://bucket/key is <root>/bucket/key
 ENV_LOCAL = "WAVEPIPE_LOCAL"  # set by the local runner
 ENV_CURRENT_HOST = "WAVEPIPE_CURRENT_HOST"

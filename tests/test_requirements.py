@@ -6,6 +6,7 @@ the command that moves them forward together (`bash .ci/lock`)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tomllib
@@ -58,6 +59,19 @@ def test_the_jobs_requirements_are_the_locks_export(tmp_path):
     subprocess.run(["bash", str(ROOT / ".ci" / "export-requirements"), str(out)], cwd=ROOT, check=True,
                    env={"PATH": "/usr/bin:/bin", "UV": uv()})
     assert out.read_text() == REQUIREMENTS.read_text(), f"steps/requirements.txt is not uv.lock's export: {RELOCK}"
+
+
+def test_the_jobs_wheel_hashes_are_the_locks():
+    """steps/wheel-hashes.json (what the jobs check the wheelhouse against) is uv.lock's."""
+    from pipeline.build.wheelhouse import WHEEL_HASHES, locked_wheel_hashes
+
+    assert json.loads(WHEEL_HASHES.read_text()) == locked_wheel_hashes(), RELOCK
+    for python in SUPPORTED_PYTHONS:  # every pin has a locked wheel for the jobs' platform
+        tag = f"cp{python.replace('.', '')}"
+        names = {norm(r.split("==")[0]) for r in target_requirements(REQUIREMENTS, python)}
+        covered = {norm(w.split("-")[0]) for w in locked_wheel_hashes()
+                   if w.endswith("-any.whl") or (tag in w or "abi3" in w) and "manylinux" in w}
+        assert names <= covered, names - covered
 
 
 def test_every_runtime_dependency_is_pinned_inside_its_range_for_every_python():

@@ -39,6 +39,8 @@ class Assets:
     code_uri: str
     code_hash: str
     files: dict[str, bytes] = field(default_factory=dict)
+    # sha256 of bundle.tar.gz: the jobs check the staged bundle against it (steps/bootstrap.py).
+    bundle_sha256: str = ""
 
     def settings_uri(self, stage: str) -> str:
         return next(u.rsplit("/", 1)[0] + "/" for u in self.files if u.endswith(f"/{stage}.json"))
@@ -129,4 +131,4 @@ def build_assets(base_uri: str, stage_settings: dict[str, dict], user_code: dict
     for stage, settings in sorted(stage_settings.items()):
         body = canonical_json(settings_document(stage, settings))
         files[f"{base_uri}/settings/{stage}-{sha256(body)[:16]}/{stage}.json"] = body
-    return Assets(code_uri=code_uri, code_hash=code_hash, files=files)
+    return Assets(code_uri=code_uri, code_hash=code_hash, files=files, bundle_sha256=sha256(bundle))

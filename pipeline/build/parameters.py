@@ -70,6 +70,20 @@ def parameter_specs(cfg: Config) -> list[ParameterSpec]:
             *(instance_type_spec(s.name, volume_key(s.name)) for s in cfg.registry.enabled(cfg))]
 
 
+def value_problems(cfg: Config, values: dict[str, object], where: str) -> list[str]:
+    """Every given value (`start --param`, a schedule's) checked as validate checks the default:
+    one line per problem, `<where>.<name>: ...`; unknown names are reported too."""
+    specs = {spec.name: spec for spec in parameter_specs(cfg)}
+    problems = []
+    for name, value in values.items():
+        spec = specs.get(name)
+        if spec is None:
+            problems.append(f"{where}.{name}: no pipeline parameter {name!r} (known: {', '.join(sorted(specs))})")
+        elif msg := spec.problem(str(value).lower() if isinstance(value, bool) else str(value)):
+            problems.append(f"{where}.{name}: {msg}")
+    return problems
+
+
 def parameter_names(cfg: Config) -> list[str]:
     return [spec.name for spec in parameter_specs(cfg)]
 

@@ -24,8 +24,11 @@ from pathlib import Path
 
 from pipeline.build.bundle import STEPS_DIR
 from pipeline.build.images import IMPLEMENTATION, PLATFORMS
+from steps.contract import WHEEL_HASHES as WHEEL_HASHES_NAME
 
 REQUIREMENTS = STEPS_DIR / "requirements.txt"
+LOCK = STEPS_DIR.parent / "uv.lock"
+WHEEL_HASHES = STEPS_DIR.parent / WHEEL_HASHES_NAME
 # Written last, locally and in S3: a wheelhouse with its marker is complete.
 MARKER = "wheelhouse.json"
 
@@ -86,17 +89,57 @@ def target_environment(python: str) -> dict[str, str]:
 def target_requirements(requirements: Path, python: str) -> list[str]:
     """The exact pins of `requirements` (the lock's export: every package of the closure, with
     environment markers) that apply on the jobs' interpreter, markers evaluated for it here."""
+    return [f"{req.name}{req.specifier}" for req in _requirements(requirements)
+            if req.marker is None or req.marker.evaluate(target_environment(python))]
+
+
+def _requirements(requirements: Path) -> list:
+    """Each requirement line of a requirements file (comments and hashes left out)."""
     from packaging.requirements import Requirement
 
-    pins = []
-    for line in requirements.read_text().replace("\\\n", " ").splitlines():
-        line = line.split("#", 1)[0].split(" --hash", 1)[0].strip()
-        if not line:
+    lines = (line.split("#", 1)[0].split(" --hash", 1)[0].strip()
+             for line in requirements.read_text().replace("\\\n", " ").splitlines())
+    return [Requirement(line) for line in lines if line]
+
+
+def _pins(requirements: Path) -> set[tuple[str, str]]:
+    """(normalised name, version) of every `name==version` line, whatever its markers."""
+    from packaging.utils import canonicalize_name
+
+    return {(canonicalize_name(req.name), spec.version) for req in _requirements(requirements)
+            for spec in req.specifier if spec.operator == "=="}
+
+
+def locked_wheel_hashes(lock: Path = LOCK, requirements: Path = REQUIREMENTS) -> dict[str, str]:
+    """Wheel file name -> sha256, of every wheel uv.lock records for a pin of `requirements` that
+    a Linux x86_64 job could install (platform `any` or a linux x86_64 tag). Shipped in the code
+    bundle (steps/wheel-hashes.json, written by .ci/export-requirements): the jobs check the
+    wheelhouse against it, so a wheel changed in S3 after upload is never installed."""
+    import tomllib
+
+    from packaging.utils import canonicalize_name
+
+    pins = _pins(requirements)
+    out = {}
+    for package in tomllib.loads(lock.read_text())["package"]:
+        if (canonicalize_name(package["name"]), package.get("version")) not in pins:
             continue
-        req = Requirement(line)
-        if req.marker is None or req.marker.evaluate(target_environment(python)):
-            pins.append(f"{req.name}{req.specifier}")
-    return pins
+        for wheel in package.get("wheels", []):
+            name = wheel["url"].rsplit("/", 1)[1]
+            platform = name[:-4].split("-")[-1]
+            if platform == "any" or ("linux" in platform and "x86_64" in platform):
+                out[name] = wheel["hash"].removeprefix("sha256:")
+    return dict(sorted(out.items()))
+
+
+def write_wheel_hashes(path: Path = WHEEL_HASHES) -> None:
+    path.write_text(json.dumps(locked_wheel_hashes(), indent=0, sort_keys=True) + "\n")
+
+
+def unlocked_wheels(wheels: dict[str, str], table: dict[str, str]) -> list[str]:
+    """The wheels (file name -> sha256) whose sha256 is not the one uv.lock records for that file."""
+    return [f"{name}: sha256 {digest}, uv.lock has {table[name] if name in table else 'no such wheel'}"
+            for name, digest in sorted(wheels.items()) if table.get(name) != digest]
 
 
 def download_command(wheelhouse: Wheelhouse, requirements: Path, dest: Path, python: str = "python3") -> list[str]:
@@ -142,6 +185,11 @@ def build(wheelhouse: Wheelhouse, cache: Path | None = None, requirements: Path 
         detail = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("WARNING"))[-1500:]
         raise WheelhouseError(f"pip download for {wheelhouse.describe()} failed:\n{detail}")
     wheels = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(partial.glob("*.whl"))}
+    # The jobs refuse any other wheel (steps/bootstrap.py): fail here, before anything is uploaded.
+    if bad := unlocked_wheels(wheels, json.loads(WHEEL_HASHES.read_text())):
+        shutil.rmtree(partial, ignore_errors=True)
+        raise WheelhouseError(f"pip download for {wheelhouse.describe()} got wheels uv.lock does not record "
+                              f"({WHEEL_HASHES.name} is its export: run 'bash .ci/lock'):\n" + "\n".join(bad))
     (partial / requirements.name).write_bytes(requirements.read_bytes())
     (partial / MARKER).write_text(json.dumps({
         "key": wheelhouse.key, "python": wheelhouse.python, "platforms": list(wheelhouse.platforms),

@@ -286,6 +286,12 @@ def _iam_policy(args, cfg) -> int:
     return 0
 
 
+def _preflight(args, cfg) -> int:
+    from pipeline.deploy.preflight import preflight
+
+    return preflight(cfg)
+
+
 VERBS = (
     Verb("local", "run locally", "run the pipeline on this machine (no AWS, no Docker)", _local_args, _local),
     Verb("plan", "run locally", "what `local` would run now and why (writes nothing)", _plan_args, _plan),
@@ -293,6 +299,8 @@ VERBS = (
          config=False),
     Verb("init", "run locally", "write a new project: a config and your own functions, tests, README", _init_args,
          _init, config=False),
+    Verb("preflight", "deploy", "check the account before the first deploy (read-only calls): role, trust, "
+         "permissions, quotas, bucket region, KMS key, subnets, definition limits", _none, _preflight),
     Verb("upsert", "deploy", "create or update the pipeline (a new version only when changed)", _upsert_args,
          _deploy("upsert")),
     Verb("start", "deploy", "start an execution", _start_args, _deploy("start")),

@@ -8,7 +8,7 @@ from typing import Callable
 
 from pipeline.config.models import Config
 from pipeline.build.images import has_instance_storage, installs_requirements, python_problems
-from pipeline.build.parameters import parameter_specs
+from pipeline.build.parameters import value_problems
 
 Rule = Callable[[Config], list[str]]
 
@@ -49,17 +49,8 @@ def unique_schedule_names(cfg: Config) -> list[str]:
 def schedule_parameters(cfg: Config) -> list[str]:
     """A schedule's parameter values, checked here: a bad one would otherwise fail inside
     EventBridge at every firing, where nobody looks."""
-    specs = {spec.name: spec for spec in parameter_specs(cfg)}
-    problems = []
-    for index, schedule in enumerate(cfg.schedules):
-        for name, value in schedule.parameters.items():
-            where = f"schedules[{index}].parameters.{name}"
-            spec = specs.get(name)
-            if spec is None:
-                problems.append(f"{where}: no pipeline parameter {name!r} (known: {', '.join(sorted(specs))})")
-            elif msg := spec.problem(str(value).lower() if isinstance(value, bool) else str(value)):
-                problems.append(f"{where}: {msg}")
-    return problems
+    return [p for index, schedule in enumerate(cfg.schedules)
+            for p in value_problems(cfg, schedule.parameters, f"schedules[{index}].parameters")]
 
 
 def network_isolation(cfg: Config) -> list[str]:

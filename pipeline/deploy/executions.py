@@ -9,7 +9,7 @@ from typing import Callable
 from pipeline.config import Config
 from pipeline.deploy.clients import Aws
 from pipeline.deploy.errors import DeployError
-from pipeline.build.parameters import parameter_names
+from pipeline.build.parameters import parameter_names, value_problems
 
 TERMINAL = {"Succeeded", "Failed", "Stopped", "CompletedWithFailures"}
 POLL_SECONDS = 15.0
@@ -21,6 +21,9 @@ def check_params(cfg: Config, params: dict[str, str]) -> None:
     if unknown:
         raise DeployError(f"unknown pipeline parameter(s) {', '.join(unknown)}; "
                           f"this pipeline has: {', '.join(sorted(known))}", exit_code=2)
+    # The values, as validate checks the defaults: the service would take them and the run fail.
+    if problems := value_problems(cfg, params, "--param"):
+        raise DeployError("; ".join(problems), exit_code=2)
 
 
 def start(aws: Aws, cfg: Config, params: dict[str, str], version: int | None = None,

@@ -3,9 +3,17 @@ and the deploying person's (`deploy.py iam-policy`).
 
 Every resource is an exact ARN derived from the config (bucket and prefixes, the raw data and
 label objects, the KMS key, the secret, the Glue database and table, the image's ECR
-repository, the processing jobs' log group); `*` only for the actions AWS cannot scope
-(`ecr:GetAuthorizationToken`, the EC2 `Describe*` calls, `scheduler:ListSchedules`).
-S3 listing is scoped by `s3:prefix` conditions, one statement per bucket.
+repository, managed or own, the processing jobs' log group); `*` only for the actions AWS
+cannot scope (`ecr:GetAuthorizationToken`, `cloudwatch:PutMetricData`, the EC2 `Describe*` calls
+of VPC jobs, `scheduler:ListSchedules`). S3 listing is scoped by `s3:prefix` conditions, one
+statement per bucket.
+
+The role's job permissions are the set of AWS's "CreateProcessingJob API: execution role
+permissions" (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createprocessingjob-perms),
+which grants them on `*`; the image, logs, metrics and VPC statements cite the page of each
+narrowing they keep. No job deletes an object except Combine's Glue registration, which
+replaces its table's files (awswrangler's `mode="overwrite"`): `s3:DeleteObject` is granted on
+the table's location only.
 """
 
 from __future__ import annotations
@@ -151,16 +159,39 @@ def secret_arn(arn: str) -> str:
     return arn if SECRET_SUFFIX.search(arn) else f"{arn}-??????"
 
 
+# "CreateProcessingJob API: execution role permissions" (the page above) lists the image pull for
+# every processing job, AWS-managed images included; the pull actions take a repository ARN
+# ("Actions, resources, and condition keys for Amazon Elastic Container Registry",
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerregistry.html),
+# GetAuthorizationToken only `*` (same page: it has no resource type).
 def ecr_statements(acct: Account, image_uri: str) -> list[dict]:
     match = ECR_URI.match(image_uri)
     if match is None:
         return []  # an image outside ECR (or public): nothing the role must be allowed
+    # The managed images live in an AWS-owned account of each region (the URI names it).
     repo = f"arn:{acct.partition}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
     return [statement("PullImage", ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
                                     "ecr:GetDownloadUrlForLayer"], [repo]),
             statement("GetEcrLoginToken", ["ecr:GetAuthorizationToken"], "*")]
 
 
+def job_image(cfg: Config) -> str:
+    """The processing image: `image.uri`, or the managed image's URI from the SDK's own tables
+    (offline: pipeline/build.py resolves it the same way for the definition)."""
+    from pipeline.build.compose import resolve_image
+
+    return resolve_image(cfg)[0]
+
+
+# The actions are those of "Give SageMaker Processing Jobs Access to Resources in Your Amazon VPC"
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/process-vpc.html) and of the CreateProcessingJob
+# page above, which grant them on `*` with no condition. The one narrowing kept: the actions
+# that have resource types are granted on them, as "Actions, resources, and condition keys for
+# Amazon EC2" (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html)
+# documents them: CreateNetworkInterface on network-interface*, subnet* and security-group;
+# Create/DeleteNetworkInterfacePermission and DeleteNetworkInterface on network-interface*. The
+# interfaces SageMaker makes for a job live in the subnet's account (the role's) and region (the
+# config's). The Describe* calls have no resource type (same page): `*`, as the guide has them.
 def vpc_statements(acct: Account, cfg: Config) -> list[dict]:
     net = cfg.aws.network
     interfaces = acct.arn("ec2", "network-interface/*")
@@ -170,10 +201,8 @@ def vpc_statements(acct: Account, cfg: Config) -> list[dict]:
         statement("CreateJobNetworkInterfaces", ["ec2:CreateNetworkInterface"], create),
         statement("ManageJobNetworkInterfaces", ["ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
                                                  "ec2:DeleteNetworkInterfacePermission"], [interfaces]),
-        # Describe calls cannot be limited to resources; the region is all that narrows them.
         statement("DescribeJobNetwork", ["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
-                                         "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"],
-                  "*", {"StringEquals": {"ec2:Region": acct.region}}),
+                                         "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"], "*"),
     ]
 
 
@@ -223,12 +252,20 @@ def role_policy(cfg: Config) -> dict:
     secrets = [secret_arn(arn) for access in stage_access(cfg) for arn in access.secrets]
     if secrets:
         statements.append(statement("ReadLabelsSecret", ["secretsmanager:GetSecretValue"], secrets))
-    if cfg.image.uri:
-        statements += ecr_statements(acct, cfg.image.uri)
+    statements += ecr_statements(acct, job_image(cfg))
+    # The logs and metrics of the CreateProcessingJob page above. Log groups and streams are
+    # resources of `logs:` ("Actions, resources, and condition keys for Amazon CloudWatch Logs",
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html);
+    # DescribeLogStreams is authorized on the group. PutMetricData has no resource type ("Actions,
+    # resources, and condition keys for Amazon CloudWatch",
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html):
+    # `*` as the CreateProcessingJob page has it.
     statements += [
-        statement("CreateJobLogGroup", ["logs:CreateLogGroup"], [acct.arn("logs", f"log-group:{JOB_LOG_GROUP}:*")]),
+        statement("CreateJobLogGroup", ["logs:CreateLogGroup", "logs:DescribeLogStreams"],
+                  [acct.arn("logs", f"log-group:{JOB_LOG_GROUP}:*")]),
         statement("WriteJobLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
                   [acct.arn("logs", f"log-group:{JOB_LOG_GROUP}:log-stream:{JOB_PREFIX}*")]),
+        statement("PutJobMetrics", ["cloudwatch:PutMetricData"], "*"),
     ]
     if cfg.aws.network.subnets:
         statements += vpc_statements(acct, cfg)
@@ -280,7 +317,26 @@ def deployer_policy(cfg: Config) -> dict:
                   [acct.arn("scheduler", f"schedule-group/{group}")]),
         # ListSchedules has no resource type; `schedule` and `delete` look for strays with it.
         statement("FindSchedules", ["scheduler:ListSchedules"], "*"),
+        *preflight_statements(acct, cfg),
     ])
+
+
+def preflight_statements(acct: Account, cfg: Config) -> list[dict]:
+    """The read-only calls of `deploy.py preflight` (pipeline/deploy/preflight.py)."""
+    out = [statement("PreflightSimulateRole", ["iam:SimulatePrincipalPolicy"], [cfg.aws.role_arn]),
+           statement("PreflightBucketRegions", ["s3:GetBucketLocation"],
+                     sorted({acct.arn("s3", split_uri(u)[0], region=False, account=False)
+                             for u in [base_uri(cfg), *input_locations(cfg)]})),
+           # Neither has a resource type ("Actions, resources, and condition keys for Service Quotas",
+           # https://docs.aws.amazon.com/service-authorization/latest/reference/list_servicequotas.html;
+           # for Amazon EC2, https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+           statement("PreflightQuotasAndNetwork", ["ec2:DescribeRouteTables", "ec2:DescribeSubnets",
+                                                   "ec2:DescribeVpcEndpoints", "servicequotas:ListServiceQuotas"], "*")]
+    if cfg.aws.kms_key_id and not cfg.aws.kms_key_id.startswith("alias/") and ":alias/" not in cfg.aws.kms_key_id:
+        key = cfg.aws.kms_key_id
+        out.append(statement("PreflightReadKey", ["kms:DescribeKey", "kms:GetKeyPolicy"],
+                             [key if key.startswith("arn:") else acct.arn("kms", f"key/{key}")]))
+    return out
 
 
 # --- output -----------------------------------------------------------------------------------

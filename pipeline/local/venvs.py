@@ -12,9 +12,10 @@ from pathlib import Path
 
 from pipeline.build.wheelhouse import REQUIREMENTS, Wheelhouse
 from steps.bootstrap import pip_install_command
+from steps.contract import PREINSTALLED_VENV_MARKER
 from steps.contract import ENV_WHEELHOUSE
 
-COMPLETE = ".wavepipe-complete"
+COMPLETE = PREINSTALLED_VENV_MARKER
 
 
 def offline_env() -> dict[str, str]:

@@ -132,7 +132,8 @@ def retry_policies(retry) -> list:
 
 
 def environment(ctx: BuildContext, stage: str, infra: StageInfra) -> dict[str, str]:
-    env = {"AWS_DEFAULT_REGION": ctx.cfg.aws.region, "PYTHONUNBUFFERED": "1", c.ENV_STAGE: stage}
+    env = {"AWS_DEFAULT_REGION": ctx.cfg.aws.region, "PYTHONUNBUFFERED": "1", c.ENV_STAGE: stage,
+           c.ENV_CODE_SHA256: ctx.assets.bundle_sha256}
     if ctx.cfg.aws.kms_key_id:
         env[c.ENV_KMS_KEY_ID] = ctx.cfg.aws.kms_key_id
     if ctx.install_requirements:

@@ -40,8 +40,8 @@ OUTPUT = c.output_dir("features")
 # The listing step's own arguments leave 90 of SageMaker's 100 container arguments for prefixes.
 MAX_PREFIX_SHARDS = 90
 # The definition is capped at 1 MiB (CreatePipeline). Measured on config/example.yaml: about
-# 3,760 bytes per Featurize step (compact; its manifest, index and record cache), so 278 fit; 250 leaves room
-# for longer names, tags and environment. `validate` and `upsert` measure the real definition.
+# 3,850 bytes per Featurize step (compact; its manifest, index, record cache, code sha256), so 272
+# fit; 250 leaves room for longer names, tags and environment. `validate` and `upsert` measure the real definition.
 MAX_COUNTED_SHARDS = 250
 SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 AUTO = "auto"

@@ -12,7 +12,10 @@
   the scratch space holds the in-flight records only, never the shard.
 - Several instances: each takes the artifact folders whose stable hash falls on its index in
   the sorted host list (`/opt/ml/config/resourceconfig.json`), so every record, and every
-  record-cache unit (a folder), is processed by exactly one host.
+  record-cache unit (a folder), is processed by exactly one host. The hash is salted: the
+  shard was picked by the unsalted hash of the same folder id (steps/sharding.py), so without
+  the salt every folder of a shard would land on one host whenever the host count divides
+  the shard count (always, with power-of-two `auto` counts).
 """
 
 from __future__ import annotations
@@ -70,9 +73,13 @@ def current_hosts(env: dict[str, str] | None = None) -> Hosts:
     return hosts
 
 
+# Any fixed bytes not shared with steps/sharding.py's hash make the host choice independent of it.
+HOST_SALT = b"wavepipe-host\0"
+
+
 def folder_host(folder: str, count: int) -> int:
     """The host index (0-based, of the sorted host list) that processes an artifact folder."""
-    return int.from_bytes(hashlib.sha256(folder.encode()).digest()[:8], "big") % count
+    return int.from_bytes(hashlib.sha256(HOST_SALT + folder.encode()).digest()[:8], "big") % count
 
 
 def host_share(index: dict[str, dict], hosts: Hosts) -> dict[str, dict]:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REAL_AWS_ENV
 
-NEEDED = ("WAVEPIPE_TEST_BUCKET", "WAVEPIPE_TEST_ROLE_ARN")
+NEEDED = ("WAVEPIPE_TEST_BUCKET",)  # the role: made by each run for its prefix (tests/aws/acceptance.py)
 
 
 @pytest.fixture(autouse=True)

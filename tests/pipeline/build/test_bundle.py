@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 from pipeline.build.bundle import build_assets, pack_steps, user_files
+from steps import contract as c
 from steps.contract import USER_REQUIREMENTS
 
 
@@ -31,19 +32,54 @@ class TestValidBundle:
         assert a.settings_uri("featurize") != b.settings_uri("featurize")
 
     def test_bootstrap_runs_a_stage_from_the_bundle(self, tmp_path):
-        assets = build_assets("s3://b/p", {})
-        for uri, body in assets.files.items():
-            (tmp_path / uri.rsplit("/", 1)[1]).write_bytes(body)
+        code, digest = staged(tmp_path)
         # Run from an empty folder so only the unpacked bundle can provide `steps`.
         proc = subprocess.run(
-            [sys.executable, str(tmp_path / "bootstrap.py"), "steps.featurize", "--help"],
-            cwd=tmp_path, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+            [sys.executable, str(code / "bootstrap.py"), "steps.featurize", "--help"],
+            cwd=code, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", c.ENV_CODE_SHA256: digest},
         )
         assert proc.returncode == 0, proc.stderr
         assert "--input" in proc.stdout
 
 
+def staged(tmp_path: Path) -> tuple[Path, str]:
+    """The code input as a job sees it, and the bundle sha256 the definition names."""
+    assets = build_assets("s3://b/p", {})
+    tmp_path.mkdir(exist_ok=True)
+    for uri, body in assets.files.items():
+        (tmp_path / uri.rsplit("/", 1)[1]).write_bytes(body)
+    return tmp_path, assets.bundle_sha256
+
+
 class TestInvalidBundle:
+    def test_a_changed_bundle_exits_2_naming_it_before_anything_is_unpacked(self, tmp_path):
+        code, digest = staged(tmp_path)
+        with (code / "bundle.tar.gz").open("ab") as f:
+            f.write(b"\0")
+        env = {"PATH": "/usr/bin:/bin", c.ENV_CODE_SHA256: digest}
+        proc = subprocess.run([sys.executable, str(code / "bootstrap.py"), "steps.featurize", "--help"],
+                              cwd=code, capture_output=True, text=True, env=env)
+        assert proc.returncode == 2
+        assert proc.stderr.startswith(f"error: code bundle {code / 'bundle.tar.gz'} (the code input's bundle.tar.gz) "
+                                      "has sha256 ")
+        assert f"but the pipeline definition names {digest} (WAVEPIPE_CODE_SHA256)" in proc.stderr
+        assert not (code / "unpacked").exists()
+
+    def test_a_wheel_not_in_the_lock_exits_2_naming_it_before_pip_runs(self, tmp_path):
+        code, digest = staged(tmp_path / "code")
+        wheels = tmp_path / "wheels"
+        wheels.mkdir()
+        (wheels / "numpy-2.4.6-cp312-cp312-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl").write_bytes(b"evil")
+        env = {"PATH": "/usr/bin:/bin", c.ENV_CODE_SHA256: digest, c.ENV_PIP_INSTALL: "1",
+               c.ENV_WHEELHOUSE: str(wheels)}
+        proc = subprocess.run([sys.executable, str(code / "bootstrap.py"), "steps.featurize", "--help"],
+                              cwd=code, capture_output=True, text=True, env=env)
+        assert proc.returncode == 2
+        assert proc.stderr.startswith("error: wheelhouse object numpy-2.4.6-cp312-cp312-manylinux_2_27_x86_64."
+                                      "manylinux_2_28_x86_64.whl (staged at ")
+        assert "uv.lock records 90f9849678c75fe7afa2d348ac842c168b0a4d3d61919687216dfc547976d853" in proc.stderr
+        assert not (code / "site").exists()  # pip never ran
+
     def test_bootstrap_without_module(self, tmp_path):
         assets = build_assets("s3://b/p", {})
         for uri, body in assets.files.items():

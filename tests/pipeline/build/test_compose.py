@@ -4,8 +4,8 @@ Regenerate the golden file after an intended change:
 
     python deploy.py definition --pretty > tests/pipeline/golden/example.definition.json
 
-The golden comparison replaces the two hashes derived from the code under steps/ (the bundle
-hash and the featurize key) by placeholders, so editing container code does not churn it; a
+The golden comparison replaces the hashes derived from the code under steps/ (the bundle
+hash, its sha256 and the featurize key) by placeholders, so editing container code does not churn it; a
 change to the config, the builder or the settings defaults does.
 """
 
@@ -30,7 +30,7 @@ GOLDEN = Path(__file__).parents[1] / "golden" / "example.definition.json"
 
 def normalized(built) -> str:
     text = pretty(built.definition)
-    text = text.replace(built.assets.code_hash, "<code-hash>")
+    text = text.replace(built.assets.bundle_sha256, "<bundle-sha256>").replace(built.assets.code_hash, "<code-hash>")
     # Step keys (hashes of a stage's code, settings, image and environment) are values of their own.
     return re.sub(r'"[0-9a-f]{16}"', '"<step-key>"', text)
 

@@ -6,6 +6,7 @@ steps/bootstrap.py, and a stage runs from it."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -68,9 +69,11 @@ class TestDefinition:
         expected = Wheelhouse.for_python("3.12")
         assert built.wheelhouse == expected
         assert built.wheelhouse_uri == f"{BASE}/wheels/{expected.key}/"
+        bundle = next(body for uri, body in built.assets.files.items() if uri.endswith("/bundle.tar.gz"))
         for step in json.loads(built.definition)["Steps"]:
             env = step["Arguments"]["Environment"]
             assert env[c.ENV_PIP_INSTALL] == "1" and env[c.ENV_WHEELHOUSE] == c.WHEELHOUSE_DIR
+            assert env[c.ENV_CODE_SHA256] == hashlib.sha256(bundle).hexdigest()  # what the job checks
             assert inputs_of(step)[c.WHEELHOUSE_INPUT] == {
                 "S3Uri": built.wheelhouse_uri, "LocalPath": c.WHEELHOUSE_DIR, "S3DataType": "S3Prefix",
                 "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated", "S3CompressionType": "None"}
@@ -141,7 +144,8 @@ def test_stage_runs_from_the_wheelhouse_installed_offline(tmp_path):
     code = tmp_path / "code"
     code.mkdir()
     (code / "bootstrap.py").write_bytes((STEPS_DIR / "bootstrap.py").read_bytes())
-    (code / "bundle.tar.gz").write_bytes(bundle_with(subset.read_bytes()))
+    bundle = bundle_with(subset.read_bytes())
+    (code / "bundle.tar.gz").write_bytes(bundle)
     record = "3100001"
     gen.write_mimic3_record(tmp_path / "raw" / "31" / record, record)
     from steps.featurize.run import featurize
@@ -150,15 +154,22 @@ def test_stage_runs_from_the_wheelhouse_installed_offline(tmp_path):
 
     # As in a job: no pip configuration, no index, nothing of this machine's site-packages.
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PIP_CONFIG_FILE": os.devnull,
-           c.ENV_PIP_INSTALL: "1", c.ENV_WHEELHOUSE: str(folder)}
+           c.ENV_PIP_INSTALL: "1", c.ENV_WHEELHOUSE: str(folder), c.ENV_CODE_SHA256: hashlib.sha256(bundle).hexdigest()}
     proc = subprocess.run([str(venv / "bin" / "python"), str(code / "bootstrap.py"), "steps.combine",
                            "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")],
                           env=env, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "out" / c.SUMMARY_FILE).is_file()
-    versions = subprocess.run([str(venv / "bin" / "python"), "-c", "import numpy, pyarrow; "
-                               "print(numpy.__version__, pyarrow.__version__)"],
-                              env=env, capture_output=True, text=True, check=True).stdout.split()
-    assert versions == ["2.4.6", "21.0.0"]  # the pins, from the wheelhouse, in the fresh environment
+    # Installed into the job's own folder beside its code (`pip install --target`), never into the
+    # interpreter's environment (on the image: Ubuntu's system Python, PEP 668).
+    site = code / "site"
+    assert (site / "numpy").is_dir() and (site / "pyarrow").is_dir()
+    python = str(venv / "bin" / "python")
+    probe = "import importlib.util as u; print(u.find_spec('numpy') is None)"
+    assert subprocess.run([python, "-c", probe], env=env, capture_output=True, text=True).stdout.split() == ["True"]
+    versions = subprocess.run([python, "-c", "import numpy, pyarrow; print(numpy.__version__, pyarrow.__version__)"],
+                              env={**env, "PYTHONPATH": str(site)}, capture_output=True, text=True,
+                              check=True).stdout.split()
+    assert versions == ["2.4.6", "21.0.0"]  # the pins, from the wheelhouse
     print(f"wheelhouse: {len(wheels)} wheels, {sum(p.stat().st_size for p in folder.glob('*.whl')) / 1e6:.0f} MB, "
           f"built in {built_in:.1f} s")

@@ -128,7 +128,20 @@ class TestValidPolicy:
         [listing] = [s for s in policy["Statement"] if s["Action"] == ["s3:ListBucket"]]
         assert listing["Condition"]["StringLike"]["s3:prefix"] == [
             "sample/mimic3wdb", "sample/mimic3wdb/*", "wavepipe/wavepipe-example", "wavepipe/wavepipe-example/*"]
-        assert not any(a.startswith(("ec2:", "ecr:", "kms:", "secretsmanager:", "glue:")) for a in actions(policy))
+        assert not any(a.startswith(("ec2:", "kms:", "secretsmanager:", "glue:")) for a in actions(policy))
+        assert "s3:DeleteObject" not in actions(policy)  # no job deletes; only a Glue table's overwrite
+
+    def test_the_documented_job_permissions_are_granted_for_the_managed_image(self, example_cfg):
+        """"CreateProcessingJob API: execution role permissions" lists the image pull (for AWS's
+        images too), the logs including DescribeLogStreams, and PutMetricData. The pull is scoped
+        to the managed image's repository, in the AWS-owned account the SDK's tables name."""
+        policy = iam_policy.role_policy(example_cfg)
+        assert {"ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchGetImage", "cloudwatch:PutMetricData", "logs:CreateLogGroup", "logs:CreateLogStream",
+                "logs:PutLogEvents", "logs:DescribeLogStreams"} <= actions(policy)
+        assert resources(policy, "ecr:Batch") == {
+            "arn:aws:ecr:us-east-1:683313688378:repository/sagemaker-scikit-learn"}
+        assert resources(policy, "ecr:GetAuthorizationToken") == {"*"}
 
     def test_every_configured_resource_is_named_exactly(self, example_cfg):
         cfg = everything(example_cfg)
@@ -138,16 +151,16 @@ class TestValidPolicy:
         assert resources(policy, "glue:") == {"arn:aws:glue:us-east-1:123456789012:catalog",
                                               "arn:aws:glue:us-east-1:123456789012:database/wavepipe",
                                               "arn:aws:glue:us-east-1:123456789012:table/wavepipe/waveform_summary"}
-        assert "arn:aws:ecr:us-east-1:123456789012:repository/wavepipe/processing" in resources(policy, "ecr:Batch")
         assert "arn:aws:s3:::wavepipe-raw-2/mimic3wdb/*" in resources(policy, "s3:GetObject")  # a schedule's InputUri
         assert "arn:aws:s3:::wavepipe-lake/tables/waveform_summary/*" in resources(policy, "s3:PutObject")
         assert {"arn:aws:ec2:us-east-1:123456789012:subnet/subnet-0a1",
                 "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0b2"} <= resources(policy, "ec2:Create")
+        assert resources(policy, "ecr:Batch") == {"arn:aws:ecr:us-east-1:123456789012:repository/wavepipe/processing"}
         assert resources(policy, "logs:") == {
             "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/ProcessingJobs:*",
             "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/ProcessingJobs:log-stream:pipelines-*"}
         star = {a for s in policy["Statement"] if s["Resource"] == "*" for a in s["Action"]}
-        assert star == {"ecr:GetAuthorizationToken", "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
+        assert star == {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData", "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
                         "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"}
 
     def test_an_inventory_report_is_listed_and_read_in_its_configuration_folder(self, example_cfg):
@@ -213,7 +226,7 @@ S3_OPERATION_ACTION = S3_ACTIONS
 S3_STATEMENTS = ["ListBucketWavepipeExample", "ReadInputData", "ReadPipelineData", "WritePipelineData"]
 # Statements a local run cannot exercise: SageMaker makes these calls itself for the jobs.
 NOT_CALLED_LOCALLY = {"RunProcessingJobs", "PassRoleToProcessingJobs", "StartScheduledExecutions",
-                      "CreateJobLogGroup", "WriteJobLogs"}
+                      "CreateJobLogGroup", "WriteJobLogs", "PutJobMetrics", "PullImage", "GetEcrLoginToken"}
 
 
 def set_auth(endpoint: str, count: str) -> None:

@@ -142,6 +142,23 @@ class TestInvalidStart:
         assert "ExperimentName" in err and err.count("\n") == 1
         assert operations(api_calls) == []
 
+    def test_a_value_validate_would_reject_exits_2_naming_the_parameter(self, cfg, api_calls, capsys, tmp_path):
+        """An instance type with instance storage while aws.kms_key_id is set: the service takes
+        the value and the job fails at run time; start refuses it, as validate refuses the default."""
+        from pipeline.config import load_config
+        from tests.conftest import EXAMPLE_CONFIG
+
+        overlay = tmp_path / "kms.yaml"
+        overlay.write_text("aws:\n  kms_key_id: arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-"
+                           "1234567890ab\n")
+        keyed = load_config(EXAMPLE_CONFIG, overlays=[overlay])
+        assert commands.start(keyed, {"FeaturizeInstanceType": "ml.m5d.xlarge"}) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --param.FeaturizeInstanceType: 'ml.m5d.xlarge' has instance storage")
+        assert commands.start(keyed, {"InputUri": "not-s3"}) == 2
+        assert "--param.InputUri: 'not-s3'" in capsys.readouterr().err
+        assert operations(api_calls) == []
+
     def test_starting_a_missing_pipeline_is_one_line(self, cfg, aws, capsys):
         assert commands.start(cfg, {}) == 1
 

@@ -59,7 +59,8 @@ def step(name: str, stage: str, arguments: list, inputs: list, outputs: list, *,
             "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/bootstrap.py"],
             "ImageUri": IMAGE,
         },
-        "Environment": {"AWS_DEFAULT_REGION": "us-east-1", "PYTHONUNBUFFERED": "1", "WAVEPIPE_PIP_INSTALL": "1",
+        "Environment": {"AWS_DEFAULT_REGION": "us-east-1", "PYTHONUNBUFFERED": "1", "WAVEPIPE_CODE_SHA256": "<bundle>",
+                        "WAVEPIPE_PIP_INSTALL": "1",
                         "WAVEPIPE_STAGE": stage, "WAVEPIPE_WHEELHOUSE": "/opt/ml/processing/input/wheels"},
         "NetworkConfig": {"EnableInterContainerTrafficEncryption": True, "EnableNetworkIsolation": False},
         "ProcessingInputs": [
@@ -84,7 +85,7 @@ def step(name: str, stage: str, arguments: list, inputs: list, outputs: list, *,
 
 def normalized(built) -> dict:
     """Step name -> step, with the code hash, settings hashes and featurize key as placeholders."""
-    text = built.definition.replace(built.assets.code_hash, "<code>")
+    text = built.definition.replace(built.assets.bundle_sha256, "<bundle>").replace(built.assets.code_hash, "<code>")
     text = re.sub(r"/settings/([a-z]+)-[0-9a-f]{16}/", r"/settings/\1-<settings>/", text)
     text = re.sub(r"/wheels/[0-9a-f]{16}/", "/wheels/<wheels>/", text)
     # Step keys (a hash of a stage's code, settings, image, environment) are their own values.

@@ -234,6 +234,23 @@ class TestValidHostSplit:
         if count > 1:
             assert all(shares)  # 400 folders over a handful of hosts: none idle
 
+    @pytest.mark.parametrize("hosts", [2, 4])
+    @pytest.mark.parametrize("shards", [2, 8])
+    def test_each_shard_spreads_over_every_host(self, hosts, shards):
+        """The shard was picked by the unsalted hash of the same folder id (the listing stage's
+        rule); the host split must not be a function of it. Records per host of every shard
+        within 1.3x of an even split (400 records per shard)."""
+        from steps.sharding import stable_index
+
+        folders = [f"{30 + i % 10}/{3000000 + i}" for i in range(400 * shards)]
+        for shard in range(shards):
+            mine = [f for f in folders if stable_index(f, shards) == shard]
+            index = {f"{f}/{f.rsplit('/', 1)[1]}.hea": {"size": 1, "etag": "e"} for f in mine}
+            names = tuple(f"algo-{h + 1}" for h in range(hosts))
+            counts = [len(host_share(index, Hosts(h, names))) for h in names]
+            assert sum(counts) == len(mine)
+            assert max(counts) <= 1.3 * len(mine) / hosts, (shard, counts)
+
     def test_rule_is_stable(self):
         assert [folder_host(f"30/300000{i}", 4) for i in range(6)] == [folder_host(f"30/300000{i}", 4) for i in range(6)]
 
