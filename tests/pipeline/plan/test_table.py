@@ -135,10 +135,10 @@ class TestValidReconcileSizes:
     def test_copies_what_is_not_yet_in_the_experiment(self):
         from pipeline.plan.predict import _source_sizes
 
-        assert _source_sizes("Reconcile", self.ARGUMENTS, self.REPORT, copies=True) == \
+        assert _source_sizes(self.ARGUMENTS, self.REPORT, copies=True) == \
             {"keys": 3, "bytes": 19, "bytes_todo": 10}
 
     def test_copies_nothing_when_featurize_reads_production(self):
         from pipeline.plan.predict import _source_sizes
 
-        assert _source_sizes("Reconcile", self.ARGUMENTS, self.REPORT, copies=False) == {"keys": 3, "bytes": 19}
+        assert _source_sizes(self.ARGUMENTS, self.REPORT, copies=False) == {"keys": 3, "bytes": 19}
