@@ -192,8 +192,10 @@ class _Run:
             self.execution.settle(name, StepState.FAILED, f"cannot resolve its arguments: {err}")
             return Answer.SETTLED
         key = self.execution.keys[name] = cache_key(self.backend.label, self.pipeline, name, arguments)
-        entry = self.cache.hit(self.pipeline, name, key, step.cache, self.backend.storage,
-                               datetime.now(timezone.utc)) if self.use_cache else None
+        entry, why = self.cache.hit(self.pipeline, name, key, step.cache, self.backend.storage,
+                                    datetime.now(timezone.utc)) if self.use_cache else (None, None)
+        if why:
+            self.progress.note(f"{name}: not reused: {why}; running it again")
         if entry is not None:
             self.execution.cached(name, entry.properties, entry.execution_id)
             return Answer.SETTLED
@@ -272,7 +274,7 @@ class _Run:
         properties = describe(job, arguments, outcome, self.execution.variables)
         if outcome.status is JobStatus.COMPLETED:
             self.cache.record(self.pipeline, name, key, CacheEntry(
-                self.execution.id, outcome.ended, properties, outcome.output_files))
+                self.execution.id, outcome.ended, properties, outcome.output_files, outcome.output_objects))
         self.execution.ran(name, outcome, properties, duration)
 
     def _tick(self) -> None:
