@@ -28,6 +28,7 @@ from pipeline.local.backend import Backend
 from pipeline.local.cache import listed_objects
 from pipeline.local.expressions import to_text
 from steps.contract import ENV_PIP_INSTALL, ENV_RESOURCE_CONFIG, WHEELHOUSE_DIR
+from steps.io.storage import UnsafeKey
 
 PYTHONS = {"python", "python3", f"python3.{sys.version_info.minor}"}
 # A process killed by a signal the runner did not send (the OOM killer, a crash) is the local
@@ -173,7 +174,7 @@ def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.
         sandbox.make_output_dirs(outputs, roots)
     except sandbox.Stopped as err:
         return JobStatus.STOPPED, str(err), False, {}
-    except (sandbox.StagingError, ClientError) as err:  # e.g. AccessDenied reading an input
+    except (sandbox.StagingError, ClientError, UnsafeKey) as err:  # e.g. AccessDenied reading an input
         _log(job.log, f"ClientError: {err}")
         return JobStatus.FAILED, f"ClientError: {err}", False, {}
     status, reason, internal = _run_instances(job, backend, groups, stop, roots, attempt)

@@ -18,6 +18,7 @@ from typing import Any, Mapping, TextIO
 
 from pipeline.definition.model import processing_outputs
 from pipeline.local.backend import open_backend, write_assets
+from pipeline.local.containment import check_arguments, check_parameters
 from pipeline.local.cache import CacheEntry, CacheStore, cache_key, write_json
 from pipeline.local.supported import Definition, Step, load_definition
 from pipeline.local.execution import Execution
@@ -31,7 +32,6 @@ from pipeline.local.results import RunResult, StepState
 from pipeline.local.foreach import FanOut, Iteration, aggregate, iterations, resolve_items
 from pipeline.local.scheduler import Answer, Expand, Work, machine_cores, run_concurrently
 from pipeline.local.state import ExecutionStatus, ExecutionStore
-from steps.io.storage import split_uri
 
 DEFINITION_FILE = "definition.json"  # beside execution.json: the DAG `deploy.py report` draws
 
@@ -96,6 +96,7 @@ class _Run:
         self.install_requirements = False
         self.graph = build_graph(definition)
         self.parameters = definition.resolve_parameters(params)
+        check_parameters(definition.raw, self.parameters)  # before anything is written
         selected = check_only(only, self.graph)
         self.workdir, self.pipeline, self.use_cache = workdir, pipeline, use_cache
         workdir.mkdir(parents=True, exist_ok=True)
@@ -246,10 +247,7 @@ class _Run:
     def _resolve(self, step: Step, name: str, item=None) -> dict:
         scope = self._scope(name, item)
         arguments = evaluate(step.arguments, scope)
-        for item in arguments.get("ProcessingInputs") or []:
-            split_uri(item["S3Input"]["S3Uri"])  # a URI that is no s3:// URI fails here, named
-        for item in processing_outputs(arguments):
-            split_uri(item["S3Output"]["S3Uri"])
+        check_arguments(arguments)
         return arguments
 
     def _property_file(self, step_name: str, file_name: str) -> Any:

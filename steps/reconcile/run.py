@@ -89,6 +89,10 @@ def _inventory(ctx: Context) -> inv.Inventory:
                                     s.key_pattern, s.files_from_prod)
     except InventoryError as err:
         raise BadInput(str(err)) from None
+    if found.unsafe_keys:
+        log.warning("%d keys refused: their artifact id or file would lead outside the experiment folder "
+                    "('..', '.', an absolute path, NUL or a backslash), first: %s",
+                    len(found.unsafe_keys), found.unsafe_keys[: s.sample_size])
     if not found.objects_listed:
         raise BadInput(f"no object under --source-uri {ctx.source_uri}")
     ctx.report.update(
@@ -96,6 +100,8 @@ def _inventory(ctx: Context) -> inv.Inventory:
         s3_keys_not_matching_pattern=len(found.unmatched_keys),
         s3_keys_not_matching_pattern_sample=found.unmatched_keys[: s.sample_size],
         s3_keys_conflicting=len(found.conflicting_keys),
+        s3_keys_unsafe=len(found.unsafe_keys),
+        s3_keys_unsafe_sample=found.unsafe_keys[: s.sample_size],
         s3_artifacts=len(found.artifacts),
     )
     return found
