@@ -19,6 +19,7 @@ from typing import Any, Mapping, TextIO
 from pipeline.definition.model import processing_outputs
 from pipeline.local.backend import open_backend, write_assets
 from pipeline.local.containment import check_arguments, check_parameters
+from pipeline.local.lock import workdir_lock
 from pipeline.local.cache import CacheEntry, CacheStore, cache_key, write_json
 from pipeline.local.supported import Definition, Step, load_definition
 from pipeline.local.execution import Execution
@@ -73,16 +74,21 @@ def run_pipeline(
       under this interpreter, with the wheelhouse input staged and WAVEPIPE_PIP_INSTALL kept.
 
     Raises UnsupportedDefinition (before anything runs) for a definition it cannot execute,
-    and ValueError for bad parameters or `only` names. Ctrl-C stops every child process and
+    ValueError for bad parameters (one that would lead a key out of its folder included) or
+    `only` names, and WorkdirBusy (a ValueError) while another run holds `workdir`
+    (pipeline/local/lock.py); an execution a dead run left "Executing" is recorded Failed first. Ctrl-C stops every child process and
     returns the result with `interrupted=True`.
     """
     loaded = load_definition(definition)
     if max_parallel is None:
         max_parallel = (loaded.raw.get("ParallelismConfiguration") or {}).get("MaxParallelExecutionSteps")
-    run = _Run(loaded, Path(workdir).resolve(), pipeline_name,
-               storage, params, only, use_cache, progress, stream, retry)
-    run.python, run.install_requirements = python, install_requirements
-    return run.execute(dict(assets or {}), max_parallel, cores or machine_cores())
+    check_parameters(loaded.raw, loaded.resolve_parameters(params))  # before anything is written
+    workdir = Path(workdir).resolve()
+    with workdir_lock(workdir) as lock:
+        run = _Run(loaded, workdir, pipeline_name, storage, params, only, use_cache, progress, stream, retry)
+        lock.record(execution=run.execution.id, pipeline=pipeline_name)
+        run.python, run.install_requirements = python, install_requirements
+        return run.execute(dict(assets or {}), max_parallel, cores or machine_cores())
 
 
 class _Run:
@@ -96,7 +102,6 @@ class _Run:
         self.install_requirements = False
         self.graph = build_graph(definition)
         self.parameters = definition.resolve_parameters(params)
-        check_parameters(definition.raw, self.parameters)  # before anything is written
         selected = check_only(only, self.graph)
         self.workdir, self.pipeline, self.use_cache = workdir, pipeline, use_cache
         workdir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +110,7 @@ class _Run:
         self.groups = ProcessGroups()
         self.stop = threading.Event()
         store = ExecutionStore(workdir / "executions")
+        self.abandoned = store.settle_abandoned()  # this run holds the workdir: nobody else executes them
         self.start = plan_start(definition, self.graph, store, pipeline=pipeline,
                                 parameters=self.parameters, storage=self.backend.label,
                                 only=selected, use_cache=use_cache, now=datetime.now(timezone.utc),
@@ -123,6 +129,9 @@ class _Run:
         interrupted = False
         self.progress.note(f"execution {self.execution.id} ({'retrying, ' if self.start.resumed else ''}"
                            f"workdir {self.workdir}, storage {self.backend.label})")
+        for execution_id in self.abandoned:
+            self.progress.note(f"execution {execution_id} was left Executing by a run that ended without recording "
+                               "its end (killed, or an OS error): it is recorded Failed now")
         if self.start.resumed:
             self.progress.note(f"retrying {self.execution.id}: the {len(self.start.reused)} steps it completed are "
                                "kept, with the inputs they read then (Reconcile's labels and files are not read "
