@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.definition.model import parse_duration, processing_outputs
-from steps.io.storage import Storage
+from steps.io.storage import Storage, naming
 
 
 def cache_key(storage: str, pipeline: str, step: str, arguments: dict) -> str:
@@ -43,9 +43,13 @@ def write_json(path: Path, data: dict) -> None:
     """Atomically: a reader (or a crash) never sees half a state file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    try:
+        with naming(path), os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # a full disk keeps no half-written state file
+        raise
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def install_path(built, workdir: Path) -> tuple[dict[str, bytes], dict]:
 def run_local(cfg: Config, args, params: dict[str, str]) -> int:
     from pipeline.local import UnsupportedDefinition
     from pipeline.local.lock import workdir_lock
+    from steps.entry import os_error_line
     from pipeline.build.wheelhouse import WheelhouseError
 
     # --workdir is relative to the current folder like any command-line path; local.workdir was
@@ -80,6 +81,9 @@ def run_local(cfg: Config, args, params: dict[str, str]) -> int:
     except (UnsupportedDefinition, ValueError, WheelhouseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # before any execution began (the lock, the sample data): one line
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return 1
 
 
 def _run_locked(cfg: Config, args, params: dict[str, str], workdir: Path, storage: str) -> int:
@@ -99,4 +103,6 @@ def _run_locked(cfg: Config, args, params: dict[str, str], workdir: Path, storag
         max_parallel=args.max_parallel or cfg.max_parallel_steps,
         pipeline_name=cfg.pipeline.name, **install,
     )
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
     return result.exit_code

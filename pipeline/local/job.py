@@ -27,6 +27,7 @@ from pipeline.local import sandbox
 from pipeline.local.backend import Backend
 from pipeline.local.cache import listed_objects
 from pipeline.local.expressions import to_text
+from steps.entry import os_error_line
 from steps.contract import ENV_PIP_INSTALL, ENV_RESOURCE_CONFIG, WHEELHOUSE_DIR
 from steps.io.storage import UnsafeKey
 
@@ -177,6 +178,9 @@ def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.
     except (sandbox.StagingError, ClientError, UnsafeKey) as err:  # e.g. AccessDenied reading an input
         _log(job.log, f"ClientError: {err}")
         return JobStatus.FAILED, f"ClientError: {err}", False, {}
+    except OSError as err:  # the sandbox's disk is full, or not writable: named, one line
+        _log(job.log, f"staging inputs failed: {os_error_line(err)}")
+        return JobStatus.FAILED, f"staging inputs failed: {os_error_line(err)}", False, {}
     status, reason, internal = _run_instances(job, backend, groups, stop, roots, attempt)
     if status is not JobStatus.COMPLETED:
         return status, reason, internal, {}  # outputs of a failed job are never uploaded
@@ -185,6 +189,9 @@ def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.
         sandbox.upload(transfers, backend.storage, stop)
     except sandbox.Stopped as err:
         return JobStatus.STOPPED, str(err), False, {}
+    except OSError as err:  # the storage's disk is full, or not writable: named, one line
+        _log(job.log, f"uploading outputs failed: {os_error_line(err)}")
+        return JobStatus.FAILED, f"uploading outputs failed: {os_error_line(err)}", False, {}
     except Exception as err:  # noqa: BLE001 - any storage error fails the job, named
         _log(job.log, f"uploading outputs failed: {err!r}")
         return JobStatus.FAILED, f"ClientError: uploading outputs failed: {err}", False, {}

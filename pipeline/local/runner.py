@@ -30,6 +30,7 @@ from pipeline.local.start import check_only, plan_start
 from pipeline.local.progress import Progress, print_table, progress_files
 from pipeline.local.properties import describe, job_name, read_property_file, timestamp
 from pipeline.local.results import RunResult, StepState
+from steps.entry import os_error_line
 from pipeline.local.foreach import FanOut, Iteration, aggregate, iterations, resolve_items
 from pipeline.local.scheduler import Answer, Expand, Work, machine_cores, run_concurrently
 from pipeline.local.state import ExecutionStatus, ExecutionStore
@@ -140,28 +141,46 @@ class _Run:
             self.progress.note(f"execution {self.start.retryable} did not succeed; this is a new execution, which "
                                f"reads every input again (to resume that one instead: local --retry "
                                f"{self.start.retryable})")
+        error: OSError | None = None
         try:
+            self._check(self.execution.save())  # the record first: whatever fails next, it is there
             written = write_assets(self.backend, assets)
             if assets:
                 self.progress.note(f"assets: {written} written, {len(assets) - written} unchanged")
-            self.execution.save()
             write_json(self.execution.folder / DEFINITION_FILE, self.definition.raw)
             run_concurrently(list(self.graph.order), self._poll, max_parallel=max_parallel,
                              cores=cores, tick=self._tick, threads=threads)
+            self._check(self.execution.save_error is None)
         except KeyboardInterrupt:
             interrupted = True
             self._interrupt(threads)
+        except OSError as err:  # disk full, permission denied...: one line, a Failed record, resumable
+            error = err
+            self.progress.note(f"stopping: {os_error_line(err)}")
+            self._interrupt(threads, quiet=True)
         result = RunResult(self.execution.id, self.pipeline, self.workdir, self.backend.label,
                            self.execution.results, time.monotonic() - began, interrupted,
                            self.start.resumed)
-        self.execution.save(ExecutionStatus.SUCCEEDED if result.ok else
-                            ExecutionStatus.STOPPED if interrupted else ExecutionStatus.FAILED)
+        recorded = self.execution.save(ExecutionStatus.SUCCEEDED if result.ok and not error else
+                                       ExecutionStatus.STOPPED if interrupted else ExecutionStatus.FAILED)
+        if error is not None:
+            where = (f"execution {self.execution.id} is recorded Failed" if recorded else
+                     f"execution {self.execution.id} could not record its end either (the next run in this "
+                     "workdir records it Failed)")
+            result.error = (f"{os_error_line(error)} ({where}; once that is fixed, resume it with "
+                            f"local --retry {self.execution.id})")
         if self.progress.enabled:
             print_table(result)  # the result on stdout, progress on stderr: `local > run.txt` keeps it
         return result
 
-    def _interrupt(self, threads: list[threading.Thread]) -> None:
-        self.progress.note("interrupted: stopping every step's processes")
+    def _check(self, saved: bool) -> None:
+        """A record that cannot be written ends the run: raise the OS error that stopped it."""
+        if not saved or self.execution.save_error is not None:
+            raise self.execution.save_error
+
+    def _interrupt(self, threads: list[threading.Thread], quiet: bool = False) -> None:
+        if not quiet:
+            self.progress.note("interrupted: stopping every step's processes")
         self.stop.set()
         while True:
             try:
@@ -174,6 +193,8 @@ class _Run:
         self.execution.interrupted()
 
     def _poll(self, name: str) -> Work | Answer | Expand:
+        if self.execution.save_error is not None:
+            raise self.execution.save_error  # a step's record could not be written: end the run
         if name in self.fan_outs:
             return self._settle_for_each(name)  # running its iterations
         if self.execution.results[name].state is not StepState.PENDING:
@@ -275,8 +296,8 @@ class _Run:
             outcome = run_job(job, self.backend, self.groups, self.stop)
         except Exception as err:  # noqa: BLE001 - a runner bug must fail the step, not hang
             now = datetime.now(timezone.utc)
-            outcome = JobOutcome(JobStatus.FAILED, f"local runner error: {err!r}", attempts=1,
-                                 started=now, ended=now)
+            why = os_error_line(err) if isinstance(err, OSError) else f"local runner error: {err!r}"
+            outcome = JobOutcome(JobStatus.FAILED, why, attempts=1, started=now, ended=now)
         duration = time.monotonic() - began
         properties = describe(job, arguments, outcome, self.execution.variables)
         if outcome.status is JobStatus.COMPLETED:

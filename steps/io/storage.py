@@ -105,6 +105,18 @@ class Storage(Protocol):
     def delete(self, uri: str) -> None: ...
 
 
+@contextlib.contextmanager
+def naming(path: Path | str) -> Iterator[None]:
+    """An OSError from a write (disk full, file too large) carries no file name: give it `path`,
+    so the one line that reports it says where."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(path)
+        raise
+
+
 def md5_file(path: Path, chunk: int = 8 << 20) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as fh:
@@ -157,14 +169,15 @@ class LocalStorage:
     def _atomic_write(self, dst: Path, fill) -> None:
         # Write beside the destination and rename, so no reader ever sees a partial file.
         dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dst.parent)
-        os.close(fd)
-        try:
-            fill(Path(tmp))
-            os.replace(tmp, dst)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with naming(dst):
+            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dst.parent)
+            os.close(fd)
+            try:
+                fill(Path(tmp))
+                os.replace(tmp, dst)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def copy(self, src_uri: str, dst_uri: str, *, size: int | None = None,
              metadata: dict[str, str] | None = None) -> None:
@@ -183,7 +196,8 @@ class LocalStorage:
         if not src.is_file():
             raise FileNotFoundError(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, path)
+        with naming(path):
+            shutil.copyfile(src, path)
 
     def upload(self, path: Path, uri: str) -> None:
         self._atomic_write(self.path(uri), lambda tmp: shutil.copyfile(path, tmp))
