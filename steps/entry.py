@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -29,6 +30,16 @@ class BadInput(Exception):
 
 class StageFailed(Exception):
     """The stage ran and failed: exit 1 (outputs are written where they can be)."""
+
+
+def os_error_line(err: OSError) -> str:
+    """An OS error in one line naming its path: `No space left on device: /work/s3/b/k`."""
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    what = err.strerror or str(err) or type(err).__name__
+    if paths:
+        return f"{what}: {' -> '.join(paths)}"
+    frames = traceback.extract_tb(err.__traceback__)  # a bare write() names no file: say where it was
+    return f"{what} (at {frames[-1].filename}:{frames[-1].lineno})" if frames else what
 
 
 def stage_parser(stage: str, description: str, settings_model: type[BaseModel]) -> argparse.ArgumentParser:
@@ -64,5 +75,10 @@ def run_stage(stage: str, parser: argparse.ArgumentParser, settings_model: type[
         return EXIT_BAD_INPUT
     except StageFailed as err:
         print(f"{stage}: failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:
+        # Disk full, permission denied, a file too large...: the stage failed on this path, in
+        # one line (a traceback wall says no more); rerunning once it is fixed resumes.
+        print(f"{stage}: failed: {os_error_line(err)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK if code is None else code

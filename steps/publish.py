@@ -12,17 +12,22 @@ without reading the data). Featurize writes its features under the place, so:
 - features computed from other data never share a place, so nothing is overwritten.
 
 Two executions publishing the same shard write byte-identical objects to the same keys.
+An object already at its place is verified before it is trusted (`put_verified`): one that is
+not byte for byte what its address says (truncated, edited, replaced) is rewritten and named.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from steps.io import storage as st
 from steps.contract import INDEX_FILE, ITEM_SHARD, ITEM_URI, MANIFEST_SUFFIX, SHARDS_FOLDER
+
+log = logging.getLogger("steps.publish")
 
 
 @dataclass(frozen=True)
@@ -32,9 +37,11 @@ class PublishedShard:
     digest: str
     files: int
     bytes: int
+    repaired: tuple[str, ...] = field(default=(), compare=False)  # objects found damaged and rewritten
 
     def as_report(self) -> dict:
-        return {"name": self.name, "uri": self.uri, "digest": self.digest, "files": self.files, "bytes": self.bytes}
+        report = {"name": self.name, "uri": self.uri, "digest": self.digest, "files": self.files, "bytes": self.bytes}
+        return report | ({"repaired": list(self.repaired)} if self.repaired else {})
 
 
 def shard_items(shards: list[PublishedShard]) -> str:
@@ -74,19 +81,36 @@ def index_body(files: Mapping[str, st.ObjectInfo]) -> bytes:
                       indent=0, sort_keys=True).encode()
 
 
+def put_verified(storage: st.Storage, uri: str, body: bytes, present: Mapping[str, st.ObjectInfo]) -> str:
+    """Make the object at `uri` be `body`: "unchanged" when it already is (size and an ETag that
+    is the MD5 of `body` from the listing; when the ETag is no MD5, as under SSE-KMS, the bytes
+    decide), "written" when there was none, "repaired" when there was another one (rewritten)."""
+    found = present.get(uri)
+    if found is None:
+        storage.write_bytes(uri, body)
+        return "written"
+    if found.size == len(body) and (found.etag == hashlib.md5(body).hexdigest() or storage.read_bytes(uri) == body):
+        return "unchanged"
+    log.warning("%s is not what its content address holds (%d bytes, expected %d): rewritten", uri, found.size, len(body))
+    storage.write_bytes(uri, body)
+    return "repaired"
+
+
 def publish_shard(storage: st.Storage, experiment_uri: str, name: str, prefix: str,
                   files: Mapping[str, st.ObjectInfo]) -> PublishedShard:
-    """Write the shard's manifest and index at its content address (unless already there).
+    """Write the shard's manifest and index at its content address; an object already there is
+    kept when it is what the address says, rewritten (and named in `repaired`) when it is not.
 
     `files`: key relative to `prefix` -> its object (size and ETag from the listing)."""
     digest, place = shard_place(experiment_uri, name, prefix, files)
-    present = {o.uri for o in storage.list(place + "/")}
+    present = {o.uri: o for o in storage.list(place + "/")}
+    repaired = []
     for file_name, body in ((name + MANIFEST_SUFFIX, manifest_body(prefix, list(files))),
                             (INDEX_FILE, index_body(files))):
         uri = st.join_uri(place, file_name)
-        if uri not in present:  # same key, same content: a rerun on unchanged data writes nothing
-            storage.write_bytes(uri, body)
-    return PublishedShard(name, place, digest, len(files), sum(o.size for o in files.values()))
+        if put_verified(storage, uri, body, present) == "repaired":
+            repaired.append(uri)
+    return PublishedShard(name, place, digest, len(files), sum(o.size for o in files.values()), tuple(repaired))
 
 
 def set_digest(shards: list[PublishedShard]) -> str:

@@ -5,7 +5,10 @@ and `ProcessingInputs` (input URIs, not their data), within one pipeline; a hit 
 `CacheConfig.ExpireAfter` (ISO 8601 duration) reuses the earlier job's properties, so its
 outputs stay where that job wrote them. The output location and the cluster size are not in
 the key. Locally the key also names the storage (local disk and an endpoint hold different
-objects) and a hit is only taken when the earlier outputs are still there.
+objects) and a hit is only taken when the earlier outputs are still there as they were written:
+each output's objects (key, size, ETag, as the storage listed them after the upload) are kept
+in the entry and listed again on reuse; one missing, altered or added makes the step run again,
+and the runner says why.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.definition.model import parse_duration, processing_outputs
-from steps.io.storage import Storage
+from steps.io.storage import Storage, naming
 
 
 def cache_key(storage: str, pipeline: str, step: str, arguments: dict) -> str:
@@ -40,9 +43,13 @@ def write_json(path: Path, data: dict) -> None:
     """Atomically: a reader (or a crash) never sees half a state file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    try:
+        with naming(path), os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # a full disk keeps no half-written state file
+        raise
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class CacheEntry:
     finished: datetime
     properties: dict
     output_files: dict[str, int]  # output name -> how many files it had
+    # output name -> {key relative to the output's URI: [size, ETag]}; None in older entries
+    output_objects: dict[str, dict[str, list]] | None = None
 
 
 class CacheStore:
@@ -69,22 +78,26 @@ class CacheStore:
             return None
         data = json.loads(path.read_text())
         entry = CacheEntry(data["execution_id"], datetime.fromisoformat(data["finished"]),
-                           data["properties"], data.get("output_files", {}))
+                           data["properties"], data.get("output_files", {}), data.get("output_objects"))
         if expire_after and now - entry.finished > parse_duration(expire_after):
             return None
         return entry
 
     def hit(self, pipeline: str, step: str, key: str, config: dict | None, storage: Storage,
-            now: datetime) -> CacheEntry | None:
-        """The entry a step with `CacheConfig` `config` reuses, or None: caching is off for
-        it, nothing is cached, the entry expired, or its outputs are gone from `storage`."""
+            now: datetime) -> tuple[CacheEntry | None, str | None]:
+        """(the entry a step with `CacheConfig` `config` reuses, None) or (None, why not when
+        there was an entry): caching is off for it, nothing is cached, the entry expired, or its
+        outputs in `storage` are not those it wrote (missing, altered or added since)."""
         config = config or {}
         if not config.get("Enabled"):
-            return None
+            return None, None
         entry = self.lookup(pipeline, step, key, config.get("ExpireAfter"), now)
-        if entry is None or not outputs_exist(entry, storage):
-            return None
-        return entry
+        if entry is None:
+            return None, None
+        changed = outputs_changed(entry, storage)
+        if changed:
+            return None, f"the outputs of execution {entry.execution_id} changed since it wrote them ({changed})"
+        return entry, None
 
     def record(self, pipeline: str, step: str, key: str, entry: CacheEntry) -> None:
         write_json(self._path(pipeline, step, key), {
@@ -92,15 +105,31 @@ class CacheStore:
             "finished": entry.finished.isoformat(),
             "properties": entry.properties,
             "output_files": entry.output_files,
+            "output_objects": entry.output_objects,
         })
 
 
-def outputs_exist(entry: CacheEntry, storage: Storage) -> bool:
-    """Whether every output that had files still has some (deleted since: run again rather
-    than hand on nothing)."""
+def listed_objects(storage: Storage, uri: str) -> dict[str, list]:
+    """{key relative to `uri`: [size, ETag]} of every object under the output URI `uri`."""
+    prefix = uri.rstrip("/") + "/"
+    return {o.uri[len(prefix):]: [o.size, o.etag] for o in storage.list(prefix)}
+
+
+def outputs_changed(entry: CacheEntry, storage: Storage) -> str | None:
+    """What differs between the outputs `entry` recorded and what `storage` holds now, or None."""
     for output in processing_outputs(entry.properties):
-        if entry.output_files.get(output["OutputName"]):
-            uri = output["S3Output"]["S3Uri"].rstrip("/") + "/"
-            if next(iter(storage.list(uri)), None) is None:
-                return False
-    return True
+        name, uri = output["OutputName"], output["S3Output"]["S3Uri"]
+        now = listed_objects(storage, uri)
+        recorded = (entry.output_objects or {}).get(name)
+        if recorded is None:  # an entry written before objects were recorded: counts only
+            if entry.output_files.get(name) and not now:
+                return f"output {name} is empty"
+            continue
+        missing = sorted(set(recorded) - set(now))
+        altered = sorted(k for k in recorded if k in now and list(now[k]) != list(recorded[k]))
+        added = sorted(set(now) - set(recorded))
+        for what, keys in (("missing", missing), ("altered", altered), ("added", added)):
+            if keys:
+                more = f" and {len(keys) - 1} more" if len(keys) > 1 else ""
+                return f"output {name}: {keys[0]} {what}{more}"
+    return None

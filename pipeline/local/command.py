@@ -66,8 +66,9 @@ def install_path(built, workdir: Path) -> tuple[dict[str, bytes], dict]:
 
 
 def run_local(cfg: Config, args, params: dict[str, str]) -> int:
-    from pipeline.build.compose import build
-    from pipeline.local import UnsupportedDefinition, run_pipeline
+    from pipeline.local import UnsupportedDefinition
+    from pipeline.local.lock import workdir_lock
+    from steps.entry import os_error_line
     from pipeline.build.wheelhouse import WheelhouseError
 
     # --workdir is relative to the current folder like any command-line path; local.workdir was
@@ -75,20 +76,33 @@ def run_local(cfg: Config, args, params: dict[str, str]) -> int:
     workdir = Path(args.workdir or cfg.local.workdir or ".wavepipe")
     storage = args.s3_endpoint or ("aws" if args.s3 == "aws" else "local")
     try:
-        ensure_sample_data(cfg, workdir, storage)
-        built = build(cfg)
-        assets, install = dict(built.assets.files), {}
-        if getattr(args, "install_requirements", False):
-            wheels, install = install_path(built, workdir)
-            assets.update(wheels)
-        result = run_pipeline(
-            built.definition, assets=assets, workdir=workdir, params=params, storage=storage,
-            only=args.only or None, use_cache=not args.no_cache, retry=getattr(args, "retry", None),
-            # What upsert sends as ParallelismConfiguration, unless the command line says otherwise.
-            max_parallel=args.max_parallel or cfg.max_parallel_steps,
-            pipeline_name=cfg.pipeline.name, **install,
-        )
+        with workdir_lock(workdir):  # the sample data too: one run per workdir (pipeline/local/lock.py)
+            return _run_locked(cfg, args, params, workdir, storage)
     except (UnsupportedDefinition, ValueError, WheelhouseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # before any execution began (the lock, the sample data): one line
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return 1
+
+
+def _run_locked(cfg: Config, args, params: dict[str, str], workdir: Path, storage: str) -> int:
+    from pipeline.build.compose import build
+    from pipeline.local import run_pipeline
+
+    ensure_sample_data(cfg, workdir, storage)
+    built = build(cfg)
+    assets, install = dict(built.assets.files), {}
+    if getattr(args, "install_requirements", False):
+        wheels, install = install_path(built, workdir)
+        assets.update(wheels)
+    result = run_pipeline(
+        built.definition, assets=assets, workdir=workdir, params=params, storage=storage,
+        only=args.only or None, use_cache=not args.no_cache, retry=getattr(args, "retry", None),
+        # What upsert sends as ParallelismConfiguration, unless the command line says otherwise.
+        max_parallel=args.max_parallel or cfg.max_parallel_steps,
+        pipeline_name=cfg.pipeline.name, **install,
+    )
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
     return result.exit_code

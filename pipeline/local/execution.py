@@ -35,6 +35,7 @@ class Execution:
         self.folder: Path = store.folder(self.id)  # logs and sandboxes
         self._store, self._where, self._progress = store, where, progress
         self._lock = threading.Lock()
+        self.save_error: OSError | None = None  # the first failure to write the record
         self._record = {"ExecutionId": self.id, **fields, "Execution": self.variables,
                         "Started": start.started, "Status": ExecutionStatus.EXECUTING.value,
                         "Steps": {}}
@@ -100,7 +101,8 @@ class Execution:
                     else StepState.PENDING
                 result.reason = result.reason or "interrupted"
 
-    def save(self, status: ExecutionStatus | None = None) -> None:
+    def save(self, status: ExecutionStatus | None = None) -> bool:
+        """Write the record; False (and `save_error` set) when the OS refused."""
         # The snapshot is taken under the lock, so the last save always holds the newest states.
         with self._lock:
             if status is not None:
@@ -112,7 +114,14 @@ class Execution:
                        "SettledAt": self.settled.get(name)}
                 for name, r in self.results.items()
             }
-            self._store.save(self._record)
+            try:
+                self._store.save(self._record)
+            except OSError as err:
+                # Disk full or no permission: the runner ends the run (it cannot record it); a later
+                # save may still get through, and the next run settles a record left Executing.
+                self.save_error = self.save_error or err
+                return False
+        return True
 
     def _keep(self, name: str, properties: dict) -> None:
         """Properties of a step that completed (here or earlier), and where its outputs are."""

@@ -25,8 +25,11 @@ from botocore.exceptions import ClientError
 from pipeline.definition.model import processing_outputs
 from pipeline.local import sandbox
 from pipeline.local.backend import Backend
+from pipeline.local.cache import listed_objects
 from pipeline.local.expressions import to_text
+from steps.entry import os_error_line
 from steps.contract import ENV_PIP_INSTALL, ENV_RESOURCE_CONFIG, WHEELHOUSE_DIR
+from steps.io.storage import UnsafeKey
 
 PYTHONS = {"python", "python3", f"python3.{sys.version_info.minor}"}
 # A process killed by a signal the runner did not send (the OOM killer, a crash) is the local
@@ -87,6 +90,8 @@ class JobOutcome:
     started: datetime | None = None
     ended: datetime | None = None
     output_files: dict[str, int] = field(default_factory=dict)
+    # output name -> {relative key: [size, ETag]} as the storage listed them after the upload
+    output_objects: dict[str, dict[str, list]] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,8 +128,9 @@ def run_job(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.E
     job.log.write_text("")
     while True:
         outcome.attempts += 1
-        status, reason, internal, counts = _attempt(job, backend, groups, stop, outcome.attempts)
-        outcome.status, outcome.failure_reason, outcome.output_files = status, reason, counts
+        status, reason, internal, objects = _attempt(job, backend, groups, stop, outcome.attempts)
+        outcome.status, outcome.failure_reason, outcome.output_objects = status, reason, objects
+        outcome.output_files = {name: len(keys) for name, keys in objects.items()}
         wait = _retry_wait(job.retry_policies, outcome.attempts, time.monotonic() - first) \
             if internal and status is JobStatus.FAILED else None
         if wait is None:
@@ -154,8 +160,8 @@ def _retry_wait(policies: tuple[dict, ...], attempts: int, elapsed: float) -> fl
 
 
 def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.Event,
-             attempt: int) -> tuple[JobStatus, str | None, bool, dict[str, int]]:
-    """One try: (status, failure reason, was it an internal error, files per output)."""
+             attempt: int) -> tuple[JobStatus, str | None, bool, dict[str, dict[str, list]]]:
+    """One try: (status, failure reason, was it an internal error, objects per output)."""
     shutil.rmtree(job.folder, ignore_errors=True)
     roots = [sandbox.instance_root(job.folder, i) for i in range(job.instance_count)]
     args = job.arguments
@@ -169,9 +175,12 @@ def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.
         sandbox.make_output_dirs(outputs, roots)
     except sandbox.Stopped as err:
         return JobStatus.STOPPED, str(err), False, {}
-    except (sandbox.StagingError, ClientError) as err:  # e.g. AccessDenied reading an input
+    except (sandbox.StagingError, ClientError, UnsafeKey) as err:  # e.g. AccessDenied reading an input
         _log(job.log, f"ClientError: {err}")
         return JobStatus.FAILED, f"ClientError: {err}", False, {}
+    except OSError as err:  # the sandbox's disk is full, or not writable: named, one line
+        _log(job.log, f"staging inputs failed: {os_error_line(err)}")
+        return JobStatus.FAILED, f"staging inputs failed: {os_error_line(err)}", False, {}
     status, reason, internal = _run_instances(job, backend, groups, stop, roots, attempt)
     if status is not JobStatus.COMPLETED:
         return status, reason, internal, {}  # outputs of a failed job are never uploaded
@@ -180,12 +189,16 @@ def _attempt(job: Job, backend: Backend, groups: ProcessGroups, stop: threading.
         sandbox.upload(transfers, backend.storage, stop)
     except sandbox.Stopped as err:
         return JobStatus.STOPPED, str(err), False, {}
+    except OSError as err:  # the storage's disk is full, or not writable: named, one line
+        _log(job.log, f"uploading outputs failed: {os_error_line(err)}")
+        return JobStatus.FAILED, f"uploading outputs failed: {os_error_line(err)}", False, {}
     except Exception as err:  # noqa: BLE001 - any storage error fails the job, named
         _log(job.log, f"uploading outputs failed: {err!r}")
         return JobStatus.FAILED, f"ClientError: uploading outputs failed: {err}", False, {}
-    counts = {o["OutputName"]: sum(t.uri.startswith(o["S3Output"]["S3Uri"].rstrip("/") + "/")
-                                   for t in transfers) for o in outputs}
-    return JobStatus.COMPLETED, None, False, counts
+    # What a later cache hit checks its outputs against: as the storage lists them (ETags of
+    # multipart or KMS uploads are not the MD5 of the bytes), not as they were on disk here.
+    objects = {o["OutputName"]: listed_objects(backend.storage, o["S3Output"]["S3Uri"]) for o in outputs}
+    return JobStatus.COMPLETED, None, False, objects
 
 
 def command(arguments: dict, root: Path, python: str | None = None) -> list[str]:

@@ -66,11 +66,12 @@ class RunResult:
     duration: float = 0.0
     interrupted: bool = False
     resumed: bool = False  # True when this run continued a failed execution
+    error: str | None = None  # one line: the OS error (disk full, permission denied...) that ended the run
 
     @property
     def ok(self) -> bool:
         bad = (StepState.FAILED, StepState.STOPPED, StepState.PENDING, StepState.RUNNING)
-        return not self.interrupted and all(s.state not in bad for s in self.steps.values())
+        return not self.interrupted and not self.error and all(s.state not in bad for s in self.steps.values())
 
     @property
     def exit_code(self) -> int:

@@ -18,6 +18,8 @@ from typing import Any, Mapping, TextIO
 
 from pipeline.definition.model import processing_outputs
 from pipeline.local.backend import open_backend, write_assets
+from pipeline.local.containment import check_arguments, check_parameters
+from pipeline.local.lock import workdir_lock
 from pipeline.local.cache import CacheEntry, CacheStore, cache_key, write_json
 from pipeline.local.supported import Definition, Step, load_definition
 from pipeline.local.execution import Execution
@@ -28,10 +30,10 @@ from pipeline.local.start import check_only, plan_start
 from pipeline.local.progress import Progress, print_table, progress_files
 from pipeline.local.properties import describe, job_name, read_property_file, timestamp
 from pipeline.local.results import RunResult, StepState
+from steps.entry import os_error_line
 from pipeline.local.foreach import FanOut, Iteration, aggregate, iterations, resolve_items
 from pipeline.local.scheduler import Answer, Expand, Work, machine_cores, run_concurrently
 from pipeline.local.state import ExecutionStatus, ExecutionStore
-from steps.io.storage import split_uri
 
 DEFINITION_FILE = "definition.json"  # beside execution.json: the DAG `deploy.py report` draws
 
@@ -73,16 +75,21 @@ def run_pipeline(
       under this interpreter, with the wheelhouse input staged and WAVEPIPE_PIP_INSTALL kept.
 
     Raises UnsupportedDefinition (before anything runs) for a definition it cannot execute,
-    and ValueError for bad parameters or `only` names. Ctrl-C stops every child process and
+    ValueError for bad parameters (one that would lead a key out of its folder included) or
+    `only` names, and WorkdirBusy (a ValueError) while another run holds `workdir`
+    (pipeline/local/lock.py); an execution a dead run left "Executing" is recorded Failed first. Ctrl-C stops every child process and
     returns the result with `interrupted=True`.
     """
     loaded = load_definition(definition)
     if max_parallel is None:
         max_parallel = (loaded.raw.get("ParallelismConfiguration") or {}).get("MaxParallelExecutionSteps")
-    run = _Run(loaded, Path(workdir).resolve(), pipeline_name,
-               storage, params, only, use_cache, progress, stream, retry)
-    run.python, run.install_requirements = python, install_requirements
-    return run.execute(dict(assets or {}), max_parallel, cores or machine_cores())
+    check_parameters(loaded.raw, loaded.resolve_parameters(params))  # before anything is written
+    workdir = Path(workdir).resolve()
+    with workdir_lock(workdir) as lock:
+        run = _Run(loaded, workdir, pipeline_name, storage, params, only, use_cache, progress, stream, retry)
+        lock.record(execution=run.execution.id, pipeline=pipeline_name)
+        run.python, run.install_requirements = python, install_requirements
+        return run.execute(dict(assets or {}), max_parallel, cores or machine_cores())
 
 
 class _Run:
@@ -104,6 +111,7 @@ class _Run:
         self.groups = ProcessGroups()
         self.stop = threading.Event()
         store = ExecutionStore(workdir / "executions")
+        self.abandoned = store.settle_abandoned()  # this run holds the workdir: nobody else executes them
         self.start = plan_start(definition, self.graph, store, pipeline=pipeline,
                                 parameters=self.parameters, storage=self.backend.label,
                                 only=selected, use_cache=use_cache, now=datetime.now(timezone.utc),
@@ -122,6 +130,9 @@ class _Run:
         interrupted = False
         self.progress.note(f"execution {self.execution.id} ({'retrying, ' if self.start.resumed else ''}"
                            f"workdir {self.workdir}, storage {self.backend.label})")
+        for execution_id in self.abandoned:
+            self.progress.note(f"execution {execution_id} was left Executing by a run that ended without recording "
+                               "its end (killed, or an OS error): it is recorded Failed now")
         if self.start.resumed:
             self.progress.note(f"retrying {self.execution.id}: the {len(self.start.reused)} steps it completed are "
                                "kept, with the inputs they read then (Reconcile's labels and files are not read "
@@ -130,28 +141,46 @@ class _Run:
             self.progress.note(f"execution {self.start.retryable} did not succeed; this is a new execution, which "
                                f"reads every input again (to resume that one instead: local --retry "
                                f"{self.start.retryable})")
+        error: OSError | None = None
         try:
+            self._check(self.execution.save())  # the record first: whatever fails next, it is there
             written = write_assets(self.backend, assets)
             if assets:
                 self.progress.note(f"assets: {written} written, {len(assets) - written} unchanged")
-            self.execution.save()
             write_json(self.execution.folder / DEFINITION_FILE, self.definition.raw)
             run_concurrently(list(self.graph.order), self._poll, max_parallel=max_parallel,
                              cores=cores, tick=self._tick, threads=threads)
+            self._check(self.execution.save_error is None)
         except KeyboardInterrupt:
             interrupted = True
             self._interrupt(threads)
+        except OSError as err:  # disk full, permission denied...: one line, a Failed record, resumable
+            error = err
+            self.progress.note(f"stopping: {os_error_line(err)}")
+            self._interrupt(threads, quiet=True)
         result = RunResult(self.execution.id, self.pipeline, self.workdir, self.backend.label,
                            self.execution.results, time.monotonic() - began, interrupted,
                            self.start.resumed)
-        self.execution.save(ExecutionStatus.SUCCEEDED if result.ok else
-                            ExecutionStatus.STOPPED if interrupted else ExecutionStatus.FAILED)
+        recorded = self.execution.save(ExecutionStatus.SUCCEEDED if result.ok and not error else
+                                       ExecutionStatus.STOPPED if interrupted else ExecutionStatus.FAILED)
+        if error is not None:
+            where = (f"execution {self.execution.id} is recorded Failed" if recorded else
+                     f"execution {self.execution.id} could not record its end either (the next run in this "
+                     "workdir records it Failed)")
+            result.error = (f"{os_error_line(error)} ({where}; once that is fixed, resume it with "
+                            f"local --retry {self.execution.id})")
         if self.progress.enabled:
             print_table(result)  # the result on stdout, progress on stderr: `local > run.txt` keeps it
         return result
 
-    def _interrupt(self, threads: list[threading.Thread]) -> None:
-        self.progress.note("interrupted: stopping every step's processes")
+    def _check(self, saved: bool) -> None:
+        """A record that cannot be written ends the run: raise the OS error that stopped it."""
+        if not saved or self.execution.save_error is not None:
+            raise self.execution.save_error
+
+    def _interrupt(self, threads: list[threading.Thread], quiet: bool = False) -> None:
+        if not quiet:
+            self.progress.note("interrupted: stopping every step's processes")
         self.stop.set()
         while True:
             try:
@@ -164,6 +193,8 @@ class _Run:
         self.execution.interrupted()
 
     def _poll(self, name: str) -> Work | Answer | Expand:
+        if self.execution.save_error is not None:
+            raise self.execution.save_error  # a step's record could not be written: end the run
         if name in self.fan_outs:
             return self._settle_for_each(name)  # running its iterations
         if self.execution.results[name].state is not StepState.PENDING:
@@ -192,8 +223,10 @@ class _Run:
             self.execution.settle(name, StepState.FAILED, f"cannot resolve its arguments: {err}")
             return Answer.SETTLED
         key = self.execution.keys[name] = cache_key(self.backend.label, self.pipeline, name, arguments)
-        entry = self.cache.hit(self.pipeline, name, key, step.cache, self.backend.storage,
-                               datetime.now(timezone.utc)) if self.use_cache else None
+        entry, why = self.cache.hit(self.pipeline, name, key, step.cache, self.backend.storage,
+                                    datetime.now(timezone.utc)) if self.use_cache else (None, None)
+        if why:
+            self.progress.note(f"{name}: not reused: {why}; running it again")
         if entry is not None:
             self.execution.cached(name, entry.properties, entry.execution_id)
             return Answer.SETTLED
@@ -244,10 +277,7 @@ class _Run:
     def _resolve(self, step: Step, name: str, item=None) -> dict:
         scope = self._scope(name, item)
         arguments = evaluate(step.arguments, scope)
-        for item in arguments.get("ProcessingInputs") or []:
-            split_uri(item["S3Input"]["S3Uri"])  # a URI that is no s3:// URI fails here, named
-        for item in processing_outputs(arguments):
-            split_uri(item["S3Output"]["S3Uri"])
+        check_arguments(arguments)
         return arguments
 
     def _property_file(self, step_name: str, file_name: str) -> Any:
@@ -266,13 +296,13 @@ class _Run:
             outcome = run_job(job, self.backend, self.groups, self.stop)
         except Exception as err:  # noqa: BLE001 - a runner bug must fail the step, not hang
             now = datetime.now(timezone.utc)
-            outcome = JobOutcome(JobStatus.FAILED, f"local runner error: {err!r}", attempts=1,
-                                 started=now, ended=now)
+            why = os_error_line(err) if isinstance(err, OSError) else f"local runner error: {err!r}"
+            outcome = JobOutcome(JobStatus.FAILED, why, attempts=1, started=now, ended=now)
         duration = time.monotonic() - began
         properties = describe(job, arguments, outcome, self.execution.variables)
         if outcome.status is JobStatus.COMPLETED:
             self.cache.record(self.pipeline, name, key, CacheEntry(
-                self.execution.id, outcome.ended, properties, outcome.output_files))
+                self.execution.id, outcome.ended, properties, outcome.output_files, outcome.output_objects))
         self.execution.ran(name, outcome, properties, duration)
 
     def _tick(self) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.definition.model import PROCESSING_ROOT
-from steps.io.storage import Storage, split_uri
+from steps.io.storage import Storage, key_problem, split_uri
 
 # The root as a whole path component, wherever it stands in an argument or a value.
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])" + re.escape(PROCESSING_ROOT) + r"(?=/|\b|$)")
@@ -59,7 +59,9 @@ def write_resource_config(root: Path, instance: int, count: int) -> Path:
 
 
 def local_dir(container_path: str, root: Path) -> Path:
-    if not container_path.startswith(PROCESSING_ROOT):
+    rest = container_path[len(PROCESSING_ROOT):]
+    if not container_path.startswith(PROCESSING_ROOT) or key_problem(rest.strip("/")) or \
+            (rest and not rest.startswith("/")):
         raise StagingError(f"local path {container_path!r} is not under {PROCESSING_ROOT}")
     return Path(map_paths(container_path, root))
 
@@ -106,6 +108,11 @@ def plan_inputs(inputs: list[dict], storage: Storage, roots: list[Path]) -> list
         s3 = item["S3Input"]
         objects = input_objects(s3, storage)
         sharded = s3.get("S3DataDistributionType") == "ShardedByS3Key"
+        for uri, rel in objects:
+            # A key with `..` (or a manifest entry naming one) would land outside LocalPath.
+            if problem := key_problem(rel):
+                raise StagingError(f"input {item.get('InputName')!r}: object {uri!r} {problem}: it would be "
+                                   f"staged outside {s3['LocalPath']}; refused")
         for i, root in enumerate(roots):
             share = objects[i :: len(roots)] if sharded else objects
             base = local_dir(s3["LocalPath"], root)

@@ -47,6 +47,23 @@ class ExecutionStore:
         record = redact(record)
         write_json(self.folder(record["ExecutionId"]) / RECORD, record)
 
+    def settle_abandoned(self) -> list[str]:
+        """Record as Failed every execution still "Executing": called by the run that holds the
+        workdir's lock, so no process is executing them (one was killed, or stopped by an OS
+        error before it could record its end). Returns their ids; `--retry` resumes them."""
+        found = []
+        for path in sorted(self.root.glob(f"*/{RECORD}")) if self.root.is_dir() else []:
+            try:
+                record = json.loads(path.read_text())
+            except ValueError:
+                continue
+            if record.get("Status") == ExecutionStatus.EXECUTING.value:
+                record["Status"] = ExecutionStatus.FAILED.value
+                record["FailureReason"] = "the run executing it ended without recording its end (killed, or an OS error)"
+                self.save(record)
+                found.append(record["ExecutionId"])
+        return found
+
     def records(self, pipeline: str) -> list[dict]:
         """This pipeline's executions, newest first."""
         found = []

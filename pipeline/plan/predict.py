@@ -273,11 +273,13 @@ class _Planner:
             # The step's output folder is named by the featurize key (code, settings, image, environment).
             self.featurize_key = arguments["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rsplit("/", 1)[-1]
         nbytes = _size(files) if files is not None else None
-        if self.cache.hit(pipeline, name, key, cache, storage, self.now) is not None:
+        entry, changed = self.cache.hit(pipeline, name, key, cache, storage, self.now)
+        if entry is not None:
             return StepPlan(name, "Cached", "cached: same code, settings, image, environment and inputs", bytes=nbytes)
         self.runs.add(name)
         previous = self.store.source_properties(pipeline, name)
-        plan = StepPlan(name, "Runs", _why(previous[1] if previous else None, arguments), bytes=nbytes)
+        why = f"runs again: {changed}" if changed else _why(previous[1] if previous else None, arguments)
+        plan = StepPlan(name, "Runs", why, bytes=nbytes)
         if files is not None:
             plan.featurize, plan.reuse, plan.bytes_todo = _record_counts(
                 arguments, files, sources, _settings(self.built, self._stage(name).name)["include_numerics"], storage)

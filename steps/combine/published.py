@@ -12,13 +12,17 @@ with nothing there counts as missing) and keeps its outputs at `<experiment>/com
 
 So a partial combine is only ever served for the same partial set of shard outputs, and
 Encode, which reads the combined folder named in this report (JsonGet), reruns exactly when
-the combined data changes. `report.json` is written to the folder last: it marks it complete.
+the combined data changes. `report.json` is written to the folder last: it marks it complete,
+and lists every other object of the folder with its size and ETag (`objects`). A reuse first
+lists the folder against it: one missing, altered or added makes the combine run again (and
+rewrite the folder), never a damaged table served.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -32,6 +36,9 @@ from steps.combine.settings import CombineSettings
 from steps.contract import (COMBINED_FOLDER, ENV_KMS_KEY_ID, ENV_S3_ROOT, FEATURES_FOLDER, REPORT_COMBINED_URI,
                             REPORT_FILE, REPORT_SHARDS, SUMMARY_FILE)
 from steps.entry import BadInput
+
+log = logging.getLogger("steps.combine")
+OBJECTS = "objects"  # in the published report.json: key relative to the folder -> [size, ETag]
 
 
 def shard_outputs(shards_report: Path, featurize_key: str) -> dict[str, str]:
@@ -51,6 +58,24 @@ def read_digest(storage: st.Storage, outputs: dict[str, str], combine_key: str) 
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def _damaged(storage: st.Storage, place: str) -> str | None:
+    """None when the folder holds exactly the objects its report.json lists, else what differs."""
+    try:
+        recorded = json.loads(storage.read_bytes(st.join_uri(place, REPORT_FILE)))[OBJECTS]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return f"{REPORT_FILE} unreadable or without its object list"
+    found = {o.uri[len(place) + 1:]: [o.size, o.etag] for o in storage.list(place + "/")}
+    found.pop(REPORT_FILE, None)
+    for key in sorted(set(recorded) | set(found)):
+        if key not in found:
+            return f"{key} missing"
+        if key not in recorded:
+            return f"{key} added"
+        if list(found[key]) != list(recorded[key]):
+            return f"{key} altered"
+    return None
+
+
 def combine_published(shards_report: Path, featurize_key: str, experiment_uri: str, combine_key: str,
                       output_dir: Path, settings: CombineSettings = CombineSettings(),
                       storage: st.Storage | None = None, env: dict[str, str] | None = None) -> dict:
@@ -64,24 +89,40 @@ def combine_published(shards_report: Path, featurize_key: str, experiment_uri: s
     settings = settings.model_copy(update={"expected_shards": sorted(set(settings.expected_shards) | set(outputs))})
     place = st.join_uri(experiment_uri, COMBINED_FOLDER, combine_key, read_digest(storage, outputs, combine_key))
     done = st.join_uri(place, REPORT_FILE)
-    if storage.head(done) is not None:
+    damaged = _damaged(storage, place) if storage.head(done) is not None else "absent"
+    if damaged is None:
         for obj in storage.list(place + "/"):
             storage.download(obj.uri, output_dir / obj.uri[len(place) + 1:])
         report = json.loads((output_dir / REPORT_FILE).read_text())
+        report.pop(OBJECTS, None)
         report["reused"] = True
         if settings.glue is not None and not env.get(ENV_S3_ROOT):
             # The catalog table is one location that any run may have overwritten since.
             report["glue"] = register_glue(pd.read_parquet(output_dir / SUMMARY_FILE), settings.glue,
                                            env.get(ENV_KMS_KEY_ID) or None)
     else:
+        if damaged != "absent":
+            log.warning("combined outputs at %s are not those it wrote (%s): combining again", place, damaged)
         with tempfile.TemporaryDirectory(prefix="wavepipe-shards-") as tmp:
             report = combine(fetch_shard_outputs(outputs, Path(tmp), storage), output_dir, settings, env)
         report["reused"] = False
+        if damaged != "absent":
+            report["repaired"] = damaged
         if report["status"] == "ok":
             files = sorted(p for p in output_dir.rglob("*") if p.is_file() and p.name != REPORT_FILE)
-            for path in files:
-                storage.upload(path, st.join_uri(place, path.relative_to(output_dir).as_posix()))
-            storage.write_bytes(done, (output_dir / REPORT_FILE).read_bytes())
+            keys = {path.relative_to(output_dir).as_posix() for path in files}
+            for key in sorted(keys):
+                storage.upload(output_dir / key, st.join_uri(place, key))
+            published = {}
+            for obj in storage.list(place + "/"):
+                key = obj.uri[len(place) + 1:]
+                if key in keys:
+                    published[key] = [obj.size, obj.etag]
+                elif key != REPORT_FILE:
+                    storage.delete(obj.uri)  # left by something else: never served as part of this combine
+            written = json.loads((output_dir / REPORT_FILE).read_text())
+            storage.write_bytes(done, json.dumps(dict(written, **{OBJECTS: published}), indent=2, sort_keys=True,
+                                                 default=str).encode())
     report[REPORT_COMBINED_URI] = place
     (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
     return report

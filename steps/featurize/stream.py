@@ -37,6 +37,7 @@ from steps.featurize.discovery import body_lines, read_text
 from steps.featurize.fetch import Fetcher, FetchError, ObjectRef
 from steps.featurize.records import RecordRef
 from steps.featurize.settings import StreamSettings
+from steps.io.storage import key_problem
 
 HEADER_THREADS = 16
 
@@ -110,6 +111,8 @@ def build_skeleton(root: Path, index: dict[str, dict], fetch_header: Callable[[s
     """Headers fetched (`fetch_header(key, path)`), data files as sparse files of their size."""
     headers = []
     for key, entry in index.items():
+        if key_problem(key):
+            continue  # would land outside the shard's folder: its record reports the file missing
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         if key.endswith(".hea"):

@@ -49,6 +49,42 @@ def split_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+class UnsafeKey(ValueError):
+    """A key (or a part of one) that would name something outside its folder."""
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` (an S3 key, a part of one, or a path relative to a folder) cannot be placed
+    under a folder without leaving it, or None. A local root maps keys to paths, where `..`, an
+    absolute key or a NUL would escape or fail; S3 keeps them literally, but no key this project
+    derives has them, so one that does is a hostile parameter, id or listing."""
+    if "\x00" in key:
+        return "contains a NUL byte"
+    if "\\" in key:
+        return "contains a backslash"
+    if key.startswith("/"):
+        return "is absolute (starts with '/')"
+    if any(part in ("..", ".") for part in key.split("/")):
+        return "has a '..' or '.' segment"
+    return None
+
+
+def check_key(key: str, what: str) -> str:
+    """`key`, or UnsafeKey naming `what` (a URI, a parameter, an id) and the reason."""
+    problem = key_problem(key)
+    if problem:
+        raise UnsafeKey(f"{what} {problem}: it would lead outside its folder")
+    return key
+
+
+def check_uri(uri: str) -> str:
+    """`uri` if it is an s3:// URI whose bucket and key stay in place; ValueError naming it."""
+    bucket, key = split_uri(uri)
+    check_key(bucket, f"the bucket of {uri!r}")
+    check_key(key, repr(uri))
+    return uri
+
+
 def join_uri(base: str, *parts: str) -> str:
     out = base.rstrip("/")
     for part in parts:
@@ -69,6 +105,18 @@ class Storage(Protocol):
     def delete(self, uri: str) -> None: ...
 
 
+@contextlib.contextmanager
+def naming(path: Path | str) -> Iterator[None]:
+    """An OSError from a write (disk full, file too large) carries no file name: give it `path`,
+    so the one line that reports it says where."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(path)
+        raise
+
+
 def md5_file(path: Path, chunk: int = 8 << 20) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as fh:
@@ -84,7 +132,8 @@ class LocalStorage:
         self.root = Path(root)
 
     def path(self, uri: str) -> Path:
-        bucket, key = split_uri(uri)
+        """Where `uri` lives; UnsafeKey for a URI that would lead outside the root."""
+        bucket, key = split_uri(check_uri(uri))
         return self.root / bucket / key
 
     def _info(self, path: Path, uri: str) -> ObjectInfo:
@@ -94,7 +143,7 @@ class LocalStorage:
         """Objects under the prefix in key order, as S3 lists them. `workers` threads hash the
         files (a local listing costs its MD5s, not requests; `depth` changes nothing here)."""
         # S3 prefixes are string prefixes, not folders: `s3://b/a/1` matches `a/10/x` too.
-        bucket, key = split_uri(prefix_uri)
+        bucket, key = split_uri(check_uri(prefix_uri))
         base = self.root / bucket
         folder = base / key if key.endswith("/") or not key else (base / key).parent
         if not folder.is_dir():
@@ -120,14 +169,15 @@ class LocalStorage:
     def _atomic_write(self, dst: Path, fill) -> None:
         # Write beside the destination and rename, so no reader ever sees a partial file.
         dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dst.parent)
-        os.close(fd)
-        try:
-            fill(Path(tmp))
-            os.replace(tmp, dst)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with naming(dst):
+            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dst.parent)
+            os.close(fd)
+            try:
+                fill(Path(tmp))
+                os.replace(tmp, dst)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def copy(self, src_uri: str, dst_uri: str, *, size: int | None = None,
              metadata: dict[str, str] | None = None) -> None:
@@ -146,7 +196,8 @@ class LocalStorage:
         if not src.is_file():
             raise FileNotFoundError(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, path)
+        with naming(path):
+            shutil.copyfile(src, path)
 
     def upload(self, path: Path, uri: str) -> None:
         self._atomic_write(self.path(uri), lambda tmp: shutil.copyfile(path, tmp))
@@ -215,7 +266,7 @@ class S3Storage:
         """Server-side copy. `size` (from a listing) saves the HEAD a managed copy makes;
         `metadata` replaces the object's user metadata (the source's is kept otherwise)."""
         sb, sk = split_uri(src_uri)
-        db, dk = split_uri(dst_uri)
+        db, dk = split_uri(check_uri(dst_uri))  # sources are read as they are; writes stay in place
         extra = self._extra()
         if metadata is not None:
             extra |= {"Metadata": metadata, "MetadataDirective": "REPLACE"}
@@ -247,7 +298,7 @@ class S3Storage:
         self.client.download_file(bucket, key, str(path))
 
     def upload(self, path: Path, uri: str) -> None:
-        bucket, key = split_uri(uri)
+        bucket, key = split_uri(check_uri(uri))
         self.client.upload_file(str(path), bucket, key, ExtraArgs=self._extra() or None)
 
     def read_bytes(self, uri: str) -> bytes:
@@ -256,7 +307,7 @@ class S3Storage:
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def write_bytes(self, uri: str, data: bytes) -> None:
-        bucket, key = split_uri(uri)
+        bucket, key = split_uri(check_uri(uri))
         self.client.put_object(Bucket=bucket, Key=key, Body=data, **self._extra())
 
     def delete(self, uri: str) -> None:

@@ -118,12 +118,18 @@ def run_listing(settings: ListingSettings, source_uri: str, experiment_uri: str,
         raise BadInput(f"--target-shard-bytes must be at least 1, got {target_shard_bytes}")
     storage = storage or st.from_env(max_connections=settings.threads + 4)
     source, planned = listing_shards(settings, storage, source_uri, prefixes, target_shard_bytes)
+    # A key with `..` (or absolute, NUL, backslash) would be staged or fetched outside the shard's
+    # folder: refused and reported, the shard keeps its other files.
+    unsafe = sorted(key for _, _, files in planned for key in files if st.key_problem(key))
+    planned = [(name, folder, {k: o for k, o in files.items() if not st.key_problem(k)})
+               for name, folder, files in planned]
     shards: list[PublishedShard] = [publish_shard(storage, experiment_uri, name, folder, files)
                                     for name, folder, files in planned]
     auto = {"macroshards": len(shards), "target_shard_bytes": target_shard_bytes} if target_shard_bytes else {}
     report = {"stage": "listing", "status": "succeeded", "source_uri": source_uri, **source.facts, **auto,
               REPORT_SHARDS: [s.as_report() for s in shards], REPORT_SHARD_ITEMS: shard_items(shards),
-              "objects_listed": sum(s.files for s in shards), "seconds": round(time.monotonic() - started, 3)}
+              "objects_listed": sum(s.files for s in shards), "keys_unsafe": len(unsafe),
+              "keys_unsafe_sample": unsafe[:20], "seconds": round(time.monotonic() - started, 3)}
     output.mkdir(parents=True, exist_ok=True)
     (output / REPORT_FILE).write_text(json.dumps(report, indent=1))
     return report

@@ -41,6 +41,9 @@ class Inventory:
     objects_listed: int = 0
     unmatched_keys: list[str] = field(default_factory=list)
     conflicting_keys: list[str] = field(default_factory=list)
+    # Keys whose artifact id or file name would lead a copy, a manifest entry or a staged file
+    # out of its folder (`..`, absolute, NUL, backslash): refused and reported, never copied.
+    unsafe_keys: list[str] = field(default_factory=list)
 
 
 def compile_key_pattern(pattern: str) -> re.Pattern[str]:
@@ -82,6 +85,9 @@ def build_inventory(objects: Iterable[st.ObjectInfo], source_uri: str, pattern: 
             continue
         parts = match.groupdict()
         aid, name = parts.pop("artifact_id"), parts.pop("file")
+        if st.key_problem(rel) or any(st.key_problem(v) for v in (aid, name, *parts.values())):
+            inv.unsafe_keys.append(rel)
+            continue
         art = inv.artifacts.setdefault(aid, Artifact(aid, fields=parts))
         if parts != art.fields or name in art.all_files:
             # The same id under two groups: keep the first (listing order is key order).

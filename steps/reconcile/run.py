@@ -22,7 +22,7 @@ from steps.io import storage as st
 from steps.contract import (LABELS_FILE, LABELS_FOLDER, MISSING_FILES_FILE, RECONCILED_ARTIFACTS, REPORT_FILE,
                             REPORT_LABELS_URI, REPORT_SHARD_ITEMS, REPORT_SHARDS, UNIQUE_LABELS_FILE,
                             shard_name)
-from steps.publish import PublishedShard, canonical, publish_shard, set_digest, shard_items
+from steps.publish import PublishedShard, canonical, publish_shard, put_verified, set_digest, shard_items
 from steps.entry import BadInput, StageFailed
 from steps.listing.source import open_source
 from steps.reconcile import production as inv
@@ -89,6 +89,10 @@ def _inventory(ctx: Context) -> inv.Inventory:
                                     s.key_pattern, s.files_from_prod)
     except InventoryError as err:
         raise BadInput(str(err)) from None
+    if found.unsafe_keys:
+        log.warning("%d keys refused: their artifact id or file would lead outside the experiment folder "
+                    "('..', '.', an absolute path, NUL or a backslash), first: %s",
+                    len(found.unsafe_keys), found.unsafe_keys[: s.sample_size])
     if not found.objects_listed:
         raise BadInput(f"no object under --source-uri {ctx.source_uri}")
     ctx.report.update(
@@ -96,6 +100,8 @@ def _inventory(ctx: Context) -> inv.Inventory:
         s3_keys_not_matching_pattern=len(found.unmatched_keys),
         s3_keys_not_matching_pattern_sample=found.unmatched_keys[: s.sample_size],
         s3_keys_conflicting=len(found.conflicting_keys),
+        s3_keys_unsafe=len(found.unsafe_keys),
+        s3_keys_unsafe_sample=found.unsafe_keys[: s.sample_size],
         s3_artifacts=len(found.artifacts),
     )
     return found
@@ -271,6 +277,7 @@ def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFr
     counts = plan.table["label"].map(str).value_counts()
     ordered = {k: int(counts[k]) for k in sorted(counts.index)}
     (ctx.output / UNIQUE_LABELS_FILE).write_text(json.dumps(ordered, indent=1))
+    ctx.report["repaired_objects"] = [uri for s in shards for uri in s.repaired]
     labels_uri = _publish_labels(ctx, plan.table, shards)
     ctx.report.update({
         "kept": len(arts), "labels": len(ordered), REPORT_LABELS_URI: labels_uri,
@@ -284,10 +291,11 @@ def _publish_labels(ctx: Context, table: pd.DataFrame, shards: list) -> str:
     table's rows and every shard's files: Encode reads them from there, so its cache key
     changes exactly when the labels or the artifacts' files do."""
     place = st.join_uri(ctx.experiment_uri, LABELS_FOLDER, labels_digest(table, shards))
-    present = {o.uri for o in ctx.storage.list(place + "/")}
+    present = {o.uri: o for o in ctx.storage.list(place + "/")}
     for name in (LABELS_FILE, UNIQUE_LABELS_FILE):
-        if st.join_uri(place, name) not in present:
-            ctx.storage.write_bytes(st.join_uri(place, name), (ctx.output / name).read_bytes())
+        uri = st.join_uri(place, name)
+        if put_verified(ctx.storage, uri, (ctx.output / name).read_bytes(), present) == "repaired":
+            ctx.report.setdefault("repaired_objects", []).append(uri)
     return place
 
 

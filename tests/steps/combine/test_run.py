@@ -216,6 +216,33 @@ class TestPublishedShards:
         assert complete["reused"] is False and complete["shards_missing"] == []
         assert complete["combined_uri"] != first["combined_uri"]
 
+    @pytest.mark.parametrize("damage", ["delete", "truncate", "add"])
+    def test_a_damaged_combined_folder_is_combined_again_not_served(self, shards, tmp_path, monkeypatch, damage):
+        """Hostile: the reused folder lost its table, holds half of it, or gained a foreign file."""
+        from steps.io.storage import LocalStorage
+
+        monkeypatch.setenv("WAVEPIPE_S3_ROOT", str(tmp_path / "s3"))
+        storage = LocalStorage(tmp_path / "s3")
+        report = self.publish(storage, shards, tmp_path, names=("30",))
+        settings = write_settings(tmp_path / "combine.json", "combine", {})
+        assert main(self.args(report, tmp_path / "out1", settings)) == 0
+        first = json.loads((tmp_path / "out1" / "report.json").read_text())
+        table = storage.path(first["combined_uri"] + "/waveform_summary.parquet")
+        good = table.read_bytes()
+        if damage == "delete":
+            table.unlink()
+        elif damage == "truncate":
+            table.write_bytes(good[: len(good) // 2])
+        else:
+            (table.parent / "foreign.parquet").write_bytes(good)
+        assert main(self.args(report, tmp_path / "out2", settings)) == 0
+        again = json.loads((tmp_path / "out2" / "report.json").read_text())
+        assert again["reused"] is False and again["repaired"]
+        assert table.read_bytes() == good and not (table.parent / "foreign.parquet").exists()
+        assert (tmp_path / "out2" / "waveform_summary.parquet").read_bytes() == good
+        assert main(self.args(report, tmp_path / "out3", settings)) == 0  # repaired: reused again
+        assert json.loads((tmp_path / "out3" / "report.json").read_text())["reused"] is True
+
     def test_moto_server(self, shards, tmp_path, aws):
         from steps.io.storage import S3Storage
 

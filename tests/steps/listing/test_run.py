@@ -86,3 +86,21 @@ class TestInvalidAuto:
                      "--settings", str(settings)])
         assert code == 2
         assert capsys.readouterr().err == "listing: give --prefix NAME=PREFIX ..., or --target-shard-bytes\n"
+
+
+class TestInvalidKeys:
+    def test_a_source_key_with_dot_dot_is_refused_and_reported_not_published(self, tmp_path, aws):
+        """Hostile: S3 keeps `a/../b` literally; the listing leaves it out of every manifest and
+        index (it would be staged or fetched outside the shard's folder) and says so."""
+        import boto3
+
+        client = boto3.client("s3")
+        for bucket in ("raw", "research"):
+            client.create_bucket(Bucket=bucket)
+        for key in ("mimic3wdb/30/r1/r1.hea", "mimic3wdb/30/r1/../../../../evil.hea", "mimic3wdb/30/r2/r2.hea"):
+            client.put_object(Bucket="raw", Key=key, Body=b"h")
+        storage = st.S3Storage(client)
+        report = run_listing(ListingSettings(), SOURCE, EXPERIMENT, [], tmp_path / "out", storage,
+                             target_shard_bytes=10)
+        assert report["keys_unsafe"] == 1 and report["keys_unsafe_sample"] == ["30/r1/../../../../evil.hea"]
+        assert set().union(*folders_of(report, storage)) == {"30/r1", "30/r2"}

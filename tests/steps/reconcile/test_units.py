@@ -217,3 +217,14 @@ class TestAutoShardCount:
     def test_nonsense_is_refused(self, target, artifacts, message):
         with pytest.raises(ValueError, match=message):
             auto_shard_count(10, target, artifacts)
+
+
+class TestInvalidInventoryKeys:
+    """Hostile listings: a key whose id or file would lead a copy out of the experiment folder."""
+
+    @pytest.mark.parametrize("key", ["../evil/x.hea", "a/../../x.hea", "./a/a.hea", "a/..", "a/b\\..\\c.hea",
+                                     "a/x\x00.hea", "g/../a.hea"])
+    def test_unsafe_keys_are_refused_and_reported_the_rest_kept(self, key):
+        found = inv.build_inventory(objects(("ok/ok.hea", 1, "e"), (key, 1, "e")),
+                                    "s3://prod/raw", "{artifact_id}/{file}", ["*"])
+        assert list(found.artifacts) == ["ok"] and found.unsafe_keys == [key]
