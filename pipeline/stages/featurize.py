@@ -13,7 +13,7 @@ Cost follows change twice over:
   earlier execution wrote them: `<place>/features/<featurize key>/`, the key hashing
   everything static in the step (code, settings, image, environment).
 - Inside a step that runs, the per-record cache (`<experiment>/record-cache/<record cache key>/`,
-  `steps/featurize/cache.py`) reuses the rows of every record whose files did not change.
+  `steps/featurize/cache/`) reuses the rows of every record whose files did not change.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def record_cache_key(ctx: BuildContext) -> str:
 
 def record_cache_uri(ctx: BuildContext):
     """`<experiment>/record-cache/<record cache key>`: rows of records already featurized, by
-    content (see steps/featurize/cache.py); shared by every execution of the experiment."""
+    content (see steps/featurize/cache/); shared by every execution of the experiment."""
     from sagemaker.core.workflow.functions import Join
 
     return Join(on="/", values=[ctx.experiment_uri(), c.RECORD_CACHE_FOLDER, record_cache_key(ctx)])

@@ -322,7 +322,7 @@ def featurize(input_dir: str | Path, output_dir: str | Path, settings: Featurize
     report.json (and progress.json while running) under `output_dir`; returns the report.
 
     With `record_cache` (an s3:// prefix), records whose files are unchanged reuse the rows
-    cached there (`steps/featurize/cache.py`), keyed with the sizes and ETags of `index`."""
+    cached there (`steps/featurize/cache/`), keyed with the sizes and ETags of `index`."""
     return _featurize(Path(input_dir), Path(output_dir), settings, jobs, shard, read_index(index), record_cache,
                       storage)
 
