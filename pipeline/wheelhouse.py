@@ -83,20 +83,20 @@ def target_environment(python: str) -> dict[str, str]:
             "implementation_name": "cpython", "platform_python_implementation": "CPython"}
 
 
-def target_requirements(requirements: Path, python: str) -> list[str]:
-    """The exact pins of `requirements` (the lock's export: every package of the closure, with
-    environment markers) that apply on the jobs' interpreter, markers evaluated for it here."""
+def pinned(requirements: Path | None = None) -> list:
+    """Every requirement of `requirements` (the lock's export: every package of the closure,
+    with environment markers), parsed (packaging's Requirement)."""
     from packaging.requirements import Requirement
 
-    pins = []
-    for line in requirements.read_text().replace("\\\n", " ").splitlines():
-        line = line.split("#", 1)[0].split(" --hash", 1)[0].strip()
-        if not line:
-            continue
-        req = Requirement(line)
-        if req.marker is None or req.marker.evaluate(target_environment(python)):
-            pins.append(f"{req.name}{req.specifier}")
-    return pins
+    lines = (line.split("#", 1)[0].split(" --hash", 1)[0].strip()
+             for line in (requirements or REQUIREMENTS).read_text().replace("\\\n", " ").splitlines())
+    return [Requirement(line) for line in lines if line]
+
+
+def target_requirements(requirements: Path, python: str) -> list[str]:
+    """The exact pins of `requirements` that apply on the jobs' interpreter, markers evaluated for it here."""
+    return [f"{req.name}{req.specifier}" for req in pinned(requirements)
+            if req.marker is None or req.marker.evaluate(target_environment(python))]
 
 
 def download_command(wheelhouse: Wheelhouse, requirements: Path, dest: Path, python: str = "python3") -> list[str]:

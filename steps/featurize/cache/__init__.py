@@ -11,9 +11,11 @@ records, not the changed shards.
   the index does not list) and the records' identities (header, group, name, kind); not the
   shard, so a record that moves to another shard keeps its rows (the group is the shard's name
   only for records whose folder reveals none).
-- Place: `<experiment>/record-cache/<record cache key>/`, the key hashing code, settings (but
-  how records are fetched: read_mode, stream), image and environment, so other code or
-  settings never see these rows, and download and stream jobs share them. Under it,
+- Place: `<pipeline>/record-cache/<record cache key>/` (every experiment's, unless the config
+  keeps one per experiment), the key hashing the featurize code and feature modules, settings
+  (but how records are fetched: read_mode, stream), image, numeric libraries and environment,
+  so other code or settings never see these rows, and download and stream jobs share them
+  (`pipeline/stages/featurize.py`). Under it,
   `objects/<sha256>.parquet` (one entry per folder, named by the digest of its bytes: immutable)
   and `index/<sha256>.json` (append-only segments: folder key -> entry digest and size;
   `segments.py`).
@@ -25,7 +27,7 @@ records, not the changed shards.
   truncated, altered, foreign) is a miss: featurized again, written again (a damaged object is
   overwritten by the recomputed bytes) and reported in `record_cache_rejected` with its key.
   Old entries (format 1, pickles at `<digest>.pkl`) are never read.
-- Cleaning: delete `<experiment>/record-cache/` (or one key's folder under it);
+- Cleaning: delete `record-cache/` (or one key's folder under it);
   the next run featurizes everything again and refills it. Nothing else refers to it.
 """
 
