@@ -41,6 +41,14 @@ class Assets:
     files: dict[str, bytes] = field(default_factory=dict)
     # sha256 of bundle.tar.gz: the jobs check the staged bundle against it (steps/bootstrap.py).
     bundle_sha256: str = ""
+    # Name in the bundle -> SHA-256 of its content: keys that depend on part of the code
+    # (the record cache's: steps/featurize/ and the feature modules) hash only that part.
+    members: dict[str, str] = field(default_factory=dict)
+
+    def members_digest(self, prefixes: list[str]) -> str:
+        """SHA-256 of the bundle members whose names start with one of `prefixes` (names and contents)."""
+        chosen = {name: digest for name, digest in self.members.items() if name.startswith(tuple(prefixes))}
+        return sha256(canonical_json(chosen))
 
     def settings_uri(self, stage: str) -> str:
         return next(u.rsplit("/", 1)[0] + "/" for u in self.files if u.endswith(f"/{stage}.json"))
@@ -96,10 +104,16 @@ def user_files(paths: list[str], requirements: list[str] = ()) -> dict[str, byte
     return files
 
 
-def pack_steps(extra: dict[str, bytes] | None = None) -> bytes:
-    """A byte-identical tar.gz of `steps/` (plus `extra`: name -> content) for identical sources."""
+def bundle_entries(extra: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Name in the bundle -> content: every shipped file of `steps/`, plus `extra`."""
     entries = {name: path.read_bytes() for name, path in _tree(STEPS_DIR, "steps")}
     entries.update(extra or {})
+    return entries
+
+
+def pack_steps(extra: dict[str, bytes] | None = None, entries: dict[str, bytes] | None = None) -> bytes:
+    """A byte-identical tar.gz of `steps/` (plus `extra`: name -> content) for identical sources."""
+    entries = bundle_entries(extra) if entries is None else entries
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in sorted(entries.items()):
@@ -123,7 +137,8 @@ def build_assets(base_uri: str, stage_settings: dict[str, dict], user_code: dict
     """Code bundle (steps/ + `user_code`, see `user_files`) + bootstrap under `<base>/code/<hash>/`,
     each stage's settings under `<base>/settings/<stage>-<hash>/<stage>.json` (its own hash:
     changing one stage's settings leaves the other steps' cache keys alone)."""
-    bundle = pack_steps(user_code)
+    entries = bundle_entries(user_code)
+    bundle = pack_steps(entries=entries)
     bootstrap = (STEPS_DIR / "bootstrap.py").read_bytes()
     code_hash = sha256(bundle + bootstrap)[:16]
     code_uri = f"{base_uri}/code/{code_hash}/"
@@ -131,4 +146,5 @@ def build_assets(base_uri: str, stage_settings: dict[str, dict], user_code: dict
     for stage, settings in sorted(stage_settings.items()):
         body = canonical_json(settings_document(stage, settings))
         files[f"{base_uri}/settings/{stage}-{sha256(body)[:16]}/{stage}.json"] = body
-    return Assets(code_uri=code_uri, code_hash=code_hash, files=files, bundle_sha256=sha256(bundle))
+    return Assets(code_uri=code_uri, code_hash=code_hash, files=files, bundle_sha256=sha256(bundle),
+                  members={name: sha256(data) for name, data in sorted(entries.items())})

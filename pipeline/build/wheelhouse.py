@@ -89,16 +89,18 @@ def target_environment(python: str) -> dict[str, str]:
 def target_requirements(requirements: Path, python: str) -> list[str]:
     """The exact pins of `requirements` (the lock's export: every package of the closure, with
     environment markers) that apply on the jobs' interpreter, markers evaluated for it here."""
-    return [f"{req.name}{req.specifier}" for req in _requirements(requirements)
+    return [f"{req.name}{req.specifier}" for req in pinned(requirements)
             if req.marker is None or req.marker.evaluate(target_environment(python))]
 
 
-def _requirements(requirements: Path) -> list:
-    """Each requirement line of a requirements file (comments and hashes left out)."""
+def pinned(requirements: Path | None = None) -> list:
+    """Every requirement of `requirements` (default: the jobs' requirements, the lock's export:
+    every package of the closure, with environment markers), parsed (packaging's Requirement);
+    comments and hashes left out."""
     from packaging.requirements import Requirement
 
     lines = (line.split("#", 1)[0].split(" --hash", 1)[0].strip()
-             for line in requirements.read_text().replace("\\\n", " ").splitlines())
+             for line in (requirements or REQUIREMENTS).read_text().replace("\\\n", " ").splitlines())
     return [Requirement(line) for line in lines if line]
 
 
@@ -106,7 +108,7 @@ def _pins(requirements: Path) -> set[tuple[str, str]]:
     """(normalised name, version) of every `name==version` line, whatever its markers."""
     from packaging.utils import canonicalize_name
 
-    return {(canonicalize_name(req.name), spec.version) for req in _requirements(requirements)
+    return {(canonicalize_name(req.name), spec.version) for req in pinned(requirements)
             for spec in req.specifier if spec.operator == "=="}
 
 

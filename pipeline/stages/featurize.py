@@ -12,8 +12,8 @@ Cost follows change twice over:
   file reruns its shard's step only; the others are cache hits, their outputs where an
   earlier execution wrote them: `<place>/features/<featurize key>/`, the key hashing
   everything static in the step (code, settings, image, environment).
-- Inside a step that runs, the per-record cache (`<experiment>/record-cache/<record cache key>/`,
-  `steps/featurize/cache.py`) reuses the rows of every record whose files did not change.
+- Inside a step that runs, the per-record cache (`<base>/record-cache/<record cache key>/`,
+  `steps/featurize/cache/`) reuses the rows of every record whose files did not change.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ OUTPUT = c.output_dir("features")
 # The listing step's own arguments leave 90 of SageMaker's 100 container arguments for prefixes.
 MAX_PREFIX_SHARDS = 90
 # The definition is capped at 1 MiB (CreatePipeline). Measured on config/example.yaml: about
-# 3,850 bytes per Featurize step (compact; its manifest, index, record cache, code sha256), so 272
+# 3,770 bytes per Featurize step (compact; its manifest, index, record cache, code sha256), so 278
 # fit; 250 leaves room for longer names, tags and environment. `validate` and `upsert` measure the real definition.
 MAX_COUNTED_SHARDS = 250
 SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -105,8 +105,13 @@ class FeaturizeStage(StageInfra, FeaturizeSettings):
         return value
 
     record_cache: bool = Field(
-        True, description="Reuse the rows of records already featurized with the same code and settings "
-        "(content-addressed under the experiment's record-cache/; the job reads and writes S3 itself).")
+        True, description="Reuse the rows of records already featurized with the same featurize code, feature "
+        "modules, settings, image and numeric libraries (content-addressed under record-cache/; the job reads and "
+        "writes S3 itself).")
+    record_cache_scope: Literal["pipeline", "experiment"] = Field(
+        "pipeline", description="`pipeline`: one record cache for every experiment of the pipeline "
+        "(`<output prefix>/<pipeline>/record-cache/`), so a new ExperimentName over the same data reuses its "
+        "rows. `experiment`: each experiment its own (`experiments/<name>/record-cache/`).")
 
     @property
     def auto(self) -> bool:
@@ -179,25 +184,48 @@ def shard_uri(source, index: int):
 # How a job gets its records, not what it computes from them: left out of the record cache's key,
 # so switching to streaming (or to more instances) reuses every record featurized before.
 TRANSPORT_SETTINGS = ("read_mode", "stream")
+# The libraries whose versions can change a row's numbers (pinned in steps/requirements.txt).
+NUMERIC_LIBRARIES = ("numpy", "pandas", "pyarrow", "scipy", "wfdb")
+
+
+def numeric_pins() -> dict[str, str]:
+    """name -> pinned specifier of NUMERIC_LIBRARIES in the jobs' requirements (the lock's export)."""
+    from pipeline.build.wheelhouse import pinned
+
+    return dict(sorted((r.name.lower(), str(r.specifier)) for r in pinned() if r.name.lower() in NUMERIC_LIBRARIES))
+
+
+def feature_code(feature_function: str) -> list[str]:
+    """Bundle names (prefixes) of the code that computes a record's rows: steps/featurize/, the
+    top-level package (or module) of the feature function, the stages' or the user's own, and
+    the user's requirements (installed after the locked ones, they may replace a library)."""
+    module = feature_function.split(":", 1)[0].split(".")
+    top = f"steps/{module[1]}" if module[0] == "steps" and len(module) > 1 else \
+        "steps" if module[0] == "steps" else f"{c.USER_CODE_DIR}/{module[0]}"
+    return ["steps/featurize/", f"{top}/", f"{top}.py", c.USER_REQUIREMENTS]
 
 
 def record_cache_key(ctx: BuildContext) -> str:
-    """A hash of what decides a record's rows: code, settings (but how records are fetched),
-    image, environment."""
-    from pipeline.stages.common import environment
-
+    """A hash of what decides a record's rows: the featurize code and feature modules (not the
+    rest of the bundle: editing Encode or a README keeps every row), the settings (but how
+    records are fetched), the image, the numeric libraries' pins, the user's environment
+    variables and whether the job installs its requirements."""
+    section = ctx.section(NAME)
     settings = {k: v for k, v in ctx.registry[NAME].container_settings(ctx.cfg).items() if k not in TRANSPORT_SETTINGS}
-    static = {"code": ctx.assets.code_hash, "settings": settings, "image": ctx.image_uri,
-              "environment": environment(ctx, NAME, ctx.section(NAME))}
+    static = {"code": ctx.assets.members_digest(feature_code(section.feature_function)), "settings": settings,
+              "image": ctx.image_uri, "libraries": numeric_pins(), "installs": ctx.install_requirements,
+              "environment": dict(sorted(section.environment.items()))}
     return hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def record_cache_uri(ctx: BuildContext):
-    """`<experiment>/record-cache/<record cache key>`: rows of records already featurized, by
-    content (see steps/featurize/cache.py); shared by every execution of the experiment."""
+    """`<base>/record-cache/<record cache key>` (or the experiment's own with
+    `record_cache_scope: experiment`): rows of records already featurized, by content (see
+    steps/featurize/cache/); shared by every execution, and by default every experiment."""
     from sagemaker.core.workflow.functions import Join
 
-    return Join(on="/", values=[ctx.experiment_uri(), c.RECORD_CACHE_FOLDER, record_cache_key(ctx)])
+    scope = ctx.experiment_uri() if ctx.cfg.stages.featurize.record_cache_scope == "experiment" else ctx.base_uri
+    return Join(on="/", values=[scope, c.RECORD_CACHE_FOLDER, record_cache_key(ctx)])
 
 
 def _text(*values):

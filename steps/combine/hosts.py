@@ -43,14 +43,17 @@ def merged_report(name: str, reports: list[dict]) -> dict:
     # Every count and amount of work is the shard's sum; the slowest host's time is the shard's.
     additive = ("records_ok", "records_reused", "records_featurized", "records_numerics", "records_partial", "rows",
                 "error_rows", "bytes_total", "bytes_fetched", "bytes_read", "cpu_seconds", "artifacts_featurized",
-                "artifacts_reused", "record_cache_written", "microshards")
+                "artifacts_reused", "record_cache_written", "record_cache_unstorable", "microshards")
     summed = {k: sum(r.get(k) or 0 for r in reports) for k in additive if any(k in r for r in reports)}
     kinds: dict[str, int] = {}
     for report in reports:
         for kind, count in (report.get("errors_by_kind") or {}).items():
             kinds[kind] = kinds.get(kind, 0) + count
     seconds = max((r.get("seconds") or 0 for r in reports), default=0)
-    return {**reports[0], **summed, "shard": name, "hosts": sorted(r.get("host", "") for r in reports),
+    # Every host reads the whole record-cache index: a segment it rejected is listed once.
+    listed = {k: list({json.dumps(item, sort_keys=True): item for r in reports for item in r.get(k) or []}.values())
+              for k in ("record_cache_rejected", "record_cache_unstorable_folders") if any(k in r for r in reports)}
+    return {**reports[0], **summed, **listed, "shard": name, "hosts": sorted(r.get("host", "") for r in reports),
             "records_total": total, "records_failed": failed, "error_fraction": fraction, "errors_by_kind": kinds,
             "seconds": seconds, "status": "failed" if fraction > limit else "ok", "record_rows": None}
 

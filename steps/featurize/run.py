@@ -323,7 +323,7 @@ def featurize(input_dir: str | Path, output_dir: str | Path, settings: Featurize
     report.json (and progress.json while running) under `output_dir`; returns the report.
 
     With `record_cache` (an s3:// prefix), records whose files are unchanged reuse the rows
-    cached there (`steps/featurize/cache.py`), keyed with the sizes and ETags of `index`."""
+    cached there (`steps/featurize/cache/`), keyed with the sizes and ETags of `index`."""
     return _featurize(Path(input_dir), Path(output_dir), settings, jobs, shard, read_index(index), record_cache,
                       storage)
 
@@ -378,7 +378,7 @@ def _featurize(root: Path, out: Path, settings: FeaturizeSettings, jobs: int | N
     found = discover(root, shard=shard, include_numerics=settings.include_numerics)
     records = found.records
     cache = None
-    todo, reused = records, {}
+    todo, reused, rejected = records, {}, []
     folders = (len({folder_of(r) for r in records}), 0)  # (featurized, reused) artifact folders
     if record_cache:
         from steps.featurize.cache import RecordCache  # noqa: I001 - storage only when asked
@@ -386,6 +386,7 @@ def _featurize(root: Path, out: Path, settings: FeaturizeSettings, jobs: int | N
         cache = RecordCache(record_cache, storage or st.from_env(max_connections=20), root, shard, index)
         split = cache.split(records)
         todo, reused, folders = split.todo, split.reused, (split.folders_todo, split.folders_reused)
+        rejected = split.rejected
     objects = objects_of(todo) if objects_of else None
     run = run_shard(todo, jobs, settings, out / PROGRESS_FILE, stream, objects)
     cached_entries = cache.store({o.record.header: o.result for o in run.outcomes}, todo) if cache else 0
@@ -404,6 +405,11 @@ def _featurize(root: Path, out: Path, settings: FeaturizeSettings, jobs: int | N
                   records_featurized=len(todo), records_reused=len(records) - len(todo),
                   artifacts_featurized=folders[0], artifacts_reused=folders[1],
                   record_cache=record_cache, record_cache_written=cached_entries,
+                  # Stored objects refused (never served; their folders featurized again), and
+                  # folders whose rows no entry can hold exactly (featurized every run).
+                  record_cache_rejected=rejected,
+                  record_cache_unstorable=cache.unstorable_count if cache else 0,
+                  record_cache_unstorable_folders=cache.unstorable if cache else [],
                   # Combine merges several hosts' rows back into record order with these.
                   record_rows=[[*o.record.sort_key, len(o.result.rows), len(o.result.errors)] for o in run.outcomes])
     write_json(out / REPORT_FILE, report)

@@ -343,6 +343,21 @@ class TestValidSharedRecordCache:
         assert summaries[0] == summaries[1]
 
 
+class TestValidRecordCacheAcrossExperiments:
+    def test_a_new_experiment_reuses_the_rows_of_the_same_data(self, tmp_path):
+        """The record cache is the pipeline's: a new ExperimentName copies the data into its own
+        folder and runs every Featurize step (new shard places), but featurizes only what failed."""
+        assert run(tmp_path, plan=False) == 0
+        assert run(tmp_path, "--param", "ExperimentName=another") == 0
+        reports = featurize_reports(tmp_path)
+        steps = last_execution(tmp_path)["Steps"]
+        assert reports and all("/experiments/another/" in steps[s]["Outputs"]["features"] for s in reports)
+        for step, report in reports.items():
+            assert report["artifacts_featurized"] == len(failed_folders(tmp_path, step)), step
+            assert report["artifacts_reused"] > 0 and report["record_cache_rejected"] == [], step
+        assert len(set(summary(tmp_path)["artifact"])) == 24
+
+
 def test_labels_db_is_the_sample_one(eight_shards):
     """Guard for the scenarios above: the orphan label they give files to is in the sample."""
     workdir, _ = eight_shards

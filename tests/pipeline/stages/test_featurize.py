@@ -23,7 +23,7 @@ def featurize_step(name: str, shard: str, place: dict, base: str, **extra) -> di
     return step(
         name, "featurize",
         ["--input", DATA, "--output", OUT, "--shard", shard, "--index", f"{INDEX}/index.json",
-         "--record-cache", join(experiment(base), "record-cache", "<key>")],
+         "--record-cache", join(base, "record-cache", "<key>")],
         inputs=[s3_in("data", join(place, f"{shard}.manifest"), DATA, data_type="ManifestFile"),
                 s3_in("index", join(place, "index.json"), INDEX)],
         outputs=[s3_out("features", join(place, "features", "<key>"), OUT)],
@@ -170,7 +170,7 @@ class TestValidStreamedFeaturize:
         expected = step(
             "Featurize-shard-0002", "featurize",
             ["--manifest", f"{manifest}/shard-0002.manifest", "--output", OUT, "--shard", "shard-0002",
-             "--index", f"{INDEX}/index.json", "--hosts", "2", "--record-cache", join(experiment(BASE), "record-cache", "<key>")],
+             "--index", f"{INDEX}/index.json", "--hosts", "2", "--record-cache", join(BASE, "record-cache", "<key>")],
             inputs=[s3_in("manifest", join(place, "shard-0002.manifest"), manifest),
                     s3_in("index", join(place, "index.json"), INDEX)],
             outputs=[s3_out("features", join(place, "features", "<key>"), OUT)])
@@ -199,3 +199,96 @@ class TestValidStreamedFeaturize:
 
         assert record_cache(streamed) == record_cache(downloaded)
         assert features(streamed) != features(downloaded)  # the per-host layout has a folder of its own
+
+
+def record_cache_place(built, name: str = "Featurize-shard-0001") -> list:
+    """The values of the step's `--record-cache` Join: [scope, "record-cache", key]."""
+    import json
+
+    step_ = next(s for s in json.loads(built.definition)["Steps"] if s["Name"] == name)
+    argv = step_["Arguments"]["AppSpecification"]["ContainerArguments"]
+    return argv[argv.index("--record-cache") + 1]["Std:Join"]["Values"]
+
+
+def example_data() -> dict:
+    import yaml
+
+    return yaml.safe_load(EXAMPLE_CONFIG.read_text())
+
+
+def built_key(data: dict) -> str:
+    return record_cache_place(build(validate_config(data)))[-1]
+
+
+class TestValidRecordCacheKey:
+    """The record cache's key covers what decides a record's rows, and nothing else: editing
+    Encode, a README or a module that does not featurize must not featurize terabytes again."""
+
+    def test_shared_by_every_experiment_of_the_pipeline(self, example_built):
+        assert record_cache_place(example_built)[:2] == [BASE, "record-cache"]  # no ExperimentName in it
+
+    def test_one_per_experiment_when_the_config_says_so(self):
+        data = example_data()
+        data["stages"]["featurize"]["record_cache_scope"] = "experiment"
+        assert record_cache_place(build(validate_config(data)))[:2] == [experiment(BASE), "record-cache"]
+
+    def test_settings_of_other_stages_leave_it_featurize_settings_change_it(self, example_built):
+        key = record_cache_place(example_built)[-1]
+        data = example_data()
+        data["stages"]["encode"]["seed"] = 1234
+        data["stages"]["combine"] = {**(data["stages"].get("combine") or {}), "run_when_shards_fail": True}
+        assert built_key(data) == key
+        data["stages"]["featurize"]["feature_options"] = {"window_samples": 4096}
+        assert built_key(data) != key
+        data = example_data()
+        data["stages"]["featurize"]["environment"] = {"FEATURE_FLAG": "1"}
+        assert built_key(data) != key
+
+    def test_code_outside_the_featurize_code_leaves_it(self, example_built, monkeypatch):
+        import pipeline.build.bundle as bundle
+
+        key, code = record_cache_place(example_built)[-1], example_built.assets.code_hash
+        entries = bundle.bundle_entries
+
+        def edited(name: str) -> tuple[str, str]:
+            monkeypatch.setattr(bundle, "bundle_entries", lambda extra=None: {**entries(extra), name: b"# edited\n"})
+            built = build(validate_config(example_data()))
+            return record_cache_place(built)[-1], built.assets.code_hash
+
+        for name in ("steps/encode/run.py", "steps/README.md", "steps/combine/combine.py", "steps/recipes/new.py"):
+            got_key, got_code = edited(name)
+            assert got_key == key and got_code != code, name  # a new bundle, the same record cache
+        for name in ("steps/featurize/summary.py", "steps/featurize/new.py"):
+            assert edited(name)[0] != key, name
+
+    def test_the_users_feature_package_is_in_it_the_rest_of_their_code_not(self, tmp_path):
+        for pkg in ("feats", "enc"):
+            (tmp_path / pkg).mkdir()
+            (tmp_path / pkg / "__init__.py").write_text("")
+        (tmp_path / "feats" / "rows.py").write_text("def summarize(record, **options):\n    return []\n")
+        (tmp_path / "enc" / "model.py").write_text("def encode(instance, options):\n    return None\n")
+        data = example_data()
+        data["code"] = {"paths": [str(tmp_path / "feats"), str(tmp_path / "enc")], "allow_outside": [str(tmp_path)]}
+        data["stages"]["featurize"]["feature_function"] = "feats.rows:summarize"
+        data["stages"]["encode"]["encode_data"] = "enc.model:encode"
+        key = built_key(data)
+        (tmp_path / "enc" / "model.py").write_text("def encode(instance, options):\n    return {}\n")
+        assert built_key(data) == key
+        (tmp_path / "feats" / "rows.py").write_text("def summarize(record, **options):\n    return [{}]\n")
+        edited = built_key(data)
+        assert edited != key
+        data["code"]["requirements"] = ["numpy==1.26.4"]  # installed after the lock's: it may replace a library
+        assert built_key(data) != edited
+
+    def test_the_numeric_libraries_pins_are_in_it_other_pins_not(self, example_built, monkeypatch, tmp_path):
+        import pipeline.build.wheelhouse as wheelhouse
+
+        key = record_cache_place(example_built)[-1]
+        lock = wheelhouse.REQUIREMENTS.read_text()
+        for old, new, changes in (("boto3==", "boto3==0.0.1+", False), ("numpy==", "numpy==0.0.1+", True),
+                                  ("wfdb==", "wfdb==0.0.1+", True)):
+            assert old in lock
+            edited = tmp_path / f"{old}.txt"
+            edited.write_text(lock.replace(old, new, 1))
+            monkeypatch.setattr(wheelhouse, "REQUIREMENTS", edited)
+            assert (built_key(example_data()) != key) is changes, old

@@ -10,6 +10,7 @@ import pytest
 
 from steps.io import storage as st
 from steps.combine.run import combine
+from steps.combine.hosts import merged_report
 from steps.combine.settings import CombineSettings
 from steps.featurize.run import featurize, featurize_streamed
 from steps.featurize.settings import FeaturizeSettings
@@ -71,3 +72,14 @@ class TestInvalidHosts:
         (streamed / "shard-0001" / "hosts" / "algo-1" / "host-complete.json").unlink()
         _, _, report = combined(streamed, tmp_path / "out")
         assert "host(s) algo-1 " in report["shards_invalid"]["shard-0001"][0]
+
+
+class TestValidMergedReport:
+    def test_record_cache_rejections_are_listed_once_and_unstorable_summed(self):
+        """Every host reads the whole index (one bad segment, seen twice); entries are per host."""
+        segment = {"key": "s3://b/c/index/x.json", "reason": "digest_mismatch", "detail": ""}
+        entry = {"key": "s3://b/c/objects/y.parquet", "folder": "30/3000003", "reason": "missing", "detail": ""}
+        reports = [{"host": "algo-1", "record_cache_rejected": [segment, entry], "record_cache_unstorable": 1},
+                   {"host": "algo-2", "record_cache_rejected": [segment], "record_cache_unstorable": 2}]
+        report = merged_report("shard-0001", reports)
+        assert report["record_cache_rejected"] == [segment, entry] and report["record_cache_unstorable"] == 3
