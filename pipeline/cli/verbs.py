@@ -96,6 +96,8 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", help="the local run's storage, executions and cache (default: as `local`)")
     _storage(p, "read")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--retry", nargs="?", const="latest", metavar="EXECUTION_ID",
+                   help="plan `local --retry`: what resuming that failed execution would run")
     p.add_argument("--price", action="append", default=[], metavar="TYPE=USD",
                    help="on-demand USD per hour of an instance type (repeatable); TYPE=USD:VCPUS:BASELINE_GBPS for a "
                         "type the sizing table does not list")

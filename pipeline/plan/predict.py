@@ -127,7 +127,8 @@ class _Planner:
     """The runner's view of one run to come: the same definition, execution start, cache and
     storage; steps are planned in graph order, each seeing what the ones before it publish."""
 
-    def __init__(self, cfg: Config, workdir: Path, storage: str, params: dict[str, str]) -> None:
+    def __init__(self, cfg: Config, workdir: Path, storage: str, params: dict[str, str],
+                 retry: str | None = None) -> None:
         from pipeline.build.compose import build
         from pipeline.local.backend import open_backend
         from pipeline.local.cache import CacheStore
@@ -146,7 +147,7 @@ class _Planner:
         self.now = datetime.now(timezone.utc)
         self.start = plan_start(self.definition, self.graph, self.store, pipeline=cfg.pipeline.name,
                                 parameters=self.parameters, storage=self.backend.label, only=None, use_cache=True,
-                                now=self.now)
+                                now=self.now, retry=retry)
         self.predicted: dict[str, dict] = {}  # step -> its property file, as far as plan can tell
         self.resolved: dict[str, dict] = {}  # step -> resolved arguments (its properties, to the steps after it)
         self.runs: set[str] = set()
@@ -286,18 +287,20 @@ class _Planner:
         return plan
 
 
-def make_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str]) -> list[StepPlan]:
-    """Each step of the next `deploy.py local` run: Cached, Reused or Runs, and why."""
-    return _Planner(cfg, workdir, storage, params).plan()
+def make_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str],
+              retry: str | None = None) -> list[StepPlan]:
+    """Each step of the next `deploy.py local` run (with `retry`: of `local --retry`): Cached,
+    Reused or Runs, and why."""
+    return _Planner(cfg, workdir, storage, params, retry).plan()
 
 
 def make_sized_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, str], prices: list[str] = (),
-                    cpu_s_per_gb: float | None = None):
+                    cpu_s_per_gb: float | None = None, retry: str | None = None):
     """The step plans and their sizing table (`pipeline/plan/table.py`), throughput measured
     by the experiment's own Featurize reports when they read enough."""
     from pipeline.plan.table import experiment_reports, size_plan
 
-    planner = _Planner(cfg, workdir, storage, params)
+    planner = _Planner(cfg, workdir, storage, params, retry)
     plans = planner.plan()
     reports = experiment_reports(planner.backend.storage, planner.experiment_uri, planner.featurize_key) \
         if planner.experiment_uri and planner.featurize_key else []
@@ -335,7 +338,7 @@ def run_plan(cfg: Config, args, params: dict[str, str]) -> int:
     try:
         # The workdir `local` would use: --workdir, else local.workdir (relative to the config file).
         plans, sizing = make_sized_plan(cfg, Path(args.workdir or cfg.local.workdir or ".wavepipe"), storage, params,
-                                        args.price, args.cpu_seconds_per_gb)
+                                        args.price, args.cpu_seconds_per_gb, getattr(args, "retry", None))
     except UnknownInstance as err:  # a --price for a type with no figures, given without them
         print(f"error: {err}", file=sys.stderr)
         return 2

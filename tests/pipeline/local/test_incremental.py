@@ -52,8 +52,8 @@ def output_dir(workdir: Path, step: str, output: str) -> Path:
 def run(workdir: Path, *extra: str, config: str | Path = EXAMPLE_CONFIG, plan: bool = True) -> int:
     """`deploy.py local`, after checking that `deploy.py plan` foresees what it then does."""
     plans = make_plan(load_config(config, overlays=[extra[i + 1] for i, a in enumerate(extra) if a == "--overlay"]),
-                      workdir, "local", dict(extra[i + 1].split("=", 1) for i, a in enumerate(extra) if a == "--param")) \
-        if plan else None
+                      workdir, "local", dict(extra[i + 1].split("=", 1) for i, a in enumerate(extra) if a == "--param"),
+                      retry="latest" if "--retry" in extra else None) if plan else None
     code = main(["local", "--config", str(config), "--workdir", str(workdir), *extra])
     if plans is not None:
         got = states(workdir)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.local import StepState
 from tests.conftest import ROOT
-from tests.pipeline.local.helpers import definition, run, step
+from tests.pipeline.local.helpers import assets, definition, run, step
 
 # The runner in a child whose files may not grow past LIMIT bytes (its steps inherit the limit).
 RUNNER = textwrap.dedent("""
@@ -45,7 +45,7 @@ def assert_no_traceback(stderr: str) -> None:
 
 class TestInvalidDisk:
     def test_a_failed_write_in_the_runner_is_one_line_naming_the_path_then_retry_completes(self, tmp_path):
-        """The code asset (3.8 kB) cannot be written under a 3 kB limit."""
+        """The code assets (the smaller, the test bundle, is about 4 kB) cannot be written under a 3 kB limit."""
         result, stderr = limited_run(tmp_path, 3000, steps=1)
         assert result["exit"] == 1 and result["error"].startswith("File too large: ")
         assert "/work/s3/bkt/code/" in result["error"] and result["error"].count("\n") == 0
@@ -58,17 +58,21 @@ class TestInvalidDisk:
         assert record(tmp_path, result["id"])["Status"] == "Succeeded"
 
     def test_a_record_that_cannot_be_written_ends_the_run_and_the_next_run_settles_it(self, tmp_path):
-        """The execution record outgrows a 7 kB limit while four steps complete (written from the
-        steps' threads): the run stops at once, says so in one line, and cannot record its end;
-        the next run in the workdir records it Failed and --retry completes it."""
-        run(definition(*[step(f"S{i}") for i in range(4)]), tmp_path / "assets")  # nothing else fails
-        result, stderr = limited_run(tmp_path, 7000, steps=4)
+        """The execution record outgrows a limit just above every other file the run writes (the
+        assets, definition.json) while six steps complete (written from the steps' threads): the
+        run stops at once, says so in one line, and cannot record its end; the next run in the
+        workdir records it Failed and --retry completes it."""
+        run(definition(*[step(f"S{i}") for i in range(6)]), tmp_path / "assets")  # nothing else fails
+        [folder] = (tmp_path / "assets" / "work" / "executions").iterdir()
+        limit = max([len(data) for data in assets().values()] + [(folder / "definition.json").stat().st_size]) + 300
+        assert (folder / "execution.json").stat().st_size > limit + 1000  # the record is what crosses it
+        result, stderr = limited_run(tmp_path, limit, steps=6)
         assert result["exit"] == 1 and result["error"].startswith("File too large: ")
         assert f"executions/{result['id']}/execution.json" in result["error"]
         assert "could not record its end either" in result["error"]
         assert_no_traceback(stderr)
         assert record(tmp_path, result["id"])["Status"] == "Executing"  # as the last write left it
-        again = run(definition(*[step(f"S{i}") for i in range(4)]), tmp_path, retry="latest")
+        again = run(definition(*[step(f"S{i}") for i in range(6)]), tmp_path, retry="latest")
         assert again.ok and again.execution_id == result["id"]
         assert all(s.state in (StepState.SUCCEEDED, StepState.REUSED) for s in again.steps.values())
 
