@@ -31,6 +31,9 @@ from tests.conftest import REGION, ROOT
 from tests.moto_iam import S3_ACTIONS, s3_authorization
 from tests.pipeline.deploy.conftest import variant
 
+# Its expensive fixture (a whole local run) made once: these tests share one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("iam_enforced")
+
 EXAMPLE = ROOT / "config" / "example.yaml"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wavepipe/labels"

@@ -13,6 +13,9 @@ import pytest
 from pipeline.cli import main
 from tests.conftest import ROOT, EXAMPLE_CONFIG
 
+# Its expensive fixture (a whole local run) made once: these tests share one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("example_run")
+
 EXAMPLE = str(EXAMPLE_CONFIG)
 DOCUMENTS = str(ROOT / "config" / "documents.yaml")
 OUT = "s3/wavepipe-example/wavepipe"

@@ -117,6 +117,9 @@ def eight_shards(tmp_path_factory):
     return workdir, overlay
 
 
+# The tests of one module-scoped workdir run in order on one pytest-xdist worker (--dist
+# loadgroup): each starts from the state the one before left, and the first run is made once.
+@pytest.mark.xdist_group("eight_shards")
 class TestValidIncremental:
     """In order: each test starts from the state the one before left."""
 
@@ -177,6 +180,7 @@ def auto_shards(tmp_path_factory):
     return workdir, overlay
 
 
+@pytest.mark.xdist_group("auto_shards")
 class TestValidAutoShards:
     """In order, like TestValidIncremental: the count is decided at run time, the cost still
     follows what changed, iteration by iteration."""
@@ -358,6 +362,7 @@ class TestValidRecordCacheAcrossExperiments:
         assert len(set(summary(tmp_path)["artifact"])) == 24
 
 
+@pytest.mark.xdist_group("eight_shards")
 def test_labels_db_is_the_sample_one(eight_shards):
     """Guard for the scenarios above: the orphan label they give files to is in the sample."""
     workdir, _ = eight_shards

@@ -15,6 +15,9 @@ from pipeline.config import load_config
 from pipeline.plan.predict import make_sized_plan
 from tests.conftest import EXAMPLE_CONFIG
 
+# Its expensive fixture (a whole local run) made once: these tests share one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("plan_table")
+
 SAMPLE = "s3/wavepipe-example/sample/mimic3wdb"
 
 

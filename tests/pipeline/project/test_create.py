@@ -19,6 +19,9 @@ import pytest
 from pipeline.cli import main
 from pipeline.project.create import InitError, default_package, init_project
 
+# Its expensive fixture (a whole local run) made once: these tests share one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("project")
+
 WAVEPIPE = Path(sys.executable).parent / "wavepipe"  # the console script pip installed
 PACKAGE = "my_waves"
 FEATURIZE_AND_AFTER = ("Featurize-shard-0001", "Featurize-shard-0002", "Combine", "Encode")

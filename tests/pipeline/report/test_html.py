@@ -17,6 +17,9 @@ from pipeline.definition.svg import STATE_COLOURS
 from pipeline.report import charts
 from tests.conftest import ROOT
 
+# Its expensive fixture (a whole local run) made once: these tests share one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("example_run")
+
 EXAMPLE = str(ROOT / "config" / "example.yaml")
 DOCUMENTS = str(ROOT / "config" / "documents.yaml")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
