@@ -13,12 +13,14 @@ from pipeline.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = str(ROOT / "config" / "example.yaml")
+PROJECT_CONFIG = "wavepipe.yaml"
 
-__all__ = ["DEFAULT_CONFIG", "UsageError", "main", "parse_params", "parser", "run"]
+__all__ = ["DEFAULT_CONFIG", "PROJECT_CONFIG", "UsageError", "find_config", "main", "parse_params", "parser", "run"]
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="pipeline YAML (default: config/example.yaml)")
+    p.add_argument("--config", help=f"pipeline YAML (default: {PROJECT_CONFIG} in this folder or the nearest parent "
+                   "holding one; in the wavepipe checkout without one, the embedded example config/example.yaml)")
     p.add_argument("--env", help="overlay config/env/<ENV>.yaml beside the config file")
     p.add_argument("--overlay", action="append", default=[], help="another overlay YAML (repeatable)")
 
@@ -26,7 +28,6 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     groups = "; ".join(f"{g}: {', '.join(v.name for v in VERBS if v.group == g)}" for g in GROUPS)
     ap = argparse.ArgumentParser(
-        prog="deploy.py",
         description="Build, check, run and deploy a wavepipe pipeline: one YAML config becomes a SageMaker "
                     "Pipelines DAG (Reconcile, Featurize per macroshard, Combine, Encode). Start with "
                     "`deploy.py local`, which runs the example on this machine with no AWS and no Docker.",
@@ -42,17 +43,51 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def run(args) -> int:
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest `wavepipe.yaml`: in `start` (default: the current folder) or a parent."""
+    start = (start or Path.cwd()).resolve()
+    return next((folder / PROJECT_CONFIG for folder in (start, *start.parents)
+                 if (folder / PROJECT_CONFIG).is_file()), None)
+
+
+def _in_checkout(folder: Path) -> bool:
+    """Whether `folder` is inside the wavepipe checkout this code runs from (not an installed copy)."""
+    folder = folder.resolve()
+    return (ROOT / "deploy.py").is_file() and Path(DEFAULT_CONFIG).is_file() and (folder == ROOT or ROOT in folder.parents)
+
+
+def config_path(given: str | None, embedded_default: bool = False, note=print) -> str:
+    """The config a command uses: `--config`; else the nearest `wavepipe.yaml`; else, in the
+    checkout (or through `deploy.py`, the checkout's front door), the embedded example."""
+    if given:
+        return given
+    found = find_config()
+    if found is not None:
+        if found.parent != Path.cwd().resolve():
+            note(f"config: {found} (the nearest {PROJECT_CONFIG})")
+        return str(found)
+    if embedded_default or _in_checkout(Path.cwd()):
+        note(f"config: the embedded example {Path(DEFAULT_CONFIG).relative_to(ROOT)} (no {PROJECT_CONFIG} "
+             "here or above; as `python deploy.py <command>` in the checkout)")
+        return DEFAULT_CONFIG
+    raise UsageError(f"no {PROJECT_CONFIG} in {Path.cwd()} or any parent folder: run this inside a project, write "
+                     f"one with `wavepipe init DIR` (or `wavepipe init DIR --raw FOLDER` over a folder of your WFDB "
+                     f"records), or name a config with --config FILE")
+
+
+def run(args, embedded_default: bool = False) -> int:
     verb = next(v for v in VERBS if v.name == args.command)
     if not verb.config:
         return verb.run(args)
+    args.config = config_path(args.config, embedded_default, note=lambda text: print(text, file=sys.stderr))
     return verb.run(args, load_config(args.config, env=args.env, overlays=args.overlay))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, embedded_default: bool = False) -> int:
+    """`wavepipe <command>`; `embedded_default` (`deploy.py`): without a project, the example."""
     args = parser().parse_args(argv)
     try:
-        return run(args)
+        return run(args, embedded_default)
     except (ConfigError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
