@@ -30,9 +30,10 @@ def ensure_sample_data(cfg: Config, workdir: Path, storage: str) -> None:
         return
     from pipeline.local.sample_data import write_sample_data
 
-    print(f"writing sample data to {uri} ...", file=sys.stderr)
+    print(f"generating the sample dataset (first run only) at {uri} ...", file=sys.stderr)
     if isinstance(store, LocalStorage):
-        write_sample_data(store.path(uri), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
+        summary = write_sample_data(store.path(uri), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
+        print(f"generated {len(summary.records)} records and {len(summary.documents)} documents", file=sys.stderr)
         return
     with tempfile.TemporaryDirectory() as tmp:
         write_sample_data(Path(tmp), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
@@ -91,4 +92,7 @@ def run_local(cfg: Config, args, params: dict[str, str]) -> int:
     except (UnsupportedDefinition, ValueError, WheelhouseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from pipeline.local.opening import results_text
+
+    print(results_text(result))
     return result.exit_code

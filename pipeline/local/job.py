@@ -26,7 +26,7 @@ from pipeline.definition.model import processing_outputs
 from pipeline.local import sandbox
 from pipeline.local.backend import Backend
 from pipeline.local.expressions import to_text
-from steps.contract import ENV_PIP_INSTALL, ENV_RESOURCE_CONFIG, WHEELHOUSE_DIR
+from steps.contract import ENV_FAILURE_MESSAGE, ENV_PIP_INSTALL, ENV_RESOURCE_CONFIG, WHEELHOUSE_DIR
 
 PYTHONS = {"python", "python3", f"python3.{sys.version_info.minor}"}
 # A process killed by a signal the runner did not send (the OOM killer, a crash) is the local
@@ -215,9 +215,11 @@ def environment(job: Job, backend: Backend, root: Path, instance: int) -> dict[s
     env["WAVEPIPE_LOCAL"] = "1"
     env["WAVEPIPE_CURRENT_HOST"] = f"algo-{instance + 1}"
     env[ENV_RESOURCE_CONFIG] = str(sandbox.write_resource_config(root, instance, job.instance_count))
+    env[ENV_FAILURE_MESSAGE] = str(sandbox.failure_message_path(root))
     per_instance = max(1, job.cpus // job.instance_count)
     # joblib (loky) sizes its pools from this: a step uses only the cores it was given.
     env.setdefault("LOKY_MAX_CPU_COUNT", str(per_instance))
+    env.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # carriage-return bars in a log file
     return env
 
 
@@ -255,6 +257,8 @@ def _run_instances(job: Job, backend: Backend, groups: ProcessGroups, stop: thre
                 groups.discard(proc)
             for pump in pumps:
                 pump.join()
+    if status is JobStatus.FAILED and not internal:
+        reason = sandbox.failure_reason(roots, job.log) or reason
     return status, reason, internal
 
 
