@@ -182,38 +182,75 @@ def _deploy(command: str) -> Callable:
 
 # --- operate -------------------------------------------------------------------------------------
 
+def _where(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", help="a local run's workdir (default: the config's, as `local` uses it)")
+    p.add_argument("--sagemaker", action="store_true", help="the deployed pipeline's executions, not the local "
+                   "ones (the default when the workdir has no local execution of this pipeline)")
+
+
+def _local_workdir(args, cfg) -> Path | None:
+    from pipeline.local.operations import local_workdir
+
+    try:
+        return local_workdir(cfg, args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def _limit_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int, default=5)
+    p.add_argument("--limit", type=int, default=5, help="how many executions, newest first (default 5)")
+    _where(p)
+
+
+def _status(args, cfg) -> int:
+    workdir = _local_workdir(args, cfg)
+    if workdir is None:
+        return _deploy("status")(args, cfg)
+    from pipeline.local.operations import show_status
+
+    return show_status(cfg, workdir, args.limit)
 
 
 def _logs_args(p: argparse.ArgumentParser) -> None:
-    _execution(p)
+    p.add_argument("execution", metavar="EXECUTION", nargs="?", help="execution id or ARN (default: the newest)")
     p.add_argument("step", metavar="STEP", nargs="?", help="only this step (default: every processing step)")
-    p.add_argument("--follow", action="store_true", help="keep printing until the execution ends")
+    p.add_argument("--follow", action="store_true", help="keep printing until the execution ends (SageMaker)")
+    _where(p)
 
 
 def _operate(command: str) -> Callable:
-    """The handler of retry, stop and logs (`pipeline/cli/operate.py`)."""
+    """The handler of retry, stop and logs (`pipeline/cli/operate.py`); logs of a local
+    execution where one ran (`pipeline/local/operations.py`)."""
     def handler(args, cfg) -> int:
         from pipeline.cli import operate
 
         if command == "logs":
-            return operate.logs(cfg, args.execution, args.step, args.follow)
+            workdir = _local_workdir(args, cfg)
+            if workdir is None:
+                return operate.logs(cfg, args.execution, args.step, args.follow)
+            from pipeline.local.operations import show_logs
+
+            try:
+                return show_logs(cfg, workdir, args.execution, args.step)
+            except ValueError as err:
+                raise UsageError(str(err)) from None
         return getattr(operate, command)(cfg, args.execution)
     return handler
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("execution", metavar="EXECUTION", nargs="?",
-                   help="execution id or ARN (default: the newest local execution in --workdir)")
-    p.add_argument("--workdir", help="a local run's workdir: report on its executions")
-    p.add_argument("--out", required=True, help="the HTML file to write")
+                   help="execution id or ARN (default: the newest, local where a local run happened)")
+    p.add_argument("--out", help="the HTML file to write (default: report.html beside a local execution's record, "
+                   "report-<execution id>.html here for SageMaker's)")
+    _where(p)
 
 
 def _report(args, cfg) -> int:
     from pipeline.report import write_report
 
-    return write_report(cfg, args.execution, args.workdir, Path(args.out))
+    workdir = _local_workdir(args, cfg)
+    return write_report(cfg, args.execution, str(workdir) if workdir else None, Path(args.out) if args.out else None)
 
 
 # --- inspect -------------------------------------------------------------------------------------
@@ -307,7 +344,7 @@ VERBS = (
     Verb("schedule", "deploy", "make the EventBridge schedules match the config", _dry_run, _deploy("schedule")),
     Verb("delete", "deploy", "delete the pipeline and its schedules", _dry_run, _deploy("delete")),
     Verb("versions", "operate", "list the pipeline's versions", _none, _deploy("versions")),
-    Verb("status", "operate", "recent executions and their step states", _limit_args, _deploy("status")),
+    Verb("status", "operate", "recent executions and their step states", _limit_args, _status),
     Verb("retry", "operate", "retry a failed or stopped execution (RetryPipelineExecution)", _execution,
          _operate("retry")),
     Verb("stop", "operate", "stop a running execution", _execution, _operate("stop")),

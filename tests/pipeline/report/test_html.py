@@ -97,4 +97,4 @@ class TestInvalidReport:
     def test_an_unknown_execution_exits_2(self, tmp_path, capsys):
         assert main(["report", "--config", EXAMPLE, "local-nope", "--workdir", str(tmp_path),
                      "--out", str(tmp_path / "r.html")]) == 2
-        assert "local-nope not found" in capsys.readouterr().err
+        assert f"--workdir {tmp_path}: no local execution of wavepipe-example there" in capsys.readouterr().err
