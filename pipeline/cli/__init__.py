@@ -80,7 +80,29 @@ def run(args, embedded_default: bool = False) -> int:
     if not verb.config:
         return verb.run(args)
     args.config = config_path(args.config, embedded_default, note=lambda text: print(text, file=sys.stderr))
-    return verb.run(args, load_config(args.config, env=args.env, overlays=args.overlay))
+    cfg = load_config(args.config, env=args.env, overlays=args.overlay)
+    if cfg.parameters.input_uri.startswith("file://"):
+        cfg = _folder_inputs(args, cfg)
+    return verb.run(args, cfg)
+
+
+def _folder_inputs(args, cfg):
+    """A folder as an input: refused by what deploys; mirrored into the storage of a local run
+    (`local`, `plan`); every command sees the config naming the mirror."""
+    from pipeline.local.folders import localized, mirror, refuse
+
+    if problem := refuse(cfg, args.command):
+        raise UsageError(problem)
+    if args.command in ("local", "plan"):
+        from pipeline.local.command import storage_for
+
+        workdir = Path(args.workdir or cfg.local.workdir or ".wavepipe")
+        storage = args.s3_endpoint or ("aws" if args.s3 == "aws" else "local")
+        try:
+            mirror(cfg, storage_for(workdir, storage))
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return localized(cfg)
 
 
 def main(argv: list[str] | None = None, embedded_default: bool = False) -> int:

@@ -132,17 +132,20 @@ def _init_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", help="the project folder (created)")
     p.add_argument("--package", help="name of the project's Python package (default: from the folder's name)")
     p.add_argument("--force", action="store_true", help="overwrite files the project would write")
+    p.add_argument("--raw", metavar="FOLDER", help="a folder of your WFDB records (no labels): the project "
+                   "featurizes it (Featurize + Combine), with no package of its own")
 
 
 def _init(args) -> int:
     from pipeline.project.create import InitError, init_project
 
     try:
-        project = init_project(args.dir, package=args.package, force=args.force)
+        project = init_project(args.dir, package=args.package, force=args.force, raw=args.raw)
     except InitError as err:
         raise UsageError(str(err)) from None
-    print(f"wrote {len(project.files)} files to {project.root} (package {project.package}); next:\n"
-          f"  wavepipe validate --config {project.config}\n  wavepipe local --config {project.config}")
+    what = f"over the records in {args.raw}" if args.raw else f"package {project.package}"
+    print(f"wrote {len(project.files)} files to {project.root} ({what}); next:\n"
+          f"  cd {project.root}\n  wavepipe validate\n  wavepipe local")
     return 0
 
 

@@ -127,7 +127,9 @@ class Progress:
         """Seconds left at the rate seen since the step's progress was first read."""
         first = self._first.setdefault(name, (now, done))
         rate = (done - first[1]) / (now - first[0]) if now > first[0] else 0.0
-        return f"ETA {elapsed((total - done) / rate)}" if rate > 0 and done < total else "ETA -"
+        if done >= total:
+            return "finishing"
+        return f"ETA {elapsed((total - done) / rate)}" if rate > 0 else "ETA -"
 
     def running_line(self, result: StepResult, now: float, live: bool) -> str:
         """`Featurize-shard-0001  [######......] 18/30 records  ETA 4.0s` (live), or without the
@@ -145,7 +147,8 @@ class Progress:
         if not self.enabled:
             return
         now = time.monotonic()
-        running = [r for r in results.values() if r.state is StepState.RUNNING]
+        # A ForEach step (no log of its own) runs through its iterations, which have lines.
+        running = [r for r in results.values() if r.state is StepState.RUNNING and r.log is not None]
         summary = f"{sum(1 for r in results.values() if r.state.outcome is not None)} of {len(results)} steps done"
         if self.live:
             with self._lock:
