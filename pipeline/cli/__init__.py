@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from pipeline.cli.verbs import GROUPS, VERBS, UsageError, parse_params
-from pipeline.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = str(ROOT / "config" / "example.yaml")
@@ -79,6 +78,8 @@ def run(args, embedded_default: bool = False) -> int:
     verb = next(v for v in VERBS if v.name == args.command)
     if not verb.config:
         return verb.run(args)
+    from pipeline.config import load_config  # here: `--help` must not wait for the models
+
     args.config = config_path(args.config, embedded_default, note=lambda text: print(text, file=sys.stderr))
     cfg = load_config(args.config, env=args.env, overlays=args.overlay)
     if cfg.parameters.input_uri.startswith("file://"):
@@ -108,6 +109,8 @@ def _folder_inputs(args, cfg):
 def main(argv: list[str] | None = None, embedded_default: bool = False) -> int:
     """`wavepipe <command>`; `embedded_default` (`deploy.py`): without a project, the example."""
     args = parser().parse_args(argv)
+    from pipeline.config import ConfigError
+
     try:
         return run(args, embedded_default)
     except (ConfigError, UsageError) as err:

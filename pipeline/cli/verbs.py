@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipeline.config import json_schema
 
 GROUPS = ("run locally", "deploy", "operate", "inspect")
 
@@ -263,20 +262,21 @@ def _definition_args(p: argparse.ArgumentParser) -> None:
 
 
 def _definition(args, cfg) -> int:
-    from pipeline.build.compose import build
+    from pipeline.build.cached import cached_definition
     from pipeline.definition.model import pretty
 
-    built = build(cfg)
-    sys.stdout.write(pretty(built.definition) if args.pretty else built.definition + "\n")
+    definition = cached_definition(cfg)
+    sys.stdout.write(pretty(definition) if args.pretty else definition + "\n")
     return 0
 
 
 def _validate(args, cfg) -> int:
-    from pipeline.build.compose import build
-    from pipeline.definition.validate import check_definition, measure
+    from pipeline.build.cached import cached_definition, cached_problems
+    from pipeline.definition.validate import measure
 
-    definition = json.loads(build(cfg).definition)
-    problems = check_definition(definition)
+    text = cached_definition(cfg)
+    definition = json.loads(text)
+    problems = cached_problems(cfg, text, _check)
     for problem in problems:
         print(f"{args.config}: {problem}", file=sys.stderr)
     if problems:
@@ -287,21 +287,29 @@ def _validate(args, cfg) -> int:
     return 0
 
 
+def _check(text: str) -> list[str]:
+    from pipeline.definition.validate import check_definition
+
+    return check_definition(json.loads(text))
+
+
 def _graph_args(p: argparse.ArgumentParser) -> None:
     _out(p)
     p.add_argument("--format", choices=["mermaid", "svg"], default="mermaid")
 
 
 def _graph(args, cfg) -> int:
-    from pipeline.build.compose import build
+    from pipeline.build.cached import cached_definition
     from pipeline.definition.mermaid import mermaid
     from pipeline.definition.svg import svg
 
-    _write((svg if args.format == "svg" else mermaid)(json.loads(build(cfg).definition)), args.out)
+    _write((svg if args.format == "svg" else mermaid)(json.loads(cached_definition(cfg))), args.out)
     return 0
 
 
 def _schema(args) -> int:
+    from pipeline.config import json_schema
+
     _write(json.dumps(json_schema(), indent=2) + "\n", args.out)
     return 0
 
