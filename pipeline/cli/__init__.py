@@ -24,6 +24,10 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlay", action="append", default=[], help="another overlay YAML (repeatable)")
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 def parser() -> argparse.ArgumentParser:
     groups = "; ".join(f"{g}: {', '.join(v.name for v in VERBS if v.group == g)}" for g in GROUPS)
     ap = argparse.ArgumentParser(
@@ -35,7 +39,9 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = ap.add_subparsers(dest="command", required=True)
     for verb in VERBS:
-        p = sub.add_parser(verb.name, help=verb.help)
+        p = sub.add_parser(verb.name, help=verb.help, description=_sentence(verb.help),
+                           epilog=f"example:\n  {verb.example}" if verb.example else None,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         if verb.config:
             _config_args(p)
         verb.arguments(p)
@@ -52,7 +58,8 @@ def find_config(start: Path | None = None) -> Path | None:
 def _in_checkout(folder: Path) -> bool:
     """Whether `folder` is inside the wavepipe checkout this code runs from (not an installed copy)."""
     folder = folder.resolve()
-    return (ROOT / "deploy.py").is_file() and Path(DEFAULT_CONFIG).is_file() and (folder == ROOT or ROOT in folder.parents)
+    checkout = (ROOT / "deploy.py").is_file() and Path(DEFAULT_CONFIG).is_file()
+    return checkout and (folder == ROOT or ROOT in folder.parents)
 
 
 def config_path(given: str | None, embedded_default: bool = False, note=print) -> str:

@@ -27,6 +27,7 @@ class Verb:
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable  # (args, cfg) -> exit code; (args) when `config` is False
     config: bool = True  # takes --config/--env/--overlay and gets the loaded config
+    example: str = ""  # what a user types, shown at the end of the verb's --help
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
@@ -94,7 +95,7 @@ def _local(args, cfg) -> int:
 def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", help="the local run's storage, executions and cache (default: as `local`)")
     _storage(p, "read")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="json: for scripts (default: text)")
     p.add_argument("--price", action="append", default=[], metavar="TYPE=USD",
                    help="on-demand USD per hour of an instance type (repeatable); TYPE=USD:VCPUS:BASELINE_GBPS for a "
                         "type the sizing table does not list")
@@ -111,8 +112,9 @@ def _plan(args, cfg) -> int:
 
 def _sample_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=".wavepipe/sample", help="folder to write")
-    p.add_argument("--size", choices=["small", "medium"], default="small")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", choices=["small", "medium"], default="small",
+                   help="small: 24 records (the example's); medium: 120")
+    p.add_argument("--seed", type=int, default=0, help="the random seed: the same seed writes the same files")
 
 
 def _sample_data(args) -> int:
@@ -156,12 +158,12 @@ def _upsert_args(p: argparse.ArgumentParser) -> None:
 
 
 def _start_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="pipeline parameter value")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--version", type=int, help="pipeline version to run")
     group.add_argument("--alias", help="version alias to run")
     p.add_argument("--wait", action="store_true", help="follow the step states until the end")
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print the AWS calls instead of making them")
 
 
 def _deploy(command: str) -> Callable:
@@ -295,7 +297,8 @@ def _check(text: str) -> list[str]:
 
 def _graph_args(p: argparse.ArgumentParser) -> None:
     _out(p)
-    p.add_argument("--format", choices=["mermaid", "svg"], default="mermaid")
+    p.add_argument("--format", choices=["mermaid", "svg"], default="mermaid",
+                   help="mermaid: text for Markdown (default); svg: an image")
 
 
 def _graph(args, cfg) -> int:
@@ -341,32 +344,57 @@ def _preflight(args, cfg) -> int:
 
 
 VERBS = (
-    Verb("local", "run locally", "run the pipeline on this machine (no AWS, no Docker)", _local_args, _local),
-    Verb("plan", "run locally", "what `local` would run now and why (writes nothing)", _plan_args, _plan),
+    Verb("local", "run locally", "run the pipeline on this machine (no AWS, no Docker)", _local_args, _local,
+         example="wavepipe local                      # the nearest wavepipe.yaml's pipeline, on this machine\n"
+                 "  wavepipe local --retry              # resume the newest failed execution"),
+    Verb("plan", "run locally", "what `local` would run now and why (writes nothing)", _plan_args, _plan,
+         example='wavepipe plan --format json'),
     Verb("sample-data", "run locally", "write the generated sample dataset", _sample_data_args, _sample_data,
-         config=False),
+         config=False,
+         example='wavepipe sample-data --out /tmp/sample --size medium'),
     Verb("init", "run locally", "write a new project: a config and your own functions, tests, README", _init_args,
-         _init, config=False),
+         _init, config=False,
+         example="wavepipe init my-waves && cd my-waves && wavepipe local\n"
+                 "  wavepipe init my-waves --raw ~/records   # over a folder of your WFDB records, no labels"),
     Verb("preflight", "deploy", "check the account before the first deploy (read-only calls): role, trust, "
-         "permissions, quotas, bucket region, KMS key, subnets, definition limits", _none, _preflight),
+         "permissions, quotas, bucket region, KMS key, subnets, definition limits", _none, _preflight,
+         example='wavepipe preflight --config wavepipe.yaml'),
     Verb("upsert", "deploy", "create or update the pipeline (a new version only when changed)", _upsert_args,
-         _deploy("upsert")),
-    Verb("start", "deploy", "start an execution", _start_args, _deploy("start")),
-    Verb("schedule", "deploy", "make the EventBridge schedules match the config", _dry_run, _deploy("schedule")),
-    Verb("delete", "deploy", "delete the pipeline and its schedules", _dry_run, _deploy("delete")),
-    Verb("versions", "operate", "list the pipeline's versions", _none, _deploy("versions")),
-    Verb("status", "operate", "recent executions and their step states", _limit_args, _status),
+         _deploy("upsert"),
+         example='wavepipe upsert --dry-run          # the AWS calls it would make'),
+    Verb("start", "deploy", "start an execution", _start_args, _deploy("start"),
+         example='wavepipe start --param ExperimentName=nightly --wait'),
+    Verb("schedule", "deploy", "make the EventBridge schedules match the config", _dry_run, _deploy("schedule"),
+         example='wavepipe schedule --dry-run'),
+    Verb("delete", "deploy", "delete the pipeline and its schedules", _dry_run, _deploy("delete"),
+         example='wavepipe delete --dry-run'),
+    Verb("versions", "operate", "list the pipeline's versions", _none, _deploy("versions"),
+         example='wavepipe versions'),
+    Verb("status", "operate", "recent executions and their step states", _limit_args, _status,
+         example="wavepipe status --limit 3          # local executions where a local run happened\n"
+                 "  wavepipe status --sagemaker"),
     Verb("retry", "operate", "retry a failed or stopped execution (RetryPipelineExecution)", _execution,
-         _operate("retry")),
-    Verb("stop", "operate", "stop a running execution", _execution, _operate("stop")),
-    Verb("logs", "operate", "an execution's processing-job logs from CloudWatch", _logs_args, _operate("logs")),
+         _operate("retry"),
+         example='wavepipe retry <execution id>'),
+    Verb("stop", "operate", "stop a running execution", _execution, _operate("stop"),
+         example='wavepipe stop <execution id>'),
+    Verb("logs", "operate", "an execution's step logs (local, or the processing jobs' in CloudWatch)", _logs_args,
+         _operate("logs"),
+         example="wavepipe logs                      # every step log of the newest local execution\n"
+                 "  wavepipe logs --sagemaker <execution id> Reconcile --follow"),
     Verb("report", "operate", "a self-contained HTML report of a local or SageMaker execution", _report_args,
-         _report),
+         _report,
+         example='wavepipe report                    # the newest local execution, written beside it'),
     Verb("definition", "inspect", "print the pipeline definition JSON (offline, deterministic)", _definition_args,
-         _definition),
-    Verb("validate", "inspect", "check config, graph and every step request (offline)", _none, _validate),
-    Verb("graph", "inspect", "write the DAG as a Mermaid diagram or an SVG image", _graph_args, _graph),
-    Verb("schema", "inspect", "write the config JSON Schema (for editors)", _out, _schema, config=False),
+         _definition,
+         example='wavepipe definition --pretty | less'),
+    Verb("validate", "inspect", "check config, graph and every step request (offline)", _none, _validate,
+         example='wavepipe validate --config my-waves/wavepipe.yaml'),
+    Verb("graph", "inspect", "write the DAG as a Mermaid diagram or an SVG image", _graph_args, _graph,
+         example='wavepipe graph --format svg --out dag.svg'),
+    Verb("schema", "inspect", "write the config JSON Schema (for editors)", _out, _schema, config=False,
+         example='wavepipe schema --out config/schema.json'),
     Verb("iam-policy", "inspect", "least-privilege IAM policy for this config (offline)", _iam_policy_args,
-         _iam_policy),
+         _iam_policy,
+         example='wavepipe iam-policy --for role --format cloudformation --out role.yaml'),
 )
