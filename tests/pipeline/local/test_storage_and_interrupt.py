@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import boto3
 
@@ -157,7 +158,7 @@ class TestLiveProgress:
     def result(self, name="Featurize-shard-0001"):
         from pipeline.local.results import StepResult
 
-        return {name: StepResult(name, StepState.RUNNING), "Combine": StepResult("Combine")}
+        return {name: StepResult(name, StepState.RUNNING, log=Path("x.log")), "Combine": StepResult("Combine")}
 
     def test_terminal_gets_a_bar_and_an_eta(self, tmp_path):
         from pipeline.local.progress import Progress
