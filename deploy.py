@@ -6,4 +6,4 @@ import sys
 from pipeline.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(embedded_default=True))

@@ -125,6 +125,7 @@ REPORT_BALANCE = "balance_efficiency"
 REPORT_WORKERS = "workers"  # [{"pid", "tasks", "records", "bytes", "busy_s", "peak_rss_mb"}]
 WORKER_BUSY_S = "busy_s"
 REPORT_HOSTS = "hosts"  # a merged multi-host report: the hosts it was merged from
+REPORT_TOP_ERROR = "top_error"  # the most common record error: {"kind", "records", "example"}; None: none failed
 
 
 class FeaturizeReport(TypedDict, total=False):
@@ -142,6 +143,7 @@ class FeaturizeReport(TypedDict, total=False):
     error_fraction: float
     max_error_fraction: float
     errors_by_kind: dict[str, int]
+    top_error: dict[str, Any] | None
     rows: int
     error_rows: int
     bytes_total: int
@@ -205,6 +207,13 @@ ENV_CURRENT_HOST = "WAVEPIPE_CURRENT_HOST"
 # the local runner writes one per instance and names it in ENV_RESOURCE_CONFIG.
 RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"
 ENV_RESOURCE_CONFIG = "WAVEPIPE_RESOURCE_CONFIG"
+# SageMaker's failure-reason file of a processing job: what the container writes there (at most
+# 1 KiB) becomes the job's FailureReason (docs.aws.amazon.com/sagemaker/latest/dg/
+# build-your-own-processing-container.html). The local runner names one per instance in
+# ENV_FAILURE_MESSAGE and shows it in its table.
+FAILURE_MESSAGE = "/opt/ml/output/message"
+FAILURE_MESSAGE_BYTES = 1024
+ENV_FAILURE_MESSAGE = "WAVEPIPE_FAILURE_MESSAGE"
 
 # --- the user's own code in the code bundle (`code.paths`, `code.requirements`) ---------------
 # `<bundle>/user/<name>/...`: each listed folder or file at the import root under its own name;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Callable, TypeVar
 
 from pydantic import BaseModel
 
-from steps.contract import ARG_SETTINGS, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from steps.contract import (ARG_SETTINGS, ENV_FAILURE_MESSAGE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK,
+                            FAILURE_MESSAGE, FAILURE_MESSAGE_BYTES)
 from steps.settings_file import load_settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -55,6 +57,30 @@ def stage_parser(stage: str, description: str, settings_model: type[BaseModel]) 
     return p
 
 
+def write_failure_message(text: str) -> Path | None:
+    """Write why the stage failed where SageMaker reads a processing job's FailureReason
+    (`/opt/ml/output/message`, at most 1 KiB: the first line is what a reader sees), or where
+    the local runner names it (ENV_FAILURE_MESSAGE). Outside both (a test, a shell) nothing is
+    written. Returns the file written."""
+    target = os.environ.get(ENV_FAILURE_MESSAGE) or (FAILURE_MESSAGE if Path("/opt/ml").is_dir() else None)
+    if not target:
+        return None
+    data = text.strip().encode("utf-8")[:FAILURE_MESSAGE_BYTES].decode("utf-8", errors="ignore")
+    try:
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(data, encoding="utf-8")
+    except OSError:
+        return None  # the reason is still on stderr, in the log
+    return path
+
+
+def _failed(stage: str, text: str, code: int) -> int:
+    print(f"{stage}: {'failed: ' if code == EXIT_FAILED else ''}{text}", file=sys.stderr)
+    write_failure_message(f"{stage}: {text}")
+    return code
+
+
 def run_stage(stage: str, parser: argparse.ArgumentParser, settings_model: type[M],
               work: Callable[[argparse.Namespace, M], int | None], argv: list[str] | None = None) -> int:
     """Parse, read the settings, run `work(args, settings)`; its errors become exit codes."""
@@ -71,14 +97,14 @@ def run_stage(stage: str, parser: argparse.ArgumentParser, settings_model: type[
             raise BadInput(str(err)) from None
         code = work(args, settings)
     except BadInput as err:
-        print(f"{stage}: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _failed(stage, str(err), EXIT_BAD_INPUT)
     except StageFailed as err:
-        print(f"{stage}: failed: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        return _failed(stage, str(err), EXIT_FAILED)
     except OSError as err:
         # Disk full, permission denied, a file too large...: the stage failed on this path, in
         # one line (a traceback wall says no more); rerunning once it is fixed resumes.
-        print(f"{stage}: failed: {os_error_line(err)}", file=sys.stderr)
-        return EXIT_FAILED
+        return _failed(stage, os_error_line(err), EXIT_FAILED)
+    except Exception as err:  # noqa: BLE001 - a bug or a user function's error: traceback, then why
+        traceback.print_exc()
+        return _failed(stage, f"{type(err).__name__}: {err}".splitlines()[0], EXIT_FAILED)
     return EXIT_OK if code is None else code

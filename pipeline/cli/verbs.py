@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipeline.config import json_schema
 
 GROUPS = ("run locally", "deploy", "operate", "inspect")
 
@@ -28,6 +27,7 @@ class Verb:
     arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable  # (args, cfg) -> exit code; (args) when `config` is False
     config: bool = True  # takes --config/--env/--overlay and gets the loaded config
+    example: str = ""  # what a user types, shown at the end of the verb's --help
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
@@ -95,7 +95,7 @@ def _local(args, cfg) -> int:
 def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", help="the local run's storage, executions and cache (default: as `local`)")
     _storage(p, "read")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="json: for scripts (default: text)")
     p.add_argument("--retry", nargs="?", const="latest", metavar="EXECUTION_ID",
                    help="plan `local --retry`: what resuming that failed execution would run")
     p.add_argument("--price", action="append", default=[], metavar="TYPE=USD",
@@ -114,8 +114,9 @@ def _plan(args, cfg) -> int:
 
 def _sample_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=".wavepipe/sample", help="folder to write")
-    p.add_argument("--size", choices=["small", "medium"], default="small")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", choices=["small", "medium"], default="small",
+                   help="small: 24 records (the example's); medium: 120")
+    p.add_argument("--seed", type=int, default=0, help="the random seed: the same seed writes the same files")
 
 
 def _sample_data(args) -> int:
@@ -134,17 +135,20 @@ def _init_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", help="the project folder (created)")
     p.add_argument("--package", help="name of the project's Python package (default: from the folder's name)")
     p.add_argument("--force", action="store_true", help="overwrite files the project would write")
+    p.add_argument("--raw", metavar="FOLDER", help="a folder of your WFDB records (no labels): the project "
+                   "featurizes it (Featurize + Combine), with no package of its own")
 
 
 def _init(args) -> int:
     from pipeline.project.create import InitError, init_project
 
     try:
-        project = init_project(args.dir, package=args.package, force=args.force)
+        project = init_project(args.dir, package=args.package, force=args.force, raw=args.raw)
     except InitError as err:
         raise UsageError(str(err)) from None
-    print(f"wrote {len(project.files)} files to {project.root} (package {project.package}); next:\n"
-          f"  wavepipe validate --config {project.config}\n  wavepipe local --config {project.config}")
+    what = f"over the records in {args.raw}" if args.raw else f"package {project.package}"
+    print(f"wrote {len(project.files)} files to {project.root} ({what}); next:\n"
+          f"  cd {project.root}\n  wavepipe validate\n  wavepipe local")
     return 0
 
 
@@ -156,12 +160,12 @@ def _upsert_args(p: argparse.ArgumentParser) -> None:
 
 
 def _start_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="pipeline parameter value")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--version", type=int, help="pipeline version to run")
     group.add_argument("--alias", help="version alias to run")
     p.add_argument("--wait", action="store_true", help="follow the step states until the end")
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print the AWS calls instead of making them")
 
 
 def _deploy(command: str) -> Callable:
@@ -184,38 +188,75 @@ def _deploy(command: str) -> Callable:
 
 # --- operate -------------------------------------------------------------------------------------
 
+def _where(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", help="a local run's workdir (default: the config's, as `local` uses it)")
+    p.add_argument("--sagemaker", action="store_true", help="the deployed pipeline's executions, not the local "
+                   "ones (the default when the workdir has no local execution of this pipeline)")
+
+
+def _local_workdir(args, cfg) -> Path | None:
+    from pipeline.local.operations import local_workdir
+
+    try:
+        return local_workdir(cfg, args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def _limit_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int, default=5)
+    p.add_argument("--limit", type=int, default=5, help="how many executions, newest first (default 5)")
+    _where(p)
+
+
+def _status(args, cfg) -> int:
+    workdir = _local_workdir(args, cfg)
+    if workdir is None:
+        return _deploy("status")(args, cfg)
+    from pipeline.local.operations import show_status
+
+    return show_status(cfg, workdir, args.limit)
 
 
 def _logs_args(p: argparse.ArgumentParser) -> None:
-    _execution(p)
+    p.add_argument("execution", metavar="EXECUTION", nargs="?", help="execution id or ARN (default: the newest)")
     p.add_argument("step", metavar="STEP", nargs="?", help="only this step (default: every processing step)")
-    p.add_argument("--follow", action="store_true", help="keep printing until the execution ends")
+    p.add_argument("--follow", action="store_true", help="keep printing until the execution ends (SageMaker)")
+    _where(p)
 
 
 def _operate(command: str) -> Callable:
-    """The handler of retry, stop and logs (`pipeline/cli/operate.py`)."""
+    """The handler of retry, stop and logs (`pipeline/cli/operate.py`); logs of a local
+    execution where one ran (`pipeline/local/operations.py`)."""
     def handler(args, cfg) -> int:
         from pipeline.cli import operate
 
         if command == "logs":
-            return operate.logs(cfg, args.execution, args.step, args.follow)
+            workdir = _local_workdir(args, cfg)
+            if workdir is None:
+                return operate.logs(cfg, args.execution, args.step, args.follow)
+            from pipeline.local.operations import show_logs
+
+            try:
+                return show_logs(cfg, workdir, args.execution, args.step)
+            except ValueError as err:
+                raise UsageError(str(err)) from None
         return getattr(operate, command)(cfg, args.execution)
     return handler
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("execution", metavar="EXECUTION", nargs="?",
-                   help="execution id or ARN (default: the newest local execution in --workdir)")
-    p.add_argument("--workdir", help="a local run's workdir: report on its executions")
-    p.add_argument("--out", required=True, help="the HTML file to write")
+                   help="execution id or ARN (default: the newest, local where a local run happened)")
+    p.add_argument("--out", help="the HTML file to write (default: report.html beside a local execution's record, "
+                   "report-<execution id>.html here for SageMaker's)")
+    _where(p)
 
 
 def _report(args, cfg) -> int:
     from pipeline.report import write_report
 
-    return write_report(cfg, args.execution, args.workdir, Path(args.out))
+    workdir = _local_workdir(args, cfg)
+    return write_report(cfg, args.execution, str(workdir) if workdir else None, Path(args.out) if args.out else None)
 
 
 # --- inspect -------------------------------------------------------------------------------------
@@ -225,20 +266,21 @@ def _definition_args(p: argparse.ArgumentParser) -> None:
 
 
 def _definition(args, cfg) -> int:
-    from pipeline.build.compose import build
+    from pipeline.build.cached import cached_definition
     from pipeline.definition.model import pretty
 
-    built = build(cfg)
-    sys.stdout.write(pretty(built.definition) if args.pretty else built.definition + "\n")
+    definition = cached_definition(cfg)
+    sys.stdout.write(pretty(definition) if args.pretty else definition + "\n")
     return 0
 
 
 def _validate(args, cfg) -> int:
-    from pipeline.build.compose import build
-    from pipeline.definition.validate import check_definition, measure
+    from pipeline.build.cached import cached_definition, cached_problems
+    from pipeline.definition.validate import measure
 
-    definition = json.loads(build(cfg).definition)
-    problems = check_definition(definition)
+    text = cached_definition(cfg)
+    definition = json.loads(text)
+    problems = cached_problems(cfg, text, _check)
     for problem in problems:
         print(f"{args.config}: {problem}", file=sys.stderr)
     if problems:
@@ -249,21 +291,30 @@ def _validate(args, cfg) -> int:
     return 0
 
 
+def _check(text: str) -> list[str]:
+    from pipeline.definition.validate import check_definition
+
+    return check_definition(json.loads(text))
+
+
 def _graph_args(p: argparse.ArgumentParser) -> None:
     _out(p)
-    p.add_argument("--format", choices=["mermaid", "svg"], default="mermaid")
+    p.add_argument("--format", choices=["mermaid", "svg"], default="mermaid",
+                   help="mermaid: text for Markdown (default); svg: an image")
 
 
 def _graph(args, cfg) -> int:
-    from pipeline.build.compose import build
+    from pipeline.build.cached import cached_definition
     from pipeline.definition.mermaid import mermaid
     from pipeline.definition.svg import svg
 
-    _write((svg if args.format == "svg" else mermaid)(json.loads(build(cfg).definition)), args.out)
+    _write((svg if args.format == "svg" else mermaid)(json.loads(cached_definition(cfg))), args.out)
     return 0
 
 
 def _schema(args) -> int:
+    from pipeline.config import json_schema
+
     _write(json.dumps(json_schema(), indent=2) + "\n", args.out)
     return 0
 
@@ -295,32 +346,57 @@ def _preflight(args, cfg) -> int:
 
 
 VERBS = (
-    Verb("local", "run locally", "run the pipeline on this machine (no AWS, no Docker)", _local_args, _local),
-    Verb("plan", "run locally", "what `local` would run now and why (writes nothing)", _plan_args, _plan),
+    Verb("local", "run locally", "run the pipeline on this machine (no AWS, no Docker)", _local_args, _local,
+         example="wavepipe local                      # the nearest wavepipe.yaml's pipeline, on this machine\n"
+                 "  wavepipe local --retry              # resume the newest failed execution"),
+    Verb("plan", "run locally", "what `local` would run now and why (writes nothing)", _plan_args, _plan,
+         example='wavepipe plan --format json'),
     Verb("sample-data", "run locally", "write the generated sample dataset", _sample_data_args, _sample_data,
-         config=False),
+         config=False,
+         example='wavepipe sample-data --out /tmp/sample --size medium'),
     Verb("init", "run locally", "write a new project: a config and your own functions, tests, README", _init_args,
-         _init, config=False),
+         _init, config=False,
+         example="wavepipe init my-waves && cd my-waves && wavepipe local\n"
+                 "  wavepipe init my-waves --raw ~/records   # over a folder of your WFDB records, no labels"),
     Verb("preflight", "deploy", "check the account before the first deploy (read-only calls): role, trust, "
-         "permissions, quotas, bucket region, KMS key, subnets, definition limits", _none, _preflight),
+         "permissions, quotas, bucket region, KMS key, subnets, definition limits", _none, _preflight,
+         example='wavepipe preflight --config wavepipe.yaml'),
     Verb("upsert", "deploy", "create or update the pipeline (a new version only when changed)", _upsert_args,
-         _deploy("upsert")),
-    Verb("start", "deploy", "start an execution", _start_args, _deploy("start")),
-    Verb("schedule", "deploy", "make the EventBridge schedules match the config", _dry_run, _deploy("schedule")),
-    Verb("delete", "deploy", "delete the pipeline and its schedules", _dry_run, _deploy("delete")),
-    Verb("versions", "operate", "list the pipeline's versions", _none, _deploy("versions")),
-    Verb("status", "operate", "recent executions and their step states", _limit_args, _deploy("status")),
+         _deploy("upsert"),
+         example='wavepipe upsert --dry-run          # the AWS calls it would make'),
+    Verb("start", "deploy", "start an execution", _start_args, _deploy("start"),
+         example='wavepipe start --param ExperimentName=nightly --wait'),
+    Verb("schedule", "deploy", "make the EventBridge schedules match the config", _dry_run, _deploy("schedule"),
+         example='wavepipe schedule --dry-run'),
+    Verb("delete", "deploy", "delete the pipeline and its schedules", _dry_run, _deploy("delete"),
+         example='wavepipe delete --dry-run'),
+    Verb("versions", "operate", "list the pipeline's versions", _none, _deploy("versions"),
+         example='wavepipe versions'),
+    Verb("status", "operate", "recent executions and their step states", _limit_args, _status,
+         example="wavepipe status --limit 3          # local executions where a local run happened\n"
+                 "  wavepipe status --sagemaker"),
     Verb("retry", "operate", "retry a failed or stopped execution (RetryPipelineExecution)", _execution,
-         _operate("retry")),
-    Verb("stop", "operate", "stop a running execution", _execution, _operate("stop")),
-    Verb("logs", "operate", "an execution's processing-job logs from CloudWatch", _logs_args, _operate("logs")),
+         _operate("retry"),
+         example='wavepipe retry <execution id>'),
+    Verb("stop", "operate", "stop a running execution", _execution, _operate("stop"),
+         example='wavepipe stop <execution id>'),
+    Verb("logs", "operate", "an execution's step logs (local, or the processing jobs' in CloudWatch)", _logs_args,
+         _operate("logs"),
+         example="wavepipe logs                      # every step log of the newest local execution\n"
+                 "  wavepipe logs --sagemaker <execution id> Reconcile --follow"),
     Verb("report", "operate", "a self-contained HTML report of a local or SageMaker execution", _report_args,
-         _report),
+         _report,
+         example='wavepipe report                    # the newest local execution, written beside it'),
     Verb("definition", "inspect", "print the pipeline definition JSON (offline, deterministic)", _definition_args,
-         _definition),
-    Verb("validate", "inspect", "check config, graph and every step request (offline)", _none, _validate),
-    Verb("graph", "inspect", "write the DAG as a Mermaid diagram or an SVG image", _graph_args, _graph),
-    Verb("schema", "inspect", "write the config JSON Schema (for editors)", _out, _schema, config=False),
+         _definition,
+         example='wavepipe definition --pretty | less'),
+    Verb("validate", "inspect", "check config, graph and every step request (offline)", _none, _validate,
+         example='wavepipe validate --config my-waves/wavepipe.yaml'),
+    Verb("graph", "inspect", "write the DAG as a Mermaid diagram or an SVG image", _graph_args, _graph,
+         example='wavepipe graph --format svg --out dag.svg'),
+    Verb("schema", "inspect", "write the config JSON Schema (for editors)", _out, _schema, config=False,
+         example='wavepipe schema --out config/schema.json'),
     Verb("iam-policy", "inspect", "least-privilege IAM policy for this config (offline)", _iam_policy_args,
-         _iam_policy),
+         _iam_policy,
+         example='wavepipe iam-policy --for role --format cloudformation --out role.yaml'),
 )

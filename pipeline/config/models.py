@@ -13,6 +13,9 @@ from steps.contract import ENCODED_DATA_DIRS, FULL_DATASET
 
 INSTANCE_TYPE = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
 S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+# A folder on this machine, as an input of local runs only (`pipeline/local/folders.py`); a path
+# in the YAML is made a `file://` URI of its absolute path when the config is loaded.
+FILE_URI = r"^file:///.+$"
 EXPERIMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
@@ -133,7 +136,8 @@ class CacheConfig(Model):
 class Parameters(Model):
     """Defaults of the pipeline parameters a Studio user changes per run."""
 
-    input_uri: str = Field(pattern=S3_URI, description="InputUri")
+    input_uri: str = Field(pattern=f"{S3_URI}|{FILE_URI}", description="InputUri: an s3:// prefix; for local runs "
+                           "only, also a folder (a path, relative to the config file, or a file:// URI)")
     experiment_name: str = Field("default", pattern=EXPERIMENT_NAME)
     encoded_data_dir: Literal[ENCODED_DATA_DIRS] = FULL_DATASET  # type: ignore[valid-type]
     reload: bool = False

@@ -8,6 +8,8 @@ to the base config file too). The path-like keys:
 - `local.workdir`: the local runner's folder (made absolute; default `.wavepipe` beside the file);
 - `stages.reconcile.labels.sqlite_uri` when it is a local path, not `s3://` (made absolute; a
   local SQLite file only exists for local runs);
+- `parameters.input_uri` when it is a folder (a path or `file://` URI, not `s3://`): made the
+  `file://` URI of its absolute path (a folder only local runs read: `pipeline/local/folders.py`);
 - `stages.reconcile.labels.query_file`: a `.sql` file read here into `labels.query`, so the query
   text (not the file's location) is what the settings file, and so the cache key, holds.
 
@@ -93,4 +95,15 @@ def resolve_paths(data: dict, base: Path) -> tuple[dict, list[str]]:
         local = data["local"] = {}
     if local is not None:
         local["workdir"] = _absolute(base, local.get("workdir") or DEFAULT_WORKDIR)
+    parameters = _section(data, "parameters")
+    if parameters is not None:
+        parameters["input_uri"] = _folder_uri(base, parameters.get("input_uri"))
     return data, problems + _labels(data, base, allowed)
+
+
+def _folder_uri(base: Path, value: Any) -> Any:
+    """A local folder (`data/raw`, `~/waves`, `file:///abs`) -> `file:///<absolute path>`; an
+    `s3://` URI (or any other scheme, which the model reports) is kept as given."""
+    if not isinstance(value, str) or not value or ("://" in value and not value.startswith("file://")):
+        return value
+    return "file://" + _absolute(base, value.removeprefix("file://"))

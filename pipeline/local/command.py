@@ -30,9 +30,10 @@ def ensure_sample_data(cfg: Config, workdir: Path, storage: str) -> None:
         return
     from pipeline.local.sample_data import write_sample_data
 
-    print(f"writing sample data to {uri} ...", file=sys.stderr)
+    print(f"generating the sample dataset (first run only) at {uri} ...", file=sys.stderr)
     if isinstance(store, LocalStorage):
-        write_sample_data(store.path(uri), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
+        summary = write_sample_data(store.path(uri), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
+        print(f"generated {len(summary.records)} records and {len(summary.documents)} documents", file=sys.stderr)
         return
     with tempfile.TemporaryDirectory() as tmp:
         write_sample_data(Path(tmp), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
@@ -105,4 +106,8 @@ def _run_locked(cfg: Config, args, params: dict[str, str], workdir: Path, storag
     )
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
+    else:
+        from pipeline.local.opening import results_text
+
+        print(results_text(result))
     return result.exit_code

@@ -28,7 +28,7 @@ from pipeline.local.backend import Backend
 from pipeline.local.cache import listed_objects
 from pipeline.local.expressions import to_text
 from steps.entry import os_error_line
-from steps.contract import ENV_PIP_INSTALL, ENV_RESOURCE_CONFIG, WHEELHOUSE_DIR
+from steps.contract import ENV_FAILURE_MESSAGE, ENV_PIP_INSTALL, ENV_RESOURCE_CONFIG, WHEELHOUSE_DIR
 from steps.io.storage import UnsafeKey
 
 PYTHONS = {"python", "python3", f"python3.{sys.version_info.minor}"}
@@ -228,9 +228,11 @@ def environment(job: Job, backend: Backend, root: Path, instance: int) -> dict[s
     env["WAVEPIPE_LOCAL"] = "1"
     env["WAVEPIPE_CURRENT_HOST"] = f"algo-{instance + 1}"
     env[ENV_RESOURCE_CONFIG] = str(sandbox.write_resource_config(root, instance, job.instance_count))
+    env[ENV_FAILURE_MESSAGE] = str(sandbox.failure_message_path(root))
     per_instance = max(1, job.cpus // job.instance_count)
     # joblib (loky) sizes its pools from this: a step uses only the cores it was given.
     env.setdefault("LOKY_MAX_CPU_COUNT", str(per_instance))
+    env.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # carriage-return bars in a log file
     return env
 
 
@@ -268,6 +270,8 @@ def _run_instances(job: Job, backend: Backend, groups: ProcessGroups, stop: thre
                 groups.discard(proc)
             for pump in pumps:
                 pump.join()
+    if status is JobStatus.FAILED and not internal:
+        reason = sandbox.failure_reason(roots, job.log) or reason
     return status, reason, internal
 
 

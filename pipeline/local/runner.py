@@ -116,7 +116,7 @@ class _Run:
                                 parameters=self.parameters, storage=self.backend.label,
                                 only=selected, use_cache=use_cache, now=datetime.now(timezone.utc),
                                 retry=retry)
-        self.progress = Progress(progress, stream, self._progress_files)
+        self.progress = Progress(progress, stream, self._progress_files, workdir=workdir)
         fields = {"PipelineName": pipeline, "DefinitionDigest": self.start.digest,
                   "Parameters": self.parameters, "Storage": self.backend.label}
         self.execution = Execution(self.start, self.graph.order, fields, store,
@@ -170,6 +170,7 @@ class _Run:
             result.error = (f"{os_error_line(error)} ({where}; once that is fixed, resume it with "
                             f"local --retry {self.execution.id})")
         if self.progress.enabled:
+            self.progress.close()
             print_table(result)  # the result on stdout, progress on stderr: `local > run.txt` keeps it
         return result
 

@@ -208,7 +208,8 @@ def _write_tokenizer(path: Path, documents: Path) -> None:
     tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"], min_frequency=1)
+    trainer = trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"], min_frequency=1,
+                                       show_progress=False)  # a bar on the terminal, amid the run's lines
     texts = [json.loads(p.read_text())["text"] for p in sorted(documents.glob("*/raw_text.json"))]
     tokenizer.train_from_iterator(texts, trainer=trainer)
     path.parent.mkdir(parents=True, exist_ok=True)

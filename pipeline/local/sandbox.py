@@ -58,6 +58,36 @@ def write_resource_config(root: Path, instance: int, count: int) -> Path:
     return path
 
 
+def failure_message_path(root: Path) -> Path:
+    """The instance's `/opt/ml/output/message` (SageMaker's failure-reason file), beside its
+    processing root (its folder made, as SageMaker has it); a job finds it through ENV_FAILURE_MESSAGE."""
+    path = root.parent / "output" / "message"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*")
+
+
+def failure_reason(roots: list[Path], log: Path) -> str | None:
+    """A failed job's FailureReason as SageMaker gives it, `AlgorithmError: <message file>` (the
+    first instance that wrote one); without one, the log's last exception line (a crash before
+    the stage's entry could write it); None when neither says anything."""
+    for root in roots:
+        try:
+            text = failure_message_path(root).read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            continue
+        if text:
+            return f"AlgorithmError: {text}"
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    found = next((m.group(0) for m in map(_ERROR_LINE.match, reversed(lines)) if m), None)
+    return f"AlgorithmError: {found[:1024]}" if found else None
+
+
 def local_dir(container_path: str, root: Path) -> Path:
     rest = container_path[len(PROCESSING_ROOT):]
     if not container_path.startswith(PROCESSING_ROOT) or key_problem(rest.strip("/")) or \

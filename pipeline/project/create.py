@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parent / "template"
+# `wavepipe init DIR --raw FOLDER`: a config over a folder of WFDB records without labels
+# (Featurize + Combine), a README and a .gitignore; `{{input}}` is the folder, relative to DIR
+# when it is inside it.
+RAW_TEMPLATE = Path(__file__).resolve().parent / "raw"
 CONFIG_FILE = "wavepipe.yaml"
 RENAMES = {"gitignore": ".gitignore"}
 
@@ -62,16 +66,33 @@ def _target(rel: Path, package: str) -> Path:
     return out.with_suffix("") if out.suffix == ".tmpl" else out
 
 
-def init_project(root: str | Path, package: str | None = None, force: bool = False) -> Project:
+def _raw_input(root: Path, raw: str | Path) -> str:
+    folder = Path(raw).expanduser().resolve()
+    if not folder.is_dir():
+        raise InitError(f"--raw {raw}: not a folder (give the folder holding your WFDB records)")
+    if not any(folder.rglob("*.hea")):
+        raise InitError(f"--raw {raw}: no WFDB header (*.hea) under {folder}")
+    try:
+        return folder.relative_to(root.resolve()).as_posix() or "."
+    except ValueError:
+        return str(folder)
+
+
+def init_project(root: str | Path, package: str | None = None, force: bool = False,
+                 raw: str | Path | None = None) -> Project:
     """Write the project into `root` (created); InitError when it already has a wavepipe.yaml or
-    any file it would write (unless `force`), or when `package` is not a usable name."""
+    any file it would write (unless `force`), or when `package` is not a usable name. With
+    `raw` (a folder of WFDB records), a Featurize + Combine project over it, with no package."""
     root = Path(root)
     package = package or default_package(root)
     _check_package(package)
     name = pipeline_name(package)
     values = {"{{package}}": package, "{{name}}": name, "{{bucket}}": f"{name.lower()}-data"[:63].strip("-")}
-    sources = sorted(p for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    plan = {root / _target(src.relative_to(TEMPLATE), package): src for src in sources}
+    template = TEMPLATE if raw is None else RAW_TEMPLATE
+    if raw is not None:
+        values["{{input}}"] = _raw_input(root, raw)
+    sources = sorted(p for p in template.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    plan = {root / _target(src.relative_to(template), package): src for src in sources}
     existing = sorted(str(p) for p in plan if p.exists())
     if existing and not force:
         raise InitError(f"{root}: would overwrite {', '.join(existing)} (use --force)")

@@ -8,8 +8,9 @@ from pathlib import Path
 from pipeline.config import Config
 
 
-def write_report(cfg: Config, execution: str | None, workdir: str | None, out: Path) -> int:
-    """With `workdir`, a local run's execution; otherwise the deployed pipeline's (AWS calls)."""
+def write_report(cfg: Config, execution: str | None, workdir: str | None, out: Path | None = None) -> int:
+    """With `workdir`, a local run's execution; otherwise the deployed pipeline's (AWS calls).
+    Without `out`: `report.html` beside a local execution's record, `report-<id>.html` here."""
     from pipeline.report.facts import gather
     from pipeline.report.html import render
 
@@ -35,6 +36,8 @@ def write_report(cfg: Config, execution: str | None, workdir: str | None, out: P
         if _run(action):
             return 1
         found = holder["execution"]
+    if out is None:
+        out = Path(workdir) / "executions" / found.id / "report.html" if workdir else Path(f"report-{found.id}.html")
     out.write_text(render(found, gather(found, cfg.registry)))
     print(f"wrote {out} (execution {found.id}, {found.status}, {len(found.steps)} steps)")
     return 0

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from steps.contract import HOST_DONE_FILE, HOSTS_FOLDER
+from steps.contract import HOST_DONE_FILE, HOSTS_FOLDER, REPORT_TOP_ERROR
 
 
 def has_hosts(directory: Path) -> bool:
@@ -55,7 +55,20 @@ def merged_report(name: str, reports: list[dict]) -> dict:
               for k in ("record_cache_rejected", "record_cache_unstorable_folders") if any(k in r for r in reports)}
     return {**reports[0], **summed, **listed, "shard": name, "hosts": sorted(r.get("host", "") for r in reports),
             "records_total": total, "records_failed": failed, "error_fraction": fraction, "errors_by_kind": kinds,
+            REPORT_TOP_ERROR: _top_error(reports),
             "seconds": seconds, "status": "failed" if fraction > limit else "ok", "record_rows": None}
+
+
+def _top_error(reports: list[dict]) -> dict | None:
+    """The hosts' most common record error: records summed per kind, one host's example."""
+    tops = [r[REPORT_TOP_ERROR] for r in reports if r.get(REPORT_TOP_ERROR)]
+    counts: dict[str, int] = {}
+    for top in tops:
+        counts[top["kind"]] = counts.get(top["kind"], 0) + top["records"]
+    if not counts:
+        return None
+    kind = max(sorted(counts), key=counts.__getitem__)
+    return {"kind": kind, "records": counts[kind], "example": next(t["example"] for t in tops if t["kind"] == kind)}
 
 
 def merge_hosts(directory: Path, read_one: Callable[[Path], "object"]):

@@ -58,8 +58,17 @@ def _run(args: argparse.Namespace, settings: FeaturizeSettings) -> None:
     if report["status"] != "ok" and not report.get("hosts"):
         # With several hosts the error fraction is the shard's, not one host's share: Combine
         # decides it when it merges the hosts' outputs (steps/combine/hosts.py).
-        raise StageFailed(f"{report['records_failed']}/{report['records_total']} records failed, more than "
-                          f"max_error_fraction={settings.max_error_fraction}; see {c.ERRORS_FILE}")
+        raise StageFailed(failure_line(report, settings.max_error_fraction, args.output / c.ERRORS_FILE))
+
+
+def failure_line(report: dict, limit: float, errors: Path) -> str:
+    """`7/10 records failed (max_error_fraction 0.5); most common: read_error (6 records: ...); every
+    error: <errors.parquet>`: why the shard failed, in the first line a reader sees."""
+    top = report.get(c.REPORT_TOP_ERROR)
+    records = f"{top['records']} record{'s' if top['records'] != 1 else ''}" if top else ""
+    common = f"; most common: {top['kind']} ({records}, e.g. {top['example']})" if top else ""
+    return (f"{report['records_failed']}/{report['records_total']} records failed, more than max_error_fraction="
+            f"{limit}{common}; every error, one row per record: {errors}")
 
 
 def _downloaded(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from steps.io import storage as st
-from steps.contract import ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, HOST_DONE_FILE, HOSTS_FOLDER, PROGRESS_FILE, REPORT_FILE
+from steps.contract import ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, HOST_DONE_FILE, HOSTS_FOLDER, PROGRESS_FILE, REPORT_FILE, REPORT_TOP_ERROR
 from steps.featurize.cache import folder_of, read_index
 from steps.featurize.accounting import account
 from steps.featurize.discovery import discover
@@ -262,6 +262,18 @@ def errors_table(outcomes: list[Outcome]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=ERRORS_SCHEMA)
 
 
+def top_error(failed: list[Outcome]) -> dict | None:
+    """The most common record error: its kind, how many records have it, and one message."""
+    records: dict[str, list[str]] = {}
+    for o in failed:
+        for kind in dict.fromkeys(e["kind"] for e in o.result.errors):
+            records.setdefault(kind, []).append(next(e["message"] for e in o.result.errors if e["kind"] == kind))
+    if not records:
+        return None
+    kind = max(sorted(records), key=lambda k: len(records[k]))
+    return {"kind": kind, "records": len(records[kind]), "example": str(records[kind][0])[:300]}
+
+
 def shard_report(run: ShardRun, settings: FeaturizeSettings, jobs: int, shard: str, seconds: float) -> dict:
     failed = [o for o in run.outcomes if o.result.errors]
     kinds: dict[str, int] = {}
@@ -297,6 +309,7 @@ def shard_report(run: ShardRun, settings: FeaturizeSettings, jobs: int, shard: s
         "error_fraction": fraction,
         "max_error_fraction": settings.max_error_fraction,
         "errors_by_kind": dict(sorted(kinds.items())),
+        REPORT_TOP_ERROR: top_error(failed),
         "rows": sum(len(o.result.rows) for o in run.outcomes),
         "error_rows": sum(len(o.result.errors) for o in run.outcomes),
         "bytes_total": sum(r.bytes for r in run.records),

@@ -9,8 +9,9 @@ import sys
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from steps.contract import CONTRACT_VERSION, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from steps.entry import BadInput, StageFailed, run_stage, stage_parser
+from steps.contract import (CONTRACT_VERSION, ENV_FAILURE_MESSAGE, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK,
+                            FAILURE_MESSAGE_BYTES)
+from steps.entry import BadInput, StageFailed, run_stage, stage_parser, write_failure_message
 from steps.settings_file import write_settings
 from tests.conftest import ROOT
 
@@ -89,3 +90,38 @@ class TestInvalidEntry:
         err = capsys.readouterr().err
         assert f"invalid settings in {path}:\n  level: Input should be a valid integer" in err
         assert "secret-password" not in err
+
+
+class TestFailureMessage:
+    """SageMaker's failure-reason file (`/opt/ml/output/message`, 1 KiB): the reason a stage
+    prints is written there too, so FailureReason says why, not only an exit code."""
+
+    def test_stage_failed_is_written(self, tmp_path, monkeypatch):
+        message = tmp_path / "output" / "message"
+        monkeypatch.setenv(ENV_FAILURE_MESSAGE, str(message))
+
+        def work(args, settings):
+            raise StageFailed("3/4 records failed")
+
+        assert run([], work) == EXIT_FAILED
+        assert message.read_text() == "toy: 3/4 records failed"
+
+    def test_an_unexpected_error_is_its_last_line_after_the_traceback(self, tmp_path, monkeypatch, capsys):
+        message = tmp_path / "message"
+        monkeypatch.setenv(ENV_FAILURE_MESSAGE, str(message))
+
+        def work(args, settings):
+            raise KeyError("signal 'II'")
+
+        assert run([], work) == EXIT_FAILED
+        assert message.read_text() == "toy: KeyError: \"signal 'II'\""
+        assert "Traceback" in capsys.readouterr().err
+
+    def test_truncated_to_the_documented_kib(self, tmp_path, monkeypatch):
+        monkeypatch.setenv(ENV_FAILURE_MESSAGE, str(tmp_path / "message"))
+        path = write_failure_message("é" * 2000)
+        assert len(path.read_bytes()) <= FAILURE_MESSAGE_BYTES and path.read_text().startswith("é")
+
+    def test_success_writes_nothing(self, tmp_path, monkeypatch):
+        monkeypatch.setenv(ENV_FAILURE_MESSAGE, str(tmp_path / "message"))
+        assert run([], lambda a, s: None) == EXIT_OK and not (tmp_path / "message").exists()

@@ -38,9 +38,10 @@ class TestInvalidUris:
             "postgresql+psycopg2://host:5432/db, mysql+pymysql://host/db)"]
 
     @pytest.mark.parametrize("key, value", [
-        ("input_uri", "https://bucket.s3.amazonaws.com/raw"), ("input_uri", "file:///data/raw"),
+        ("input_uri", "https://bucket.s3.amazonaws.com/raw"), ("input_uri", "ftp://host/raw"),
     ])
-    def test_input_uri_is_s3(self, example, key, value):
+    def test_input_uri_is_s3_or_a_folder(self, example, key, value):
+        """A folder (a path or file://) is an input of local runs (tests/pipeline/local/test_folders.py)."""
         example["parameters"][key] = value
         (line,) = problems_of(example)
         assert line.startswith(f"parameters.{key}: String should match pattern")

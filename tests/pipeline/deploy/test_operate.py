@@ -106,7 +106,7 @@ class TestValidLogs:
         put(log_group, "listing s3://wavepipe-example/sample", "matched 24 artifacts")
         expect_steps(stubbed, describe_job=True)
 
-        assert main(["logs", "--config", EXAMPLE, EXECUTION, "Reconcile"]) == 0
+        assert main(["logs", "--sagemaker", "--config", EXAMPLE, EXECUTION, "Reconcile"]) == 0
 
         assert capsys.readouterr().out.splitlines() == [
             "[Reconcile/algo-1] listing s3://wavepipe-example/sample", "[Reconcile/algo-1] matched 24 artifacts"]
@@ -133,7 +133,7 @@ class TestInvalidLogs:
     def test_an_unknown_step_exits_2_naming_the_steps(self, aws, stubbed, capsys):
         expect_steps(stubbed)
 
-        assert main(["logs", "--config", EXAMPLE, EXECUTION, "Nope"]) == 2
+        assert main(["logs", "--sagemaker", "--config", EXAMPLE, EXECUTION, "Nope"]) == 2
 
         assert "no step 'Nope' (yet): Encode, Reconcile" in capsys.readouterr().err
 
@@ -157,7 +157,7 @@ class TestStatusReasons:
             {"StepName": "Reconcile", "StepStatus": "Failed", "FailureReason": "AlgorithmError: no labels"}]},
             {"PipelineExecutionArn": EXECUTION, "SortOrder": "Ascending"})
 
-        assert main(["status", "--config", EXAMPLE]) == 0
+        assert main(["status", "--sagemaker", "--config", EXAMPLE]) == 0
 
         assert capsys.readouterr().out.splitlines() == [
             "abc123  Failed  started 2026-01-02 03:04:05: Step failure: One or multiple steps failed.",

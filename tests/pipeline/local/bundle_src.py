@@ -40,6 +40,20 @@ out = echo(parse())
 (out / "partial.txt").write_text("half")
 sys.exit(3)
 ''',
+    "tasks/raise.py": '''
+from tasks.common import parse, echo
+echo(parse())
+raise ValueError("record r1: header names 3 signals, the data has 2")
+''',
+    "tasks/message.py": '''
+import os, sys
+from tasks.common import parse, echo
+echo(parse())
+with open(os.environ["WAVEPIPE_FAILURE_MESSAGE"], "w") as fh:
+    fh.write("featurize: 2/3 records failed; every error: errors.parquet")
+print("ValueError: not this line")
+sys.exit(1)
+''',
     "tasks/fail_if_marker.py": '''
 import os, sys
 from tasks.common import parse, echo

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -70,6 +71,13 @@ class TestValidLocalRun:
         assert "Featurize-shard-0001: Cached" in err and "Encode: Cached" in err  # progress: stderr
         assert "Featurize-shard-0001: Cached" not in out and not any(
             line.startswith("execution ") for line in err.splitlines())
+        # The run ends with its results, each with the line that opens it, and the report command
+        assert re.search(r"records: 1/\d+ records failed; most common: missing_data_file \(1 record, e.g. segment", out)
+        assert "the features, one row per (record, segment, signal): s3/wavepipe-example/" in out
+        assert 'pd.read_parquet("' in out and 'pd.read_csv("' in out and 'datasets.load_from_disk("' in out
+        assert "report: `wavepipe report local-" in out
+        table = out[:out.index("results (")]
+        assert str(workdir) + "/s3" not in table  # paths relative to the workdir the table names
 
     def test_combine_change_reuses_cached_shards(self, example_run, tmp_path, capsys):
         """Cached Featurize outputs stay where an earlier execution wrote them: Combine must find them."""
@@ -109,6 +117,21 @@ class TestInvalidLocalRun:
         assert "Reconcile: Failed" in err  # progress
         table = out[out.index("execution "):]
         assert "Reconcile" in table and "Failed" in table and "Skipped" in table
+        assert "why: AlgorithmError: reconcile: " in table  # the step's own reason, not an exit code
+
+    def test_featurize_failure_names_the_common_error_and_errors_parquet(self, tmp_path, capsys):
+        overlay = tmp_path / "strict.yaml"
+        overlay.write_text("stages:\n  reconcile: null\n  encode: null\n"
+                           "  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n    max_error_fraction: 0\n")
+        workdir = tmp_path / "work"
+        assert main(["local", "--config", EXAMPLE, "--overlay", str(overlay), "--workdir", str(workdir)]) == 1
+        out = capsys.readouterr().out
+        why = next(line for line in out.splitlines() if "why: " in line).split("why: ", 1)[1]
+        assert re.match(r"AlgorithmError: featurize: 1/\d+ records failed, more than max_error_fraction=0.0; "
+                        r"most common: missing_data_file \(1 record, e.g. segment", why)
+        errors = workdir / why.rsplit("every error, one row per record: ", 1)[1]
+        assert errors.name == "errors.parquet" and len(pd.read_parquet(errors)) == 1  # where it can be opened
+        assert re.search(r"records: 1/\d+ records failed; most common: missing_data_file", out)
 
 
 def test_max_parallel_steps_of_the_config_is_honoured(tmp_path):

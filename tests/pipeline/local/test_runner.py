@@ -92,6 +92,15 @@ class TestDependencies:
         bad_out = s3_path(tmp_path, f"s3://{BUCKET}/runs/{result.execution_id}/Bad")
         assert not bad_out.exists()
 
+    def test_failure_reason_is_the_steps_own_error_line(self, tmp_path):
+        """SageMaker's FailureReason comes from /opt/ml/output/message; without one (a crash
+        before the stage's entry) the log's last exception line stands in."""
+        result = run(definition(step("Said", "message"), step("Raised", "raise")), tmp_path)
+        assert result.steps["Said"].reason == (
+            "AlgorithmError: featurize: 2/3 records failed; every error: errors.parquet")
+        assert result.steps["Raised"].reason == (
+            "AlgorithmError: ValueError: record r1: header names 3 signals, the data has 2")
+
     def test_max_parallel_one_runs_one_step_at_a_time(self, tmp_path, monkeypatch):
         monkeypatch.setenv("MY_SHARED_DIR", str(tmp_path))
         defn = definition(*(step(f"S{i}", "exclusive") for i in range(3)))

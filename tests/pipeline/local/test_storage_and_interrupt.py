@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import boto3
 
@@ -144,6 +145,47 @@ def test_progress_files_and_final_table(tmp_path):
     assert read_progress([progress, tmp_path / "absent.json"]) == (3, 4)
     text = stream.getvalue()
     assert "P: Running" in text and "P: Succeeded" in text and "Bad: Failed" in text
+    assert "running: -" not in text and "| " not in text  # no empty status lines
     table = format_table(result)
-    assert "FAILED" in table and f"out: {tmp_path / 'work' / 's3'}" in table
-    assert str(result.steps["Bad"].log) in table and "exited with code 3" in table
+    assert "FAILED" in table and "out: s3/" in table and f"relative to the workdir {tmp_path / 'work'}" in table
+    assert str(result.steps["Bad"].log.relative_to(tmp_path / "work")) in table and "exited with code 3" in table
+
+
+class TestLiveProgress:
+    """One live line per running step on a terminal (a bar, records done/total, an ETA); plain
+    lines elsewhere."""
+
+    def result(self, name="Featurize-shard-0001"):
+        from pipeline.local.results import StepResult
+
+        return {name: StepResult(name, StepState.RUNNING, log=Path("x.log")), "Combine": StepResult("Combine")}
+
+    def test_terminal_gets_a_bar_and_an_eta(self, tmp_path):
+        from pipeline.local.progress import Progress
+
+        path = tmp_path / "progress.json"
+        stream = io.StringIO()
+        progress = Progress(True, stream, lambda name: [path], live=True)
+        path.write_text(json.dumps({"records_done": 3, "records_total": 12}))
+        progress.status(self.result())
+        progress._first["Featurize-shard-0001"] = (progress._first["Featurize-shard-0001"][0] - 3, 0)  # 1 record/s
+        path.write_text(json.dumps({"records_done": 6, "records_total": 12}))
+        progress.status(self.result())
+        last = stream.getvalue().rsplit("\x1b[J", 1)[1]
+        assert "Featurize-shard-0001  [############............] 6/12 records, ETA" in last
+        assert "0 of 2 steps done" in last
+        progress.note("Combine: Running")  # an event: the live lines are redrawn below it
+        assert stream.getvalue().endswith("0 of 2 steps done\n") and "Combine: Running" in stream.getvalue()
+
+    def test_not_a_terminal_gets_plain_lines_only_on_change(self, tmp_path):
+        from pipeline.local.progress import Progress
+
+        path = tmp_path / "progress.json"
+        path.write_text(json.dumps({"records_done": 3, "records_total": 12}))
+        stream = io.StringIO()
+        progress = Progress(True, stream, lambda name: [path])
+        progress.status(self.result())
+        progress.status(self.result())
+        lines = stream.getvalue().splitlines()
+        assert len(lines) == 1 and "running: Featurize-shard-0001 3/12 records, ETA -" in lines[0]
+        assert "\x1b" not in stream.getvalue() and "#" not in stream.getvalue()

@@ -1,0 +1,96 @@
+"""A folder of the user's own WFDB records as the input of a local run, end to end through the
+command line a new user types: `wavepipe init DIR --raw FOLDER`, `wavepipe local` in the project,
+the results opened with pandas. Records: a few written with `wfdb.wrsamp` and real PhysioNet ones
+copied to a temporary folder."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import wfdb
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.local.folders import localized, mirror, mirror_uri
+from steps.io.storage import LocalStorage
+from tests.conftest import PHYSIONET
+
+
+def write_records(folder, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(0, 20, 1 / 125)
+    for i, name in enumerate(names):
+        signals = np.stack([np.sin(2 * np.pi * (1 + i / 10) * t), 80 + 10 * np.sin(2 * np.pi * 0.2 * t)], axis=1)
+        wfdb.wrsamp(name, fs=125, units=["mV", "mmHg"], sig_name=["II", "ABP"], p_signal=signals,
+                    fmt=["16", "16"], write_dir=str(folder))
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = tmp_path / "my data"
+    write_records(folder / "generated", ["gen0", "gen1", "gen2"])
+    shutil.copytree(PHYSIONET / "mimic3wdb" / "30" / "3000003", folder / "physionet" / "3000003")
+    return folder
+
+
+class TestValidFolderInput:
+    def test_init_raw_then_local_featurizes_the_folder(self, tmp_path, data, monkeypatch, capsys):
+        assert main(["init", str(tmp_path / "my-waves"), "--raw", str(data)]) == 0
+        monkeypatch.chdir(tmp_path / "my-waves")
+        capsys.readouterr()
+        assert main(["local"]) == 0
+        out = capsys.readouterr().out
+        opener = next(line.strip() for line in out.splitlines() if "waveform_summary.parquet" in line
+                      and line.strip().startswith("pd.read_parquet"))
+        summary = eval(opener, {"pd": pd})  # the line the run prints to open its table
+        assert set(summary.record) == {"gen0", "gen1", "gen2", "3000003"}
+        assert set(summary[summary.record == "gen1"].signal) == {"II", "ABP"}
+
+    def test_the_mirror_follows_the_folder(self, tmp_path, data):
+        """Added, changed and removed files are seen by the next run; nothing else is rewritten."""
+        config = tmp_path / "wavepipe.yaml"
+        assert main(["init", str(tmp_path), "--raw", str(data)]) == 0
+        cfg = load_config(config)
+        store = LocalStorage(tmp_path / "w" / "s3")
+        uri = mirror_uri(cfg, data)
+        assert cfg.parameters.input_uri == f"file://{data}" and localized(cfg).parameters.input_uri == uri
+        assert mirror(cfg, store, note=lambda _: None) == 8
+        assert mirror(cfg, store, note=lambda _: None) == 0
+        write_records(data / "generated", ["gen3"])
+        (data / "generated" / "gen0.hea").unlink()
+        assert mirror(cfg, store, note=lambda _: None) == 3  # two added, one removed
+        keys = {info.uri[len(uri) + 1:] for info in store.list(uri + "/")}
+        assert "generated/gen3.hea" in keys and "generated/gen0.hea" not in keys
+
+    def test_a_relative_folder_is_relative_to_the_config(self, tmp_path, data):
+        (tmp_path / "p").mkdir()
+        assert main(["init", str(tmp_path / "p"), "--raw", str(data)]) == 0
+        config = tmp_path / "p" / "wavepipe.yaml"
+        config.write_text(config.read_text().replace(f"input_uri: {data}", "input_uri: '../my data'"))
+        assert load_config(config).parameters.input_uri == f"file://{data}"
+
+
+class TestInvalidFolderInput:
+    @pytest.mark.parametrize("command", ["upsert", "start", "schedule", "preflight"])
+    def test_what_deploys_refuses_a_folder_naming_the_key(self, tmp_path, data, monkeypatch, capsys, command):
+        assert main(["init", str(tmp_path / "p"), "--raw", str(data)]) == 0
+        monkeypatch.chdir(tmp_path / "p")
+        capsys.readouterr()
+        assert main([command]) == 2
+        err = capsys.readouterr().err
+        assert f"parameters.input_uri: {data} is a folder on this machine" in err and "upload it to S3" in err
+
+    def test_init_raw_needs_wfdb_headers(self, tmp_path, capsys):
+        (tmp_path / "empty").mkdir()
+        assert main(["init", str(tmp_path / "p"), "--raw", str(tmp_path / "empty")]) == 2
+        assert "no WFDB header (*.hea)" in capsys.readouterr().err
+
+    def test_a_missing_folder_is_named(self, tmp_path, data, monkeypatch, capsys):
+        assert main(["init", str(tmp_path / "p"), "--raw", str(data)]) == 0
+        shutil.rmtree(data)
+        monkeypatch.chdir(tmp_path / "p")
+        assert main(["local"]) == 2
+        assert f"parameters.input_uri: {data} is not a folder" in capsys.readouterr().err
