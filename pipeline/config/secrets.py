@@ -5,11 +5,16 @@ naming the key. The config is written into settings files, the definition, logs 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterator
 
 from steps.redact import url_credentials
 
 LABELS_URL = "stages.reconcile.labels.url"
+# An environment variable named like a credential (DB_PASSWORD, API_TOKEN, AWS_SECRET_ACCESS_KEY,
+# PGPASSWORD, ...): its value is written into the definition's Environment, which anyone who may
+# describe the pipeline or its jobs can read.
+CREDENTIAL_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -31,8 +36,25 @@ def _advice(path: str) -> str:
             "(e.g. PGPASSWORD, an IAM role), never in the config")
 
 
+def _environments(data: dict) -> Iterator[tuple[str, dict]]:
+    """(key path, mapping) of every `environment` section of the raw config."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "environment" and isinstance(value, dict):
+                yield key, value
+            for path, env in _environments(value):
+                yield f"{key}.{path}", env
+
+
 def secret_problems(data: dict) -> list[str]:
-    """`key.path: ...` for every URL in the raw config that carries a credential."""
-    return [f"{path}: the URL carries a password ({', '.join(found)}), which would be written wherever the "
-            f"config goes (settings files, the definition, logs): {_advice(path)}"
-            for path, value in _strings(data, "") if "://" in value and (found := url_credentials(value))]
+    """`key.path: ...` for every URL in the raw config that carries a credential, and every
+    environment variable named like a credential that is given a value."""
+    problems = [f"{path}: the URL carries a password ({', '.join(found)}), which would be written wherever the "
+                f"config goes (settings files, the definition, logs): {_advice(path)}"
+                for path, value in _strings(data, "") if "://" in value and (found := url_credentials(value))]
+    for path, env in _environments(data):
+        problems += [f"{path}.{name}: looks like a credential, and an environment's values are written in the "
+                     f"pipeline definition (readable by whoever may describe the pipeline or its jobs): "
+                     f"{_advice(path)}" for name, value in env.items()
+                     if CREDENTIAL_NAME.search(str(name)) and str(value or "").strip()]
+    return problems

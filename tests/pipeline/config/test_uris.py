@@ -92,6 +92,14 @@ class TestInvalidSecrets:
                                                        "stages.featurize.environment.DB"]
         assert all("Secrets Manager" in p and SECRET not in p for p in problems)
 
+    def test_a_credential_named_environment_variable_is_refused(self, example):
+        example["stages"]["featurize"]["environment"] = {"DB_PASSWORD": SECRET, "OMP_NUM_THREADS": "1",
+                                                          "API_TOKEN": SECRET}
+        problems = problems_of(example)
+        assert [p.split(":")[0] for p in problems] == ["stages.featurize.environment.DB_PASSWORD",
+                                                       "stages.featurize.environment.API_TOKEN"]
+        assert all("Secrets Manager" in p and SECRET not in p for p in problems)
+
     def test_validate_names_the_key_and_never_echoes_it(self, example, tmp_path, capsys):
         import yaml
 
