@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-CONTRACT_VERSION = 4
+CONTRACT_VERSION = 5
 
 # --- exit codes of every `python -m steps.<stage>` ------------------------------------------
 EXIT_OK = 0
@@ -49,6 +49,7 @@ ARG_SETTINGS = "--settings"
 ARG_INPUT = "--input"
 ARG_OUTPUT = "--output"
 ARG_SHARD = "--shard"
+ARG_SHARD_FILE = "--shard-file"  # Featurize in a ForEach: the shard's SHARD_FILE, instead of --shard
 ARG_JOBS = "--jobs"
 ARG_SOURCE_URI = "--source-uri"
 ARG_EXPERIMENT_URI = "--experiment-uri"
@@ -87,7 +88,12 @@ LABEL2ID_FILE = "label2id.json"
 ID2LABEL_FILE = "id2label.json"
 SPLIT_METADATA_FILE = "split_metadata.json"
 MANIFEST_SUFFIX = ".manifest"
+# A shard's place (`<experiment>/shards/<digest>/`) holds these three, under fixed names, so a
+# ForEach iteration given only the place (a plain string item) can name each of them.
+MANIFEST_FILE = "shard" + MANIFEST_SUFFIX  # its S3 ManifestFile
 INDEX_FILE = "index.json"  # a shard's files with size and ETag, beside its manifest
+SHARD_FILE = "shard.json"  # {"shard": name}: the shard's name, read by a Featurize job given none
+SHARD_FILE_KEY = "shard"
 SHARD_FILES = (FEATURES_FILE, ERRORS_FILE, REPORT_FILE)  # what one Featurize shard writes
 # A Featurize job on several instances (read_mode stream): each host writes SHARD_FILES under
 # `hosts/<host>/` of the shared output prefix, then HOST_DONE_FILE ({"host", "hosts"}) last.
@@ -96,11 +102,10 @@ HOST_DONE_FILE = "host-complete.json"
 
 # --- report keys the pipeline reads (PropertyFile + JsonGet) ----------------------------------
 REPORT_SHARDS = "shards"  # Reconcile / List: [{"name", "uri", "digest", "files", "bytes"}, ...] in shard order
-# The same shards as a JSON list *string* of {"shard", "uri"} objects: what a ForEachStep iterates
-# (`IterableItems` resolves to a JSON list string; each item is at most 12,800 characters).
+# The same shards as a JSON list *string* of plain strings, each a shard's place (its "uri"
+# above): what a ForEachStep iterates (`IterableItems` resolves to a JSON list string; each item
+# is at most 12,800 characters). No objects and no field access: the service documents neither.
 REPORT_SHARD_ITEMS = "shard_items"
-ITEM_SHARD = "shard"
-ITEM_URI = "uri"
 REPORT_LABELS_URI = "labels_uri"  # Reconcile: the content-addressed labels folder
 REPORT_COMBINED_URI = "combined_uri"  # Combine: the content-addressed combined folder
 

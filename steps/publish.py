@@ -2,9 +2,11 @@
 
 A shard's place is `<experiment>/shards/<digest>/`, the digest covering the shard's name, the
 prefix its manifest is relative to and every file's key, size and ETag, and nothing else.
-The place holds `<shard>.manifest` (an S3 ManifestFile, what Featurize downloads) and
+The place holds `shard.manifest` (an S3 ManifestFile, what Featurize downloads),
 `index.json` (each file's size and ETag, from which Featurize keys its per-record cache
-without reading the data). Featurize writes its features under the place, so:
+without reading the data) and `shard.json` (the shard's name). Their names are fixed, so the
+place alone (a ForEach item, a plain string) names all three, and a Featurize job reads its
+shard's name from `shard.json`. Featurize writes its features under the place, so:
 
 - same files: same place, same step arguments, a cache hit;
 - one changed, added or removed file: a new place for that shard only; the other shards'
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from steps.io import storage as st
-from steps.contract import INDEX_FILE, ITEM_SHARD, ITEM_URI, MANIFEST_SUFFIX, SHARDS_FOLDER
+from steps.contract import INDEX_FILE, MANIFEST_FILE, SHARD_FILE, SHARD_FILE_KEY, SHARDS_FOLDER
 
 log = logging.getLogger("steps.publish")
 
@@ -45,10 +47,11 @@ class PublishedShard:
 
 
 def shard_items(shards: list[PublishedShard]) -> str:
-    """The ForEach items of `shards`, in shard order: a JSON list string of {"shard", "uri"}
-    (a Featurize iteration needs its name, for the manifest, and its place; nothing else, so
-    an item stays far below the service's 12,800 characters)."""
-    return json.dumps([{ITEM_SHARD: s.name, ITEM_URI: s.uri} for s in shards], separators=(",", ":"))
+    """The ForEach items of `shards`, in shard order: a JSON list string of plain strings, each
+    a shard's place (no object items, no field access: the most conservative form the service
+    documents). A Featurize iteration needs nothing else: the place's files have fixed names,
+    and the job reads the shard's name from its `shard.json`."""
+    return json.dumps([s.uri for s in shards], separators=(",", ":"))
 
 
 def canonical(value) -> bytes:
@@ -74,6 +77,10 @@ def manifest(prefix: str, keys: list[str]) -> list:
 
 def manifest_body(prefix: str, keys: list[str]) -> bytes:
     return json.dumps(manifest(prefix, sorted(keys)), indent=0).encode()
+
+
+def shard_body(name: str) -> bytes:
+    return json.dumps({SHARD_FILE_KEY: name}, sort_keys=True).encode()
 
 
 def index_body(files: Mapping[str, st.ObjectInfo]) -> bytes:
@@ -105,8 +112,8 @@ def publish_shard(storage: st.Storage, experiment_uri: str, name: str, prefix: s
     digest, place = shard_place(experiment_uri, name, prefix, files)
     present = {o.uri: o for o in storage.list(place + "/")}
     repaired = []
-    for file_name, body in ((name + MANIFEST_SUFFIX, manifest_body(prefix, list(files))),
-                            (INDEX_FILE, index_body(files))):
+    for file_name, body in ((MANIFEST_FILE, manifest_body(prefix, list(files))),
+                            (INDEX_FILE, index_body(files)), (SHARD_FILE, shard_body(name))):
         uri = st.join_uri(place, file_name)
         if put_verified(storage, uri, body, present) == "repaired":
             repaired.append(uri)

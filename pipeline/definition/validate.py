@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.definition.model import FOR_EACH, body_steps, compact, graph_problems, is_expression, job_steps, walk_gets
+from pipeline.definition.model import CURRENT_ITEM, FOR_EACH, body_steps, compact, graph_problems, is_expression, job_steps, walk_gets
 
 
 def check_graph(definition: dict) -> list[str]:
@@ -237,9 +237,26 @@ def check_size(definition: dict) -> list[str]:
             f"stages.featurize.macroshards to at most {max(size.fit, 1)} (or shorten names, tags, environment)"]
 
 
+def check_current_item(definition: dict) -> list[str]:
+    """Our ForEach bodies read only the bare `ForEach.CurrentItem` (a plain string item, a
+    shard's place): the service documents no object items and no field access
+    (`ForEach.CurrentItem.uri`, `ForEach.CurrentItem['uri']`), so a definition that needs them
+    is refused here, before it could fail at run time. (The local runner still evaluates field
+    access, for definitions it did not build.)"""
+    problems = []
+    for step in definition.get("Steps", []):
+        for body in body_steps(step):
+            fields = sorted({path for path in walk_gets(body.get("Arguments")) if path.startswith(CURRENT_ITEM)
+                             and path != CURRENT_ITEM})
+            if fields:
+                problems.append(f"step {body.get('Name', '')!r} (ForEach {step.get('Name', '')!r}): reads "
+                                f"{', '.join(fields)}; use the bare {CURRENT_ITEM} (plain string items)")
+    return problems
+
+
 def check_definition(definition: dict) -> list[str]:
-    return (check_graph(definition) + check_processing_arguments(definition) + check_expression_lengths(definition)
-            + check_size(definition))
+    return (check_graph(definition) + check_current_item(definition) + check_processing_arguments(definition)
+            + check_expression_lengths(definition) + check_size(definition))
 
 
 def canonical_compact(value: Any) -> bytes:

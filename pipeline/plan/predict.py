@@ -71,11 +71,21 @@ def _shard_files(report: dict, shard: str, storage) -> tuple[dict[str, dict], di
         return report["files"][shard], report["sources"][shard]
     place = next(s["uri"] for s in report[c.REPORT_SHARDS] if s["name"] == shard)
     files = json.loads(storage.read_bytes(f"{place}/{c.INDEX_FILE}"))
-    prefix = json.loads(storage.read_bytes(f"{place}/{shard}{c.MANIFEST_SUFFIX}"))[0]["prefix"]
+    prefix = json.loads(storage.read_bytes(f"{place}/{c.MANIFEST_FILE}"))[0]["prefix"]
     return files, {key: prefix + key for key in files}
 
 
-def _record_counts(arguments: dict, files: dict[str, dict], sources: dict[str, str], include_numerics: bool,
+def _shard_of(arguments: dict, report: dict) -> str:
+    """A Featurize step's shard: its `--shard`, or (a ForEach iteration, given only its place)
+    the shard the source's report publishes at the place its features go under."""
+    if c.ARG_SHARD in arguments["AppSpecification"]["ContainerArguments"]:
+        return _arg(arguments, c.ARG_SHARD)
+    features = arguments["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    place = features.rsplit("/", 2)[0]  # <place>/features/<featurize key>
+    return next(s["name"] for s in report[c.REPORT_SHARDS] if s["uri"] == place)
+
+
+def _record_counts(arguments: dict, shard: str, files: dict[str, dict], sources: dict[str, str], include_numerics: bool,
                    storage) -> tuple[int, int, int]:
     """(artifacts to featurize, artifacts to reuse, bytes to featurize) of a Featurize step that
     runs: its headers are fetched from where they are now (never the data) and its folders
@@ -84,7 +94,6 @@ def _record_counts(arguments: dict, files: dict[str, dict], sources: dict[str, s
     from steps.featurize.discovery import discover_records
     from steps.featurize.stream import build_skeleton
 
-    shard = _arg(arguments, c.ARG_SHARD) or ""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         # The streaming job's skeleton: headers fetched, data files sparse (sizes and ETags from the index).
@@ -259,7 +268,8 @@ class _Planner:
             pass
         source = self._source()
         if self._shard_job(name) and source:
-            files, _ = _shard_files(self.predicted[source], _arg(properties, c.ARG_SHARD), self.backend.storage)
+            report = self.predicted[source]
+            files, _ = _shard_files(report, _shard_of(properties, report), self.backend.storage)
             plan.bytes = _size(files)
         return plan
 
@@ -270,7 +280,9 @@ class _Planner:
         key = cache_key(self.backend.label, pipeline, name, arguments)
         files = sources = None
         if self._shard_job(name):
-            files, sources = _shard_files(self.predicted[self._source()], _arg(arguments, c.ARG_SHARD), storage)
+            report = self.predicted[self._source()]
+            shard = _shard_of(arguments, report)
+            files, sources = _shard_files(report, shard, storage)
             # The step's output folder is named by the featurize key (code, settings, image, environment).
             self.featurize_key = arguments["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rsplit("/", 1)[-1]
         nbytes = _size(files) if files is not None else None
@@ -283,7 +295,7 @@ class _Planner:
         plan = StepPlan(name, "Runs", why, bytes=nbytes)
         if files is not None:
             plan.featurize, plan.reuse, plan.bytes_todo = _record_counts(
-                arguments, files, sources, _settings(self.built, self._stage(name).name)["include_numerics"], storage)
+                arguments, shard, files, sources, _settings(self.built, self._stage(name).name)["include_numerics"], storage)
         return plan
 
 

@@ -36,6 +36,7 @@ NAME = "featurize"
 DATA = c.input_dir("data")
 MANIFEST = c.input_dir("manifest")
 INDEX = c.input_dir("index")
+SHARD = c.input_dir("shard")
 OUTPUT = c.output_dir("features")
 # The listing step's own arguments leave 90 of SageMaker's 100 container arguments for prefixes.
 MAX_PREFIX_SHARDS = 90
@@ -228,37 +229,37 @@ def record_cache_uri(ctx: BuildContext):
     return Join(on="/", values=[scope, c.RECORD_CACHE_FOLDER, record_cache_key(ctx)])
 
 
-def _text(*values):
-    """Text joined now (a counted shard's name), or at run time (a ForEach item's field)."""
-    from sagemaker.core.workflow.functions import Join
-
-    return "".join(values) if all(isinstance(v, str) for v in values) else Join(on="", values=list(values))
-
-
-def shard_inputs(read_mode: str, place, shard) -> tuple[list, list]:
-    """(inputs, arguments) that give a Featurize job its shard.
+def shard_inputs(read_mode: str, place) -> tuple[list, list]:
+    """(inputs, arguments) that give a Featurize job its shard, from its place alone (the
+    place's files have fixed names).
 
     download: the manifest as a ManifestFile input (SageMaker copies every file it lists to the
     volume before the job starts). stream: the manifest file itself as an S3Prefix input of its
     one object (nothing else is copied); the job's workers fetch the records."""
     from sagemaker.core.workflow.functions import Join
 
-    manifest = Join(on="/", values=[place, _text(shard, c.MANIFEST_SUFFIX)])
+    manifest = Join(on="/", values=[place, c.MANIFEST_FILE])
     index = s3_input("index", Join(on="/", values=[place, c.INDEX_FILE]), INDEX)
     if read_mode == "stream":
-        return [s3_input("manifest", manifest, MANIFEST), index], \
-            [c.ARG_MANIFEST, _text(f"{MANIFEST}/", shard, c.MANIFEST_SUFFIX)]
+        return [s3_input("manifest", manifest, MANIFEST), index], [c.ARG_MANIFEST, f"{MANIFEST}/{c.MANIFEST_FILE}"]
     return [s3_input("data", manifest, DATA, data_type="ManifestFile"), index], [c.ARG_INPUT, DATA]
 
 
-def shard_step(ctx: BuildContext, name: str, shard, place):
-    """The Featurize job of one shard: `shard` (its name) and `place` (its content-addressed
-    folder) are text for a counted shard, or the ForEach item's fields with `auto`."""
+def shard_step(ctx: BuildContext, name: str, place, shard: str | None = None):
+    """The Featurize job of one shard at `place` (its content-addressed folder): a counted
+    shard's (`shard`, its name, is known) or a ForEach iteration's (`place` is the bare current
+    item; the job reads the shard's name from the place's `shard.json`)."""
     from sagemaker.core.workflow.functions import Join
 
     infra = ctx.cfg.stages.featurize
-    inputs, arguments = shard_inputs(infra.read_mode, place, shard)
-    arguments += [c.ARG_OUTPUT, OUTPUT, c.ARG_SHARD, shard, c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
+    inputs, arguments = shard_inputs(infra.read_mode, place)
+    arguments += [c.ARG_OUTPUT, OUTPUT]
+    if shard is None:
+        inputs.append(s3_input("shard", Join(on="/", values=[place, c.SHARD_FILE]), SHARD))
+        arguments += [c.ARG_SHARD_FILE, f"{SHARD}/{c.SHARD_FILE}"]
+    else:
+        arguments += [c.ARG_SHARD, shard]
+    arguments += [c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
     if infra.instance_count > 1:
         # In the cache key (the arguments are; outputs are not): a step built for another count
         # never serves outputs laid out for this one (featurize_key puts them elsewhere).
@@ -272,14 +273,16 @@ def shard_step(ctx: BuildContext, name: str, shard, place):
 
 def for_each_step(ctx: BuildContext, source):
     """`macroshards: auto`: one ForEach over the shards the source step published
-    (`shard_items` of its report), whatever their number; the definition does not grow with it.
-    Each iteration is a cacheable `FeaturizeShard-<i>` whose inputs and outputs are its shard's
-    content-addressed place, exactly like a counted shard's step."""
+    (`shard_items` of its report: plain strings, each a shard's place), whatever their number;
+    the definition does not grow with it. Each iteration is a cacheable `FeaturizeShard-<i>`
+    whose inputs and outputs are its shard's content-addressed place, exactly like a counted
+    shard's step. The body reads only the bare current item, never a field of it: it is the
+    first value of each `Std:Join` that names a file of the place (an S3 URI must name the
+    object, and the features' folder is under the place, so the item cannot be used whole)."""
     from sagemaker.mlops.workflow.for_each_step import CurrentItem, ForEachStep
 
     infra = ctx.cfg.stages.featurize
-    item = CurrentItem()
-    body = shard_step(ctx, body_name(NAME), getattr(item, c.ITEM_SHARD), getattr(item, c.ITEM_URI))
+    body = shard_step(ctx, body_name(NAME), CurrentItem())
     return ForEachStep(name=step_name(NAME), iterable_items=report_value(source, c.REPORT_SHARD_ITEMS),
                        max_concurrency=infra.max_concurrency or DEFAULT_CONCURRENCY, for_each_body=[body])
 
@@ -289,7 +292,7 @@ def build(ctx: BuildContext, upstream: Upstream) -> list:
     source = source_step(upstream)
     if infra.auto:
         return [for_each_step(ctx, source)]
-    return [shard_step(ctx, step_name(NAME, shard), shard, shard_uri(source, index))
+    return [shard_step(ctx, step_name(NAME, shard), shard_uri(source, index), shard)
             for index, shard in enumerate(infra.shard_names())]
 
 

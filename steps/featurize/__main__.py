@@ -1,9 +1,12 @@
-"""`python -m steps.featurize (--input DIR | --manifest F --index F) --output DIR [--jobs N] [--shard NAME]
+"""`python -m steps.featurize (--input DIR | --manifest F --index F) --output DIR [--jobs N] [--shard NAME | --shard-file F]
 [--settings F]`.
 
 `--input`: the shard's files staged by SageMaker (`read_mode: download`). `--manifest`: only the
 shard's manifest was staged (`read_mode: stream`); the workers fetch the records themselves, and
 with several instances each takes its share (`/opt/ml/config/resourceconfig.json`).
+
+The shard's name is `--shard` (a counted shard's step), or read from `--shard-file`, the
+`shard.json` its place holds (a ForEach iteration, whose only item is the place).
 
 Exit codes: 0 ok; 1 the shard ran but more records failed than `max_error_fraction` allows
 (outputs are still written); 2 bad arguments, settings or input.
@@ -30,8 +33,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(c.ARG_OUTPUT, required=True, type=Path, help=f"Folder for {c.FEATURES_FILE}, {c.ERRORS_FILE}, "
                    f"{c.REPORT_FILE} and {c.PROGRESS_FILE}.")
     p.add_argument(c.ARG_JOBS, type=int, default=None, help="Worker processes (default: settings.jobs, else every vCPU).")
-    p.add_argument(c.ARG_SHARD, default="", help="Macroshard name, recorded in the report and used as the "
-                   "group of records whose folder does not reveal one.")
+    name = p.add_mutually_exclusive_group()
+    name.add_argument(c.ARG_SHARD, default="", help="Macroshard name, recorded in the report and used as the "
+                      "group of records whose folder does not reveal one.")
+    name.add_argument(c.ARG_SHARD_FILE, type=Path, default=None, help=f"The shard's {c.SHARD_FILE} (published at "
+                      f"its place, {{\"{c.SHARD_FILE_KEY}\": NAME}}): the name, for a job given only the place.")
     p.add_argument(c.ARG_INDEX, type=Path, default=None, help=f"The shard's {c.INDEX_FILE} (each file's size and "
                    "ETag), which keys the record cache without reading the files.")
     p.add_argument(c.ARG_HOSTS, type=int, default=1, help="How many instances the job was built for (default 1); "
@@ -41,9 +47,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def shard_name(path: Path) -> str:
+    """The shard's name from its place's `shard.json`; BadInput when it holds none."""
+    try:
+        name = json.loads(Path(path).read_text()).get(c.SHARD_FILE_KEY)
+    except (OSError, ValueError, AttributeError) as err:
+        raise BadInput(f"{c.ARG_SHARD_FILE} {path}: no shard name ({err})") from None
+    if not isinstance(name, str) or not name:
+        raise BadInput(f"{c.ARG_SHARD_FILE} {path}: no shard name (expected {{\"{c.SHARD_FILE_KEY}\": NAME}})")
+    return name
+
+
 def _run(args: argparse.Namespace, settings: FeaturizeSettings) -> None:
     from steps.featurize.settings import load_function
 
+    if args.shard_file is not None:
+        args.shard = shard_name(args.shard_file)
     try:
         load_function(settings.feature_function)
     except ValueError as err:

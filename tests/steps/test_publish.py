@@ -58,15 +58,16 @@ class TestValidPublish:
         assert errors == [] and len({r.uri for r in results}) == 1
         place = results[0].uri
         assert storage.read_bytes(f"{place}/{INDEX_FILE}") == index_body(files(50))
-        assert storage.read_bytes(f"{place}/shard-0.manifest") == manifest_body(PREFIX, list(files(50)))
-        assert sorted(p.name for p in storage.path(place).iterdir()) == ["index.json", "shard-0.manifest"]
+        assert storage.read_bytes(f"{place}/shard.manifest") == manifest_body(PREFIX, list(files(50)))
+        assert storage.read_bytes(f"{place}/shard.json") == b'{"shard": "shard-0"}'
+        assert sorted(p.name for p in storage.path(place).iterdir()) == ["index.json", "shard.json", "shard.manifest"]
 
 
 class TestInvalidPublished:
     """Hostile: what is at the content address is not what the address says."""
 
     @pytest.mark.parametrize("damage", ["truncate", "edit_same_size", "empty", "delete"])
-    @pytest.mark.parametrize("name", [INDEX_FILE, "shard-0.manifest"])
+    @pytest.mark.parametrize("name", [INDEX_FILE, "shard.manifest", "shard.json"])
     def test_a_damaged_object_is_rewritten_and_named(self, storage, damage, name):
         first = publish_shard(storage, EXPERIMENT, "shard-0", PREFIX, files())
         path = storage.path(f"{first.uri}/{name}")
@@ -74,7 +75,7 @@ class TestInvalidPublished:
         if damage == "truncate":
             path.write_bytes(good[: len(good) // 2])
         elif damage == "edit_same_size":  # a record dropped and padded: same size, other bytes
-            path.write_bytes(good.replace(b"r1/r1.hea", b"r9/r9.hea"))
+            path.write_bytes(good.replace(b"r1/r1.hea", b"r9/r9.hea").replace(b"shard-0", b"shard-9"))
         elif damage == "empty":
             path.write_bytes(b"")
         else:

@@ -12,7 +12,8 @@ import pytest
 from pipeline.build.compose import build
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.definition.validate import check_definition, check_graph, check_processing_arguments
+from pipeline.definition.model import CURRENT_ITEM, walk_gets
+from pipeline.definition.validate import check_current_item, check_definition, check_graph, check_processing_arguments
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 
 
@@ -189,3 +190,19 @@ class TestForEachBodies:
             "step 'FeaturizeShard': Arguments.ProcessingInputs[3].S3Input.S3InputMode: 'FastFile' is not one of "
             "['Pipe', 'File']",
         ]
+
+    def test_the_body_reads_only_the_bare_item(self, auto):
+        gets = [g for g in walk_gets(step(auto, "Featurize")["Arguments"]["ForEachBody"]) if g.startswith(CURRENT_ITEM)]
+        assert gets and set(gets) == {CURRENT_ITEM}
+        assert check_current_item(auto) == []
+
+    @pytest.mark.parametrize("path", [f"{CURRENT_ITEM}.uri", f"{CURRENT_ITEM}['uri']"])
+    def test_field_access_is_refused(self, auto, path):
+        # The service documents no object items and no field access: plain string items only.
+        d = copy.deepcopy(auto)
+        body = step(d, "Featurize")["Arguments"]["ForEachBody"][0]
+        body["Arguments"]["ProcessingInputs"][3]["S3Input"]["S3Uri"]["Std:Join"]["Values"][0] = {"Get": path}
+        expected = [f"step 'FeaturizeShard' (ForEach 'Featurize'): reads {path}; use the bare {CURRENT_ITEM} "
+                    "(plain string items)"]
+        assert check_current_item(d) == expected
+        assert check_definition(d)[:1] == expected

@@ -1,4 +1,5 @@
-"""The local runner executes ForEach steps: items from a property file, CurrentItem references,
+"""The local runner executes ForEach steps: items from a property file, CurrentItem references
+(the bare item, as wavepipe's definitions read it, and fields of object items, for others),
 the concurrency cap, per-iteration caching, failures and what the steps after it see."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ ITEM = "ForEach.CurrentItem"
 CACHE = {"Enabled": True, "ExpireAfter": "P30D"}
 
 
-def items_step(*items: dict) -> dict:
+def items_step(*items: dict | str) -> dict:
     body = step("Items", "items", args=[a for i in items for a in ("--extra", json.dumps(i))])
     body["PropertyFiles"] = [{"PropertyFileName": "ItemsReport", "OutputName": "out", "FilePath": "report.json"}]
     return body
@@ -56,6 +57,19 @@ def test_each_item_runs_once_with_its_fields(tmp_path):
     assert record["Steps"]["Fan"]["Properties"] == {
         "Status": "Succeeded", "InputItemCount": 3, "TotalStepCount": 3, "SucceededStepCount": 3,
         "FailedStepCount": 0, "StoppedStepCount": 0}
+
+
+def test_plain_string_items_read_as_the_bare_item(tmp_path):
+    """What wavepipe's own definitions do (`shard_items`: each a shard's place): the item is a
+    plain string, read whole as an argument and as the first value of a `Std:Join`."""
+    places = [f"s3://{BUCKET}/shards/d{i}" for i in range(3)]
+    bare = step("Shard", "echo", args=["--tag", {"Get": ITEM}], cache=CACHE)
+    bare["Arguments"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] = {
+        "Std:Join": {"On": "/", "Values": [{"Get": ITEM}, "out"]}}
+    result = run(definition(items_step(*places), for_each(bare), after()), tmp_path)
+    assert result.ok
+    for place in places:
+        assert json.loads((s3_path(tmp_path, f"{place}/out") / "echo-algo-1.json").read_text())["tag"] == place
 
 
 def test_at_most_max_concurrency_iterations_run_at_once(tmp_path):

@@ -195,6 +195,9 @@ class TestValidAutoShards:
         combined = json.loads((output_dir(workdir, "Combine", "combine") / "report.json").read_text())
         assert combined["complete"] and combined["shards_expected"] == [f"shard-{i:04d}" for i in range(1, 9)]
         assert len(set(summary(workdir)["artifact"])) == 24
+        # The items are plain strings (each a shard's place); each job read its name from the place.
+        assert all(isinstance(i, str) for i in json.loads(report["shard_items"]))
+        assert sorted(r["shard"] for r in featurize_reports(workdir).values()) == combined["shards_expected"]
 
     def test_one_changed_byte_reruns_one_iteration(self, auto_shards):
         workdir, overlay = auto_shards

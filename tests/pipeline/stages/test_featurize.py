@@ -12,21 +12,27 @@ from tests.pipeline.stages.conftest import (
 
 DATA, OUT = "/opt/ml/processing/input/data", "/opt/ml/processing/output/features"
 INDEX = "/opt/ml/processing/input/index"
+SHARD = "/opt/ml/processing/input/shard"
 
 
 def experiment(base: str) -> dict:
     return join(base, "experiments", param("ExperimentName"))
 
 
-def featurize_step(name: str, shard: str, place: dict, base: str, **extra) -> dict:
-    """A Featurize step over a published shard: its manifest and index in, features out."""
+def featurize_step(name: str, shard: str | None, place: dict, base: str, **extra) -> dict:
+    """A Featurize step over a published shard: its manifest and index in, features out. With
+    no `shard` (a ForEach iteration), the name comes from the place's shard.json."""
+    inputs = [s3_in("data", join(place, "shard.manifest"), DATA, data_type="ManifestFile"),
+              s3_in("index", join(place, "index.json"), INDEX)]
+    naming = ["--shard", shard]
+    if shard is None:
+        inputs.append(s3_in("shard", join(place, "shard.json"), SHARD))
+        naming = ["--shard-file", f"{SHARD}/shard.json"]
     return step(
         name, "featurize",
-        ["--input", DATA, "--output", OUT, "--shard", shard, "--index", f"{INDEX}/index.json",
+        ["--input", DATA, "--output", OUT, *naming, "--index", f"{INDEX}/index.json",
          "--record-cache", join(base, "record-cache", "<key>")],
-        inputs=[s3_in("data", join(place, f"{shard}.manifest"), DATA, data_type="ManifestFile"),
-                s3_in("index", join(place, "index.json"), INDEX)],
-        outputs=[s3_out("features", join(place, "features", "<key>"), OUT)],
+        inputs=inputs, outputs=[s3_out("features", join(place, "features", "<key>"), OUT)],
         base=base, **extra)
 
 
@@ -68,11 +74,11 @@ def auto_built():
 
 
 class TestValidAutoShards:
-    def test_one_for_each_step_whose_body_reads_the_item(self, auto_built):
+    def test_one_for_each_step_whose_body_reads_the_bare_item(self, auto_built):
+        # The item is a plain string, the shard's place: no field access; the job reads the
+        # shard's name from the place's shard.json.
         steps = normalized(auto_built)
-        shard, place = {"Get": f"{ITEM}.shard"}, {"Get": f"{ITEM}.uri"}
-        body = featurize_step("FeaturizeShard", shard, place, BASE)
-        body["Arguments"]["ProcessingInputs"][3]["S3Input"]["S3Uri"] = join(place, join(shard, ".manifest", on=""))
+        body = featurize_step("FeaturizeShard", None, {"Get": ITEM}, BASE)
         assert steps["Featurize"] == {
             "Name": "Featurize", "Type": "ForEach",
             "Arguments": {
@@ -169,9 +175,9 @@ class TestValidStreamedFeaturize:
         manifest, place = "/opt/ml/processing/input/manifest", shard_uri(1)
         expected = step(
             "Featurize-shard-0002", "featurize",
-            ["--manifest", f"{manifest}/shard-0002.manifest", "--output", OUT, "--shard", "shard-0002",
+            ["--manifest", f"{manifest}/shard.manifest", "--output", OUT, "--shard", "shard-0002",
              "--index", f"{INDEX}/index.json", "--hosts", "2", "--record-cache", join(BASE, "record-cache", "<key>")],
-            inputs=[s3_in("manifest", join(place, "shard-0002.manifest"), manifest),
+            inputs=[s3_in("manifest", join(place, "shard.manifest"), manifest),
                     s3_in("index", join(place, "index.json"), INDEX)],
             outputs=[s3_out("features", join(place, "features", "<key>"), OUT)])
         expected["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 2

@@ -27,7 +27,7 @@ class TestValidReconcile:
     def test_shard_places_are_read_from_its_report(self, example_built):
         featurize = normalized(example_built)["Featurize-shard-0001"]
         assert featurize["Arguments"]["ProcessingInputs"][3]["S3Input"]["S3Uri"] == \
-            join(shard_uri(0), "shard-0001.manifest")
+            join(shard_uri(0), "shard.manifest")
 
     def test_property_references(self):
         class Fake:

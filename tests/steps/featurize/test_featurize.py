@@ -239,10 +239,28 @@ class TestValidGenerated:
         features, errors, report = read(tmp_path / "out")
         assert len(features) == 8 and len(errors) == 0 and report["shard"] == "30"
 
+    def test_entry_reads_the_shard_name_from_the_place(self, tmp_path):
+        # A ForEach iteration is given only its shard's place: the name is its shard.json.
+        from steps.publish import shard_body
+
+        gen.write_mimic3_record(tmp_path / "in" / "30" / "3000001", "3000001")
+        (tmp_path / "shard.json").write_bytes(shard_body("shard-0007"))
+        code = main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--jobs", "1",
+                     "--shard-file", str(tmp_path / "shard.json")])
+        assert code == 0 and read(tmp_path / "out")[2]["shard"] == "shard-0007"
+
+    @pytest.mark.parametrize("content", [None, "not json", "[]", "{}", '{"shard": ""}', '{"shard": 7}'])
+    def test_a_shard_file_without_a_name_exits_2(self, tmp_path, content):
+        gen.write_mimic3_record(tmp_path / "in" / "30" / "3000001", "3000001")
+        if content is not None:
+            (tmp_path / "shard.json").write_text(content)
+        assert main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--jobs", "1",
+                     "--shard-file", str(tmp_path / "shard.json")]) == 2
+
     def test_help_documents_every_argument(self):
         out = subprocess.run([sys.executable, "-m", "steps.featurize", "--help"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout
-        for arg in ("--input", "--output", "--jobs", "--shard", "--settings"):
+        for arg in ("--input", "--output", "--jobs", "--shard", "--shard-file", "--settings"):
             assert arg in out
 
 

@@ -50,8 +50,10 @@ class TestValidAuto:
         folders = folders_of(report, local)
         assert sum(len(f) for f in folders) == 12 and set().union(*folders) == {
             f"{g}/{g}0000{r}" for g in ("30", "31") for r in range(6)}  # every folder once, whole
-        items = json.loads(report["shard_items"])
-        assert items == [{"shard": s["name"], "uri": s["uri"]} for s in report["shards"]]
+        items = json.loads(report["shard_items"])  # plain strings: each shard's place
+        assert items == [s["uri"] for s in report["shards"]]
+        for shard in report["shards"]:  # the name, for a job given only the place
+            assert json.loads(local.read_bytes(f"{shard['uri']}/shard.json")) == {"shard": shard["name"]}
 
     def test_a_changed_file_changes_its_shard_only(self, tmp_path, local):
         first = run_listing(ListingSettings(), SOURCE, EXPERIMENT, [], tmp_path / "a", local, target_shard_bytes=500)

@@ -104,9 +104,10 @@ class TestValidLocal:
         total = sum(len(d) for a in ids(30) for d in record_files(a).values())
         auto = run(None, db, tmp_path / "auto", local, target_shard_bytes=total // 5)
         assert auto["macroshards"] == 8 and auto["target_shard_bytes"] == total // 5  # ceil(5.x) = 6 -> 8
-        items = json.loads(auto["shard_items"])
-        assert items == [{"shard": s["name"], "uri": s["uri"]} for s in auto["shards"]]
-        assert [i["shard"] for i in items] == [f"shard-{n:04d}" for n in range(1, 9)]
+        items = json.loads(auto["shard_items"])  # plain strings: each shard's place
+        assert items == [s["uri"] for s in auto["shards"]] and all(isinstance(i, str) for i in items)
+        assert [json.loads(local.read_bytes(f"{i}/shard.json"))["shard"] for i in items] == \
+            [f"shard-{n:04d}" for n in range(1, 9)]
         # The same shards, at the same content addresses, as a count of 8 given in the config.
         counted = run(None, db, tmp_path / "counted", local, macroshards=8)
         assert counted["shards"] == auto["shards"]
@@ -311,8 +312,8 @@ class TestValidS3:
         assert first["s3_objects_listed"] == 1040 and first["copied"] == 1040
         assert counter.calls["CopyObject"] == 1040 and "GetObject" not in counter.calls
         # No artifact data passes through the container: the only writes are each shard's
-        # manifest and index, and the labels (labels.parquet, unique_labels_and_counts.json).
-        assert counter.calls["PutObject"] == 3 * 2 + 2
+        # manifest, index and name (shard.json), and the labels (labels.parquet, unique_labels_and_counts.json).
+        assert counter.calls["PutObject"] == 3 * 3 + 2
         assert [s["uri"].rsplit("/", 1)[0] for s in first["shards"]] == [f"{EXPERIMENT}/shards"] * 3
         assert first["labels_uri"].startswith(f"{EXPERIMENT}/labels/")
         assert listing(s3, ARTIFACTS) == listing(s3, SOURCE)  # same keys, sizes, ETags
