@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.config import json_schema
+from pipeline.gc import collect as gc
 
 GROUPS = ("run locally", "deploy", "operate", "inspect")
 
@@ -312,6 +313,8 @@ VERBS = (
          _operate("retry")),
     Verb("stop", "operate", "stop a running execution", _execution, _operate("stop")),
     Verb("logs", "operate", "an execution's processing-job logs from CloudWatch", _logs_args, _operate("logs")),
+    Verb("gc", "operate", "list (--delete: remove) cache, shard and combined objects nothing current refers to",
+         gc.arguments, gc.verb),
     Verb("report", "operate", "a self-contained HTML report of a local or SageMaker execution", _report_args,
          _report),
     Verb("definition", "inspect", "print the pipeline definition JSON (offline, deterministic)", _definition_args,
