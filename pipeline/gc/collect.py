@@ -111,10 +111,12 @@ def _uris(node) -> Iterable[str]:
             yield from _uris(v)
 
 
-def local_executions(workdir: Path | None, pipeline: str) -> list[dict]:
+def local_executions(workdir: Path | None, pipeline: str, storage_label: str | None = None) -> list[dict]:
+    """The workdir's executions of `pipeline` (newest first) that ran on this storage."""
     from pipeline.local.state import ExecutionStore
 
-    return ExecutionStore(Path(workdir) / "executions").records(pipeline) if workdir else []
+    records = ExecutionStore(Path(workdir) / "executions").records(pipeline) if workdir else []
+    return [r for r in records if storage_label is None or r.get("Storage") in (None, storage_label)]
 
 
 def _started(record: dict) -> datetime:
@@ -325,7 +327,8 @@ def compact(storage, items: list[Item]) -> list[str]:
     return written
 
 
-def collect(cfg, storage, workdir: Path | None, grace: timedelta, now: datetime | None = None) -> tuple[list[Item], Live]:
+def collect(cfg, storage, workdir: Path | None, grace: timedelta, now: datetime | None = None,
+            storage_label: str | None = None) -> tuple[list[Item], Live]:
     """Every shared object under the pipeline's base, with why it is kept (or None)."""
     from pipeline.build.compose import build
     from pipeline.stages.common import base_uri
@@ -334,7 +337,7 @@ def collect(cfg, storage, workdir: Path | None, grace: timedelta, now: datetime 
     cutoff = now - grace
     base = base_uri(cfg)
     objects = list(aged(storage, base + "/"))
-    live = find_live(storage, base, objects, local_executions(workdir, cfg.pipeline.name), cutoff)
+    live = find_live(storage, base, objects, local_executions(workdir, cfg.pipeline.name, storage_label), cutoff)
     return decide(storage, base, objects, live, current_keys(build(cfg).definition), cutoff), live
 
 
@@ -363,10 +366,11 @@ def run_gc(cfg, args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     workdir = Path(args.workdir or cfg.local.workdir or ".wavepipe")
-    storage = open_backend(args.s3_endpoint or ("aws" if args.s3 == "aws" else "local"), workdir).storage
+    backend = open_backend(args.s3_endpoint or ("aws" if args.s3 == "aws" else "local"), workdir)
+    storage = backend.storage
     try:
         with workdir_lock(workdir) if args.delete or args.compact else nullcontext():
-            items, live = collect(cfg, storage, workdir, grace)
+            items, live = collect(cfg, storage, workdir, grace, storage_label=backend.label)
             for execution, why in sorted(live.executions.items()):
                 print(f"live execution {execution}: {why}")
             sys.stdout.write(table(items, datetime.now(timezone.utc)))
