@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from pipeline.cli import main
 from pipeline.config import load_config
