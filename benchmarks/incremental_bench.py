@@ -1,16 +1,20 @@
-"""Incremental runs through `deploy.py local`: what a run costs after 1 % of the records
-changed, were added or were deleted, and when nothing changed, against the full run.
+"""Incremental runs through `deploy.py local`: what a run costs after 1 % of the records were
+added and 1 % changed, after 1 % were deleted, and when nothing changed, against the full run.
 
-    .venv/bin/python benchmarks/incremental_bench.py [--records 1000] [--shards 20] [--mb 8]
+    .venv/bin/python benchmarks/incremental_bench.py [--records 6400] [--shards 64] [--mb 0.05]
+                                                     [--read-mode download|stream]
 
 It generates `--records` WFDB records (wfdb.wrsamp, 8 channels, sizes spread around `--mb`
-MB), labels them in SQLite, and runs Reconcile -> Featurize x shards -> Combine on local
-storage. For each run it prints the Featurize steps that ran, records featurized and reused,
-Featurize CPU-seconds (each step's process and its workers, from the step's report), wall
-time, and the ratio to the full run; and the shard balance of the stable assignment against
-the greedy one. Targets: a 1 % change costs at most 5 % of the full run's Featurize
-CPU-seconds; an unchanged rerun featurizes 0 records. A benchmark, not a test: run it on a
-quiet machine and quote `uptime` with it.
+MB), labels them in SQLite, and runs Reconcile -> Featurize (`macroshards: auto`, the target
+shard size chosen so Reconcile makes exactly `--shards` shards) -> Combine on local storage.
+For each run it prints, against the full run: Featurize jobs started, records featurized,
+bytes staged (download: measured in the jobs' sandbox input folders) or fetched (stream: the
+jobs' reports), Featurize CPU-seconds (each job's process and workers, from its report) and
+wall time; and beside them the issue's targets (issue 21): after a change, jobs <=
+ceil(changed bytes / target shard size) + 1, bytes staged or fetched <= 1.1 x the changed
+bytes, CPU <= 1.1 x the changed records' share of the full run's; unchanged: 0 jobs. Today's
+design (one job per touched shard, File mode copying the whole shard) misses them after a
+1 % change: these are the before figures. A benchmark, not a test: quote `uptime` with it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -64,7 +69,7 @@ def generate(root: Path, records: int, mb: float, seed: int) -> dict[str, int]:
     return sizes
 
 
-def config(root: Path, shards: int) -> Path:
+def config(root: Path, shards: int, target: int, read_mode: str) -> Path:
     data = yaml.safe_load((ROOT / "config" / "example.yaml").read_text())
     data["pipeline"]["name"] = "incremental-bench"
     data["aws"]["bucket"] = BUCKET
@@ -75,7 +80,10 @@ def config(root: Path, shards: int) -> Path:
     data["stages"]["reconcile"]["key_pattern"] = "{artifact_id}/{file}"
     data["stages"]["reconcile"]["files_from_prod"] = ["*.hea", "*.dat"]
     data["stages"]["reconcile"]["featurize_reads"] = "production"  # no copy: the benchmark is about Featurize
-    data["stages"]["featurize"]["macroshards"] = shards
+    data["stages"]["featurize"]["macroshards"] = "auto"
+    data["stages"]["featurize"]["target_shard_size"] = target  # so that the count is `shards` (a power of two)
+    data["stages"]["featurize"]["max_concurrency"] = 50
+    data["stages"]["featurize"]["read_mode"] = read_mode
     data["stages"]["featurize"]["max_error_fraction"] = 0.0
     del data["stages"]["encode"]
     data["schedules"], data["local"] = [], {}
@@ -89,6 +97,10 @@ def last_execution(workdir: Path) -> dict:
     return max(records, key=lambda r: (r["Started"], r["ExecutionId"]))
 
 
+def _size_under(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+
+
 def measure(workdir: Path, cfg: Path, label: str) -> dict:
     from pipeline.cli import main
 
@@ -97,13 +109,21 @@ def measure(workdir: Path, cfg: Path, label: str) -> dict:
     wall = time.monotonic() - began
     if code != 0:
         raise SystemExit(f"{label}: deploy.py local exited {code}")
-    steps = last_execution(workdir)["Steps"]
-    ran = {n: s for n, s in steps.items() if n.startswith("Featurize") and s["State"] == "Succeeded"}
+    execution = last_execution(workdir)
+    ran = {n: s for n, s in execution["Steps"].items() if n.startswith("Featurize") and s["State"] == "Succeeded"
+           and "features" in (s.get("Outputs") or {})}
     reports = [json.loads(Path(s["Outputs"]["features"].replace("s3://", str(workdir / "s3") + "/"),
                                ).joinpath("report.json").read_text()) for s in ran.values()]
-    return {"run": label, "featurize_steps": len(ran), "featurized": sum(r["records_featurized"] for r in reports),
-            "reused": sum(r["records_reused"] for r in reports),
+    jobs = workdir / "executions" / execution["ExecutionId"] / "jobs"
+    staged = sum(_size_under(jobs / n / "algo-1" / "processing" / "input" / "data") for n in ran)
+    fetched = sum(r.get("bytes_fetched", 0) + r.get("bytes_headers_fetched", 0) for r in reports)
+    return {"run": label, "jobs": len(ran), "featurized": sum(r["records_featurized"] for r in reports),
+            "reused": sum(r["records_reused"] for r in reports), "moved": staged + fetched,
             "cpu_s": sum(r.get("cpu_seconds", 0.0) for r in reports), "wall_s": wall}
+
+
+def record_bytes(raw: Path, rid: str) -> int:
+    return _size_under(raw / rid)
 
 
 def greedy_assign(sizes: dict[str, int], n: int) -> dict[str, int]:
@@ -131,11 +151,33 @@ def balance(sizes: dict[str, int], shards: int) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def report(rows: list[dict], target: int, read_mode: str, records: int, total: int, shards: int) -> str:
+    """The table: each run against the full run, the issue's target beside each figure."""
+    full = rows[0]
+    moved = "staged" if read_mode == "download" else "fetched"
+    lines = [f"\n{shards} shards, {records} records, {total / 1e9:.3f} GB, target shard size {target / 1e6:.2f} MB, "
+             f"read_mode {read_mode}",
+             f"{'run':<14} {'jobs':>5} {'target':>6} {'featurized':>10} {'reused':>7} {'MB ' + moved:>11} "
+             f"{'/full':>6} {'target MB':>9} {'CPU s':>7} {'/full':>6} {'target':>6} {'wall s':>7} {'/full':>6}"]
+    for r in rows:
+        changed = r["changed_bytes"]
+        # A deletion is a change of 0 bytes (one job allowed); unchanged data starts none.
+        target_jobs = "-" if r is full else "0" if r["run"] == "unchanged" else str(math.ceil(changed / target) + 1)
+        target_mb = "-" if r is full else f"{1.1 * changed / 1e6:.2f}"
+        target_cpu = "-" if r is full else f"{1.1 * r['changed_records'] / records:.1%}"
+        lines.append(f"{r['run']:<14} {r['jobs']:>5} {target_jobs:>6} {r['featurized']:>10} {r['reused']:>7} "
+                     f"{r['moved'] / 1e6:>11.2f} {r['moved'] / max(full['moved'], 1):>6.1%} {target_mb:>9} "
+                     f"{r['cpu_s']:>7.1f} {r['cpu_s'] / max(full['cpu_s'], 1e-9):>6.1%} {target_cpu:>6} "
+                     f"{r['wall_s']:>7.1f} {r['wall_s'] / full['wall_s']:>6.1%}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--records", type=int, default=1000)
-    ap.add_argument("--shards", type=int, default=20)
-    ap.add_argument("--mb", type=float, default=8.0, help="mean record size in MB")
+    ap.add_argument("--records", type=int, default=6400)
+    ap.add_argument("--shards", type=int, default=64, help="a power of two (macroshards: auto makes one)")
+    ap.add_argument("--mb", type=float, default=0.05, help="mean record size in MB")
+    ap.add_argument("--read-mode", choices=["download", "stream"], default="download")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", help="folder to keep the data and workdir in (default: a temp folder)")
     ap.add_argument("--reuse", action="store_true", help="with --keep: reuse the records generated there before "
@@ -157,37 +199,42 @@ def main() -> None:
     else:
         sizes = generate(root, args.records, args.mb, args.seed)
     print(f"{len(sizes)} records, {sum(sizes.values()) / 1e9:.2f} GB ({time.monotonic() - t0:.0f} s)", flush=True)
-    cfg = config(root, args.shards)
+    total = sum(record_bytes(raw, r) for r in sizes)
+    # auto rounds total / target up to a power of two: 5 % over total / shards keeps the count at
+    # `shards` with the 1 % added.
+    target = int(total / args.shards * 1.05)
+    cfg = config(root, args.shards, target, args.read_mode)
     rng = np.random.default_rng(args.seed + 1)
-    k = max(1, args.records // 100)
+    k = max(1, len(sizes) // 100)
     changed = [str(r) for r in rng.choice(sorted(sizes), k, replace=False)]
     for rid in changed:  # as generated (a reused folder may hold an earlier run's change)
         write_record(raw / rid, rid, sizes[rid] // 16)
+    records = len(sizes)
     rows = [measure(root, cfg, "full")]
+    rows[0]["changed_bytes"], rows[0]["changed_records"] = total, records
     for rid in changed:  # change 1 %: a new version of each record
         write_record(raw / rid, rid, sizes[rid] // 16, version=1)
-    rows.append(measure(root, cfg, "1% changed"))
-    with sqlite3.connect(root / "s3" / BUCKET / "labels.sqlite") as db:  # add 1 %
+    with sqlite3.connect(root / "s3" / BUCKET / "labels.sqlite") as db:  # and add 1 %
         for i in range(k):
             rid = f"n{i:05d}"
             write_record(raw / rid, rid, int(args.mb * 1e6 / 16))
             db.execute("INSERT INTO labels VALUES (?, ?)", (rid, "a"))
             sizes[rid] = int(args.mb * 1e6)
-    rows.append(measure(root, cfg, "1% added"))
+    rows.append(measure(root, cfg, "1%+1% add/chg"))
+    rows[-1]["changed_bytes"] = sum(record_bytes(raw, r) for r in changed + [f"n{i:05d}" for i in range(k)])
+    rows[-1]["changed_records"] = 2 * k
     deleted = [str(r) for r in rng.choice(sorted(r for r in sizes if r.startswith("r") and r not in changed), k,
                                           replace=False)]
     for rid in deleted:  # delete 1 % (moved aside, so --reuse can put them back)
         shutil.move(str(raw / rid), str(root / f"deleted-{rid}"))
         del sizes[rid]
     rows.append(measure(root, cfg, "1% deleted"))
+    rows[-1]["changed_bytes"], rows[-1]["changed_records"] = 0, 0
     rows.append(measure(root, cfg, "unchanged"))
+    rows[-1]["changed_bytes"], rows[-1]["changed_records"] = 0, 0
     for rid in deleted:
         shutil.move(str(root / f"deleted-{rid}"), str(raw / rid))
-    full = rows[0]["cpu_s"]
-    print(f"\n{'run':<12} {'steps':>5} {'featurized':>10} {'reused':>7} {'CPU s':>8} {'wall s':>7} {'CPU/full':>9}")
-    for r in rows:
-        print(f"{r['run']:<12} {r['featurize_steps']:>5} {r['featurized']:>10} {r['reused']:>7} {r['cpu_s']:>8.1f} "
-              f"{r['wall_s']:>7.1f} {r['cpu_s'] / full:>8.1%}")
+    print(report(rows, target, args.read_mode, records, total, args.shards))
     stable, greedy = balance(sizes, args.shards)
     print(f"\nshard balance (mean/max bytes), {args.shards} shards: stable (hash of id) {stable:.3f}, "
           f"greedy largest-first {greedy:.3f}")

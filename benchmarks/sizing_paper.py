@@ -10,6 +10,16 @@ limit and the default max_parallel_steps, so two waves). Each in both read modes
 stream (read from S3 inside the job, transfer and compute overlapped). Featurize throughput is
 the README's measured per-core figure unless given; Listing and Combine use the model's rough
 figures, with an assumed 15 files per record for the listing.
+
+Then tonight's cost of a 1 % change (678 records: changed or added) in the default
+configuration, `macroshards: auto` at 20 GB (512 shards of about 13 GB), 20 Featurize jobs at
+once (ForEach max_concurrency default), one ml.m5.4xlarge per job with a 30 GB volume: today's
+design (every shard holding a changed record starts a job; download copies that whole shard,
+stream fetches its headers and the changed records) against issue 21's design (the changed
+records packed into work shards of at most 20 GB: ceil(changed / 20 GB) + 1 jobs, each moving
+only its work) and against the full run, with the issue's targets: at most 3 % of the full
+run's instance-hours, a nightly wall time of at most 20 minutes. Which shards 1 % of the
+records touch is simulated with `steps/sharding.py`'s own `stable_index` over 67,830 ids.
 """
 
 from __future__ import annotations
@@ -23,6 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.plan import prices as data  # noqa: E402
 from pipeline.plan.cost import Catalog, featurize_time, gp2_bytes_s, stage_cost  # noqa: E402
+from steps.sharding import auto_shard_count, stable_index  # noqa: E402
+
+TARGET_SHARD = 20e9  # stages.featurize.target_shard_size default
+CONCURRENCY = 20  # stages.featurize.max_concurrency default
+VOLUME_GB = 30  # volume_size_gb default
+CHANGED = 0.01
+HEADER_BYTES = 10_000  # assumed: a record's headers (master, layout, segments), fetched whole in stream mode
+TARGET_INSTANCE_HOURS = 0.03
+TARGET_WALL_S = 20 * 60
 
 RECORDS = 67_830
 TOTAL_BYTES = 6.7e12
@@ -61,6 +80,68 @@ def fleet_lines(catalog: Catalog, instance_type: str, shards: int, volume_gb: in
     ]
 
 
+def touched_shards(shards: int, seed: int = 0) -> list[int]:
+    """Changed records per shard (shards without any left out), for 1 % of 67,830 ids."""
+    import random
+
+    ids = [f"3{i:06d}" for i in range(RECORDS)]
+    changed = random.Random(seed).sample(ids, round(RECORDS * CHANGED))
+    per: dict[int, int] = {}
+    for rid in changed:
+        per[stable_index(rid, shards)] = per.get(stable_index(rid, shards), 0) + 1
+    return list(per.values())
+
+
+def nightly(catalog: Catalog, cpu_s_per_gb: float, read_mode: str, jobs: list[tuple[float, float]], shards: int):
+    """(Featurize stage cost, nightly wall s with Listing and Combine) of jobs given as (bytes moved,
+    bytes computed)."""
+    instance = catalog.get("ml.m5.4xlarge")
+    runs = [featurize_time(int(moved), instance, 1, cpu_s_per_gb, read_mode, VOLUME_GB, compute_bytes=int(work)).run_s
+            for moved, work in jobs]
+    featurize = stage_cost("Featurize", runs, instance, 1, CONCURRENCY)
+    small = catalog.get("ml.m5.xlarge")
+    listing = stage_cost("Listing", [RECORDS * FILES_PER_RECORD / 1000 * data.LIST_S_PER_1000_KEYS], small, 1, 1)
+    combine = stage_cost("Combine", [data.COMBINE_S + data.COMBINE_S_PER_SHARD * shards], small, 1, 1)
+    return featurize, listing.wall_s + featurize.wall_s + combine.wall_s, \
+        featurize.instance_hours + listing.instance_hours + combine.instance_hours
+
+
+def change_lines(catalog: Catalog, cpu_s_per_gb: float) -> list[str]:
+    shards = auto_shard_count(int(TOTAL_BYTES), int(TARGET_SHARD), RECORDS)
+    shard_bytes, record_bytes = TOTAL_BYTES / shards, TOTAL_BYTES / RECORDS
+    per_shard = touched_shards(shards)
+    changed = sum(per_shard)
+    changed_bytes = changed * record_bytes
+    work = math.ceil(changed_bytes / TARGET_SHARD) + 1
+    lines = [f"\n1 % change ({changed} records, {changed_bytes / 1e9:.0f} GB) at macroshards auto, "
+             f"{TARGET_SHARD / 1e9:.0f} GB target: {shards} shards of {shard_bytes / 1e9:.1f} GB, "
+             f"{CONCURRENCY} at once, 1 x ml.m5.4xlarge each ({VOLUME_GB} GB volume); it touches "
+             f"{len(per_shard)} of {shards} shards ({len(per_shard) / shards:.0%})",
+             f"{'read mode':<9} {'design':<18} {'jobs':>5} {'GB moved':>9} {'GB computed':>11} {'Featurize wall':>14} "
+             f"{'nightly wall':>12} {'instance-h':>10} {'of full':>8} {'USD':>8}  targets (<= 3 %, <= 20 min)"]
+    headers = shard_bytes / record_bytes * HEADER_BYTES
+    for read_mode in ("download", "stream"):
+        full, full_wall, full_h = nightly(catalog, cpu_s_per_gb, read_mode, [(shard_bytes, shard_bytes)] * shards,
+                                          shards)
+        moved = (lambda n: shard_bytes) if read_mode == "download" else (lambda n: headers + n * record_bytes)
+        designs = (("full run", [(shard_bytes, shard_bytes)] * shards),
+                   ("today (per shard)", [(moved(n), n * record_bytes) for n in per_shard]),
+                   ("issue 21 (work)", [(changed_bytes / work, changed_bytes / work)] * work))
+        for name, jobs in designs:
+            featurize, wall, hours = nightly(catalog, cpu_s_per_gb, read_mode, jobs, shards)
+            met = "-" if name == "full run" else \
+                ("met" if hours <= TARGET_INSTANCE_HOURS * full_h else f"MISSED x{hours / (TARGET_INSTANCE_HOURS * full_h):.1f}") \
+                + ", " + ("met" if wall <= TARGET_WALL_S else f"MISSED x{wall / TARGET_WALL_S:.1f}")
+            lines.append(f"{read_mode:<9} {name:<18} {len(jobs):>5} {sum(m for m, _ in jobs) / 1e9:>9.0f} "
+                         f"{sum(w for _, w in jobs) / 1e9:>11.0f} {featurize.wall_s / 60:>12.0f} m "
+                         f"{wall / 60:>10.0f} m {hours:>10.1f} {hours / full_h:>8.1%} "
+                         f"{hours * catalog.get('ml.m5.4xlarge').usd_per_hour:>8.2f}  {met}")
+    lines.append("nightly wall and instance-h include Listing and Combine (rough figures); instance-h are billed "
+                 f"({data.START_BILLED_S / 60:.0f} min of each job's {data.START_WALL_S / 60:.0f} min start); "
+                 "USD at the 4xlarge's price (Listing and Combine run on an xlarge: a few cents)")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cpu-seconds-per-gb", type=float, default=data.DEFAULT_CPU_S_PER_GB)
@@ -73,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     for instance_type, shards, volume_gb in FLEETS:
         for read_mode in ("download", "stream"):
             print("\n".join(fleet_lines(catalog, instance_type, shards, volume_gb, args.cpu_seconds_per_gb, read_mode)))
+    print("\n".join(change_lines(catalog, args.cpu_seconds_per_gb)))
     print(f"prices: {data.PRICE_SOURCE}")
     return 0
 

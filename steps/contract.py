@@ -162,6 +162,7 @@ class FeaturizeReport(TypedDict, total=False):
     peak_rss_mb_per_worker: float | None
     read_mode: str
     bytes_fetched: int
+    bytes_headers_fetched: int  # read_mode stream: every header of its share, fetched before the records
     fetch_wait_s: float
     records_in_flight_peak: int
     workers: list[dict[str, Any]]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from pipeline.gc import collect as gc
 
 GROUPS = ("run locally", "deploy", "operate", "inspect")
 
@@ -384,6 +385,10 @@ VERBS = (
          _operate("logs"),
          example="wavepipe logs                      # every step log of the newest local execution\n"
                  "  wavepipe logs --sagemaker <execution id> Reconcile --follow"),
+    Verb("gc", "operate", "list (--delete: remove) cache, shard and combined objects nothing current refers to",
+         gc.arguments, gc.verb,
+         example="wavepipe gc                  # what would go, and why the rest stays (a dry run)\n"
+                 "  wavepipe gc --delete --grace 14d"),
     Verb("report", "operate", "a self-contained HTML report of a local or SageMaker execution", _report_args,
          _report,
          example='wavepipe report                    # the newest local execution, written beside it'),

@@ -101,9 +101,11 @@ class JobTime:
 
 
 def featurize_time(nbytes: int, instance: Instance, count: int, cpu_s_per_gb: float, read_mode: str,
-                   volume_gb: int) -> JobTime:
-    """Run time of one Featurize job over `nbytes` (start-up excluded)."""
-    compute = nbytes / GB * cpu_s_per_gb / (instance.vcpus * count)
+                   volume_gb: int, compute_bytes: int | None = None) -> JobTime:
+    """Run time of one Featurize job that moves `nbytes` and computes over `compute_bytes`
+    (default all of them: a full run; tonight, the records the cache lacks), start-up excluded."""
+    compute_bytes = nbytes if compute_bytes is None else compute_bytes
+    compute = compute_bytes / GB * cpu_s_per_gb / (instance.vcpus * count)
     if read_mode == "stream":
         transfer = nbytes / (instance.network_bytes_s * count)
         return JobTime(compute, transfer, max(compute, transfer))
@@ -111,7 +113,8 @@ def featurize_time(nbytes: int, instance: Instance, count: int, cpu_s_per_gb: fl
     # then the featurizer reads it back from there: a shard worth sizing is larger than the
     # instance's memory, so the page cache does not hold it, and gp2's cap is per volume.
     rate = min(instance.network_bytes_s, gp2_bytes_s(volume_gb))
-    copy, read = nbytes / rate, nbytes / gp2_bytes_s(volume_gb)
+    # Only the files of the records it featurizes are read back; the rest of the copy lies unused.
+    copy, read = nbytes / rate, min(nbytes, compute_bytes) / gp2_bytes_s(volume_gb)
     limit = "network" if rate == instance.network_bytes_s and copy > read else "gp2 volume"
     return JobTime(compute, copy + read, copy + max(compute, read), limit)
 

@@ -20,6 +20,7 @@ from pipeline.config import Config
 from pipeline.stages.common import argument as _arg
 from pipeline.stages.names import is_shard_job
 from steps import contract as c
+from steps.io.storage import key_problem
 
 
 @dataclass
@@ -35,6 +36,18 @@ class StepPlan:
     bytes: int | None = None  # Featurize: its shard's; Reconcile/Listing: all files listed
     bytes_todo: int | None = None  # Featurize that runs: of the records to featurize; Reconcile: to copy
     keys: int | None = None  # Reconcile/Listing: objects listed
+    # Featurize that runs: its records, those the record cache lacks (featurized), and what it moves:
+    records: int | None = None
+    records_todo: int | None = None
+    bytes_staged: int | None = None  # copied to its volume before it starts (download: the whole shard)
+    bytes_fetched: int | None = None  # fetched by the job itself (stream: every header, the data it featurizes)
+
+    @property
+    def bytes_moved(self) -> int | None:
+        """What a Featurize job that runs transfers from S3: staged plus fetched."""
+        if self.bytes_staged is None and self.bytes_fetched is None:
+            return None
+        return (self.bytes_staged or 0) + (self.bytes_fetched or 0)
 
 
 def _settings(built, stage: str) -> dict:
@@ -85,29 +98,59 @@ def _shard_of(arguments: dict, report: dict) -> str:
     return next(s["name"] for s in report[c.REPORT_SHARDS] if s["uri"] == place)
 
 
-def _record_counts(arguments: dict, shard: str, files: dict[str, dict], sources: dict[str, str], include_numerics: bool,
-                   storage) -> tuple[int, int, int]:
-    """(artifacts to featurize, artifacts to reuse, bytes to featurize) of a Featurize step that
-    runs: its headers are fetched from where they are now (never the data) and its folders
-    looked up in the record cache, keyed exactly as the job keys them."""
+@dataclass(frozen=True)
+class _Work:
+    """What a Featurize job that runs will do, predicted as the job decides it."""
+
+    folders_todo: int
+    folders_reused: int
+    records: int
+    records_todo: int
+    bytes_todo: int  # the files of the artifact folders it featurizes
+    bytes_staged: int
+    bytes_fetched: int
+
+
+def transfer(read_mode: str, files: dict[str, dict], todo_data: int) -> tuple[int, int]:
+    """(staged, fetched) bytes of a Featurize job, manifest and index (a few KB) left out.
+
+    download: SageMaker's File mode copies every file the ManifestFile input names, the whole
+    shard, whatever the record cache holds. stream: nothing but the manifest and index is
+    staged; the job fetches every header of the shard (its skeleton, `build_skeleton`) and the
+    data files of the records it featurizes (`record_objects`), never a reused record's."""
+    if read_mode != "stream":
+        return _size(files), 0
+    headers = sum(int(f["size"]) for key, f in files.items() if key.endswith(".hea") and not key_problem(key))
+    return 0, headers + todo_data
+
+
+def _record_counts(arguments: dict, shard: str, files: dict[str, dict], sources: dict[str, str], settings: dict,
+                   storage) -> _Work:
+    """What a Featurize step that runs would featurize, reuse and move: its headers are fetched
+    from where they are now (never the data) and its folders looked up in the record cache,
+    keyed exactly as the job keys them."""
     from steps.featurize.cache import RecordCache, folder_of
     from steps.featurize.discovery import discover_records
-    from steps.featurize.stream import build_skeleton
+    from steps.featurize.stream import build_skeleton, record_objects
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         # The streaming job's skeleton: headers fetched, data files sparse (sizes and ETags from the index).
         build_skeleton(root, files, lambda key, path: storage.download(sources[key], path))
-        records = discover_records(root, shard=shard, include_numerics=include_numerics)
+        records = discover_records(root, shard=shard, include_numerics=settings["include_numerics"])
         cache_uri = _arg(arguments, c.ARG_RECORD_CACHE)
-        if not cache_uri:
-            return len({folder_of(r) for r in records}), 0, _size(files)
-        split = RecordCache(cache_uri, storage, root, shard, files).split(records)
+        if cache_uri:
+            split = RecordCache(cache_uri, storage, root, shard, files).split(records)
+            todo, folders = split.todo, (split.folders_todo, split.folders_reused)
+        else:
+            todo, folders = records, (len({folder_of(r) for r in records}), 0)
+        todo_data = sum(record_objects(r, root, "", files).bytes for r in todo)
     # A folder's files are what the job reads for its records (sizes from the index: the data
     # files here are empty stand-ins).
-    todo = {folder_of(r) for r in split.todo}
-    nbytes = sum(int(f["size"]) for key, f in files.items() if PurePosixPath(key).parent.as_posix() in todo)
-    return split.folders_todo, split.folders_reused, nbytes
+    folders_todo = {folder_of(r) for r in todo}
+    nbytes = sum(int(f["size"]) for key, f in files.items() if PurePosixPath(key).parent.as_posix() in folders_todo)
+    staged, fetched = transfer(settings.get("read_mode", "download"), files, todo_data)
+    return _Work(folders[0], folders[1], len(records), len(todo), nbytes, staged, fetched)
 
 
 def _size(files: dict[str, dict]) -> int:
@@ -294,8 +337,10 @@ class _Planner:
         why = f"runs again: {changed}" if changed else _why(previous[1] if previous else None, arguments)
         plan = StepPlan(name, "Runs", why, bytes=nbytes)
         if files is not None:
-            plan.featurize, plan.reuse, plan.bytes_todo = _record_counts(
-                arguments, shard, files, sources, _settings(self.built, self._stage(name).name)["include_numerics"], storage)
+            work = _record_counts(arguments, shard, files, sources, _settings(self.built, self._stage(name).name), storage)
+            plan.featurize, plan.reuse, plan.bytes_todo = work.folders_todo, work.folders_reused, work.bytes_todo
+            plan.records, plan.records_todo = work.records, work.records_todo
+            plan.bytes_staged, plan.bytes_fetched = work.bytes_staged, work.bytes_fetched
         return plan
 
 
@@ -324,9 +369,13 @@ def format_plan(plans: list[StepPlan]) -> str:
     lines = [f"{'STEP':<{width}}  {'PLAN':<7} WHY"]
     for p in plans:
         unit, scale, digits = ("GB", 1e9, 1) if (p.bytes or 0) >= 1e9 else ("MB", 1e6, 2)
-        records = f" (artifacts: featurize {p.featurize}, reuse {p.reuse}; " \
-                  f"{p.bytes_todo / scale:.{digits}f} of {p.bytes / scale:.{digits}f} {unit})" \
-            if p.featurize is not None else ""
+        records = ""
+        if p.featurize is not None:
+            moved = f"stages {p.bytes_staged / scale:.{digits}f} {unit} (the whole shard)" if p.bytes_staged \
+                else f"fetches {p.bytes_fetched / scale:.{digits}f} {unit} (headers, data of records to featurize)"
+            records = f" (records: featurize {p.records_todo} of {p.records}; artifacts: featurize {p.featurize}, " \
+                      f"reuse {p.reuse}; their bytes {p.bytes_todo / scale:.{digits}f} of " \
+                      f"{p.bytes / scale:.{digits}f} {unit}; {moved})"
         lines.append(f"{p.name:<{width}}  {p.state:<7} {p.why}{records}")
     return "\n".join(lines) + "\n"
 
@@ -362,7 +411,8 @@ def run_plan(cfg: Config, args, params: dict[str, str]) -> int:
                   file=sys.stderr)
         return 2
     if args.format == "json":
-        steps = [{k: v for k, v in asdict(p).items() if k != "details"} for p in plans]
+        steps = [{**{k: v for k, v in asdict(p).items() if k != "details"}, "bytes_moved": p.bytes_moved}
+                 for p in plans]
         sys.stdout.write(json.dumps({"steps": steps, "sizing": sizing_json(sizing)}, indent=2) + "\n")
     else:
         sys.stdout.write(format_plan(plans) + format_sizing(sizing))

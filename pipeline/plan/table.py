@@ -2,7 +2,8 @@
 
 A full run does every step over all the current data; tonight's does only the steps the plan
 says run, and inside a Featurize step only the records the record cache lacks. Featurize is
-priced from bytes and measured throughput (`pipeline/plan/cost.py`); Reconcile and Listing from
+priced from the bytes it moves (tonight, in download mode, still its whole shard) and
+computes over (what the record cache lacks), at measured throughput (`pipeline/plan/cost.py`); Reconcile and Listing from
 their listing and the bytes they copy server-side, Combine and Encode from a fixed figure:
 rough, labelled so, and small next to Featurize on terabytes.
 """
@@ -20,9 +21,19 @@ from pipeline.plan.cost import Catalog, StageCost, Throughput, UnknownInstance, 
 from steps import contract as c
 from steps.io.storage import join_uri
 
-def _featurized(step, full: bool) -> int:
-    """Bytes a Featurize step reads: its whole shard in a full run, tonight what the record cache lacks."""
+def _computed(step, full: bool) -> int:
+    """Bytes a Featurize step computes over: its whole shard in a full run, tonight what the record cache lacks."""
     return (step.bytes if full else step.bytes_todo) or 0
+
+
+def _moved(step, full: bool) -> int:
+    """Bytes a Featurize step transfers: its whole shard in a full run; tonight, in download
+    mode still the whole shard (File mode copies everything its manifest names), in stream
+    mode every header and the data of the records it featurizes (`predict.transfer`)."""
+    if full:
+        return step.bytes or 0
+    moved = step.bytes_moved
+    return step.bytes_todo or 0 if moved is None else moved
 
 
 @dataclass
@@ -67,8 +78,9 @@ class _Sizer:
         """One job's run time, as the stage's `cost` says it is estimated."""
         count, volume = step.resources[1], step.resources[2]
         if stage.cost == "fan-out":
-            return featurize_time(_featurized(step, full), self.catalog.get(step.resources[0]), count,
-                                  self.throughput.cpu_s_per_gb, self.read_mode, volume).run_s
+            return featurize_time(_moved(step, full), self.catalog.get(step.resources[0]), count,
+                                  self.throughput.cpu_s_per_gb, self.read_mode, volume,
+                                  compute_bytes=_computed(step, full)).run_s
         if stage.cost == "source":
             # bytes_todo: what it copies tonight; None for a step that copies nothing.
             copy = 0 if step.bytes_todo is None else step.bytes if full else step.bytes_todo
@@ -83,12 +95,12 @@ class _Sizer:
         count = steps[0].resources[1]
         slots = stage.slots(self.cfg, len(steps)) if stage.slots else min(self.cfg.max_parallel_steps, len(steps))
         fan_out = stage.cost == "fan-out"
-        nbytes = sum(_featurized(s, full) if fan_out else s.bytes or 0 for s in runs)
+        nbytes = sum(_moved(s, full) if fan_out else s.bytes or 0 for s in runs)
         binds = ""
         if fan_out and runs:  # what binds the longest job binds the stage
-            biggest = max(runs, key=lambda s: _featurized(s, full))
-            binds = featurize_time(_featurized(biggest, full), instance, count, self.throughput.cpu_s_per_gb,
-                                   self.read_mode, biggest.resources[2]).binds
+            biggest = max(runs, key=lambda s: self.run_seconds(s, stage, full, shards))
+            binds = featurize_time(_moved(biggest, full), instance, count, self.throughput.cpu_s_per_gb,
+                                   self.read_mode, biggest.resources[2], compute_bytes=_computed(biggest, full)).binds
         return stage_cost(stage.step, [self.run_seconds(s, stage, full, shards) for s in runs], instance, count,
                           slots, nbytes, binds)
 
@@ -128,7 +140,7 @@ def _duration(seconds: float) -> str:
 def format_sizing(sizing: Sizing) -> str:
     """The table `deploy.py plan` prints under the steps."""
     lines = [f"\nSIZING (on-demand; Featurize at {sizing.throughput.cpu_s_per_gb:.2f} CPU-s/GB, "
-             f"{sizing.throughput.source}; read mode {sizing.read_mode}; each job {data.START_WALL_S / 60:.0f} min "
+             f"{sizing.throughput.source}; read mode {sizing.read_mode}, Featurize GB staged or fetched; each job {data.START_WALL_S / 60:.0f} min "
              f"to start, {data.START_BILLED_S / 60:.0f} billed, assumed)",
              f"{'RUN':<8} {'STAGE':<10} {'JOBS':>5} {'GB':>10} {'INSTANCES':<20} {'WALL':>7} {'INST-H':>9} "
              f"{'USD':>10}  BINDS"]

@@ -370,9 +370,13 @@ def featurize_streamed(manifest: Path, index: Path, output_dir: str | Path,
         stream = StreamContext(str(skeleton), settings.stream)
         report = _featurize(skeleton, out, settings, jobs, shard, share, record_cache, storage, stream,
                             lambda records: {r.header: record_objects(r, skeleton, prefix, share) for r in records})
+    # The skeleton's headers: with the workers' bytes_fetched, all this job took from S3.
+    report.update(bytes_headers_fetched=sum(int(e["size"]) for k, e in share.items()
+                                            if k.endswith(".hea") and not st.key_problem(k)))
     if hosts.count > 1:
         report.update(host=hosts.current, hosts=list(hosts.all))
-        write_json(out / REPORT_FILE, report)
+    write_json(out / REPORT_FILE, report)
+    if hosts.count > 1:
         write_json(out / HOST_DONE_FILE, {"shard": shard, "host": hosts.current, "hosts": sorted(hosts.all),
                                           "records_total": report["records_total"]})
     return report

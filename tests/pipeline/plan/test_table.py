@@ -90,7 +90,7 @@ class TestValidPlanSizing:
                      "--param", "FeaturizeInstanceType=ml.x9.huge", "--price", "ml.x9.huge=1:8:2"]) == 0
         assert "not sized" not in capsys.readouterr().out
 
-    def test_one_changed_record_is_one_shard_and_that_record_s_bytes(self, after_a_run):
+    def test_one_changed_record_is_one_shard_staged_whole_in_download_mode(self, after_a_run):
         config, workdir = after_a_run
         folder = workdir / SAMPLE / "30/3000001"
         data = folder / "3000001_0001.dat"
@@ -102,8 +102,11 @@ class TestValidPlanSizing:
         assert step.name == "Featurize-30"
         tonight = rows(sizing, "tonight")["Featurize"]
         # The changed folder, and those of its shard that failed before (never cached).
-        assert tonight.jobs == 1 and step.featurize >= 1
-        assert sum(f.stat().st_size for f in folder.iterdir()) <= tonight.bytes < step.bytes
+        assert tonight.jobs == 1 and step.featurize >= 1 and 1 <= step.records_todo < step.records
+        # It featurizes that record's bytes, but File mode copies the whole shard all the same.
+        assert sum(f.stat().st_size for f in folder.iterdir()) <= step.bytes_todo < step.bytes
+        assert (step.bytes_staged, step.bytes_fetched) == (step.bytes, 0)
+        assert tonight.bytes == step.bytes
         assert 0 < tonight.usd < rows(sizing, "full")["Featurize"].usd
 
 
