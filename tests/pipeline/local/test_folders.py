@@ -32,8 +32,12 @@ def write_records(folder, names):
 def data(tmp_path):
     folder = tmp_path / "my data"
     write_records(folder / "generated", ["gen0", "gen1", "gen2"])
-    shutil.copytree(PHYSIONET / "mimic3wdb" / "30" / "3000003", folder / "physionet" / "3000003")
+    if PHYSIONET.is_dir():  # a real record too, where the shared data is (a user's clone has none)
+        shutil.copytree(PHYSIONET / "mimic3wdb" / "30" / "3000003", folder / "physionet" / "3000003")
     return folder
+
+
+REAL = {"3000003"} if PHYSIONET.is_dir() else set()
 
 
 class TestValidFolderInput:
@@ -46,7 +50,7 @@ class TestValidFolderInput:
         opener = next(line.strip() for line in out.splitlines() if "waveform_summary.parquet" in line
                       and line.strip().startswith("pd.read_parquet"))
         summary = eval(opener, {"pd": pd})  # the line the run prints to open its table
-        assert set(summary.record) == {"gen0", "gen1", "gen2", "3000003"}
+        assert set(summary.record) == {"gen0", "gen1", "gen2"} | REAL
         assert set(summary[summary.record == "gen1"].signal) == {"II", "ABP"}
 
     def test_the_mirror_follows_the_folder(self, tmp_path, data):
