@@ -1,5 +1,5 @@
 """On paper: the full MIMIC-III Waveform Database run (67,830 records, about 6.7 TB) priced by
-the sizing plan's own model (`pipeline/plan/cost.py`), so the README's figures can be reproduced:
+the sizing plan's own model (`pipeline/plan/cost.py`), so the figures in docs/benchmarks.md can be reproduced:
 
     .venv/bin/python benchmarks/sizing_paper.py [--cpu-seconds-per-gb X] [--price TYPE=USD ...]
 
@@ -8,7 +8,7 @@ config/mimic3wdb.yaml) and 100 x ml.m5.xlarge (100 shards, at most 50 at once: F
 limit and the default max_parallel_steps, so two waves). Each in both read modes: download
 (SageMaker File mode: the shard is copied to the job's gp2 volume, then featurized) and
 stream (read from S3 inside the job, transfer and compute overlapped). Featurize throughput is
-the README's measured per-core figure unless given; Listing and Combine use the model's rough
+the measured per-core figure (docs/benchmarks.md) unless given; Listing and Combine use the model's rough
 figures, with an assumed 15 files per record for the listing.
 
 Then tonight's cost of a 1 % change (678 records: changed or added) in the default

@@ -1,5 +1,5 @@
-"""The contracts of the functions a user writes, one Protocol each; README.md quotes these
-docstrings ("Your own functions"), and a test keeps the two equal.
+"""The contracts of the functions a user writes, one Protocol each; docs/functions.md quotes these
+docstrings, and a test keeps the two equal.
 
 A config names each function as `module:function`. The module lives under `steps/` (the
 built-ins) or in a folder of `code.paths` (the user's own code, shipped in the same bundle), so

@@ -4,7 +4,7 @@
     result = run_pipeline(definition_json, assets={uri: data}, workdir=Path(".wavepipe"))
     raise SystemExit(result.exit_code)
 
-See `run_pipeline` for the options and the README's "What the local run does" for what it
+See `run_pipeline` for the options and docs/getting-started.md for what it
 honours.
 """
 

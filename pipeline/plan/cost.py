@@ -160,7 +160,7 @@ class Throughput:
 def select_throughput(reports: list[c.FeaturizeReport], given: float | None = None,
                       min_bytes: int = data.MIN_MEASURED_BYTES) -> Throughput:
     """Featurize CPU-seconds per GB: measured by this experiment's reports if they read enough,
-    else the figure the user measured (`given`), else the README's benchmark."""
+    else the figure the user measured (`given`), else the measured figure in docs/benchmarks.md."""
     measured = [r for r in reports
                 if r.get(c.REPORT_RECORDS_FEATURIZED) and r.get(c.REPORT_BYTES_READ) and r.get(c.REPORT_CPU_SECONDS)]
     nbytes = sum(r[c.REPORT_BYTES_READ] for r in measured)

@@ -65,7 +65,7 @@ START_WALL_S = 300.0
 START_BILLED_S = 60.0
 
 # Featurize throughput when no report of this experiment measured one:
-# `benchmarks/featurize_bench.py --only mixed --size 1G` (README "Tests and benchmarks"):
+# `benchmarks/featurize_bench.py --only mixed --size 1G` (docs/benchmarks.md):
 # 1.0 GB of formats 80/16/212 in 2.35 s on 2 workers, 425 MB/s, so 4.7 CPU-seconds per GB.
 DEFAULT_CPU_S_PER_GB = 4.7
 DEFAULT_CPU_S_SOURCE = "assumed from benchmarks/featurize_bench.py on an AMD EPYC, 2 vCPUs (213 MB/s per core)"
