@@ -94,6 +94,9 @@ MANIFEST_FILE = "shard" + MANIFEST_SUFFIX  # its S3 ManifestFile
 INDEX_FILE = "index.json"  # a shard's files with size and ETag, beside its manifest
 SHARD_FILE = "shard.json"  # {"shard": name}: the shard's name, read by a Featurize job given none
 SHARD_FILE_KEY = "shard"
+SHARD_FILE_FOLDERS = "folders"  # a work shard's shard.json: folder -> {"key": folder key, "shard": its macroshard}
+TABLE_FILE = "table.json"  # beside the shard source's report: every current folder and where its rows are
+WORK_NONE = "work-none"  # the one empty work shard a ForEach gets when nothing is missing
 SHARD_FILES = (FEATURES_FILE, ERRORS_FILE, REPORT_FILE)  # what one Featurize shard writes
 # A Featurize job on several instances (read_mode stream): each host writes SHARD_FILES under
 # `hosts/<host>/` of the shared output prefix, then HOST_DONE_FILE ({"host", "hosts"}) last.
@@ -106,6 +109,7 @@ REPORT_SHARDS = "shards"  # Reconcile / List: [{"name", "uri", "digest", "files"
 # above): what a ForEachStep iterates (`IterableItems` resolves to a JSON list string; each item
 # is at most 12,800 characters). No objects and no field access: the service documents neither.
 REPORT_SHARD_ITEMS = "shard_items"
+REPORT_WORK = "work"  # Reconcile / List: the work shards [{"name", "uri", "digest", "files", "bytes", "folders"}]
 REPORT_LABELS_URI = "labels_uri"  # Reconcile: the content-addressed labels folder
 REPORT_COMBINED_URI = "combined_uri"  # Combine: the content-addressed combined folder
 
@@ -232,3 +236,8 @@ USER_REQUIREMENTS = f"{USER_CODE_DIR}/requirements.txt"
 def shard_name(index: int) -> str:
     """`shard-0001`..: the name of the macroshard at 0-based `index` of a counted split."""
     return f"shard-{index + 1:04d}"
+
+
+def work_name(index: int) -> str:
+    """`work-0001`..: the name of the work shard at 0-based `index` of a run's packed work."""
+    return f"work-{index + 1:04d}"

@@ -58,15 +58,18 @@ def canonical(value) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def shard_digest(name: str, prefix: str, files: Mapping[str, st.ObjectInfo]) -> str:
+def shard_digest(name: str, prefix: str, files: Mapping[str, st.ObjectInfo], shard_json: dict | None = None) -> str:
     content = {"shard": name, "prefix": prefix.rstrip("/") + "/",
                "files": [[key, files[key].size, files[key].etag] for key in sorted(files)]}
+    if shard_json is not None:  # a work shard's: its folders' keys and macroshards are part of it
+        content["shard.json"] = shard_json
     return hashlib.sha256(canonical(content)).hexdigest()[:20]
 
 
-def shard_place(experiment_uri: str, name: str, prefix: str, files: Mapping[str, st.ObjectInfo]) -> tuple[str, str]:
+def shard_place(experiment_uri: str, name: str, prefix: str, files: Mapping[str, st.ObjectInfo],
+                shard_json: dict | None = None) -> tuple[str, str]:
     """(digest, place) of a shard: what `publish_shard` writes to, and `deploy.py plan` predicts."""
-    digest = shard_digest(name, prefix, files)
+    digest = shard_digest(name, prefix, files, shard_json)
     return digest, st.join_uri(experiment_uri, SHARDS_FOLDER, digest)
 
 
@@ -79,8 +82,8 @@ def manifest_body(prefix: str, keys: list[str]) -> bytes:
     return json.dumps(manifest(prefix, sorted(keys)), indent=0).encode()
 
 
-def shard_body(name: str) -> bytes:
-    return json.dumps({SHARD_FILE_KEY: name}, sort_keys=True).encode()
+def shard_body(name: str, shard_json: dict | None = None) -> bytes:
+    return json.dumps(shard_json if shard_json is not None else {SHARD_FILE_KEY: name}, sort_keys=True).encode()
 
 
 def index_body(files: Mapping[str, st.ObjectInfo]) -> bytes:
@@ -104,16 +107,19 @@ def put_verified(storage: st.Storage, uri: str, body: bytes, present: Mapping[st
 
 
 def publish_shard(storage: st.Storage, experiment_uri: str, name: str, prefix: str,
-                  files: Mapping[str, st.ObjectInfo]) -> PublishedShard:
+                  files: Mapping[str, st.ObjectInfo], shard_json: dict | None = None) -> PublishedShard:
     """Write the shard's manifest and index at its content address; an object already there is
     kept when it is what the address says, rewritten (and named in `repaired`) when it is not.
 
-    `files`: key relative to `prefix` -> its object (size and ETag from the listing)."""
-    digest, place = shard_place(experiment_uri, name, prefix, files)
+    `files`: key relative to `prefix` -> its object (size and ETag from the listing).
+    `shard_json`: what its `shard.json` holds (a work shard's folders), else `{"shard": name}`.
+    An empty shard's manifest names its own `shard.json`: a job's input must hold an object."""
+    digest, place = shard_place(experiment_uri, name, prefix, files, shard_json)
     present = {o.uri: o for o in storage.list(place + "/")}
     repaired = []
-    for file_name, body in ((MANIFEST_FILE, manifest_body(prefix, list(files))),
-                            (INDEX_FILE, index_body(files)), (SHARD_FILE, shard_body(name))):
+    manifest_of = manifest_body(prefix, list(files)) if files else manifest_body(place + "/", [SHARD_FILE])
+    for file_name, body in ((MANIFEST_FILE, manifest_of),
+                            (INDEX_FILE, index_body(files)), (SHARD_FILE, shard_body(name, shard_json))):
         uri = st.join_uri(place, file_name)
         if put_verified(storage, uri, body, present) == "repaired":
             repaired.append(uri)

@@ -82,20 +82,18 @@ def _shard_files(report: dict, shard: str, storage) -> tuple[dict[str, dict], di
     that already ran (a resume), from the index and manifest it published."""
     if "files" in report:
         return report["files"][shard], report["sources"][shard]
-    place = next(s["uri"] for s in report[c.REPORT_SHARDS] if s["name"] == shard)
+    place = next(s["uri"] for s in report[c.REPORT_WORK] if s["name"] == shard)
     files = json.loads(storage.read_bytes(f"{place}/{c.INDEX_FILE}"))
     prefix = json.loads(storage.read_bytes(f"{place}/{c.MANIFEST_FILE}"))[0]["prefix"]
     return files, {key: prefix + key for key in files}
 
 
 def _shard_of(arguments: dict, report: dict) -> str:
-    """A Featurize step's shard: its `--shard`, or (a ForEach iteration, given only its place)
-    the shard the source's report publishes at the place its features go under."""
-    if c.ARG_SHARD in arguments["AppSpecification"]["ContainerArguments"]:
-        return _arg(arguments, c.ARG_SHARD)
+    """A Featurize step's work shard: the one the source's report publishes at the place its
+    features go under (a step is given only the place)."""
     features = arguments["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
     place = features.rsplit("/", 2)[0]  # <place>/features/<featurize key>
-    return next(s["name"] for s in report[c.REPORT_SHARDS] if s["uri"] == place)
+    return next(s["name"] for s in report[c.REPORT_WORK] if s["uri"] == place)
 
 
 @dataclass(frozen=True)
@@ -112,12 +110,13 @@ class _Work:
 
 
 def transfer(read_mode: str, files: dict[str, dict], todo_data: int) -> tuple[int, int]:
-    """(staged, fetched) bytes of a Featurize job, manifest and index (a few KB) left out.
+    """(staged, fetched) bytes of a Featurize job, manifest, index and shard.json (a few KB)
+    left out. Its work shard holds only the folders the record cache lacks (steps/work.py).
 
-    download: SageMaker's File mode copies every file the ManifestFile input names, the whole
-    shard, whatever the record cache holds. stream: nothing but the manifest and index is
-    staged; the job fetches every header of the shard (its skeleton, `build_skeleton`) and the
-    data files of the records it featurizes (`record_objects`), never a reused record's."""
+    download: SageMaker's File mode copies every file the ManifestFile input names: the work
+    shard. stream: nothing but the manifest and index is staged; the job fetches every header
+    of the work shard (its skeleton, `build_skeleton`) and its records' data files
+    (`record_objects`)."""
     if read_mode != "stream":
         return _size(files), 0
     headers = sum(int(f["size"]) for key, f in files.items() if key.endswith(".hea") and not key_problem(key))
@@ -126,10 +125,10 @@ def transfer(read_mode: str, files: dict[str, dict], todo_data: int) -> tuple[in
 
 def _record_counts(arguments: dict, shard: str, files: dict[str, dict], sources: dict[str, str], settings: dict,
                    storage) -> _Work:
-    """What a Featurize step that runs would featurize, reuse and move: its headers are fetched
-    from where they are now (never the data) and its folders looked up in the record cache,
-    keyed exactly as the job keys them."""
-    from steps.featurize.cache import RecordCache, folder_of
+    """What a Featurize step that runs would featurize and move: its work shard's headers are
+    fetched from where they are now (never the data). Every record of a work shard is
+    featurized: the step that listed the data left out what the record cache holds."""
+    from steps.featurize.cache import folder_of
     from steps.featurize.discovery import discover_records
     from steps.featurize.stream import build_skeleton, record_objects
 
@@ -138,12 +137,8 @@ def _record_counts(arguments: dict, shard: str, files: dict[str, dict], sources:
         # The streaming job's skeleton: headers fetched, data files sparse (sizes and ETags from the index).
         build_skeleton(root, files, lambda key, path: storage.download(sources[key], path))
         records = discover_records(root, shard=shard, include_numerics=settings["include_numerics"])
-        cache_uri = _arg(arguments, c.ARG_RECORD_CACHE)
-        if cache_uri:
-            split = RecordCache(cache_uri, storage, root, shard, files).split(records)
-            todo, folders = split.todo, (split.folders_todo, split.folders_reused)
-        else:
-            todo, folders = records, (len({folder_of(r) for r in records}), 0)
+        todo = records
+        folders = (len({PurePosixPath(key).parent.as_posix() for key in files}), 0)
         todo_data = sum(record_objects(r, root, "", files).bytes for r in todo)
     # A folder's files are what the job reads for its records (sizes from the index: the data
     # files here are empty stand-ins).

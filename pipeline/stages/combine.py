@@ -97,10 +97,10 @@ def replan(arguments: dict, source_report: dict, rerun: list[str], storage) -> t
     if rerun:
         return f"combines anew after {', '.join(rerun)}", {}
     key = argument(arguments, c.ARG_FEATURIZE_KEY)
-    outputs = {s["name"]: join_uri(s["uri"], c.FEATURES_FOLDER, key) for s in source_report[c.REPORT_SHARDS]}
+    outputs = {s["name"]: join_uri(s["uri"], c.FEATURES_FOLDER, key) for s in source_report[c.REPORT_WORK]}
     combine_key = argument(arguments, c.ARG_COMBINE_KEY)
     place = join_uri(argument(arguments, c.ARG_EXPERIMENT_URI), c.COMBINED_FOLDER, combine_key,
-                     read_digest(storage, outputs, combine_key))
+                     read_digest(storage, outputs, combine_key, source_report.get("table_sha256", "")))
     reused = storage.head(join_uri(place, c.REPORT_FILE)) is not None
     return ("reuses the combine of these shard outputs" if reused else "these shard outputs were never combined"), \
         {c.REPORT_COMBINED_URI: place}

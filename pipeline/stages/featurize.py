@@ -178,8 +178,9 @@ def source_step(upstream: Upstream):
 
 
 def shard_uri(source, index: int):
-    """The content-addressed place of shard `index` (0-based), from the source's report."""
-    return report_value(source, f"{c.REPORT_SHARDS}[{index}].uri")
+    """The content-addressed place of the work of macroshard `index` (0-based), from the
+    source's report: the folders of that macroshard the record cache lacks (steps/work.py)."""
+    return report_value(source, f"{c.REPORT_WORK}[{index}].uri")
 
 
 # How a job gets its records, not what it computes from them: left out of the record cache's key,
@@ -245,21 +246,17 @@ def shard_inputs(read_mode: str, place) -> tuple[list, list]:
     return [s3_input("data", manifest, DATA, data_type="ManifestFile"), index], [c.ARG_INPUT, DATA]
 
 
-def shard_step(ctx: BuildContext, name: str, place, shard: str | None = None):
-    """The Featurize job of one shard at `place` (its content-addressed folder): a counted
-    shard's (`shard`, its name, is known) or a ForEach iteration's (`place` is the bare current
-    item; the job reads the shard's name from the place's `shard.json`)."""
+def shard_step(ctx: BuildContext, name: str, place):
+    """The Featurize job of one work shard at `place` (its content-addressed folder): a counted
+    macroshard's work, or a ForEach iteration's (`place` is the bare current item). The job
+    reads the shard's name and its folders (keys, macroshards) from the place's `shard.json`."""
     from sagemaker.core.workflow.functions import Join
 
     infra = ctx.cfg.stages.featurize
     inputs, arguments = shard_inputs(infra.read_mode, place)
     arguments += [c.ARG_OUTPUT, OUTPUT]
-    if shard is None:
-        inputs.append(s3_input("shard", Join(on="/", values=[place, c.SHARD_FILE]), SHARD))
-        arguments += [c.ARG_SHARD_FILE, f"{SHARD}/{c.SHARD_FILE}"]
-    else:
-        arguments += [c.ARG_SHARD, shard]
-    arguments += [c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
+    inputs.append(s3_input("shard", Join(on="/", values=[place, c.SHARD_FILE]), SHARD))
+    arguments += [c.ARG_SHARD_FILE, f"{SHARD}/{c.SHARD_FILE}", c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
     if infra.instance_count > 1:
         # In the cache key (the arguments are; outputs are not): a step built for another count
         # never serves outputs laid out for this one (featurize_key puts them elsewhere).
@@ -292,7 +289,7 @@ def build(ctx: BuildContext, upstream: Upstream) -> list:
     source = source_step(upstream)
     if infra.auto:
         return [for_each_step(ctx, source)]
-    return [shard_step(ctx, step_name(NAME, shard), shard_uri(source, index), shard)
+    return [shard_step(ctx, step_name(NAME, shard), shard_uri(source, index))
             for index, shard in enumerate(infra.shard_names())]
 
 

@@ -17,6 +17,7 @@ from pipeline.config.models import Config, StageInfra
 from pipeline.stages.names import step_name
 from pipeline.build.parameters import INPUT_URI
 from pipeline.stages.common import BuildContext, argument, processing_step, report_file, s3_output
+from pipeline.stages import featurize as featurize_stage
 from pipeline.stages.registry import S3Access, Stage, Upstream
 from steps import contract as c
 from steps.listing.settings import ListingSettings
@@ -45,6 +46,8 @@ def build(ctx: BuildContext, upstream: Upstream) -> list:
                  c.ARG_OUTPUT, OUTPUT]
     if featurize.auto:
         arguments += [c.ARG_TARGET_SHARD_BYTES, str(featurize.target_bytes)]
+    if featurize.record_cache:
+        arguments += [c.ARG_RECORD_CACHE, featurize_stage.record_cache_uri(ctx)]
     if prefixes:
         arguments += [c.ARG_PREFIX, *prefixes]
     return [processing_step(
@@ -59,25 +62,23 @@ def output_uri(step):
 
 
 def predict(arguments: dict, settings: dict, storage) -> dict:
-    """The report.json the listing step would write (`deploy.py plan`), plus each shard's
-    files (size, ETag) and where each is now (`files`, `sources`)."""
-    from steps.listing.run import listing_shards, parse_prefixes
-    from steps.publish import PublishedShard, shard_items, shard_place
+    """The report.json the listing step would write (`deploy.py plan`): the macroshards and
+    tonight's work against the record cache as it is now, plus each work shard's files (size,
+    ETag) and where each is now (`files`, `sources`)."""
+    from steps.listing.run import logical_shards, parse_prefixes, plan_listing
+    from steps.work import predicted_work
 
     args = arguments["AppSpecification"]["ContainerArguments"]
     prefixes = parse_prefixes(args[args.index(c.ARG_PREFIX) + 1:args.index(c.ARG_SETTINGS)]) \
         if c.ARG_PREFIX in args else []
     target = argument(arguments, c.ARG_TARGET_SHARD_BYTES)
-    shards, files, sources = [], {}, {}
-    _, planned = listing_shards(ListingSettings.model_validate(settings), storage,
-                                argument(arguments, c.ARG_SOURCE_URI), prefixes, int(target) if target else None)
-    for shard, folder, objects in planned:
-        digest, place = shard_place(argument(arguments, c.ARG_EXPERIMENT_URI), shard, folder, objects)
-        shards.append(PublishedShard(shard, place, digest, len(objects), sum(o.size for o in objects.values())))
-        files[shard] = {k: {"size": o.size, "etag": o.etag} for k, o in objects.items()}
-        sources[shard] = {k: o.uri for k, o in objects.items()}
-    return {c.REPORT_SHARDS: [s.as_report() for s in shards], c.REPORT_SHARD_ITEMS: shard_items(shards),
-            "files": files, "sources": sources}
+    experiment = argument(arguments, c.ARG_EXPERIMENT_URI)
+    _, planned, plan, _ = plan_listing(ListingSettings.model_validate(settings), storage,
+                                       argument(arguments, c.ARG_SOURCE_URI), prefixes,
+                                       int(target) if target else None, argument(arguments, c.ARG_RECORD_CACHE))
+    where = {k: o.uri for _, _, objects in planned for k, o in objects.items()}
+    return {c.REPORT_SHARDS: [s.as_report() for s in logical_shards(experiment, planned)],
+            **predicted_work(experiment, plan, where, argument(arguments, c.ARG_RECORD_CACHE))}
 
 
 def access(cfg: Config) -> S3Access:

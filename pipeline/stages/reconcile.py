@@ -47,6 +47,11 @@ def build(ctx: BuildContext, upstream: Upstream) -> list:
         # Bound as a SQL parameter by the container, never formatted into the query text.
         c.ARG_SQL_PARAM, Join(on="", values=["experiment_name=", p[EXPERIMENT]]),
     ]
+    if featurize is not None and featurize.record_cache:
+        from pipeline.stages.featurize import record_cache_uri
+
+        # Tonight's work is what the record cache lacks (steps/work.py).
+        arguments += [c.ARG_RECORD_CACHE, record_cache_uri(ctx)]
     report = report_file(REPORT, NAME)
     return [processing_step(
         ctx, step_name(NAME), NAME, ctx.cfg.stages.reconcile, arguments,
@@ -85,7 +90,7 @@ def predict(arguments: dict, settings: dict, storage) -> dict:
                           argument(arguments, c.ARG_EXPERIMENT_URI),
                           macroshards=int(argument(arguments, c.ARG_MACROSHARDS) or 1),
                           target_shard_bytes=int(target) if target else None, sql_params=parse_sql_params(sql),
-                          storage=storage)
+                          storage=storage, record_cache=argument(arguments, c.ARG_RECORD_CACHE))
 
 
 def access(cfg: Config) -> S3Access:

@@ -34,7 +34,7 @@ from steps.combine.run import combine, register_glue
 from steps.combine.fetch import fetch_shard_outputs
 from steps.combine.settings import CombineSettings
 from steps.contract import (COMBINED_FOLDER, ENV_KMS_KEY_ID, ENV_S3_ROOT, FEATURES_FOLDER, REPORT_COMBINED_URI,
-                            REPORT_FILE, REPORT_SHARDS, SUMMARY_FILE)
+                            REPORT_FILE, REPORT_WORK, SUMMARY_FILE, TABLE_FILE)
 from steps.entry import BadInput
 
 log = logging.getLogger("steps.combine")
@@ -42,19 +42,35 @@ OBJECTS = "objects"  # in the published report.json: key relative to the folder 
 
 
 def shard_outputs(shards_report: Path, featurize_key: str) -> dict[str, str]:
-    """Shard name -> its features location, from a Reconcile or listing report.json."""
+    """Work shard name -> its features location, from a Reconcile or listing report.json."""
     try:
-        shards = json.loads(Path(shards_report).read_text())[REPORT_SHARDS]
+        shards = json.loads(Path(shards_report).read_text())[REPORT_WORK]
     except (OSError, ValueError, KeyError) as err:
-        raise BadInput(f"cannot read the shard list ({REPORT_SHARDS!r}) from {shards_report}: {err}") from None
+        raise BadInput(f"cannot read the work shards ({REPORT_WORK!r}) from {shards_report}: {err}") from None
     return {s["name"]: st.join_uri(s["uri"], FEATURES_FOLDER, featurize_key) for s in shards}
 
 
-def read_digest(storage: st.Storage, outputs: dict[str, str], combine_key: str) -> str:
-    """A digest of every shard output file Combine would read, and of which shards have none."""
+def read_table(shards_report: Path) -> tuple[dict, str]:
+    """The plan's table (`table.json` beside the report: every current folder and where its rows
+    are) and a digest of its bytes; BadInput naming the file when it is none."""
+    path = Path(shards_report).parent / TABLE_FILE
+    try:
+        data = path.read_bytes()
+        table = json.loads(data)
+        if not isinstance(table, dict) or not isinstance(table.get("folders"), list):
+            raise ValueError("no folders list")
+    except (OSError, ValueError) as err:
+        raise BadInput(f"cannot read the plan's table {path}: {err}") from None
+    return table, hashlib.sha256(data).hexdigest()
+
+
+def read_digest(storage: st.Storage, outputs: dict[str, str], combine_key: str, table_digest: str = "") -> str:
+    """A digest of every work output file Combine would read, of which shards have none, and of
+    the plan's table (which names every pack it reads by its sha256)."""
     found = {name: sorted([o.uri[len(uri) + 1:], o.size, o.etag] for o in storage.list(uri + "/"))
              for name, uri in sorted(outputs.items())}
-    content = {"combine": combine_key, "shards": [[name, outputs[name], files] for name, files in found.items()]}
+    content = {"combine": combine_key, "table": table_digest,
+               "shards": [[name, outputs[name], files] for name, files in found.items()]}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -84,10 +100,11 @@ def combine_published(shards_report: Path, featurize_key: str, experiment_uri: s
     storage = storage or st.from_env(env)
     output_dir = Path(output_dir)
     outputs = shard_outputs(shards_report, featurize_key)
+    table, table_digest = read_table(shards_report)
     # Every shard the report lists is expected, whether or not the config named them (with
     # `macroshards: auto` it names none): one without output is reported missing, never skipped.
     settings = settings.model_copy(update={"expected_shards": sorted(set(settings.expected_shards) | set(outputs))})
-    place = st.join_uri(experiment_uri, COMBINED_FOLDER, combine_key, read_digest(storage, outputs, combine_key))
+    place = st.join_uri(experiment_uri, COMBINED_FOLDER, combine_key, read_digest(storage, outputs, combine_key, table_digest))
     done = st.join_uri(place, REPORT_FILE)
     damaged = _damaged(storage, place) if storage.head(done) is not None else "absent"
     if damaged is None:
@@ -104,7 +121,8 @@ def combine_published(shards_report: Path, featurize_key: str, experiment_uri: s
         if damaged != "absent":
             log.warning("combined outputs at %s are not those it wrote (%s): combining again", place, damaged)
         with tempfile.TemporaryDirectory(prefix="wavepipe-shards-") as tmp:
-            report = combine(fetch_shard_outputs(outputs, Path(tmp), storage), output_dir, settings, env)
+            report = combine(fetch_shard_outputs(outputs, Path(tmp), storage), output_dir, settings, env, table,
+                             storage)
         report["reused"] = False
         if damaged != "absent":
             report["repaired"] = damaged

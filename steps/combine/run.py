@@ -18,6 +18,8 @@ from steps.contract import (ENV_KMS_KEY_ID, ENV_S3_ROOT, ERRORS_FILE, FEATURES_F
                             SIGNAL_STATS_FILE, SUMMARY_FILE)
 from steps.combine.hosts import has_hosts, merge_hosts
 from steps.combine.settings import CombineSettings, GlueTable, alias_key
+from steps.featurize.cache.packs import PackFolder, pack_folders
+from steps.featurize.cache.segments import Refused
 from steps.featurize.records import ERROR_COLUMNS
 
 
@@ -30,16 +32,17 @@ class ShardOutput:
     features: pa.Table | None = None
     errors: pa.Table | None = None
     report: dict = field(default_factory=dict)
+    folders: list[PackFolder] | None = None  # a work shard's: which rows are each folder's (its pack metadata)
 
 
 def read_shard(directory: Path, required: list[str]) -> ShardOutput:
     """One shard's outputs, checked: all three files present and readable, required columns there.
     A shard featurized on several instances is every host's outputs merged, or invalid."""
     if has_hosts(directory) and not (directory / REPORT_FILE).exists():
-        status, problems, features, errors, report = merge_hosts(directory, lambda d: read_shard(d, required))
+        status, problems, features, errors, report, folders = merge_hosts(directory, lambda d: read_shard(d, required))
         if status == "failed":
             problems = [f"featurize reported status {status!r}"]
-        return ShardOutput(directory.name, status, problems, features, errors, report)
+        return ShardOutput(directory.name, status, problems, features, errors, report, folders)
     shard = ShardOutput(directory.name, "ok")
     absent = [f for f in SHARD_FILES if not (directory / f).is_file()]
     if absent:
@@ -50,6 +53,10 @@ def read_shard(directory: Path, required: list[str]) -> ShardOutput:
         shard.errors = pq.read_table(directory / ERRORS_FILE)
     except (OSError, ValueError, pa.ArrowException) as err:
         return ShardOutput(directory.name, "invalid", [f"unreadable: {type(err).__name__}: {err}"])
+    try:
+        shard.folders = pack_folders(shard.features.schema)
+    except Refused:
+        shard.folders = None  # no work shard's output: combined whole (`--input`)
     lacking = [c for c in required if c not in shard.features.column_names]
     if lacking and shard.features.num_rows:
         shard.problems.append(f"features.parquet lacks columns {lacking}")
@@ -133,21 +140,52 @@ def register_glue(summary: pd.DataFrame, glue: GlueTable, kms_key_id: str | None
     return {"database": glue.database, "table": glue.table, "location": glue.location, "files": len(result["paths"])}
 
 
-def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSettings = CombineSettings(),
-            env: dict[str, str] | None = None) -> dict:
-    """Combine `input_dir/<shard>/` outputs into `output_dir`; returns the report (also written)."""
-    env = os.environ if env is None else env
-    started = time.perf_counter()
-    input_dir, out = Path(input_dir), Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    shards = read_shards(input_dir, settings)
-    usable = [s for s in shards if s.status in ("ok", "failed")]
+def _whole_shards(usable: list[ShardOutput]) -> tuple[list[pd.DataFrame], list[pd.DataFrame], dict]:
+    """`--input`: every shard folder's rows, whole, in shard order."""
     frames = []
     for shard in usable:
         frame = shard.features.to_pandas()
         if len(frame):
             frame.insert(0, "shard", shard.name)
             frames.append(frame)
+    errors = [s.errors.to_pandas().assign(shard=s.name) for s in usable if s.errors.num_rows]
+    counts = {"records_total": int(sum(s.report.get("records_total", 0) for s in usable)),
+              "records_failed": int(sum(s.report.get("records_failed", 0) for s in usable))}
+    return frames, errors, counts
+
+
+def _assembled(usable: list[ShardOutput], table: dict, storage) -> tuple[list[pd.DataFrame], list[pd.DataFrame], dict]:
+    """The current table: tonight's work outputs and the record cache's packs (`assemble.py`)."""
+    from steps.combine.assemble import assemble
+
+    work = {s.name: (s.features, s.errors, s.folders) for s in usable if s.folders is not None}
+    got = assemble(table, work, storage)
+    frames, errors = [], []
+    if got.features is not None and got.features.num_rows:
+        frame = got.features.to_pandas()
+        frame.insert(0, "shard", pd.Series(got.shards, dtype=object))
+        frames.append(frame)
+    if got.errors is not None and got.errors.num_rows:
+        errors.append(got.errors.to_pandas().assign(shard=got.error_shards))
+    counts = {"records_total": got.records_total, "records_failed": got.records_failed, "folders": got.folders,
+              "folders_from_cache": got.folders_from_cache, "record_cache_packs_read": got.packs_read,
+              "record_cache_refused": got.refused, "folders_lacking": len(got.lacking),
+              "folders_lacking_sample": got.lacking[:20]}
+    return frames, errors, counts
+
+
+def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSettings = CombineSettings(),
+            env: dict[str, str] | None = None, table: dict | None = None, storage=None) -> dict:
+    """Combine `input_dir/<shard>/` outputs into `output_dir`; returns the report (also written).
+    With `table` (the plan's `table.json`), the outputs are tonight's work shards and the table
+    is assembled from them and the record cache (`steps/combine/assemble.py`)."""
+    env = os.environ if env is None else env
+    started = time.perf_counter()
+    input_dir, out = Path(input_dir), Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shards = read_shards(input_dir, settings)
+    usable = [s for s in shards if s.status in ("ok", "failed")]
+    frames, errors, counts = _whole_shards(usable) if table is None else _assembled(usable, table, storage)
     features = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["shard", *settings.required_columns])
     summary = normalise_signals(features, settings) if "signal" in features else features
     pq.write_table(pa.Table.from_pandas(summary, preserve_index=False), out / SUMMARY_FILE,
@@ -156,7 +194,6 @@ def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSett
         signal_stats(summary).to_csv(out / SIGNAL_STATS_FILE, index=False)
     else:
         pd.DataFrame().to_csv(out / SIGNAL_STATS_FILE, index=False)
-    errors = [s.errors.to_pandas().assign(shard=s.name) for s in usable if s.errors.num_rows]
     all_errors = pd.concat(errors, ignore_index=True) if errors else pd.DataFrame(columns=[*ERROR_COLUMNS, "shard"])
     pq.write_table(pa.Table.from_pandas(all_errors.astype(str), preserve_index=False), out / ERRORS_FILE,
                    compression="snappy")
@@ -170,14 +207,15 @@ def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSett
         "shards_invalid": {s.name: s.problems for s in shards if s.status == "invalid"},
         "shards_unexpected": sorted(s.name for s in shards if expected and s.name not in expected),
         "rows": int(len(summary)),
-        "error_rows": int(sum(s.errors.num_rows for s in usable)),
-        "records_total": int(sum(s.report.get("records_total", 0) for s in usable)),
-        "records_failed": int(sum(s.report.get("records_failed", 0) for s in usable)),
+        "error_rows": int(len(all_errors)),
+        **counts,
         "signals": int(summary["signal_normalised"].nunique()) if "signal_normalised" in summary else 0,
     }
-    report["complete"] = not (report["shards_missing"] or report["shards_failed"] or report["shards_invalid"])
+    report["complete"] = not (report["shards_missing"] or report["shards_failed"] or report["shards_invalid"]
+                              or counts.get("folders_lacking") or counts.get("record_cache_refused"))
     if not report["complete"]:
-        report["note"] = "combined what exists; see shards_missing / shards_failed / shards_invalid"
+        report["note"] = "combined what exists; see shards_missing / shards_failed / shards_invalid / folders_lacking " \
+                         "/ record_cache_refused"
     report["glue"] = None
     if settings.glue is not None:
         if env.get(ENV_S3_ROOT):

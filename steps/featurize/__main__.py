@@ -47,22 +47,38 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def shard_name(path: Path) -> str:
-    """The shard's name from its place's `shard.json`; BadInput when it holds none."""
+def read_shard_file(path: Path) -> tuple[str, dict[str, dict] | None]:
+    """The shard's name and, a work shard's, its folders (folder -> {"key", "shard"}) from its
+    place's `shard.json`; BadInput naming the file when it holds neither properly."""
     try:
-        name = json.loads(Path(path).read_text()).get(c.SHARD_FILE_KEY)
+        body = json.loads(Path(path).read_text())
+        name = body.get(c.SHARD_FILE_KEY)
     except (OSError, ValueError, AttributeError) as err:
         raise BadInput(f"{c.ARG_SHARD_FILE} {path}: no shard name ({err})") from None
     if not isinstance(name, str) or not name:
         raise BadInput(f"{c.ARG_SHARD_FILE} {path}: no shard name (expected {{\"{c.SHARD_FILE_KEY}\": NAME}})")
-    return name
+    folders = body.get(c.SHARD_FILE_FOLDERS)
+    if folders is None:
+        return name, None
+    if not isinstance(folders, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("key"), str) and isinstance(v.get("shard"), str)
+            for v in folders.values()):
+        raise BadInput(f"{c.ARG_SHARD_FILE} {path}: {c.SHARD_FILE_FOLDERS!r} must map each folder to "
+                       "{\"key\": FOLDER KEY, \"shard\": MACROSHARD}")
+    return name, folders
+
+
+def shard_name(path: Path) -> str:
+    """The shard's name from its place's `shard.json`; BadInput when it holds none."""
+    return read_shard_file(path)[0]
 
 
 def _run(args: argparse.Namespace, settings: FeaturizeSettings) -> None:
     from steps.featurize.settings import load_function
 
+    args.work = None
     if args.shard_file is not None:
-        args.shard = shard_name(args.shard_file)
+        args.shard, args.work = read_shard_file(args.shard_file)
     try:
         load_function(settings.feature_function)
     except ValueError as err:
@@ -72,7 +88,8 @@ def _run(args: argparse.Namespace, settings: FeaturizeSettings) -> None:
     report = _streamed(args, settings) if args.manifest is not None else _downloaded(args, settings)
     print(json.dumps({k: report[k] for k in ("records_total", "records_featurized", "records_reused", "records_ok",
                                              "records_failed", "rows", "seconds")}))
-    if report["records_total"] == 0 and not report.get("hosts"):  # one of several hosts may get no record
+    # One of several hosts may get no record, and a work shard may be empty (nothing missing).
+    if report["records_total"] == 0 and not report.get("hosts") and args.work is None:
         raise BadInput(f"no WFDB record found under {args.input or args.manifest}")
     if report["status"] != "ok" and not report.get("hosts"):
         # With several hosts the error fraction is the shard's, not one host's share: Combine
@@ -103,13 +120,8 @@ def _downloaded(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:
                        "whole shard; set stages.featurize.read_mode: stream (or instance_count: 1)")
     if not args.input.is_dir():
         raise BadInput(f"input folder {args.input} does not exist")
-    from steps.featurize.cache import BadIndex
-
-    try:
-        return featurize(args.input, args.output, settings, jobs=args.jobs, shard=args.shard, index=args.index,
-                         record_cache=args.record_cache)
-    except BadIndex as err:  # read before any record is featurized
-        raise BadInput(str(err)) from None
+    return featurize(args.input, args.output, settings, jobs=args.jobs, shard=args.shard, work=args.work,
+                     record_cache=args.record_cache)
 
 
 def _streamed(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:
@@ -130,7 +142,7 @@ def _streamed(args: argparse.Namespace, settings: FeaturizeSettings) -> dict:
                            "sizes and ETags, which every fetch is checked against)")
     try:
         return featurize_streamed(args.manifest, args.index, args.output, settings, jobs=args.jobs, shard=args.shard,
-                                  record_cache=args.record_cache, hosts=hosts)
+                                  work=args.work, record_cache=args.record_cache, hosts=hosts)
     except FetchError as err:  # a header: without it the shard's records cannot even be found
         raise StageFailed(f"fetching the shard's headers: {err}") from None
     except ValueError as err:

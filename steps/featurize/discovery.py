@@ -20,7 +20,8 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Mapping
 
 from steps.featurize.limits import MAX_HEADER_BYTES
 from steps.featurize.records import RecordRef
@@ -60,8 +61,10 @@ def read_text(path: Path) -> str:
     return raw.decode("latin-1") if len(raw) <= MAX_HEADER_BYTES else ""
 
 
-def _group(rel_dir: Path, shard: str) -> str:
-    """The MIMIC group of a record folder: `30` for `30/3000003`, `p00` for `p00/p000878`."""
+def group_of(rel_dir: PurePosixPath | Path, shard: str) -> str:
+    """The MIMIC group of a record folder: `30` for `30/3000003`, `p00` for `p00/p000878`; the
+    parent folder's name otherwise, and the macroshard's name for a folder at the top.
+    The step that plans the work computes it too (a folder's cache key covers its group)."""
     name = rel_dir.name
     if MIMIC3_RECORD.match(name):
         return name[:2]
@@ -113,10 +116,11 @@ def _is_layout(tokens: list[str]) -> bool:
     return len(tokens) > 3 and tokens[3] == "0"
 
 
-def _directory_records(root: Path, directory: Path, names: list[str], shard: str, found: Discovery) -> None:
+def _directory_records(root: Path, directory: Path, names: list[str], shard: str, found: Discovery,
+                       shards: Mapping[str, str] | None = None) -> None:
     texts = {name: read_text(directory / f"{name}.hea") for name in names}
     rel_dir = directory.relative_to(root)
-    group = _group(rel_dir, shard)
+    group = group_of(rel_dir, shards.get(rel_dir.as_posix(), shard) if shards else shard)
     masters: dict[str, list[str]] = {}
     for name in names:
         tokens = _record_line(texts[name])
@@ -187,16 +191,18 @@ class Discovery:
         return len(self.owners) + len(self.layouts)
 
 
-def discover(root: str | Path, shard: str = "", include_numerics: bool = True) -> Discovery:
+def discover(root: str | Path, shard: str = "", include_numerics: bool = True,
+             shards: Mapping[str, str] | None = None) -> Discovery:
     """Every record under `root`, in a deterministic order (group, record, header path), and
-    the role of every header file (`Discovery`)."""
+    the role of every header file (`Discovery`). `shards`: folder (relative to `root`) -> the
+    macroshard it belongs to, where a work shard gathers folders of several (`shard` otherwise)."""
     root = Path(root).resolve()
     found = Discovery()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         names = sorted(f[: -len(".hea")] for f in filenames if f.endswith(".hea") and not f.startswith("."))
         if names:
-            _directory_records(root, Path(dirpath), names, shard, found)
+            _directory_records(root, Path(dirpath), names, shard, found, shards)
     if not include_numerics:
         found.excluded = [r for r in found.records if r.is_numerics]
         found.records = [r for r in found.records if not r.is_numerics]

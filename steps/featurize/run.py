@@ -13,7 +13,7 @@ import resource
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import pandas as pd
@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from steps.io import storage as st
 from steps.contract import ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, HOST_DONE_FILE, HOSTS_FOLDER, PROGRESS_FILE, REPORT_FILE, REPORT_TOP_ERROR
 from steps.featurize.cache import folder_of, read_index
+from steps.featurize.cache.packs import PackFolder, pack_metadata
 from steps.featurize.accounting import account
 from steps.featurize.discovery import discover
 from steps.featurize.records import ERROR_COLUMNS, FeatureResult, RecordError, RecordRef, error_row
@@ -330,25 +331,27 @@ def shard_report(run: ShardRun, settings: FeaturizeSettings, jobs: int, shard: s
 
 
 def featurize(input_dir: str | Path, output_dir: str | Path, settings: FeaturizeSettings = FeaturizeSettings(),
-              jobs: int | None = None, shard: str = "", index: Path | None = None,
+              jobs: int | None = None, shard: str = "", work: dict[str, dict] | None = None,
               record_cache: str | None = None, storage=None) -> dict:
     """Featurize every record under `input_dir`; writes features.parquet, errors.parquet,
     report.json (and progress.json while running) under `output_dir`; returns the report.
 
-    With `record_cache` (an s3:// prefix), records whose files are unchanged reuse the rows
-    cached there (`steps/featurize/cache/`), keyed with the sizes and ETags of `index`."""
-    return _featurize(Path(input_dir), Path(output_dir), settings, jobs, shard, read_index(index), record_cache,
-                      storage)
+    `work`: the work shard's folders (`shard.json`: folder -> its key and macroshard, as
+    `steps/work.py` planned them). With it, features.parquet is a pack (rows grouped by folder,
+    `steps/featurize/cache/packs.py`) and, with `record_cache` (an s3:// prefix), it is kept
+    there and its clean folders indexed, so later runs skip them."""
+    return _featurize(Path(input_dir), Path(output_dir), settings, jobs, shard, work, record_cache, storage)
 
 
 def featurize_streamed(manifest: Path, index: Path, output_dir: str | Path,
                        settings: FeaturizeSettings = FeaturizeSettings(), jobs: int | None = None, shard: str = "",
-                       record_cache: str | None = None, storage=None, hosts: Hosts | None = None) -> dict:
+                       work: dict[str, dict] | None = None, record_cache: str | None = None, storage=None,
+                       hosts: Hosts | None = None) -> dict:
     """`read_mode: stream`: featurize this host's share of the shard that `manifest` and
     `index` describe, its workers fetching the records (`steps/featurize/stream.py`).
 
-    On one host the outputs are those of `featurize`; on several, each host writes them under
-    `hosts/<host>/` of `output_dir`, with its completion marker last, for Combine to merge."""
+    On one host the outputs are those of `featurize`; on several, each host writes them (its
+    own pack) under `hosts/<host>/` of `output_dir`, with its completion marker last."""
     from steps.featurize.fetch import fetcher_from_env
     from steps.featurize.stream import (Hosts, build_skeleton, host_share, read_manifest_prefix, record_objects,
                                         skeleton_fetch)
@@ -359,6 +362,9 @@ def featurize_streamed(manifest: Path, index: Path, output_dir: str | Path,
         raise ValueError(f"stages.featurize.stream.scratch_dir {scratch} is no folder on this instance")
     prefix = read_manifest_prefix(manifest)
     share = host_share(read_index(index), hosts)
+    if work is not None and hosts.count > 1:  # this host's folders only: the others are other hosts' packs
+        mine = {PurePosixPath(k).parent.as_posix() for k in share}
+        work = {path: entry for path, entry in work.items() if path in mine}
     out = Path(output_dir) if hosts.count == 1 else Path(output_dir) / HOSTS_FOLDER / hosts.current
     with tempfile.TemporaryDirectory(prefix="wavepipe-skeleton-") as tmp:
         skeleton = Path(tmp)
@@ -368,7 +374,7 @@ def featurize_streamed(manifest: Path, index: Path, output_dir: str | Path,
         finally:
             headers.close()
         stream = StreamContext(str(skeleton), settings.stream)
-        report = _featurize(skeleton, out, settings, jobs, shard, share, record_cache, storage, stream,
+        report = _featurize(skeleton, out, settings, jobs, shard, work, record_cache, storage, stream,
                             lambda records: {r.header: record_objects(r, skeleton, prefix, share) for r in records})
     # The skeleton's headers: with the workers' bytes_fetched, all this job took from S3.
     report.update(bytes_headers_fetched=sum(int(e["size"]) for k, e in share.items()
@@ -382,8 +388,31 @@ def featurize_streamed(manifest: Path, index: Path, output_dir: str | Path,
     return report
 
 
+def pack_layout(outcomes: list[Outcome], work: dict[str, dict]) -> tuple[list[Outcome], list[PackFolder]]:
+    """The outcomes grouped by folder (folders in path order, records in record order) and each
+    work folder's place in the pack: its rows, error rows and records. A work folder without a
+    record (no header in it) is there too, with none: it is cached as such."""
+    by_folder: dict[str, list[Outcome]] = {path: [] for path in work}
+    for o in outcomes:
+        by_folder.setdefault(folder_of(o.record), []).append(o)
+    ordered, folders = [], []
+    rows = errors = 0
+    for path in sorted(by_folder):
+        members = sorted(by_folder[path], key=lambda o: o.record.sort_key)
+        n_rows = sum(len(o.result.rows) for o in members)
+        n_errors = sum(len(o.result.errors) for o in members)
+        entry = work.get(path)
+        if entry is not None:
+            folders.append(PackFolder(path, entry["key"], entry["shard"], rows, n_rows, errors, n_errors, len(members),
+                                      sum(1 for o in members if o.result.errors)))
+        ordered += members
+        rows += n_rows
+        errors += n_errors
+    return ordered, folders
+
+
 def _featurize(root: Path, out: Path, settings: FeaturizeSettings, jobs: int | None, shard: str,
-               index: dict[str, dict], record_cache: str | None, storage, stream: StreamContext | None = None,
+               work: dict[str, dict] | None, record_cache: str | None, storage, stream: StreamContext | None = None,
                objects_of: Callable[[list[RecordRef]], dict] | None = None) -> dict:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -392,42 +421,33 @@ def _featurize(root: Path, out: Path, settings: FeaturizeSettings, jobs: int | N
         from joblib import cpu_count
 
         jobs = settings.jobs or cpu_count()
-    found = discover(root, shard=shard, include_numerics=settings.include_numerics)
+    # A folder at the top takes its macroshard's name as its group, as a full run would give it.
+    shards = {path: entry["shard"] for path, entry in (work or {}).items()}
+    found = discover(root, shard=shard, include_numerics=settings.include_numerics, shards=shards)
     records = found.records
-    cache = None
-    todo, reused, rejected = records, {}, []
-    folders = (len({folder_of(r) for r in records}), 0)  # (featurized, reused) artifact folders
-    if record_cache:
-        from steps.featurize.cache import RecordCache  # noqa: I001 - storage only when asked
-
-        cache = RecordCache(record_cache, storage or st.from_env(max_connections=20), root, shard, index)
-        split = cache.split(records)
-        todo, reused, folders = split.todo, split.reused, (split.folders_todo, split.folders_reused)
-        rejected = split.rejected
-    objects = objects_of(todo) if objects_of else None
-    run = run_shard(todo, jobs, settings, out / PROGRESS_FILE, stream, objects)
-    cached_entries = cache.store({o.record.header: o.result for o in run.outcomes}, todo) if cache else 0
-    run.records = records
-    run.outcomes.extend(Outcome(r, reused[r.header], 0.0) for r in records if r.header in reused)
+    objects = objects_of(records) if objects_of else None
+    run = run_shard(records, jobs, settings, out / PROGRESS_FILE, stream, objects)
     added, accounted = account(found, {o.record.header: o.result for o in run.outcomes},
                                settings.feature_function == BUILTIN_FEATURE_FUNCTION)
     run.outcomes.extend(Outcome(r, added[r.header], 0.0) for r in records if r.header in added)
-    run.outcomes.sort(key=lambda o: o.record.sort_key)
+    run.outcomes, folders = pack_layout(run.outcomes, work or {})
     # Snappy is pyarrow's default codec; named anyway because downstream readers rely on it.
-    pq.write_table(features_table(run.outcomes, settings.feature_function), out / FEATURES_FILE, compression="snappy")
+    table = features_table(run.outcomes, settings.feature_function)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **pack_metadata(folders)})
+    pq.write_table(table, out / FEATURES_FILE, compression="snappy")
     pq.write_table(errors_table(run.outcomes), out / ERRORS_FILE, compression="snappy")
+    pack_uri, indexed = None, 0
+    if record_cache and work is not None:
+        from steps.featurize.cache.packs import store_pack  # noqa: I001 - storage only when asked
+
+        pack_uri, indexed = store_pack(storage or st.from_env(max_connections=20), record_cache,
+                                       (out / FEATURES_FILE).read_bytes(), folders)
     report = shard_report(run, settings, jobs, shard, time.perf_counter() - started)
     report.update(accounted)
-    report.update(cpu_seconds=process_tree_cpu_seconds(),
-                  records_featurized=len(todo), records_reused=len(records) - len(todo),
-                  artifacts_featurized=folders[0], artifacts_reused=folders[1],
-                  record_cache=record_cache, record_cache_written=cached_entries,
-                  # Stored objects refused (never served; their folders featurized again), and
-                  # folders whose rows no entry can hold exactly (featurized every run).
-                  record_cache_rejected=rejected,
-                  record_cache_unstorable=cache.unstorable_count if cache else 0,
-                  record_cache_unstorable_folders=cache.unstorable if cache else [],
-                  # Combine merges several hosts' rows back into record order with these.
-                  record_rows=[[*o.record.sort_key, len(o.result.rows), len(o.result.errors)] for o in run.outcomes])
+    report.update(cpu_seconds=process_tree_cpu_seconds(), records_featurized=len(records), records_reused=0,
+                  folders=len(folders), record_cache=record_cache, record_cache_pack=pack_uri,
+                  record_cache_written=indexed,
+                  # Folders with a failed record are not cached: tried again on the next run.
+                  record_cache_uncached=[f.path for f in folders if f.failed][:20])
     write_json(out / REPORT_FILE, report)
     return report

@@ -24,6 +24,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(c.ARG_PREFIX, nargs="*", default=[], metavar="NAME=PREFIX",
                    help="A shard name and its key prefix under --source-uri, in shard order (one shard each, "
                    f"or with {c.ARG_TARGET_SHARD_BYTES} what is listed).")
+    p.add_argument(c.ARG_RECORD_CACHE, default=None, metavar="URI", help="The record cache Featurize fills: "
+                   "folders it holds are not featurized again (tonight's work is what it lacks).")
     return p
 
 
@@ -34,10 +36,10 @@ def _run(args: argparse.Namespace, settings: ListingSettings) -> None:
         if not args.prefix and args.target_shard_bytes is None:
             raise BadInput(f"give {c.ARG_PREFIX} NAME=PREFIX ..., or {c.ARG_TARGET_SHARD_BYTES}")
         report = run_listing(settings, args.source_uri, args.experiment_uri, parse_prefixes(args.prefix), args.output,
-                             target_shard_bytes=args.target_shard_bytes)
+                             target_shard_bytes=args.target_shard_bytes, record_cache=args.record_cache)
     except ValueError as err:  # a URI that is no s3:// URI
         raise BadInput(str(err)) from None
-    print(json.dumps({k: report[k] for k in ("objects_listed", "seconds")}))
+    print(json.dumps({k: report[k] for k in ("objects_listed", "folders_total", "folders_todo", "work_shards", "seconds")}))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,13 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from steps.io import storage as st
-from steps.contract import REPORT_FILE, REPORT_SHARD_ITEMS, REPORT_SHARDS, shard_name
+from steps.contract import REPORT_FILE, REPORT_SHARD_ITEMS, REPORT_SHARDS, REPORT_WORK, shard_name
 from steps.entry import BadInput, StageFailed
 from steps.listing.settings import ListingSettings
 from steps.listing.source import Source, open_source
 from steps.io.inventory import InventoryError
-from steps.publish import PublishedShard, publish_shard, shard_items
+from steps.publish import PublishedShard, shard_items, shard_place
 from steps.sharding import assign_shards, auto_shard_count
+from steps.work import WorkPlan, plan_work, publish_work, work_report
 
 PREFIXES_AT_ONCE = 8
 # A shard: its name, the folder its keys are relative to, and its objects by key.
@@ -108,28 +109,52 @@ def listing_shards(settings: ListingSettings, storage: st.Storage, source_uri: s
     return source, split_by_bytes(source_uri, listed, target_bytes)
 
 
+def logical_shards(experiment_uri: str, planned: list[Shard]) -> list[PublishedShard]:
+    """The macroshards as reports list them (name, content address, files, bytes), unpublished:
+    Featurize reads work shards; a macroshard's digest still keys what reads all of them."""
+    out = []
+    for name, folder, files in planned:
+        digest, place = shard_place(experiment_uri, name, folder, files)
+        out.append(PublishedShard(name, place, digest, len(files), sum(o.size for o in files.values())))
+    return out
+
+
 def run_listing(settings: ListingSettings, source_uri: str, experiment_uri: str, prefixes: list[tuple[str, str]],
-                output: Path, storage: st.Storage | None = None, target_shard_bytes: int | None = None) -> dict:
-    """Publish every shard; the report (also `output/report.json`) lists the shards in order
-    and says how the source was read (the inventory report's date, when one was)."""
+                output: Path, storage: st.Storage | None = None, target_shard_bytes: int | None = None,
+                record_cache: str | None = None) -> dict:
+    """List the source, plan tonight's work against the record cache (`steps/work.py`) and
+    publish it; the report (also `output/report.json`) lists the macroshards, the work shards
+    in order (their places are the ForEach items) and says how the source was read (the
+    inventory report's date, when one was). `output/table.json` is what Combine assembles."""
     started = time.monotonic()
     st.split_uri(source_uri), st.split_uri(experiment_uri)
     if target_shard_bytes is not None and target_shard_bytes < 1:
         raise BadInput(f"--target-shard-bytes must be at least 1, got {target_shard_bytes}")
     storage = storage or st.from_env(max_connections=settings.threads + 4)
+    source, planned, plan, unsafe = plan_listing(settings, storage, source_uri, prefixes, target_shard_bytes,
+                                                 record_cache)
+    work = publish_work(storage, experiment_uri, plan, output, record_cache)
+    shards = logical_shards(experiment_uri, planned)
+    auto = {"macroshards": len(shards), "target_shard_bytes": target_shard_bytes} if target_shard_bytes else {}
+    report = {"stage": "listing", "status": "succeeded", "source_uri": source_uri, **source.facts, **auto,
+              REPORT_SHARDS: [s.as_report() for s in shards], REPORT_WORK: work_report(plan),
+              REPORT_SHARD_ITEMS: shard_items(work), **plan.report(),
+              "objects_listed": sum(s.files for s in shards), "keys_unsafe": len(unsafe),
+              "keys_unsafe_sample": unsafe[:20], "repaired_objects": [u for s in work for u in s.repaired],
+              "seconds": round(time.monotonic() - started, 3)}
+    (output / REPORT_FILE).write_text(json.dumps(report, indent=1))
+    return report
+
+
+def plan_listing(settings: ListingSettings, storage: st.Storage, source_uri: str, prefixes: list[tuple[str, str]],
+                 target_shard_bytes: int | None, record_cache: str | None) -> tuple[Source, list[Shard], WorkPlan, list[str]]:
+    """What the listing step publishes, computed without writing (`deploy.py plan` predicts
+    with it): the macroshards, tonight's work and the keys refused as unsafe."""
     source, planned = listing_shards(settings, storage, source_uri, prefixes, target_shard_bytes)
     # A key with `..` (or absolute, NUL, backslash) would be staged or fetched outside the shard's
     # folder: refused and reported, the shard keeps its other files.
     unsafe = sorted(key for _, _, files in planned for key in files if st.key_problem(key))
     planned = [(name, folder, {k: o for k, o in files.items() if not st.key_problem(k)})
                for name, folder, files in planned]
-    shards: list[PublishedShard] = [publish_shard(storage, experiment_uri, name, folder, files)
-                                    for name, folder, files in planned]
-    auto = {"macroshards": len(shards), "target_shard_bytes": target_shard_bytes} if target_shard_bytes else {}
-    report = {"stage": "listing", "status": "succeeded", "source_uri": source_uri, **source.facts, **auto,
-              REPORT_SHARDS: [s.as_report() for s in shards], REPORT_SHARD_ITEMS: shard_items(shards),
-              "objects_listed": sum(s.files for s in shards), "keys_unsafe": len(unsafe),
-              "keys_unsafe_sample": unsafe[:20], "seconds": round(time.monotonic() - started, 3)}
-    output.mkdir(parents=True, exist_ok=True)
-    (output / REPORT_FILE).write_text(json.dumps(report, indent=1))
-    return report
+    plan = plan_work(storage, planned, record_cache, target_shard_bytes)
+    return source, planned, plan, unsafe

@@ -46,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(c.ARG_RELOAD, type=_bool, default=False, help="true: copy again even identical files (default false).")
     p.add_argument(c.ARG_SQL_PARAM, action="append", default=[], metavar="NAME=VALUE",
                    help="A bound parameter of the labels query (repeatable), e.g. experiment_name=exp1.")
+    p.add_argument(c.ARG_RECORD_CACHE, default=None, metavar="URI", help="The record cache Featurize fills: "
+                   "folders it holds are not featurized again (tonight's work is what it lacks).")
     return p
 
 
@@ -56,7 +58,7 @@ def _run(args: argparse.Namespace, settings: ReconcileSettings) -> None:
         raise BadInput(str(err)) from None
     report = reconcile(settings, args.source_uri, args.experiment_uri, args.output,
                        macroshards=args.macroshards, target_shard_bytes=args.target_shard_bytes, reload=args.reload, sql_params=params,
-                       manifests=args.manifests)
+                       manifests=args.manifests, record_cache=args.record_cache)
     log.info("reconcile done: %s", json.dumps({k: v for k, v in report.items() if not isinstance(v, list)}))
 
 

@@ -20,9 +20,10 @@ import pandas as pd
 
 from steps.io import storage as st
 from steps.contract import (LABELS_FILE, LABELS_FOLDER, MISSING_FILES_FILE, RECONCILED_ARTIFACTS, REPORT_FILE,
-                            REPORT_LABELS_URI, REPORT_SHARD_ITEMS, REPORT_SHARDS, UNIQUE_LABELS_FILE,
+                            REPORT_LABELS_URI, REPORT_SHARD_ITEMS, REPORT_SHARDS, REPORT_WORK, UNIQUE_LABELS_FILE,
                             shard_name)
-from steps.publish import PublishedShard, canonical, publish_shard, put_verified, set_digest, shard_items
+from steps.publish import PublishedShard, canonical, put_verified, set_digest, shard_items, shard_place
+from steps.work import plan_work, publish_work, work_report
 from steps.entry import BadInput, StageFailed
 from steps.listing.source import open_source
 from steps.reconcile import production as inv
@@ -49,6 +50,7 @@ class Context:
     target_shard_bytes: int | None = None
     listing: dict = field(default_factory=dict)  # the experiment folder after validation
     manifests: Path | None = None  # default: <output>/manifests
+    record_cache: str | None = None  # what Featurize already holds: tonight's work is what it lacks
 
     @property
     def artifacts_uri(self) -> str:
@@ -267,22 +269,34 @@ def labels_digest(table: pd.DataFrame, shards: list) -> str:
     return hashlib.sha256(canonical({"rows": rows, "shards": set_digest(shards)})).hexdigest()[:20]
 
 
+def macroshards_of(ctx: Context, plan: ShardPlan) -> tuple[list, list[PublishedShard]]:
+    """The macroshards as `steps/work.py` plans them, and as reports list them (unpublished:
+    Featurize reads work shards; their digests key the labels)."""
+    planned = [(shard_name(i), plan.prefix, files) for i, files in enumerate(plan.by_shard)]
+    shards = []
+    for name, prefix, files in planned:
+        digest, place = shard_place(ctx.experiment_uri, name, prefix, files)
+        shards.append(PublishedShard(name, place, digest, len(files), sum(f.size for f in files.values())))
+    return planned, shards
+
+
 def _write_outputs(ctx: Context, arts: dict[str, inv.Artifact], frame: pd.DataFrame) -> None:
     plan = plan_shards(ctx, arts, frame)
     folder = ctx.manifests or ctx.output / "manifests"
     write_manifests(folder, plan.prefix, [list(files) for files in plan.by_shard])
-    shards = [publish_shard(ctx.storage, ctx.experiment_uri, shard_name(i), plan.prefix, files)
-              for i, files in enumerate(plan.by_shard)]
+    planned, shards = macroshards_of(ctx, plan)
+    work_plan = plan_work(ctx.storage, planned, ctx.record_cache, ctx.target_shard_bytes)
+    work = publish_work(ctx.storage, ctx.experiment_uri, work_plan, ctx.output, ctx.record_cache)
     plan.table.to_parquet(ctx.output / LABELS_FILE, index=False)
     counts = plan.table["label"].map(str).value_counts()
     ordered = {k: int(counts[k]) for k in sorted(counts.index)}
     (ctx.output / UNIQUE_LABELS_FILE).write_text(json.dumps(ordered, indent=1))
-    ctx.report["repaired_objects"] = [uri for s in shards for uri in s.repaired]
+    ctx.report["repaired_objects"] = [uri for s in work for uri in s.repaired]
     labels_uri = _publish_labels(ctx, plan.table, shards)
     ctx.report.update({
         "kept": len(arts), "labels": len(ordered), REPORT_LABELS_URI: labels_uri,
         REPORT_SHARDS: [dict(s.as_report(), artifacts=plan.shard_count[i]) for i, s in enumerate(shards)],
-        REPORT_SHARD_ITEMS: shard_items(shards),
+        REPORT_WORK: work_report(work_plan), REPORT_SHARD_ITEMS: shard_items(work), **work_plan.report(),
     })
 
 
@@ -302,7 +316,7 @@ def _publish_labels(ctx: Context, table: pd.DataFrame, shards: list) -> str:
 def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str, output: Path, *,
               macroshards: int = 1, target_shard_bytes: int | None = None, reload: bool = False,
               sql_params: dict[str, str] | None = None, storage: st.Storage | None = None,
-              manifests: Path | None = None) -> dict:
+              manifests: Path | None = None, record_cache: str | None = None) -> dict:
     """Run the stage; returns the report (also written to `output/report.json`, on failure too).
     Manifests go to `manifests` (default `output/manifests`): the pipeline gives them their own
     output, next to which the shards' features are written. Raises BadInput (nothing was done)
@@ -326,7 +340,8 @@ def reconcile(settings: ReconcileSettings, source_uri: str, experiment_uri: str,
                   {"status": "running", "labels_source": describe(settings.labels),
                    "source_uri": source_uri, "experiment_uri": experiment_uri,
                    "featurize_reads": settings.featurize_reads, "macroshards": macroshards},
-                  manifests=Path(manifests) if manifests else None, target_shard_bytes=target_shard_bytes)
+                  manifests=Path(manifests) if manifests else None, target_shard_bytes=target_shard_bytes,
+                  record_cache=record_cache)
     ctx.report["reload"] = ctx.reload
     if target_shard_bytes:
         ctx.report["target_shard_bytes"] = target_shard_bytes
@@ -368,12 +383,12 @@ def _same_copy(copy, source) -> bool:
 
 def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *, macroshards: int = 1,
             target_shard_bytes: int | None = None, sql_params: dict[str, str] | None = None,
-            storage: st.Storage | None = None) -> dict:
-    """The report keys a run would publish now (each shard's address, the labels folder),
-    without copying or writing anything: labels, listing, matching, deduplication and
-    assignment only. A run may still drop artifacts this cannot foresee (process_func
-    failures, copies that cannot be repaired); `deploy.py plan` says so."""
-    from steps.publish import shard_place
+            storage: st.Storage | None = None, record_cache: str | None = None) -> dict:
+    """The report keys a run would publish now (each work shard's address, the labels folder),
+    without copying or writing anything: labels, listing, matching, deduplication, assignment
+    and the record cache's lookup only. A run may still drop artifacts this cannot foresee
+    (process_func failures, copies that cannot be repaired); `deploy.py plan` says so."""
+    from steps.work import predicted_work
 
     with tempfile.TemporaryDirectory() as tmp:
         ctx = Context(settings, storage or _storage(settings), source_uri.rstrip("/"), experiment_uri.rstrip("/"),
@@ -392,14 +407,11 @@ def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *
                         have[name] = f
                 ctx.listing[aid] = have
         plan = plan_shards(ctx, arts, frame)
-    shards = []
-    for index, files in enumerate(plan.by_shard):
-        digest, place = shard_place(ctx.experiment_uri, shard_name(index), plan.prefix, files)
-        shards.append(PublishedShard(shard_name(index), place, digest, len(files), sum(f.size for f in files.values())))
-    return {REPORT_SHARDS: [s.as_report() for s in shards], REPORT_SHARD_ITEMS: shard_items(shards),
+    planned, shards = macroshards_of(ctx, plan)
+    work_plan = plan_work(ctx.storage, planned, record_cache, target_shard_bytes)
+    # Where each file is now: the production file, or the experiment's (process_func's).
+    where = {k: st.join_uri(ctx.source_uri, f.key) if isinstance(f, inv.SourceFile) else f.uri
+             for files in plan.by_shard for k, f in files.items()}
+    return {REPORT_SHARDS: [s.as_report() for s in shards],
             REPORT_LABELS_URI: st.join_uri(ctx.experiment_uri, LABELS_FOLDER, labels_digest(plan.table, shards)),
-            "files": {s.name: {k: {"size": f.size, "etag": f.etag} for k, f in files.items()}
-                      for s, files in zip(shards, plan.by_shard)},
-            # Where each file is now: the production file, or the experiment's (process_func's).
-            "sources": {s.name: {k: st.join_uri(ctx.source_uri, f.key) if isinstance(f, inv.SourceFile) else f.uri
-                                 for k, f in files.items()} for s, files in zip(shards, plan.by_shard)}}
+            **predicted_work(ctx.experiment_uri, work_plan, where, record_cache)}

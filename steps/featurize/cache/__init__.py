@@ -1,55 +1,41 @@
-"""The per-record feature cache: what no step-level cache can do.
+"""The record cache: the rows of every artifact folder already featurized, so a run's work is
+what changed, not the shards it touched.
 
-Inside a Featurize step that runs (because some file of its shard changed), a record whose
-files and identity are those of a record already featurized with the same featurize key
-reuses that record's rows instead of reading it again, so a run's work follows the changed
-records, not the changed shards.
-
-- Unit: an artifact folder (a WFDB record's folder with its segments and numerics record):
-  every record discovered in it is cached together, keyed by a digest of the folder's files
-  (relative name, size, ETag from the shard's `index.json`; SHA-256 of the bytes for a file
-  the index does not list) and the records' identities (header, group, name, kind); not the
-  shard, so a record that moves to another shard keeps its rows (the group is the shard's name
-  only for records whose folder reveals none).
+- Unit: an artifact folder (a WFDB record's folder with its segments and numerics record),
+  keyed by its *folder key*: a digest of its path, its group and every file's relative name,
+  size and ETag from the listing (`steps/work.py`). The step that lists the data (Reconcile or
+  the listing step) computes it without reading a byte, looks every folder up here, and gives
+  Featurize only the folders it does not find.
 - Place: `<pipeline>/record-cache/<record cache key>/` (every experiment's, unless the config
   keeps one per experiment), the key hashing the featurize code and feature modules, settings
-  (but how records are fetched: read_mode, stream), image, numeric libraries and environment,
-  so other code or settings never see these rows, and download and stream jobs share them
-  (`pipeline/stages/featurize.py`). Under it,
-  `objects/<sha256>.parquet` (one entry per folder, named by the digest of its bytes: immutable)
-  and `index/<sha256>.json` (append-only segments: folder key -> entry digest and size;
-  `segments.py`).
-- Format: data only, never pickle (`entries.py`, `cells.py`): Parquet with a fixed schema that
-  gives back exactly the types and values a feature function returned, or the folder is not
-  cached. A value edited in the bucket cannot be served, and no stored byte can run code.
-- Trust: an entry is served only if the index names it for this folder key and its bytes have
-  the indexed size and SHA-256 and say they are this folder's rows. Anything else (missing,
-  truncated, altered, foreign) is a miss: featurized again, written again (a damaged object is
-  overwritten by the recomputed bytes) and reported in `record_cache_rejected` with its key.
-  Old entries (format 1, pickles at `<digest>.pkl`) are never read.
-- Cleaning: delete `record-cache/` (or one key's folder under it);
-  the next run featurizes everything again and refills it. Nothing else refers to it.
+  (but how records are fetched: read_mode, stream), image, numeric libraries and environment
+  (`pipeline/stages/featurize.py`), so other code or settings never see these rows. Under it,
+  `objects/<sha256>.parquet`: packs, one per Featurize job, each its features.parquet (`packs.py`:
+  typed Parquet, immutable, named by the digest of its bytes); `index/<sha256>.json`:
+  append-only segments naming each folder's pack, rows, size and ETag (`segments.py`).
+- Trust: data only, never pickle. A folder is found only if a segment names it and the pack
+  listed under `objects/` has the size and ETag recorded when it was written; Combine checks
+  the sha256 of every pack before it uses a byte. Anything else (missing, truncated, altered,
+  foreign) is a miss: featurized again, and reported with its key in
+  `record_cache_rejected`. Folders with a failed record are never cached (a failure may be
+  transient): they are tried again on every run.
+- Cleaning: `deploy.py gc`; or delete `record-cache/` (or one key's folder under it): the next
+  run featurizes everything again and refills it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from steps.io import storage as st
-from steps.featurize.cache.cells import Unstorable
-from steps.featurize.cache.entries import FORMAT, Refused, entry_bytes, read_entry
-from steps.featurize.cache.segments import Located, object_uri, read_segments, write_segment
-from steps.featurize.records import FeatureResult, RecordRef
+from steps.featurize.cache.segments import OBJECTS_FOLDER, Located, object_uri, read_segments
+from steps.featurize.records import RecordRef
 
-log = logging.getLogger("steps.featurize.cache")
-# Folders whose rows could not be stored are listed in the report up to this many (and counted).
-UNSTORABLE_LISTED = 20
+# Refused objects are listed in reports up to this many (and counted).
+REJECTED_LISTED = 20
 
 
 class BadIndex(ValueError):
@@ -68,7 +54,7 @@ def read_index(path: Path | None) -> dict[str, dict]:
                None) if isinstance(index, dict) else "(the whole file)"
     if bad is not None:
         raise BadIndex(f"index {path}: {bad}: every entry needs size and etag (as Reconcile and the listing "
-                         "step publish them)")
+                       "step publish them)")
     return index
 
 
@@ -76,143 +62,48 @@ def folder_of(record: RecordRef) -> str:
     return PurePosixPath(record.header).parent.as_posix()
 
 
-def _file_identity(root: Path, rel: str, index: dict[str, dict]) -> list:
-    entry = index.get(rel)
-    if entry is not None:
-        return [rel, int(entry["size"]), str(entry["etag"])]
-    digest = hashlib.sha256()
-    with open(root / rel, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return [rel, (root / rel).stat().st_size, "sha256:" + digest.hexdigest()]
-
-
-def folder_digest(root: Path, folder: str, records: list[RecordRef], shard: str, index: dict[str, dict]) -> str:
-    base = root / folder
-    files = sorted(p.relative_to(root).as_posix() for p in base.iterdir() if p.is_file()) if base.is_dir() else []
-    # No shard name: a record's group (in `records`) is the shard's name only where its folder
-    # reveals none, and nothing else in its rows depends on the shard, so a record moved to
-    # another shard (a new `macroshards: auto` count) keeps its rows.
-    content = {
-        "format": FORMAT,
-        "records": sorted([r.header, r.group, r.record, r.kind, r.is_numerics, list(r.segments)] for r in records),
-        "files": [_file_identity(root, rel, index) for rel in files],
-    }
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-
-
-def _by_folder(records: list[RecordRef]) -> dict[str, list[RecordRef]]:
-    out: dict[str, list[RecordRef]] = defaultdict(list)
-    for record in records:
-        out[folder_of(record)].append(record)
-    return out
-
-
 @dataclass
-class Split:
-    """Records whose rows were found in the cache, and those to featurize."""
+class Found:
+    """What the cache holds of the folders looked up."""
 
-    reused: dict[str, FeatureResult] = field(default_factory=dict)  # header -> result
-    todo: list[RecordRef] = field(default_factory=list)
-    folders_reused: int = 0
-    folders_todo: int = 0
-    rejected: list[dict[str, str]] = field(default_factory=list)  # [{key, reason, detail[, folder]}]
+    located: dict[str, Located] = field(default_factory=dict)  # folder key -> its rows
+    rejected: list[dict[str, str]] = field(default_factory=list)  # [{key, reason, detail[, folders]}]
+    packs: int = 0  # packs listed
 
 
-def _check(data: bytes, where: Located) -> tuple[str, str] | None:
-    """(reason, detail) when the bytes are not those the index names."""
-    if len(data) != where.size:
-        return ("truncated" if len(data) < where.size else "size_mismatch"), f"{len(data)} bytes, indexed {where.size}"
-    if hashlib.sha256(data).hexdigest() != where.sha256:
-        return "digest_mismatch", "its bytes do not hash to the indexed sha256"
+def _problem(where: Located, info: st.ObjectInfo | None) -> tuple[str, str] | None:
+    if info is None:
+        return "missing", "indexed, not found"
+    if info.size != where.size:
+        return ("truncated" if info.size < where.size else "size_mismatch"), f"{info.size} bytes, indexed {where.size}"
+    if info.etag.strip('"') != where.etag.strip('"'):
+        return "etag_mismatch", f"ETag {info.etag}, {where.etag} when written: replaced since"
     return None
 
 
-class RecordCache:
-    def __init__(self, uri: str, storage: st.Storage, root: Path, shard: str, index: dict[str, dict],
-                 threads: int = 16) -> None:
-        self.uri = uri.rstrip("/")
-        self.storage = storage
-        self.root = Path(root)
-        self.shard = shard
-        self.index = index
-        self.threads = threads
-        self.digests: dict[str, str] = {}  # folder -> digest
-        self.unstorable: list[dict[str, str]] = []
-        self.unstorable_count = 0
-
-    def _load(self, folder: str, records: list[RecordRef],
-              candidates: set[Located]) -> tuple[dict[str, FeatureResult] | None, list[dict[str, str]]]:
-        """The folder's results from the first indexed entry that proves to be them, and every
-        entry tried before it that did not."""
-        rejected = []
-        for where in sorted(candidates):
-            uri = object_uri(self.uri, where.sha256)
-            try:
-                data = self.storage.read_bytes(uri)
-                problem = _check(data, where)
-                if problem is None:
-                    return read_entry(data, self.digests[folder], {r.header for r in records}), rejected
-            except FileNotFoundError:
-                problem = ("missing", "indexed, not found")
-            except Refused as err:  # the right bytes, but no entry of this folder's records
-                problem = (err.reason, err.detail)
-            rejected.append({"key": uri, "folder": folder, "reason": problem[0], "detail": problem[1]})
-        return None, rejected
-
-    def split(self, records: list[RecordRef]) -> Split:
-        """Read the index's segments, then fetch (concurrently, one GET each) the entries of the
-        folders it names; return what to reuse and what to featurize."""
-        by_folder = _by_folder(records)
-        for folder, members in by_folder.items():
-            self.digests[folder] = folder_digest(self.root, folder, members, self.shard, self.index)
-        located, out = {}, Split()
-        if by_folder:
-            located, out.rejected = read_segments(self.storage, self.uri, self.threads)
-        with ThreadPoolExecutor(max_workers=self.threads) as pool:
-            found = dict(zip(by_folder, pool.map(
-                lambda f: self._load(f, by_folder[f], located.get(self.digests[f], set())), by_folder)))
-        for folder, members in by_folder.items():
-            results, rejected = found[folder]
-            out.rejected += rejected
-            if results is None:
-                out.todo.extend(members)
-                out.folders_todo += 1
+def lookup(storage: st.Storage, cache_uri: str, keys: set[str], threads: int = 16) -> Found:
+    """Where the cache holds each of `keys`: one listing of `index/` and of `objects/`, and one
+    GET per segment, whatever the number of folders. A folder several packs hold is taken from
+    the pack that holds most of the folders looked up, so Combine reads as few packs as it can."""
+    index, rejected = read_segments(storage, cache_uri, threads)
+    out = Found(rejected=rejected)
+    wanted = {key: index[key] for key in keys if key in index}
+    packs = {info.uri: info for info in storage.list(f"{cache_uri.rstrip('/')}/{OBJECTS_FOLDER}/")}
+    out.packs = len(packs)
+    refused: dict[str, tuple[str, str, int]] = {}
+    valid: dict[str, list[Located]] = {}
+    for key, candidates in wanted.items():
+        for where in candidates:
+            uri = object_uri(cache_uri, where.sha256)
+            problem = _problem(where, packs.get(uri))
+            if problem is None:
+                valid.setdefault(key, []).append(where)
             else:
-                out.reused.update(results)
-                out.folders_reused += 1
-        for item in out.rejected:
-            log.warning("record cache: %s rejected (%s: %s); its folder is featurized again", item["key"],
-                        item["reason"], item["detail"])
-        return out
-
-    def _entry(self, folder: str, results: dict[str, FeatureResult]) -> tuple[str, str, int] | Unstorable:
-        """Write one folder's entry; (folder key, sha256, size), or why its rows cannot be stored."""
-        try:
-            data = entry_bytes(self.digests[folder], results)
-        except Unstorable as err:
-            return err
-        digest = hashlib.sha256(data).hexdigest()
-        # Written even when the name exists: a damaged object of that name is replaced by the
-        # bytes its name promises (an entry's bytes are a function of its rows).
-        self.storage.write_bytes(object_uri(self.uri, digest), data)
-        return self.digests[folder], digest, len(data)
-
-    def store(self, results: dict[str, FeatureResult], records: list[RecordRef]) -> int:
-        """Write the featurized folders' entries, then one index segment naming them; returns
-        how many entries were written."""
-        by_folder = _by_folder(records)
-
-        # A folder with an error row is not cached: a failure may be transient (a feature
-        # function's), and a failing record is cheap to try again.
-        clean = [f for f, members in by_folder.items() if not any(results[r.header].errors for r in members)]
-        with ThreadPoolExecutor(max_workers=self.threads) as pool:
-            written = dict(zip(clean, pool.map(
-                lambda f: self._entry(f, {r.header: results[r.header] for r in by_folder[f]}), clean)))
-        entries = [e for e in written.values() if not isinstance(e, Unstorable)]
-        unstorable = [{"folder": f, "reason": str(e)} for f, e in written.items() if isinstance(e, Unstorable)]
-        self.unstorable_count += len(unstorable)
-        self.unstorable += unstorable[:UNSTORABLE_LISTED - len(self.unstorable)]
-        # The segment last: it never names an object not yet written.
-        write_segment(self.storage, self.uri, entries)
-        return len(entries)
+                reason, detail, count = refused.get(uri, (*problem, 0))
+                refused[uri] = (reason, detail, count + 1)
+    holds = Counter(where.sha256 for candidates in valid.values() for where in set(candidates))
+    for key, candidates in valid.items():
+        out.located[key] = max(candidates, key=lambda w: (holds[w.sha256], w.sha256, -w.offset))
+    out.rejected += [{"key": uri, "reason": reason, "detail": detail, "folders": str(count)}
+                     for uri, (reason, detail, count) in sorted(refused.items())]
+    return out
