@@ -164,7 +164,8 @@ def find_live(storage, base: str, objects: list[Aged], records: list[dict], cuto
                 report = json.loads(storage.read_bytes(uri))
             except (FileNotFoundError, ValueError):
                 continue
-            live.uris.update(s["uri"].rstrip("/") for s in report.get(c.REPORT_SHARDS) or [] if "uri" in s)
+            live.uris.update(s["uri"].rstrip("/") for key in (c.REPORT_SHARDS, c.REPORT_WORK)
+                             for s in report.get(key) or [] if "uri" in s)
             for key in (c.REPORT_LABELS_URI, c.REPORT_COMBINED_URI):
                 if isinstance(report.get(key), str):
                     live.uris.add(report[key].rstrip("/"))
@@ -221,18 +222,17 @@ def classify(obj: Aged, base: str) -> tuple[str, str] | None:
 
 def _segments(storage, folder: str, segments: list[Aged]) -> tuple[dict[str, set], dict[str, str]]:
     """(segment uri -> its entries' sha256s, segment uri -> why it is not kept) of one cache key."""
-    from steps.featurize.cache.entries import Refused
-    from steps.featurize.cache.segments import _entries
+    from steps.featurize.cache.segments import Refused, entries_of
 
     entries: dict[str, set] = {}
     dropped: dict[str, str] = {}
     for seg in segments:
         try:
-            rows = _entries(storage.read_bytes(seg.uri), seg.uri.rsplit("/", 1)[-1])
+            rows = entries_of(storage.read_bytes(seg.uri), seg.uri.rsplit("/", 1)[-1])
         except (FileNotFoundError, Refused) as err:
             dropped[seg.uri] = f"damaged ({getattr(err, 'reason', 'missing')})"
             continue
-        entries[seg.uri] = {(key, loc.sha256, loc.size) for key, loc in rows}
+        entries[seg.uri] = set(rows)
     for uri, rows in entries.items():  # superseded: another segment holds every one of its entries
         for other, more in entries.items():
             if other != uri and (rows < more or (rows == more and other < uri)):
@@ -263,7 +263,7 @@ def decide(storage, base: str, objects: list[Aged], live: Live, current: tuple[s
         entries, gone = _segments(storage, folder, [o for o, k, g in items if k == "cache-segment" and g == folder])
         dropped.update(gone)
         named.update(f"{folder}/objects/{sha}.parquet" for uri, rows in entries.items() if uri not in gone
-                     for _key, sha, _size in rows)
+                     for _key, loc in rows for sha in (loc.sha256,))
     out = []
     for obj, kind, group in items:
         if kind in ("cache-entry", "cache-segment"):
@@ -305,8 +305,7 @@ def table(items: list[Item], now: datetime) -> str:
 def compact(storage, items: list[Item]) -> list[str]:
     """Write, for every kept cache key with more than one kept segment, the union of their
     entries as one new segment; the older ones are then superseded (removed after the grace)."""
-    from steps.featurize.cache.entries import Refused
-    from steps.featurize.cache.segments import _entries, write_segment
+    from steps.featurize.cache.segments import Refused, entries_of, write_segment
 
     written = []
     folders: dict[str, list[Item]] = {}
@@ -319,8 +318,7 @@ def compact(storage, items: list[Item]) -> list[str]:
         union = set()
         for seg in segs:
             try:
-                union.update((k, loc.sha256, loc.size) for k, loc in
-                             _entries(storage.read_bytes(seg.obj.uri), seg.obj.uri.rsplit("/", 1)[-1]))
+                union.update(entries_of(storage.read_bytes(seg.obj.uri), seg.obj.uri.rsplit("/", 1)[-1]))
             except (FileNotFoundError, Refused):
                 continue
         written.append(write_segment(storage, folder, sorted(union)))

@@ -161,12 +161,10 @@ def _source_sizes(arguments: dict, report: dict, copies: bool) -> dict:
     """Objects and bytes the source step lists, and what it copies (Reconcile): the files that
     are still production files after the copies already in the experiment (none for a step
     that copies nothing, e.g. with `featurize_reads: production`)."""
-    shards = report.get("files", {}).values()
-    out = {"keys": sum(len(files) for files in shards), "bytes": sum(_size(files) for files in shards)}
+    out = {"keys": sum(int(s["files"]) for s in report.get(c.REPORT_SHARDS, [])),
+           "bytes": sum(int(s["bytes"]) for s in report.get(c.REPORT_SHARDS, []))}
     if copies:
-        source = _arg(arguments, c.ARG_SOURCE_URI).rstrip("/") + "/"
-        out["bytes_todo"] = sum(int(report["files"][shard][key]["size"]) for shard, uris in report["sources"].items()
-                                for key, uri in uris.items() if uri.startswith(source))
+        out["bytes_todo"] = report.get("bytes_to_copy", 0)
     return out
 
 
@@ -356,7 +354,21 @@ def make_sized_plan(cfg: Config, workdir: Path, storage: str, params: dict[str, 
     plans = planner.plan()
     reports = experiment_reports(planner.backend.storage, planner.experiment_uri, planner.featurize_key) \
         if planner.experiment_uri and planner.featurize_key else []
-    return plans, size_plan(plans, cfg, reports, prices, cpu_s_per_gb)
+    source = planner.predicted.get(planner._source() or "", {})
+    return plans, size_plan(plans, cfg, reports, prices, cpu_s_per_gb, full_jobs(source))
+
+
+def full_jobs(report: dict) -> list[int] | None:
+    """The bytes of each Featurize job of a full run (nothing in the record cache): every
+    macroshard's, or with `macroshards: auto` the data packed by the target (steps/work.py)."""
+    if c.REPORT_SHARDS not in report:
+        return None
+    target = report.get("target_shard_bytes")
+    if not target:
+        return [int(s["bytes"]) for s in report[c.REPORT_SHARDS]]
+    total = sum(int(s["bytes"]) for s in report[c.REPORT_SHARDS])
+    jobs = max(1, -(-total // int(target)))
+    return [total // jobs + (1 if i < total % jobs else 0) for i in range(jobs)]
 
 
 def format_plan(plans: list[StepPlan]) -> str:

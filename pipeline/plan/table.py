@@ -89,6 +89,15 @@ class _Sizer:
         base, per_shard = stage.rough_seconds
         return base + per_shard * shards
 
+    def full_fan_out(self, stage: Stage, steps: list, jobs: list[int]) -> StageCost:
+        """A full run's Featurize: every folder missing, one job per `jobs` entry (its bytes)."""
+        instance = self.catalog.get(steps[0].resources[0])
+        count, volume = steps[0].resources[1], steps[0].resources[2]
+        times = [featurize_time(b, instance, count, self.throughput.cpu_s_per_gb, self.read_mode, volume) for b in jobs]
+        slots = stage.slots(self.cfg, len(jobs)) if stage.slots else min(self.cfg.max_parallel_steps, len(jobs))
+        binds = max(times, key=lambda t: t.run_s).binds if times else ""
+        return stage_cost(stage.step, [t.run_s for t in times], instance, count, slots, sum(jobs), binds)
+
     def stage(self, stage: Stage, steps: list, full: bool, shards: int) -> StageCost:
         runs = [s for s in steps if full or s.state == "Runs"]
         instance = self.catalog.get(steps[0].resources[0])
@@ -106,8 +115,10 @@ class _Sizer:
 
 
 def size_plan(plans: list, cfg: Config, reports: list[dict], prices: list[str] = (),
-              cpu_s_per_gb: float | None = None) -> Sizing:
-    """The sizing table of these step plans (`pipeline.plan.predict.StepPlan`)."""
+              cpu_s_per_gb: float | None = None, full_jobs: list[int] | None = None) -> Sizing:
+    """The sizing table of these step plans (`pipeline.plan.predict.StepPlan`). `full_jobs`:
+    the bytes of each Featurize job of a full run (nothing cached), from the source's report;
+    tonight's jobs are the steps that run (the work the record cache lacks)."""
     catalog = Catalog(list(prices))
     sizer = _Sizer(cfg, catalog, select_throughput(reports, cpu_s_per_gb))
     out = Sizing(sizer.throughput, sizer.read_mode, rough=[s.step for s in cfg.registry if s.cost != "fan-out"],
@@ -123,7 +134,8 @@ def size_plan(plans: list, cfg: Config, reports: list[dict], prices: list[str] =
             out.notes.append(f"{stage.step}: not sized (its inputs are known only after the steps before it run)")
             continue
         try:
-            out.full.append(sizer.stage(stage, steps, True, shards))
+            out.full.append(sizer.full_fan_out(stage, steps, full_jobs) if stage.cost == "fan-out" and full_jobs
+                            else sizer.stage(stage, steps, True, shards))
             out.tonight.append(sizer.stage(stage, steps, False, shards))
         except UnknownInstance as err:
             out.notes.append(f"{stage.step}: not sized: {err}")

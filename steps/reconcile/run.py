@@ -413,5 +413,8 @@ def predict(settings: ReconcileSettings, source_uri: str, experiment_uri: str, *
     where = {k: st.join_uri(ctx.source_uri, f.key) if isinstance(f, inv.SourceFile) else f.uri
              for files in plan.by_shard for k, f in files.items()}
     return {REPORT_SHARDS: [s.as_report() for s in shards],
+            # What a run copies: the files not yet in the experiment folder (where they are now: production).
+            "bytes_to_copy": sum(f.size for files in plan.by_shard for f in files.values()
+                                 if ctx.copy_files and isinstance(f, inv.SourceFile)),
             REPORT_LABELS_URI: st.join_uri(ctx.experiment_uri, LABELS_FOLDER, labels_digest(plan.table, shards)),
             **predicted_work(ctx.experiment_uri, work_plan, where, record_cache)}

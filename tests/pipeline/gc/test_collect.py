@@ -29,11 +29,11 @@ def local(workdir: Path, *extra: str) -> int:
 
 
 def places(storage, workdir: Path) -> set[str]:
-    """The shard places, labels and combined folder the last execution's reports name."""
+    """The work shard places, labels and combined folder the last execution's reports name."""
     execution = last_execution(workdir)["ExecutionId"]
     reconcile = json.loads(storage.read_bytes(f"{BASE}/{execution}/reconcile/report.json"))
     combine = json.loads(storage.read_bytes(f"{BASE}/{execution}/combine/report.json"))
-    return {s["uri"] for s in reconcile["shards"]} | {reconcile["labels_uri"], combine["combined_uri"]}
+    return {s["uri"] for s in reconcile["work"]} | {reconcile["labels_uri"], combine["combined_uri"]}
 
 
 def summary(storage, workdir: Path) -> pd.DataFrame:

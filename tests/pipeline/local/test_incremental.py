@@ -50,7 +50,8 @@ def output_dir(workdir: Path, step: str, output: str) -> Path:
 
 
 def run(workdir: Path, *extra: str, config: str | Path = EXAMPLE_CONFIG, plan: bool = True) -> int:
-    """`deploy.py local`, after checking that `deploy.py plan` foresees what it then does."""
+    """`deploy.py local`, after checking that `deploy.py plan` foresees what it then does: which
+    steps run, and how many folders each Featurize job featurizes."""
     plans = make_plan(load_config(config, overlays=[extra[i + 1] for i, a in enumerate(extra) if a == "--overlay"]),
                       workdir, "local", dict(extra[i + 1].split("=", 1) for i, a in enumerate(extra) if a == "--param"),
                       retry="latest" if "--retry" in extra else None) if plan else None
@@ -62,19 +63,28 @@ def run(workdir: Path, *extra: str, config: str | Path = EXAMPLE_CONFIG, plan: b
         reports = featurize_reports(workdir)
         for p in plans:
             if p.featurize is not None and p.name in reports:
-                assert (p.featurize, p.reuse) == (reports[p.name]["artifacts_featurized"],
-                                                  reports[p.name]["artifacts_reused"]), p.name
+                assert (p.featurize, p.reuse) == (reports[p.name]["folders"], 0), p.name
     return code
+
+
+def source_report(workdir: Path, step: str = "Reconcile") -> dict:
+    """The report of the step that planned tonight's work (steps/work.py)."""
+    return json.loads((output_dir(workdir, step, step.lower()) / "report.json").read_text())
+
+
+def failing_folders(workdir: Path) -> set[str]:
+    """The artifact folders with a failed record in the last combine (never cached: tried again)."""
+    errors = pd.read_parquet(output_dir(workdir, "Combine", "combine") / "errors.parquet")
+    return {r.removesuffix("n") for r in errors["record"]}
+
+
+def featurized(workdir: Path) -> int:
+    """Folders featurized by the Featurize jobs of the last execution."""
+    return sum(r["folders"] for r in featurize_reports(workdir).values())
 
 
 def ran(workdir: Path, prefix: str = "Featurize") -> list[str]:
     return sorted(n for n, s in states(workdir).items() if n.startswith(prefix) and s == "Succeeded")
-
-
-def failed_folders(workdir: Path, step: str) -> set[str]:
-    """The artifact folders of the step's error rows (sample records: `3000001`, numerics `3000001n`)."""
-    errors = pd.read_parquet(output_dir(workdir, step, "features") / "errors.parquet")
-    return {r.removesuffix("n") for r in errors["record"]}
 
 
 def flip_a_byte(workdir: Path) -> None:
@@ -121,29 +131,40 @@ def eight_shards(tmp_path_factory):
 # loadgroup): each starts from the state the one before left, and the first run is made once.
 @pytest.mark.xdist_group("eight_shards")
 class TestValidIncremental:
-    """In order: each test starts from the state the one before left."""
+    """In order: each test starts from the state the one before left. With a counted
+    `macroshards: N`, each macroshard's step gets the folders of it the record cache lacks."""
 
-    def test_unchanged_rerun_featurizes_nothing(self, eight_shards):
+    def test_unchanged_reruns_only_what_failed_then_nothing(self, eight_shards):
         workdir, overlay = eight_shards
+        failing = failing_folders(workdir)
+        full = summary(workdir)
+        assert run(workdir, "--overlay", str(overlay)) == 0
+        # What failed is never cached: tried again, alone. An untouched macroshard's empty work
+        # shard runs once (a cache hit from then on).
+        assert source_report(workdir)["folders_todo"] == len(failing) > 0
+        assert featurized(workdir) == len(failing)
+        pd.testing.assert_frame_equal(summary(workdir), full)  # from the cache: the same table
         assert run(workdir, "--overlay", str(overlay)) == 0
         got = states(workdir)
-        assert ran(workdir) == []
+        assert ran(workdir) == []  # 0 Featurize jobs
         assert got["Reconcile"] == "Succeeded" and got["Combine"] == "Succeeded" and got["Encode"] == "Cached"
         report = json.loads((output_dir(workdir, "Combine", "combine") / "report.json").read_text())
-        assert report["reused"] is True  # same shard outputs: the earlier combine, not a new one
+        assert report["reused"] is True  # same work outputs and table: the earlier combine, not a new one
 
-    def test_one_changed_byte_reruns_one_shard_and_one_record(self, eight_shards):
+    def test_one_changed_byte_reruns_one_shard_and_one_folder(self, eight_shards):
         workdir, overlay = eight_shards
+        before = summary(workdir)
         flip_a_byte(workdir)
         assert run(workdir, "--overlay", str(overlay)) == 0
         [step] = ran(workdir)
         report = featurize_reports(workdir)[step]
-        # The changed artifact (the record folder: its waveform and numerics records), and those
-        # of its shard that failed before: failures are never cached, they are tried again.
-        failing = failed_folders(workdir, step) - {"3000001"}
-        assert report["artifacts_featurized"] == 1 + len(failing)
-        assert report["artifacts_reused"] == report["artifacts_featurized"] + report["artifacts_reused"] - 1 - len(failing)
-        assert report["records_featurized"] + report["records_reused"] == report["records_total"]
+        # The changed artifact (the record folder: its waveform and numerics records), and the
+        # failing folders of its shard.
+        assert report["folders"] == 1 + len([f for f in report["record_cache_uncached"] if not f.endswith("3000001")])
+        after = summary(workdir)
+        untouched = ~before["artifact"].isin(["3000001"])
+        pd.testing.assert_frame_equal(after[~after["artifact"].isin(["3000001"])].reset_index(drop=True),
+                                      before[untouched].reset_index(drop=True))
         assert states(workdir)["Encode"] == "Succeeded"  # new features, new dataset
 
     def test_one_added_record_reruns_its_shard_only(self, eight_shards):
@@ -152,8 +173,7 @@ class TestValidIncremental:
         write_record(workdir / SAMPLE / "mimic3wdb/32/3299999", "3299999", seed=7)
         assert run(workdir, "--overlay", str(overlay)) == 0
         [step] = ran(workdir)
-        report = featurize_reports(workdir)[step]
-        assert report["artifacts_featurized"] == 1 + len(failed_folders(workdir, step))
+        assert featurize_reports(workdir)[step]["records_total"] == 1
         assert "3299999" in set(summary(workdir)["artifact"])
         assert "3299999" in dataset_ids(workdir)
 
@@ -161,9 +181,7 @@ class TestValidIncremental:
         workdir, overlay = eight_shards
         shutil.rmtree(workdir / SAMPLE / "mimic3wdb/31/3100005")
         assert run(workdir, "--overlay", str(overlay)) == 0
-        [step] = ran(workdir)
-        # The rest of its shard is reused (but what failed before, which is tried again).
-        assert featurize_reports(workdir)[step]["artifacts_featurized"] == len(failed_folders(workdir, step))
+        assert ran(workdir) == []  # nothing to featurize: its shard's work is what it was
         assert "3100005" not in set(summary(workdir)["artifact"])
         assert "3100005" not in dataset_ids(workdir)
         assert len(set(summary(workdir)["artifact"])) == 24  # 24 sampled + 1 added - 1 deleted
@@ -180,49 +198,60 @@ def auto_shards(tmp_path_factory):
     return workdir, overlay
 
 
+def at_most_one_per_target(report: dict) -> bool:
+    """Work shards are packed by bytes: at most floor(missing bytes / target) + 1 of them."""
+    return len(report["work"]) <= report["bytes_todo"] // report["target_shard_bytes"] + 1
+
+
 @pytest.mark.xdist_group("auto_shards")
 class TestValidAutoShards:
-    """In order, like TestValidIncremental: the count is decided at run time, the cost still
-    follows what changed, iteration by iteration."""
+    """In order, like TestValidIncremental: the work is what the record cache lacks, packed by
+    bytes into work shards, whatever macroshards it falls into."""
 
-    def test_the_count_comes_from_the_bytes(self, auto_shards):
+    def test_the_work_comes_from_the_bytes(self, auto_shards):
         workdir, _ = auto_shards
-        report = json.loads((output_dir(workdir, "Reconcile", "reconcile") / "report.json").read_text())
+        report = source_report(workdir)
         assert report["macroshards"] == 8 and report["target_shard_bytes"] == 80_000
+        assert report["folders_todo"] == report["folders_total"] == 24 and at_most_one_per_target(report)
         got = states(workdir)
         assert got["Featurize"] == "Succeeded"
-        assert sorted(n for n in got if n.startswith("FeaturizeShard-")) == [f"FeaturizeShard-{i}" for i in range(8)]
+        assert sorted(n for n in got if n.startswith("FeaturizeShard-")) == \
+            [f"FeaturizeShard-{i}" for i in range(len(report["work"]))]
         combined = json.loads((output_dir(workdir, "Combine", "combine") / "report.json").read_text())
-        assert combined["complete"] and combined["shards_expected"] == [f"shard-{i:04d}" for i in range(1, 9)]
+        assert combined["complete"] and combined["shards_expected"] == [w["name"] for w in report["work"]]
         assert len(set(summary(workdir)["artifact"])) == 24
-        # The items are plain strings (each a shard's place); each job read its name from the place.
-        assert all(isinstance(i, str) for i in json.loads(report["shard_items"]))
-        assert sorted(r["shard"] for r in featurize_reports(workdir).values()) == combined["shards_expected"]
+        assert set(summary(workdir)["shard"]) == {f"shard-{i:04d}" for i in range(1, 9)}  # rows keep their macroshard
+        # The items are plain strings (each a work shard's place); each job read its name from the place.
+        assert json.loads(report["shard_items"]) == [w["uri"] for w in report["work"]]
 
-    def test_one_changed_byte_reruns_one_iteration(self, auto_shards):
+    def test_one_changed_byte_reruns_one_folder_and_what_failed(self, auto_shards):
         workdir, overlay = auto_shards
         flip_a_byte(workdir)
         assert run(workdir, "--overlay", str(overlay)) == 0
-        [step] = ran(workdir, "FeaturizeShard")  # the other 7 iterations are cache hits
-        assert featurize_reports(workdir)[step]["artifacts_featurized"] == 1 + len(failed_folders(workdir, step) - {"3000001"})
+        report = source_report(workdir)
+        assert report["folders_todo"] == 1 + len(failing_folders(workdir) - {"3000001"})
+        assert len(ran(workdir, "FeaturizeShard")) == len(report["work"]) and at_most_one_per_target(report)
+        assert featurized(workdir) == report["folders_todo"]
         assert states(workdir)["Encode"] == "Succeeded"
 
 
 class TestValidAutoShardsWithoutReconcile:
-    def test_the_listing_splits_by_bytes_and_one_changed_byte_reruns_one_iteration(self, tmp_path):
-        """No Reconcile, no prefixes: the listing step splits InputUri into shards of whole record
-        folders, as many as the bytes call for; a change reruns the iteration of its folder."""
+    def test_the_listing_plans_the_work_and_one_changed_byte_reruns_one_folder(self, tmp_path):
+        """No Reconcile, no prefixes: the listing step lists InputUri, looks every record folder
+        up in the record cache and packs what it lacks by bytes."""
         overlay = tmp_path / "raw-auto.yaml"
         overlay.write_text("stages:\n  reconcile: null\n  encode: null\n  featurize:\n    macroshards: auto\n"
                            "    target_shard_size: 100KB\n")
         workdir = tmp_path / "work"
         assert run(workdir, "--overlay", str(overlay), plan=False) == 0
-        report = json.loads((output_dir(workdir, "Listing", "listing") / "report.json").read_text())
-        assert report["macroshards"] == 8
-        assert len(ran(workdir, "FeaturizeShard")) == 8 and len(set(summary(workdir)["artifact"])) == 24
+        report = source_report(workdir, "Listing")
+        assert report["macroshards"] == 8 and report["folders_todo"] == report["folders_total"]
+        assert len(ran(workdir, "FeaturizeShard")) == len(report["work"]) and len(set(summary(workdir)["artifact"])) == 24
         flip_a_byte(workdir)
         assert run(workdir, "--overlay", str(overlay)) == 0
-        assert len(ran(workdir, "FeaturizeShard")) == 1
+        report = source_report(workdir, "Listing")
+        assert report["folders_todo"] == 1 + len(failing_folders(workdir) - {"3000001"})
+        assert featurized(workdir) == report["folders_todo"] and at_most_one_per_target(report)
 
 
 @pytest.fixture
@@ -242,14 +271,14 @@ def raw_prefixes(tmp_path):
 
 
 class TestValidRawPrefixes:
-    def test_unchanged_is_all_cached_but_the_listing_and_combine(self, raw_prefixes):
+    def test_unchanged_then_add_change_delete_rerun_that_prefix_only(self, raw_prefixes):
         workdir, config = raw_prefixes
+        assert run(workdir, config=config) == 0  # what failed is tried again; an untouched prefix's empty work runs once
+        assert featurized(workdir) == len(failing_folders(workdir)) > 0
         assert run(workdir, config=config) == 0
         assert states(workdir) == {"Listing": "Succeeded", "Featurize-30": "Cached", "Featurize-31": "Cached",
                                    "Combine": "Succeeded"}
 
-    def test_add_change_delete_rerun_that_prefix_only(self, raw_prefixes):
-        workdir, config = raw_prefixes
         root = workdir / SAMPLE / "mimic3wdb"
         write_record(root / "31/3199999", "3199999", seed=3)  # added
         assert run(workdir, config=config) == 0
@@ -260,12 +289,11 @@ class TestValidRawPrefixes:
         header.write_text(header.read_text() + "# edited\n")
         assert run(workdir, config=config) == 0
         assert ran(workdir) == ["Featurize-30"]
-        assert featurize_reports(workdir)["Featurize-30"]["artifacts_featurized"] == \
-            1 + len(failed_folders(workdir, "Featurize-30") - {"3000002"})
+        assert featurize_reports(workdir)["Featurize-30"]["folders"] == \
+            1 + len({f for f in failing_folders(workdir) if f.startswith("30")} - {"3000002"})
 
-        shutil.rmtree(root / "31/3100004")  # deleted
+        shutil.rmtree(root / "31/3100004")  # deleted: nothing to featurize, gone from the table
         assert run(workdir, config=config) == 0
-        assert ran(workdir) == ["Featurize-31"]
         assert "3100004" not in set(summary(workdir)["artifact"])
 
 
@@ -273,7 +301,7 @@ def block_shard_output(workdir: Path, shard_index: int) -> Path:
     """Make one shard's Featurize upload fail (a file where its output folder must go), as a
     transient storage error would: same inputs, same cache key, a failed step."""
     report = json.loads((output_dir(workdir, "Reconcile", "reconcile") / "report.json").read_text())
-    place = Path(report["shards"][shard_index]["uri"].replace("s3://", str(workdir / "s3") + "/"))
+    place = Path(report["work"][shard_index]["uri"].replace("s3://", str(workdir / "s3") + "/"))
     blocker = place / "features"
     if blocker.is_dir():
         shutil.rmtree(blocker)
@@ -316,7 +344,9 @@ class TestValidPartialCombine:
     def test_new_execution_recombines(self, partial):
         workdir, overlay, artifacts = partial
         assert run(workdir, "--overlay", str(overlay), "--param", "Reload=true") == 0  # other parameters: new
-        assert states(workdir)["Featurize-shard-0001"] == "Cached"
+        # Shard 1's rows are in the record cache: its work is only what failed.
+        assert featurize_reports(workdir)["Featurize-shard-0001"]["folders"] == \
+            len(featurize_reports(workdir)["Featurize-shard-0001"]["record_cache_uncached"])
         self._assert_complete(workdir, artifacts)
 
 
@@ -353,15 +383,14 @@ class TestValidSharedRecordCache:
 class TestValidRecordCacheAcrossExperiments:
     def test_a_new_experiment_reuses_the_rows_of_the_same_data(self, tmp_path):
         """The record cache is the pipeline's: a new ExperimentName copies the data into its own
-        folder and runs every Featurize step (new shard places), but featurizes only what failed."""
+        folder, and its work is only what failed (the copies' files are the same: same keys)."""
         assert run(tmp_path, plan=False) == 0
         assert run(tmp_path, "--param", "ExperimentName=another") == 0
-        reports = featurize_reports(tmp_path)
+        report = source_report(tmp_path)
         steps = last_execution(tmp_path)["Steps"]
-        assert reports and all("/experiments/another/" in steps[s]["Outputs"]["features"] for s in reports)
-        for step, report in reports.items():
-            assert report["artifacts_featurized"] == len(failed_folders(tmp_path, step)), step
-            assert report["artifacts_reused"] > 0 and report["record_cache_rejected"] == [], step
+        assert all("/experiments/another/" in steps[s]["Outputs"]["features"] for s in featurize_reports(tmp_path))
+        assert report["folders_todo"] == len(failing_folders(tmp_path)) and report["folders_cached"] > 0
+        assert report["record_cache_rejected"] == [] and featurized(tmp_path) == report["folders_todo"]
         assert len(set(summary(tmp_path)["artifact"])) == 24
 
 

@@ -19,7 +19,8 @@ IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.4
 ROLE = "arn:aws:iam::123456789012:role/wavepipe-pipeline"
 EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
 def shard_uri(index: int, source: str = "Reconcile") -> dict:
-    return {"Std:JsonGet": {"Path": f"shards[{index}].uri",
+    """The place of macroshard `index`'s work (what the record cache lacks), from the source's report."""
+    return {"Std:JsonGet": {"Path": f"work[{index}].uri",
                             "PropertyFile": {"Get": f"Steps.{source}.PropertyFiles.{source}Report"}}}
 RETRY = [
     {"BackoffRate": 2.0, "ExceptionType": ["Step.SERVICE_FAULT", "Step.THROTTLING"], "IntervalSeconds": 30,

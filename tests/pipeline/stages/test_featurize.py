@@ -19,18 +19,14 @@ def experiment(base: str) -> dict:
     return join(base, "experiments", param("ExperimentName"))
 
 
-def featurize_step(name: str, shard: str | None, place: dict, base: str, **extra) -> dict:
-    """A Featurize step over a published shard: its manifest and index in, features out. With
-    no `shard` (a ForEach iteration), the name comes from the place's shard.json."""
+def featurize_step(name: str, place: dict, base: str, **extra) -> dict:
+    """A Featurize step over a published work shard: its manifest, index and shard.json in
+    (the name and folders come from the place's shard.json), features out."""
     inputs = [s3_in("data", join(place, "shard.manifest"), DATA, data_type="ManifestFile"),
-              s3_in("index", join(place, "index.json"), INDEX)]
-    naming = ["--shard", shard]
-    if shard is None:
-        inputs.append(s3_in("shard", join(place, "shard.json"), SHARD))
-        naming = ["--shard-file", f"{SHARD}/shard.json"]
+              s3_in("index", join(place, "index.json"), INDEX), s3_in("shard", join(place, "shard.json"), SHARD)]
     return step(
         name, "featurize",
-        ["--input", DATA, "--output", OUT, *naming, "--index", f"{INDEX}/index.json",
+        ["--input", DATA, "--output", OUT, "--shard-file", f"{SHARD}/shard.json", "--index", f"{INDEX}/index.json",
          "--record-cache", join(base, "record-cache", "<key>")],
         inputs=inputs, outputs=[s3_out("features", join(place, "features", "<key>"), OUT)],
         base=base, **extra)
@@ -38,12 +34,12 @@ def featurize_step(name: str, shard: str | None, place: dict, base: str, **extra
 
 class TestValidFeaturize:
     def test_whole_step_after_reconcile(self, example_built):
-        expected = featurize_step("Featurize-shard-0002", "shard-0002", shard_uri(1), BASE)
+        expected = featurize_step("Featurize-shard-0002", shard_uri(1), BASE)
         assert normalized(example_built)["Featurize-shard-0002"] == expected
 
     def test_whole_step_over_a_prefix(self, mimic_built):
         # The listing step publishes each prefix as a shard; Featurize reads it like Reconcile's.
-        expected = featurize_step("Featurize-37", "37", shard_uri(7, "Listing"), MIMIC_BASE, tags=False, volume=1024)
+        expected = featurize_step("Featurize-37", shard_uri(7, "Listing"), MIMIC_BASE, tags=False, volume=1024)
         assert normalized(mimic_built)["Featurize-37"] == expected
 
     def test_the_listing_step(self, mimic_built):
@@ -51,7 +47,9 @@ class TestValidFeaturize:
         args = listing["Arguments"]["AppSpecification"]["ContainerArguments"]
         assert args[:7] == ["steps.listing", "--source-uri", param("InputUri"), "--experiment-uri",
                             experiment(MIMIC_BASE), "--output", "/opt/ml/processing/output/listing"]
-        assert args[7:-2] == ["--prefix", *[f"{g}={g}" for g in range(30, 40)]]
+        # The record cache: tonight's work is what it lacks (steps/work.py).
+        assert args[7:-2] == ["--record-cache", join(MIMIC_BASE, "record-cache", "<key>"),
+                              "--prefix", *[f"{g}={g}" for g in range(30, 40)]]
         assert listing["CacheConfig"]["Enabled"] is False  # an S3 listing: what no cache key sees
 
     def test_one_step_per_shard(self, example_built, mimic_built):
@@ -78,7 +76,7 @@ class TestValidAutoShards:
         # The item is a plain string, the shard's place: no field access; the job reads the
         # shard's name from the place's shard.json.
         steps = normalized(auto_built)
-        body = featurize_step("FeaturizeShard", None, {"Get": ITEM}, BASE)
+        body = featurize_step("FeaturizeShard", {"Get": ITEM}, BASE)
         assert steps["Featurize"] == {
             "Name": "Featurize", "Type": "ForEach",
             "Arguments": {
@@ -114,7 +112,8 @@ class TestValidAutoShardsWithoutReconcile:
         steps = normalized(build(validate_config(data)))
         assert list(steps) == ["Listing", "Featurize", "Combine"]
         args = steps["Listing"]["Arguments"]["AppSpecification"]["ContainerArguments"]
-        assert args[7:-2] == ["--target-shard-bytes", "10000000000"]  # no --prefix: the whole InputUri
+        assert args[7:-2] == ["--target-shard-bytes", "10000000000",  # no --prefix: the whole InputUri
+                              "--record-cache", join(BASE, "record-cache", "<key>")]
         assert steps["Featurize"]["Arguments"]["IterableItems"] == {"Std:JsonGet": {
             "Path": "shard_items", "PropertyFile": {"Get": "Steps.Listing.PropertyFiles.ListingReport"}}}
 
@@ -175,10 +174,10 @@ class TestValidStreamedFeaturize:
         manifest, place = "/opt/ml/processing/input/manifest", shard_uri(1)
         expected = step(
             "Featurize-shard-0002", "featurize",
-            ["--manifest", f"{manifest}/shard.manifest", "--output", OUT, "--shard", "shard-0002",
+            ["--manifest", f"{manifest}/shard.manifest", "--output", OUT, "--shard-file", f"{SHARD}/shard.json",
              "--index", f"{INDEX}/index.json", "--hosts", "2", "--record-cache", join(BASE, "record-cache", "<key>")],
             inputs=[s3_in("manifest", join(place, "shard.manifest"), manifest),
-                    s3_in("index", join(place, "index.json"), INDEX)],
+                    s3_in("index", join(place, "index.json"), INDEX), s3_in("shard", join(place, "shard.json"), SHARD)],
             outputs=[s3_out("features", join(place, "features", "<key>"), OUT)])
         expected["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = 2
         assert built == expected

@@ -15,7 +15,9 @@ class TestValidReconcile:
              "--output", "/opt/ml/processing/output/reconcile",
              "--macroshards", "2",
              "--reload", param("Reload"),
-             "--sql-param", join("experiment_name=", param("ExperimentName"), on="")],
+             "--sql-param", join("experiment_name=", param("ExperimentName"), on=""),
+             # Tonight's work is what the record cache lacks (steps/work.py).
+             "--record-cache", join(BASE, "record-cache", "<key>")],
             inputs=[],
             outputs=[s3_out("reconcile", join(BASE, EXECUTION_ID, "reconcile"), "/opt/ml/processing/output/reconcile")],
             cache=False,  # it reads a database and a listing its cache key cannot see

@@ -16,31 +16,40 @@ from steps.featurize.run import featurize, featurize_streamed
 from steps.featurize.settings import FeaturizeSettings
 from steps.featurize.stream import Hosts
 from steps.publish import index_body, manifest_body
+from steps.work import folders_of, shard_body
 from tests.steps.featurize.test_stream import make_shard
 
 HOSTS = ("algo-1", "algo-2")
 STREAM = FeaturizeSettings(read_mode="stream")
 
 
+TABLE: dict = {}
+
+
 @pytest.fixture
 def shards(tmp_path, monkeypatch) -> tuple[Path, Path]:
-    """The same shard featurized in download mode (one host) and streamed on two, from folder storage."""
+    """The same work shard featurized in download mode (one host) and streamed on two, from
+    folder storage, with the plan's table Combine assembles it by."""
     monkeypatch.setenv("WAVEPIPE_S3_ROOT", str(tmp_path / "s3"))
     storage = st.LocalStorage(tmp_path / "s3")
     data = storage.path("s3://b/raw/")
     make_shard(data)
     files = {o.uri[len("s3://b/raw/"):]: o for o in storage.list("s3://b/raw/")}
+    folders = folders_of([("shard-0001", "s3://b/raw/", files)])
+    work = shard_body("shard-0001", folders)["folders"]
+    TABLE.update(record_cache=None, folders=[{"folder": f.path, "shard": f.shard, "key": f.key, "work": "shard-0001"}
+                                             for f in folders])
     (tmp_path / "m.manifest").write_bytes(manifest_body("s3://b/raw/", list(files)))
     (tmp_path / "index.json").write_bytes(index_body(files))
-    featurize(data, tmp_path / "download" / "shard-0001", jobs=1, shard="shard-0001", index=tmp_path / "index.json")
+    featurize(data, tmp_path / "download" / "shard-0001", jobs=1, shard="shard-0001", work=work)
     for host in HOSTS:
         featurize_streamed(tmp_path / "m.manifest", tmp_path / "index.json", tmp_path / "stream" / "shard-0001",
-                           STREAM, jobs=1, shard="shard-0001", hosts=Hosts(host, HOSTS))
+                           STREAM, jobs=1, shard="shard-0001", work=work, hosts=Hosts(host, HOSTS))
     return tmp_path / "download", tmp_path / "stream"
 
 
 def combined(folder: Path, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    report = combine(folder, out, CombineSettings(expected_shards=["shard-0001"]))
+    report = combine(folder, out, CombineSettings(expected_shards=["shard-0001"]), table=TABLE)
     return pd.read_parquet(out / "waveform_summary.parquet"), pd.read_parquet(out / "errors.parquet"), report
 
 
@@ -75,11 +84,9 @@ class TestInvalidHosts:
 
 
 class TestValidMergedReport:
-    def test_record_cache_rejections_are_listed_once_and_unstorable_summed(self):
-        """Every host reads the whole index (one bad segment, seen twice); entries are per host."""
-        segment = {"key": "s3://b/c/index/x.json", "reason": "digest_mismatch", "detail": ""}
-        entry = {"key": "s3://b/c/objects/y.parquet", "folder": "30/3000003", "reason": "missing", "detail": ""}
-        reports = [{"host": "algo-1", "record_cache_rejected": [segment, entry], "record_cache_unstorable": 1},
-                   {"host": "algo-2", "record_cache_rejected": [segment], "record_cache_unstorable": 2}]
+    def test_counts_are_summed_and_uncached_folders_listed(self):
+        reports = [{"host": "algo-1", "record_cache_written": 2, "record_cache_uncached": ["30/3000001"]},
+                   {"host": "algo-2", "record_cache_written": 3, "record_cache_uncached": ["30/3000002"]}]
         report = merged_report("shard-0001", reports)
-        assert report["record_cache_rejected"] == [segment, entry] and report["record_cache_unstorable"] == 3
+        assert report["record_cache_written"] == 5
+        assert report["record_cache_uncached"] == ["30/3000001", "30/3000002"]

@@ -19,7 +19,9 @@ from steps.combine.settings import CombineSettings, GlueTable
 from steps.featurize.run import featurize
 from steps.featurize.settings import FeaturizeSettings
 from steps.featurize.summary import FEATURE_COLUMNS
+from steps.io import storage as st
 from steps.settings_file import write_settings
+from steps.work import folders_of, shard_body
 from tests.steps.featurize import data as gen
 from tests.conftest import ROOT
 
@@ -33,6 +35,20 @@ def shards(tmp_path_factory, physionet) -> Path:
     for name, sub in (("30", "mimic3wdb/30"), ("p00", "mimic3wdb-matched/p00"), ("s2", "mimic2wdb-matched")):
         featurize(physionet / sub, root / name, LENIENT, jobs=1, shard=name)
     return root
+
+
+@pytest.fixture(scope="module")
+def work_shards(tmp_path_factory, physionet) -> tuple[Path, list[dict]]:
+    """The same data as work shards (`steps/work.py`): each featurized with its folders, so its
+    features.parquet is a pack; and the plan's table of every folder (`table.json`)."""
+    root, table = tmp_path_factory.mktemp("work"), []
+    for name, sub in (("30", "mimic3wdb/30"), ("p00", "mimic3wdb-matched/p00"), ("31", "mimic2wdb-matched")):
+        files = {p.relative_to(physionet / sub).as_posix(): st.ObjectInfo(str(p), p.stat().st_size, "etag")
+                 for p in sorted((physionet / sub).rglob("*")) if p.is_file()}
+        folders = folders_of([(name, "s3://data/", files)])
+        featurize(physionet / sub, root / name, LENIENT, jobs=1, shard=name, work=shard_body(name, folders)["folders"])
+        table += [{"folder": f.path, "shard": f.shard, "key": f.key, "work": name} for f in folders]
+    return root, table
 
 
 def copy_shards(shards: Path, tmp_path: Path) -> Path:
@@ -176,27 +192,34 @@ class TestPublishedShards:
 
     EXPERIMENT = "s3://combine-bucket/experiments/e"
 
-    def publish(self, storage, shards: Path, tmp_path: Path, names=("30", "p00", "31")) -> Path:
-        """A shards report naming three places; the shards' features uploaded under the first two."""
-        report = {"shards": [{"name": n, "uri": f"{self.EXPERIMENT}/shards/digest-{n}"} for n in names]}
+    def publish(self, storage, shards: tuple[Path, list[dict]], tmp_path: Path, names=("30", "p00", "31")) -> Path:
+        """A shards report naming three work shards and the plan's table of their folders; the
+        work outputs uploaded under the places of those that exist (`31` has none at first)."""
+        root, table = shards
+        report = {"work": [{"name": n, "uri": f"{self.EXPERIMENT}/shards/digest-{n}", "folders": 1} for n in names]}
         for name in names:
-            if (shards / name).is_dir():
-                for path in sorted((shards / name).iterdir()):
-                    storage.upload(path, f"{self.EXPERIMENT}/shards/digest-{name}/features/key1/{path.name}")
+            if name != "31":
+                self.upload(storage, root / name, name)
         path = tmp_path / "report.json"
         path.write_text(json.dumps(report))
+        (tmp_path / "table.json").write_text(json.dumps(
+            {"format": 1, "record_cache": None, "folders": [r for r in table if r["work"] in names]}))
         return path
+
+    def upload(self, storage, folder: Path, name: str) -> None:
+        for path in sorted(folder.iterdir()):
+            storage.upload(path, f"{self.EXPERIMENT}/shards/digest-{name}/features/key1/{path.name}")
 
     def args(self, report: Path, out: Path, settings: Path) -> list[str]:
         return ["--shards-report", str(report), "--featurize-key", "key1", "--experiment-uri", self.EXPERIMENT,
                 "--combine-key", "ckey", "--output", str(out), "--settings", str(settings)]
 
-    def test_a_missing_shard_then_a_complete_set(self, shards, tmp_path, monkeypatch):
+    def test_a_missing_shard_then_a_complete_set(self, work_shards, tmp_path, monkeypatch):
         from steps.io.storage import LocalStorage
 
         monkeypatch.setenv("WAVEPIPE_S3_ROOT", str(tmp_path / "s3"))
         storage = LocalStorage(tmp_path / "s3")
-        report = self.publish(storage, shards, tmp_path)
+        report = self.publish(storage, work_shards, tmp_path)
         settings = write_settings(tmp_path / "combine.json", "combine", {"expected_shards": ["30", "p00", "31"]})
         assert main(self.args(report, tmp_path / "out1", settings)) == 0
         first = json.loads((tmp_path / "out1" / "report.json").read_text())
@@ -209,21 +232,20 @@ class TestPublishedShards:
         assert (tmp_path / "out2" / "waveform_summary.parquet").read_bytes() == \
             (tmp_path / "out1" / "waveform_summary.parquet").read_bytes()
 
-        for path in sorted((shards / "s2").iterdir()):  # the missing shard succeeds since
-            storage.upload(path, f"{self.EXPERIMENT}/shards/digest-31/features/key1/{path.name}")
+        self.upload(storage, work_shards[0] / "31", "31")  # the missing work shard succeeds since
         assert main(self.args(report, tmp_path / "out3", settings)) == 0
         complete = json.loads((tmp_path / "out3" / "report.json").read_text())
         assert complete["reused"] is False and complete["shards_missing"] == []
         assert complete["combined_uri"] != first["combined_uri"]
 
     @pytest.mark.parametrize("damage", ["delete", "truncate", "add"])
-    def test_a_damaged_combined_folder_is_combined_again_not_served(self, shards, tmp_path, monkeypatch, damage):
+    def test_a_damaged_combined_folder_is_combined_again_not_served(self, work_shards, tmp_path, monkeypatch, damage):
         """Hostile: the reused folder lost its table, holds half of it, or gained a foreign file."""
         from steps.io.storage import LocalStorage
 
         monkeypatch.setenv("WAVEPIPE_S3_ROOT", str(tmp_path / "s3"))
         storage = LocalStorage(tmp_path / "s3")
-        report = self.publish(storage, shards, tmp_path, names=("30",))
+        report = self.publish(storage, work_shards, tmp_path, names=("30",))
         settings = write_settings(tmp_path / "combine.json", "combine", {})
         assert main(self.args(report, tmp_path / "out1", settings)) == 0
         first = json.loads((tmp_path / "out1" / "report.json").read_text())
@@ -243,11 +265,11 @@ class TestPublishedShards:
         assert main(self.args(report, tmp_path / "out3", settings)) == 0  # repaired: reused again
         assert json.loads((tmp_path / "out3" / "report.json").read_text())["reused"] is True
 
-    def test_moto_server(self, shards, tmp_path, aws):
+    def test_moto_server(self, work_shards, tmp_path, aws):
         from steps.io.storage import S3Storage
 
         boto3.client("s3").create_bucket(Bucket="combine-bucket")
-        report = self.publish(S3Storage(), shards, tmp_path, names=("30",))
+        report = self.publish(S3Storage(), work_shards, tmp_path, names=("30",))
         settings = write_settings(tmp_path / "combine.json", "combine", {})
         assert main(self.args(report, tmp_path / "out", settings)) == 0
         summary = pq.read_table(tmp_path / "out" / "waveform_summary.parquet").to_pandas()

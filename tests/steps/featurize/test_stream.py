@@ -15,6 +15,8 @@ from botocore.config import Config
 from steps.io import storage as st
 from steps.featurize import stream
 from steps.featurize.fetch import FetchError, LocalFetcher, ObjectRef, S3Fetcher, s3_client
+from steps.featurize.cache import read_index
+from steps.work import folders_of, shard_body
 from steps.featurize.run import featurize, featurize_streamed
 from steps.featurize.settings import FeaturizeSettings, StreamSettings
 from steps.featurize.stream import Hosts, Prefetcher, folder_host, host_share
@@ -166,7 +168,7 @@ def read_outputs(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
 class TestValidStreamedShard:
     def test_same_features_as_download_mode_and_bounded_in_flight(self, shard, tmp_path):
         root, manifest, index, _ = shard
-        downloaded = featurize(root, tmp_path / "dl", jobs=1, shard="shard-0001", index=index)
+        downloaded = featurize(root, tmp_path / "dl", jobs=1, shard="shard-0001")
         settings = FeaturizeSettings(read_mode="stream", stream=StreamSettings(records_in_flight=2))
         streamed = featurize_streamed(manifest, index, tmp_path / "st", settings, jobs=1, shard="shard-0001")
         dl, st_ = read_outputs(tmp_path / "dl"), read_outputs(tmp_path / "st")
@@ -188,23 +190,32 @@ class TestValidStreamedShard:
         assert list(scratch.iterdir()) == []  # every record's folder deleted once featurized
 
     def test_record_cache_shared_with_download_mode(self, shard, tmp_path):
+        """Both modes write the same pack, byte for byte: the record cache's key leaves the
+        transport out, so rows featurized by either serve the other."""
         root, manifest, index, _ = shard
         cache, storage = "s3://cache/record-cache/k", st.LocalStorage(tmp_path / "s3")
-        featurize(root, tmp_path / "dl", jobs=1, shard="s", index=index, record_cache=cache, storage=storage)
-        report = featurize_streamed(manifest, index, tmp_path / "st", FeaturizeSettings(read_mode="stream"), jobs=1,
-                                    shard="s", record_cache=cache, storage=storage)
-        assert report["records_reused"] == 7 and report["bytes_fetched"] == 0
+        work = shard_body("s", folders_of([("s", PREFIX, objects(index))]))["folders"]
+        dl = featurize(root, tmp_path / "dl", jobs=1, shard="s", work=work, record_cache=cache, storage=storage)
+        streamed = featurize_streamed(manifest, index, tmp_path / "st", FeaturizeSettings(read_mode="stream"), jobs=1,
+                                      shard="s", work=work, record_cache=cache, storage=storage)
+        assert dl["record_cache_pack"] == streamed["record_cache_pack"] and dl["record_cache_written"] == 5
+        assert len(list(storage.list(f"{cache}/objects/"))) == 1
 
-    def test_records_that_move_to_another_shard_keep_their_rows(self, shard, tmp_path):
+    def test_records_that_move_to_another_shard_keep_their_keys(self, shard):
         """A new `macroshards: auto` count moves records between shards: the MIMIC folders (their
-        group is in their path) are reused; the plain records, whose group is the shard's name,
-        get new rows (their group column changes)."""
-        root, _, index, _ = shard
-        cache, storage = "s3://cache/record-cache/k", st.LocalStorage(tmp_path / "s3")
-        featurize(root, tmp_path / "a", jobs=1, shard="shard-0001", index=index, record_cache=cache, storage=storage)
-        moved = featurize(root, tmp_path / "b", jobs=1, shard="shard-0005", index=index, record_cache=cache,
-                          storage=storage)
-        assert (moved["artifacts_reused"], moved["artifacts_featurized"]) == (2, 3)
+        group is in their path) keep their keys, so their rows are reused; the plain records,
+        whose group is the shard's name, get new keys (their group column changes)."""
+        _, _, index, _ = shard
+        files = objects(index)
+        before = {f.path: f.key for f in folders_of([("shard-0001", PREFIX, files)])}
+        after = {f.path: f.key for f in folders_of([("shard-0005", PREFIX, files)])}
+        kept = sorted(path for path in before if before[path] == after[path])
+        assert len(before) == 5 and len(kept) == 2 and all(path.startswith("3") for path in kept)
+
+
+def objects(index: Path) -> dict[str, st.ObjectInfo]:
+    """A shard's index.json as the listing's objects (what `steps/work.py` keys folders by)."""
+    return {k: st.ObjectInfo(PREFIX + k, int(v["size"]), v["etag"]) for k, v in read_index(index).items()}
 
 
 class TestInvalidStreamedShard:

@@ -32,9 +32,9 @@ def local(tmp_path, monkeypatch):
 
 
 def folders_of(report: dict, storage: st.Storage) -> list[set[str]]:
-    """Each shard's record folders, from the index it published."""
+    """Each work shard's record folders, from the index it published."""
     out = []
-    for shard in report["shards"]:
+    for shard in report["work"]:
         index = json.loads(storage.read_bytes(f"{shard['uri']}/index.json"))
         out.append({PurePosixPath(k).parent.as_posix() for k in index})
     return out
@@ -50,17 +50,20 @@ class TestValidAuto:
         folders = folders_of(report, local)
         assert sum(len(f) for f in folders) == 12 and set().union(*folders) == {
             f"{g}/{g}0000{r}" for g in ("30", "31") for r in range(6)}  # every folder once, whole
-        items = json.loads(report["shard_items"])  # plain strings: each shard's place
-        assert items == [s["uri"] for s in report["shards"]]
-        for shard in report["shards"]:  # the name, for a job given only the place
-            assert json.loads(local.read_bytes(f"{shard['uri']}/shard.json")) == {"shard": shard["name"]}
+        # Nothing cached: every folder is work, packed by bytes (at most floor(3930/500) + 1 shards).
+        assert report["folders_todo"] == 12 and report["bytes_todo"] == total and len(report["work"]) <= 8
+        items = json.loads(report["shard_items"])  # plain strings: each work shard's place
+        assert items == [s["uri"] for s in report["work"]]
+        for shard in report["work"]:  # the name and its folders, for a job given only the place
+            body = json.loads(local.read_bytes(f"{shard['uri']}/shard.json"))
+            assert body["shard"] == shard["name"] and len(body["folders"]) == shard["folders"]
 
     def test_a_changed_file_changes_its_shard_only(self, tmp_path, local):
         first = run_listing(ListingSettings(), SOURCE, EXPERIMENT, [], tmp_path / "a", local, target_shard_bytes=500)
         local.write_bytes(f"{SOURCE}/31/3100003/3100003_0001.dat", b"x" * 103)  # same size, new content
         again = run_listing(ListingSettings(), SOURCE, EXPERIMENT, [], tmp_path / "b", local, target_shard_bytes=500)
         changed = [a["name"] for a, b in zip(first["shards"], again["shards"]) if a["uri"] != b["uri"]]
-        assert len(changed) == 1
+        assert len(changed) == 1  # the macroshards' addresses (no record cache here: every folder is work)
 
     def test_prefixes_are_listed_then_split(self, tmp_path, local):
         report = run_listing(ListingSettings(), SOURCE, EXPERIMENT, [("g30", "30")], tmp_path / "out", local,

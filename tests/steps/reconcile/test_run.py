@@ -104,10 +104,12 @@ class TestValidLocal:
         total = sum(len(d) for a in ids(30) for d in record_files(a).values())
         auto = run(None, db, tmp_path / "auto", local, target_shard_bytes=total // 5)
         assert auto["macroshards"] == 8 and auto["target_shard_bytes"] == total // 5  # ceil(5.x) = 6 -> 8
-        items = json.loads(auto["shard_items"])  # plain strings: each shard's place
-        assert items == [s["uri"] for s in auto["shards"]] and all(isinstance(i, str) for i in items)
+        # Nothing cached: every artifact is work, packed by bytes into at most floor(5.x) + 1 work shards.
+        items = json.loads(auto["shard_items"])  # plain strings: each work shard's place
+        assert items == [s["uri"] for s in auto["work"]] and all(isinstance(i, str) for i in items)
         assert [json.loads(local.read_bytes(f"{i}/shard.json"))["shard"] for i in items] == \
-            [f"shard-{n:04d}" for n in range(1, 9)]
+            [f"work-{n:04d}" for n in range(1, len(items) + 1)] and len(items) <= 6
+        assert auto["folders_todo"] == 30 and auto["bytes_todo"] == total
         # The same shards, at the same content addresses, as a count of 8 given in the config.
         counted = run(None, db, tmp_path / "counted", local, macroshards=8)
         assert counted["shards"] == auto["shards"]
@@ -261,7 +263,8 @@ class TestValidEntry:
                      "--macroshards", "2", "--reload", "false", "--sql-param", "experiment_name=exp1",
                      "--settings", str(cfg)])
         assert code == 0
-        assert {p.name for p in out.iterdir()} == {"report.json", "labels.parquet", "unique_labels_and_counts.json", "manifests"}
+        assert {p.name for p in out.iterdir()} == {"report.json", "labels.parquet", "unique_labels_and_counts.json",
+                                                   "manifests", "table.json"}
         assert sorted(p.name for p in (out / "manifests").iterdir()) == ["shard-0001.manifest", "shard-0002.manifest"]
 
     def test_help(self, capsys):

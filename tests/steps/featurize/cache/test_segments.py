@@ -14,8 +14,12 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def entries(writer: int, n: int = 5) -> list[tuple[str, str, int]]:
-    return [(f"key-{writer}-{i}", sha(f"{writer}/{i}"), 100 + i) for i in range(n)]
+def loc(digest: str, size: int, offset: int = 0) -> Located:
+    return Located(digest, size, f"etag-{size}", offset, 3, 1)
+
+
+def entries(writer: int, n: int = 5) -> list[tuple[str, Located]]:
+    return [(f"key-{writer}-{i}", loc(sha(f"{writer}/{i}"), 100 + i, i)) for i in range(n)]
 
 
 def plant(storage, name: str, data: bytes) -> str:
@@ -46,13 +50,13 @@ class TestValidSegments:
         assert errors == []
         index, rejected = read_segments(storage, CACHE)
         assert rejected == [] and len(list(storage.list(f"{CACHE}/{INDEX_FOLDER}/"))) == writers
-        assert index == {k: {Located(s, n)} for w in range(writers) for k, s, n in entries(w)}
+        assert index == {k: {where} for w in range(writers) for k, where in entries(w)}
 
     def test_one_key_in_several_segments_keeps_every_candidate(self, storage):
-        write_segment(storage, CACHE, [("k", sha("a"), 1)])
-        write_segment(storage, CACHE, [("k", sha("b"), 2), ("k", sha("a"), 1)])
+        write_segment(storage, CACHE, [("k", loc(sha("a"), 1))])
+        write_segment(storage, CACHE, [("k", loc(sha("b"), 2)), ("k", loc(sha("a"), 1))])
         index, _ = read_segments(storage, CACHE)
-        assert index == {"k": {Located(sha("a"), 1), Located(sha("b"), 2)}}
+        assert index == {"k": {loc(sha("a"), 1), loc(sha("b"), 2)}}
 
     def test_equal_content_is_one_object(self, storage):
         assert write_segment(storage, CACHE, entries(0)) == write_segment(storage, CACHE, list(reversed(entries(0))))
@@ -68,8 +72,9 @@ class TestInvalidSegments:
         good = write_segment(storage, CACHE, entries(1))
         flipped = bytearray(segment_bytes(entries(2)))
         flipped[40] ^= 0x01
-        wrong_format = json.dumps({"format": 1, "entries": []}).encode()
-        bad_entry = json.dumps({"format": 2, "entries": [["k", "not-a-digest", 1]]}).encode()
+        # Format 2 is the old one-object-per-folder cache: never read.
+        wrong_format = json.dumps({"format": 2, "entries": []}).encode()
+        bad_entry = json.dumps({"format": 3, "entries": [["k", "not-a-digest", 1, "e", 0, 1, 1]]}).encode()
         pickle_bytes = b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00N."
         planted = {
             plant(storage, f"{sha(segment_bytes(entries(2)).decode())}.json", bytes(flipped)): "digest_mismatch",
@@ -82,4 +87,4 @@ class TestInvalidSegments:
         index, rejected = read_segments(storage, CACHE)
         assert {r["key"]: r["reason"] for r in rejected} == planted
         assert good not in {r["key"] for r in rejected}
-        assert index == {k: {Located(s, n)} for k, s, n in entries(1)}
+        assert index == {k: {where} for k, where in entries(1)}
