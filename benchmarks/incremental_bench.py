@@ -12,9 +12,9 @@ bytes staged (download: measured in the jobs' sandbox input folders) or fetched 
 jobs' reports), Featurize CPU-seconds (each job's process and workers, from its report) and
 wall time; and beside them the issue's targets (issue 21): after a change, jobs <=
 ceil(changed bytes / target shard size) + 1, bytes staged or fetched <= 1.1 x the changed
-bytes, CPU <= 1.1 x the changed records' share of the full run's; unchanged: 0 jobs. Today's
-design (one job per touched shard, File mode copying the whole shard) misses them after a
-1 % change: these are the before figures. A benchmark, not a test: quote `uptime` with it.
+bytes, CPU <= 1.1 x the changed records' share of the full run's; unchanged: 0 jobs. Reconcile plans
+tonight's work from the record cache (steps/work.py): "cached" is the folders it found there.
+A benchmark, not a test: quote `uptime` with it.
 """
 
 from __future__ import annotations
@@ -117,8 +117,10 @@ def measure(workdir: Path, cfg: Path, label: str) -> dict:
     jobs = workdir / "executions" / execution["ExecutionId"] / "jobs"
     staged = sum(_size_under(jobs / n / "algo-1" / "processing" / "input" / "data") for n in ran)
     fetched = sum(r.get("bytes_fetched", 0) + r.get("bytes_headers_fetched", 0) for r in reports)
+    planned = json.loads(Path(execution["Steps"]["Reconcile"]["Outputs"]["reconcile"].replace(
+        "s3://", str(workdir / "s3") + "/")).joinpath("report.json").read_text())
     return {"run": label, "jobs": len(ran), "featurized": sum(r["records_featurized"] for r in reports),
-            "reused": sum(r["records_reused"] for r in reports), "moved": staged + fetched,
+            "reused": planned["folders_cached"], "moved": staged + fetched,
             "cpu_s": sum(r.get("cpu_seconds", 0.0) for r in reports), "wall_s": wall}
 
 
@@ -157,7 +159,7 @@ def report(rows: list[dict], target: int, read_mode: str, records: int, total: i
     moved = "staged" if read_mode == "download" else "fetched"
     lines = [f"\n{shards} shards, {records} records, {total / 1e9:.3f} GB, target shard size {target / 1e6:.2f} MB, "
              f"read_mode {read_mode}",
-             f"{'run':<14} {'jobs':>5} {'target':>6} {'featurized':>10} {'reused':>7} {'MB ' + moved:>11} "
+             f"{'run':<14} {'jobs':>5} {'target':>6} {'featurized':>10} {'cached':>7} {'MB ' + moved:>11} "
              f"{'/full':>6} {'target MB':>9} {'CPU s':>7} {'/full':>6} {'target':>6} {'wall s':>7} {'/full':>6}"]
     for r in rows:
         changed = r["changed_bytes"]

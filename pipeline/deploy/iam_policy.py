@@ -11,9 +11,13 @@ statement per bucket.
 The role's job permissions are the set of AWS's "CreateProcessingJob API: execution role
 permissions" (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createprocessingjob-perms),
 which grants them on `*`; the image, logs, metrics and VPC statements cite the page of each
-narrowing they keep. No job deletes an object except Combine's Glue registration, which
-replaces its table's files (awswrangler's `mode="overwrite"`): `s3:DeleteObject` is granted on
-the table's location only.
+narrowing they keep. Jobs delete objects in three places only, each granted `s3:DeleteObject`
+(https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObject.html) on exactly that:
+Combine's Glue registration replaces its table's files (awswrangler's `mode="overwrite"`: the
+table's location); Combine deletes a record-cache pack whose bytes are not those its name and
+index promise (`record-cache/*/objects/`, so the next run featurizes its folders again), and an
+object found in a content-addressed combined folder that its report does not list
+(`experiments/*/combined/`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pipeline.deploy.roles import SAGEMAKER, SCHEDULER, role_name
 from pipeline.deploy.schedules import group_name
 from pipeline.stages.common import base_uri
 from pipeline.stages.registry import S3Access
+from steps import contract as c
 from steps.io.inventory import report_folder
 from steps.io.storage import split_uri
 
@@ -242,6 +247,10 @@ def role_policy(cfg: Config) -> dict:
         statement("ReadPipelineData", ["s3:GetObject", "s3:GetObjectTagging"], object_arns(acct, [base])),
         statement("WritePipelineData", ["s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging"],
                   object_arns(acct, [base])),
+        statement("DeleteRefusedObjects", ["s3:DeleteObject"], object_arns(acct, [
+            f"{base.rstrip('/')}/{c.RECORD_CACHE_FOLDER}/*/objects",
+            f"{base.rstrip('/')}/experiments/*/{c.RECORD_CACHE_FOLDER}/*/objects",
+            f"{base.rstrip('/')}/experiments/*/{c.COMBINED_FOLDER}"])),
     ]
     if glue:
         statements.append(statement("WriteGlueTableData", ["s3:AbortMultipartUpload", "s3:DeleteObject",

@@ -320,7 +320,7 @@ class TestEnforcedOnMoto:
 
     def test_the_statements_left_unproven_are_only_those_sagemaker_itself_uses(self, enforced):
         sids = {s["Sid"] for s in iam_policy.role_policy(enforced.cfg)["Statement"]}
-        assert sids - NOT_CALLED_LOCALLY == set(S3_STATEMENTS)
+        assert sids - NOT_CALLED_LOCALLY == set(S3_STATEMENTS) | {"DeleteRefusedObjects"}
 
     @pytest.mark.parametrize("sid", S3_STATEMENTS)
     def test_without_one_statement_a_step_fails_with_access_denied_on_its_action(
@@ -341,6 +341,44 @@ class TestEnforcedOnMoto:
         denied = run_with_statements(enforced, monkeypatch, tmp_path, capsys,
                                      [narrowed if s is listing else s for s in policy["Statement"]])
         assert denied == ["ListObjectsV2"]
+
+
+    def test_combine_may_delete_a_refused_pack_and_nothing_else(self, enforced, monkeypatch):
+        """DeleteRefusedObjects is exercised only when a pack is damaged between the plan and
+        Combine (a race no run here makes), so it is proven by the call Combine makes
+        (steps/combine/assemble.py), as the role: allowed on a pack, denied beside it, and
+        denied on the pack once the statement is gone."""
+        from botocore.exceptions import ClientError
+
+        from steps.io.storage import S3Storage
+
+        monkeypatch.setenv("AWS_ENDPOINT_URL", enforced.endpoint)
+        for key, value in enforced.credentials.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+        base = "s3://wavepipe-example/wavepipe/wavepipe-example"
+        pack, other = f"{base}/record-cache/0123456789abcdef/objects/{'0' * 64}.parquet", f"{base}/labels-x"
+        storage = S3Storage()
+        for uri in (pack, other):
+            storage.write_bytes(uri, b"damaged")
+        storage.delete(pack)
+        assert storage.head(pack) is None
+        with pytest.raises(ClientError, match="AccessDenied|Forbidden|403"):
+            storage.delete(other)
+        policy = iam_policy.role_policy(enforced.cfg)
+        storage.write_bytes(pack, b"damaged")
+        set_auth(enforced.endpoint, "inf")
+        put_role_policy(enforced.cfg, {**policy, "Statement": [s for s in policy["Statement"]
+                                                                if s["Sid"] != "DeleteRefusedObjects"]},
+                        enforced.endpoint)
+        set_auth(enforced.endpoint, "0")
+        try:
+            with pytest.raises(ClientError, match="AccessDenied|Forbidden|403"):
+                S3Storage().delete(pack)
+        finally:
+            set_auth(enforced.endpoint, "inf")
+            put_role_policy(enforced.cfg, policy, enforced.endpoint)
+            set_auth(enforced.endpoint, "0")
 
 
 def run_with_statements(enforced, monkeypatch, tmp_path, capsys, statements: list[dict]) -> list[str]:
