@@ -171,13 +171,13 @@ class FeaturizeReport(TypedDict, total=False):
     records_in_flight_peak: int
     workers: list[dict[str, Any]]
     cpu_seconds: float
-    records_featurized: int
-    records_reused: int
-    artifacts_featurized: int
-    artifacts_reused: int
+    records_featurized: int  # every record of its work shard (the step that planned it left out what is cached)
+    records_reused: int  # 0: reuse is planned before the job (steps/work.py)
+    folders: int  # the work shard's artifact folders
     record_cache: str | None
-    record_cache_written: int
-    record_rows: list[list[Any]] | None
+    record_cache_pack: str | None  # its features.parquet, kept in the record cache
+    record_cache_written: int  # folders indexed (those without a failed record)
+    record_cache_uncached: list[str]
     host: str
     hosts: list[str]
 

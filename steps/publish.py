@@ -1,17 +1,17 @@
-"""Publishing a macroshard at a content address, shared by Reconcile and the listing stage.
+"""Publishing a work shard at a content address, for Reconcile and the listing stage
+(`steps/work.py` decides what a work shard holds: the folders the record cache lacks).
 
 A shard's place is `<experiment>/shards/<digest>/`, the digest covering the shard's name, the
-prefix its manifest is relative to and every file's key, size and ETag, and nothing else.
+prefix its manifest is relative to, every file's key, size and ETag, and what its
+`shard.json` says (a work shard's folders: their keys and macroshards), and nothing else.
 The place holds `shard.manifest` (an S3 ManifestFile, what Featurize downloads),
-`index.json` (each file's size and ETag, from which Featurize keys its per-record cache
-without reading the data) and `shard.json` (the shard's name). Their names are fixed, so the
-place alone (a ForEach item, a plain string) names all three, and a Featurize job reads its
-shard's name from `shard.json`. Featurize writes its features under the place, so:
+`index.json` (each file's size and ETag, which streaming jobs check every fetch against) and
+`shard.json`. Their names are fixed, so the place alone (a ForEach item, a plain string) names
+all three. Featurize writes its features under the place, so:
 
-- same files: same place, same step arguments, a cache hit;
-- one changed, added or removed file: a new place for that shard only; the other shards'
-  places, and their Featurize cache keys, do not move;
-- features computed from other data never share a place, so nothing is overwritten.
+- the same work: same place, same step arguments, a cache hit;
+- other work: a new place; features computed from other data never share a place, so nothing
+  is overwritten.
 
 Two executions publishing the same shard write byte-identical objects to the same keys.
 An object already at its place is verified before it is trusted (`put_verified`): one that is

@@ -1,19 +1,22 @@
-"""Featurize: one ProcessingStep per macroshard, all in parallel.
+"""Featurize: one ProcessingStep per work shard, all in parallel.
 
-Its input is the shard's whole file set on one instance (FullyReplicated: a WFDB record's
-header and data files depend on each other), from the manifest that Reconcile (or, over raw
-prefixes, the listing step) published at the shard's content address, read at run time from
-that step's report.json (PropertyFile + JsonGet; see `steps/publish.py`).
+A work shard is what the record cache lacks (steps/work.py): the step that lists the data
+(Reconcile, or the listing step) keys every artifact folder from the listing, looks it up in
+the record cache (`<base>/record-cache/<record cache key>/`, steps/featurize/cache/) and
+publishes the folders it did not find at content-addressed places, read at run time from that
+step's report.json (PropertyFile + JsonGet; see `steps/publish.py`). Each job's input is its
+work shard's files on one instance (FullyReplicated: a WFDB record's header and data files
+depend on each other); it featurizes all of it and keeps its output in the record cache as a
+pack. Combine assembles the current table from the packs and tonight's outputs.
 
-Cost follows change twice over:
+- `macroshards: auto`: one ForEach over the work shards, packed by bytes (target_shard_size):
+  a change starts about ceil(changed bytes / target) jobs, whatever macroshards it touches.
+- a counted `macroshards: N` or `prefixes`: one step per macroshard, reading that macroshard's
+  work (its missing folders; an untouched one's empty work is a step-cache hit once it ran).
 
-- A step's input and output URIs name its shard's place, which depends only on that shard's
-  files; the artifact-to-shard assignment is stable (a hash of the artifact id). A changed
-  file reruns its shard's step only; the others are cache hits, their outputs where an
-  earlier execution wrote them: `<place>/features/<featurize key>/`, the key hashing
-  everything static in the step (code, settings, image, environment).
-- Inside a step that runs, the per-record cache (`<base>/record-cache/<record cache key>/`,
-  `steps/featurize/cache/`) reuses the rows of every record whose files did not change.
+A step's input and output URIs name its work shard's place: the same work (a retry, or what
+failed before and still fails) is a cache hit, its outputs where an earlier execution wrote
+them: `<place>/features/<featurize key>/`, the key hashing everything static in the step.
 """
 
 from __future__ import annotations
