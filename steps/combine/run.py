@@ -169,7 +169,8 @@ def _assembled(usable: list[ShardOutput], table: dict, storage) -> tuple[list[pd
         errors.append(got.errors.to_pandas().assign(shard=got.error_shards))
     counts = {"records_total": got.records_total, "records_failed": got.records_failed, "folders": got.folders,
               "folders_from_cache": got.folders_from_cache, "record_cache_packs_read": got.packs_read,
-              "record_cache_refused": got.refused, "folders_lacking": len(got.lacking),
+              "record_cache_refused": got.refused, "record_cache_compacted": got.compacted,
+              "folders_lacking": len(got.lacking),
               "folders_lacking_sample": got.lacking[:20]}
     return frames, errors, counts
 
