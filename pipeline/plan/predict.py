@@ -286,8 +286,17 @@ class _Planner:
         settings = _settings(self.built, stage.name)
         self.predicted[name] = stage.predict(arguments, settings, self.backend.storage)
         self.experiment_uri = _arg(arguments, c.ARG_EXPERIMENT_URI)
-        return StepPlan(name, "Runs", stage.always_runs, resources=_resources(arguments),
+        plan = StepPlan(name, "Runs", stage.always_runs, resources=_resources(arguments),
                         **_source_sizes(arguments, self.predicted[name], stage.copies(settings)))
+        report = self.predicted[name]
+        if "folders_total" in report:
+            rejected = report.get("record_cache_rejected_count", 0)
+            plan.details["work"] = (
+                f"tonight's work: {report['folders_todo']} of {report['folders_total']} artifact folders "
+                f"({report['bytes_todo'] / 1e6:.2f} of {report['bytes_total'] / 1e6:.2f} MB) in "
+                f"{report['work_shards']} work shard(s); the rest from the record cache"
+                + (f"; {rejected} cache object(s) refused" if rejected else ""))
+        return plan
 
     def _reused(self, name: str) -> StepPlan:
         from pipeline.local.properties import read_property_file
@@ -378,11 +387,12 @@ def format_plan(plans: list[StepPlan]) -> str:
         unit, scale, digits = ("GB", 1e9, 1) if (p.bytes or 0) >= 1e9 else ("MB", 1e6, 2)
         records = ""
         if p.featurize is not None:
-            moved = f"stages {p.bytes_staged / scale:.{digits}f} {unit} (the whole shard)" if p.bytes_staged \
-                else f"fetches {p.bytes_fetched / scale:.{digits}f} {unit} (headers, data of records to featurize)"
-            records = f" (records: featurize {p.records_todo} of {p.records}; artifacts: featurize {p.featurize}, " \
-                      f"reuse {p.reuse}; their bytes {p.bytes_todo / scale:.{digits}f} of " \
+            moved = f"stages {p.bytes_staged / scale:.{digits}f} {unit}" if p.bytes_staged \
+                else f"fetches {p.bytes_fetched / scale:.{digits}f} {unit} (its headers and data)"
+            records = f" (its work: {p.featurize} artifact folders, {p.records} records, " \
                       f"{p.bytes / scale:.{digits}f} {unit}; {moved})"
+        elif p.details.get("work"):
+            records = f" ({p.details['work']})"
         lines.append(f"{p.name:<{width}}  {p.state:<7} {p.why}{records}")
     return "\n".join(lines) + "\n"
 
