@@ -88,11 +88,13 @@ def run_local(cfg: Config, args, params: dict[str, str]) -> int:
 
 
 def _run_locked(cfg: Config, args, params: dict[str, str], workdir: Path, storage: str) -> int:
+    from pipeline.build.cached import remember
     from pipeline.build.compose import build
     from pipeline.local import run_pipeline
 
     ensure_sample_data(cfg, workdir, storage)
     built = build(cfg)
+    remember(cfg, built)  # the next `plan` or `validate` of this config and code needs no build
     assets, install = dict(built.assets.files), {}
     if getattr(args, "install_requirements", False):
         wheels, install = install_path(built, workdir)
