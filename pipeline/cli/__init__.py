@@ -81,13 +81,25 @@ def config_path(given: str | None, embedded_default: bool = False, note=print) -
                      f"records), or name a config with --config FILE")
 
 
+def _found_here(config: str, embedded_default: bool) -> bool:
+    """Whether a command given no --config in the current folder would use `config`."""
+    try:
+        implied = config_path(None, embedded_default, note=lambda _: None)
+    except UsageError:
+        return False
+    return Path(implied).resolve() == Path(config).resolve()
+
+
 def run(args, embedded_default: bool = False) -> int:
     verb = next(v for v in VERBS if v.name == args.command)
     if not verb.config:
         return verb.run(args)
     from pipeline.config import load_config  # here: `--help` must not wait for the models
 
+    given = args.config
     args.config = config_path(args.config, embedded_default, note=lambda text: print(text, file=sys.stderr))
+    # Whether the next command typed here (`report` after `local`) finds this config by itself.
+    args.config_found_here = given is None or _found_here(given, embedded_default)
     cfg = load_config(args.config, env=args.env, overlays=args.overlay)
     if cfg.parameters.input_uri.startswith("file://"):
         cfg = _folder_inputs(args, cfg)

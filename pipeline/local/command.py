@@ -109,7 +109,11 @@ def _run_locked(cfg: Config, args, params: dict[str, str], workdir: Path, storag
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
     else:
-        from pipeline.local.opening import results_text
+        from pipeline.local.opening import report_options, results_text
 
-        print(results_text(result))
+        # What `wavepipe report` typed here needs to find this run: the config, unless found
+        # here anyway; the workdir, unless it is the config's own.
+        config = None if getattr(args, "config_found_here", True) else args.config
+        own = workdir.resolve() == Path(cfg.local.workdir or ".wavepipe").resolve()
+        print(results_text(result, again=report_options(config, args.env, args.overlay, None if own else workdir)))
     return result.exit_code

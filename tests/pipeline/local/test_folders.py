@@ -5,6 +5,7 @@ copied to a temporary folder."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 
 import numpy as np
@@ -53,6 +54,23 @@ class TestValidFolderInput:
         assert set(summary.record) == {"gen0", "gen1", "gen2"} | REAL
         assert set(summary[summary.record == "gen1"].signal) == {"II", "ABP"}
 
+    def test_the_last_lines_work_from_the_folder_the_run_was_started_in(self, tmp_path, data, monkeypatch, capsys):
+        """A config and a workdir elsewhere: the opener and the `report` command still find them."""
+        assert main(["init", str(tmp_path / "p"), "--raw", str(data)]) == 0
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        capsys.readouterr()
+        assert main(["local", "--config", str(tmp_path / "p" / "wavepipe.yaml"), "--workdir", "../w"]) == 0
+        out = capsys.readouterr().out
+        opener = next(line.strip() for line in out.splitlines() if line.strip().startswith("pd.read_parquet")
+                      and "waveform_summary.parquet" in line)
+        assert opener.startswith(f'pd.read_parquet("{tmp_path / "w"}/')  # absolute, never ../
+        assert set(eval(opener, {"pd": pd}).record) == {"gen0", "gen1", "gen2"} | REAL
+        words = shlex.split(next(line for line in out.splitlines() if line.startswith("report:")).split("`")[1])
+        assert words[3:] == ["--config", str(tmp_path / "p" / "wavepipe.yaml"), "--workdir", str(tmp_path / "w")]
+        assert main(words[1:]) == 0  # the command as printed, typed in the same folder
+        assert (tmp_path / "w" / "executions" / words[2] / "report.html").is_file()
+
     def test_the_mirror_follows_the_folder(self, tmp_path, data):
         """Added, changed and removed files are seen by the next run; nothing else is rewritten."""
         config = tmp_path / "wavepipe.yaml"
@@ -74,7 +92,7 @@ class TestValidFolderInput:
         (tmp_path / "p").mkdir()
         assert main(["init", str(tmp_path / "p"), "--raw", str(data)]) == 0
         config = tmp_path / "p" / "wavepipe.yaml"
-        config.write_text(config.read_text().replace(f"input_uri: {data}", "input_uri: '../my data'"))
+        config.write_text(config.read_text().replace(f'input_uri: "{data}"', "input_uri: '../my data'"))
         assert load_config(config).parameters.input_uri == f"file://{data}"
 
 
