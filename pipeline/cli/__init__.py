@@ -81,10 +81,10 @@ def config_path(given: str | None, embedded_default: bool = False, note=print) -
                      f"records), or name a config with --config FILE")
 
 
-def _found_here(config: str, embedded_default: bool) -> bool:
-    """Whether a command given no --config in the current folder would use `config`."""
+def _found_here(config: str) -> bool:
+    """Whether `wavepipe <command>` given no --config in the current folder would use `config`."""
     try:
-        implied = config_path(None, embedded_default, note=lambda _: None)
+        implied = config_path(None, note=lambda _: None)
     except UsageError:
         return False
     return Path(implied).resolve() == Path(config).resolve()
@@ -95,25 +95,27 @@ def run(args, embedded_default: bool = False) -> int:
     if not verb.config:
         return verb.run(args)
     from pipeline.config import load_config  # here: `--help` must not wait for the models
+    from pipeline.config.paths import local_inputs
 
-    given = args.config
     args.config = config_path(args.config, embedded_default, note=lambda text: print(text, file=sys.stderr))
-    # Whether the next command typed here (`report` after `local`) finds this config by itself.
-    args.config_found_here = given is None or _found_here(given, embedded_default)
+    # Whether the next `wavepipe` command typed here (`report` after `local`) finds this config by
+    # itself (`deploy.py`'s fallback to the example anywhere is not `wavepipe`'s).
+    args.config_found_here = _found_here(args.config)
     cfg = load_config(args.config, env=args.env, overlays=args.overlay)
-    if cfg.parameters.input_uri.startswith("file://"):
+    if local_inputs(cfg):
         cfg = _folder_inputs(args, cfg)
     return verb.run(args, cfg)
 
 
 def _folder_inputs(args, cfg):
-    """A folder as an input: refused by what deploys; mirrored into the storage of a local run
-    (`local`, `plan`); every command sees the config naming the mirror."""
-    from pipeline.local.folders import localized, mirror, refuse
+    """Data on this machine (a folder, the labels' SQLite file) as an input: refused by what
+    deploys; a folder is mirrored into the storage of a local run (`local`, `plan`); every
+    command sees the config naming the mirror."""
+    from pipeline.local.folders import folders, localized, mirror, refuse
 
     if problem := refuse(cfg, args.command):
         raise UsageError(problem)
-    if args.command in ("local", "plan"):
+    if args.command in ("local", "plan") and folders(cfg):
         from pipeline.local.command import storage_for
 
         workdir = Path(args.workdir or cfg.local.workdir or ".wavepipe")
