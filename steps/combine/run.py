@@ -116,6 +116,19 @@ def signal_stats(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def top_error(errors: pd.DataFrame) -> dict | None:
+    """The most common record error of the combined error rows, as Featurize reports its own:
+    its kind, how many records have it (a record with several rows of one kind counts once)
+    and one message; None when no record failed."""
+    if errors.empty:
+        return None
+    one_per_record = [c for c in ("shard", "group", "record", "kind") if c in errors.columns]
+    records = errors.drop_duplicates(one_per_record).groupby("kind", sort=True).size()
+    kind = str(records.idxmax())  # the first kind by name among equals: the same line every run
+    example = errors.loc[errors.kind == kind, "message"].iloc[0]
+    return {"kind": kind, "records": int(records[kind]), "example": str(example)[:300]}
+
+
 def register_glue(summary: pd.DataFrame, glue: GlueTable, kms_key_id: str | None) -> dict:
     """Write the summary under `glue.location` and (re)create the catalog table over it.
 
@@ -131,19 +144,6 @@ def register_glue(summary: pd.DataFrame, glue: GlueTable, kms_key_id: str | None
         table=glue.table, compression="snappy", s3_additional_kwargs=extra,
     )
     return {"database": glue.database, "table": glue.table, "location": glue.location, "files": len(result["paths"])}
-
-
-def top_error(errors: pd.DataFrame) -> dict | None:
-    """The most common record error of the combined error rows, as Featurize reports its own:
-    its kind, how many records have it (a record with several rows of one kind counts once)
-    and one message; None when no record failed."""
-    if errors.empty:
-        return None
-    one_per_record = [c for c in ("shard", "group", "record", "kind") if c in errors.columns]
-    records = errors.drop_duplicates(one_per_record).groupby("kind", sort=True).size()
-    kind = str(records.idxmax())  # the first kind by name among equals: the same line every run
-    example = errors.loc[errors.kind == kind, "message"].iloc[0]
-    return {"kind": kind, "records": int(records[kind]), "example": str(example)[:300]}
 
 
 def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSettings = CombineSettings(),
