@@ -81,27 +81,41 @@ def config_path(given: str | None, embedded_default: bool = False, note=print) -
                      f"records), or name a config with --config FILE")
 
 
+def _found_here(config: str) -> bool:
+    """Whether `wavepipe <command>` given no --config in the current folder would use `config`."""
+    try:
+        implied = config_path(None, note=lambda _: None)
+    except UsageError:
+        return False
+    return Path(implied).resolve() == Path(config).resolve()
+
+
 def run(args, embedded_default: bool = False) -> int:
     verb = next(v for v in VERBS if v.name == args.command)
     if not verb.config:
         return verb.run(args)
     from pipeline.config import load_config  # here: `--help` must not wait for the models
+    from pipeline.config.paths import local_inputs
 
     args.config = config_path(args.config, embedded_default, note=lambda text: print(text, file=sys.stderr))
+    # Whether the next `wavepipe` command typed here (`report` after `local`) finds this config by
+    # itself (`deploy.py`'s fallback to the example anywhere is not `wavepipe`'s).
+    args.config_found_here = _found_here(args.config)
     cfg = load_config(args.config, env=args.env, overlays=args.overlay)
-    if cfg.parameters.input_uri.startswith("file://"):
+    if local_inputs(cfg):
         cfg = _folder_inputs(args, cfg)
     return verb.run(args, cfg)
 
 
 def _folder_inputs(args, cfg):
-    """A folder as an input: refused by what deploys; mirrored into the storage of a local run
-    (`local`, `plan`); every command sees the config naming the mirror."""
-    from pipeline.local.folders import localized, mirror, refuse
+    """Data on this machine (a folder, the labels' SQLite file) as an input: refused by what
+    deploys; a folder is mirrored into the storage of a local run (`local`, `plan`); every
+    command sees the config naming the mirror."""
+    from pipeline.local.folders import folders, localized, mirror, refuse
 
     if problem := refuse(cfg, args.command):
         raise UsageError(problem)
-    if args.command in ("local", "plan"):
+    if args.command in ("local", "plan") and folders(cfg):
         from pipeline.local.command import storage_for
 
         workdir = Path(args.workdir or cfg.local.workdir or ".wavepipe")

@@ -6,12 +6,18 @@ to the base config file too). The path-like keys:
 
 - `code.paths[]`: folders or .py files shipped in the code bundle (made absolute);
 - `local.workdir`: the local runner's folder (made absolute; default `.wavepipe` beside the file);
-- `stages.reconcile.labels.sqlite_uri` when it is a local path, not `s3://` (made absolute; a
-  local SQLite file only exists for local runs);
+- `stages.reconcile.labels.sqlite_uri` when it is a local path or a `file://` URI, not `s3://`
+  (made the absolute path; a local SQLite file only exists for local runs);
 - `parameters.input_uri` when it is a folder (a path or `file://` URI, not `s3://`): made the
   `file://` URI of its absolute path (a folder only local runs read: `pipeline/local/folders.py`);
 - `stages.reconcile.labels.query_file`: a `.sql` file read here into `labels.query`, so the query
   text (not the file's location) is what the settings file, and so the cache key, holds.
+
+Of these, the data inputs a job reads (`INPUT_KEYS`: the input folder and the labels' SQLite file)
+may be on this machine for local runs only; `local_inputs` names those that are, for the commands
+that deploy to refuse them by key (`pipeline/local/folders.py`). The other keys that name a place
+take `s3://` only: `stages.*.listing.inventory` (an S3 Inventory report) and `local.sample_data_uri`
+(where `local` writes the sample, in the run's storage).
 
 Code and query files are shipped to the jobs, so they must be inside the project (the config
 file's folder tree, symbolic links followed) or under an entry of `code.allow_outside`: a config
@@ -25,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_WORKDIR = ".wavepipe"
+# The data inputs a config names by location, by key path (after resolve_paths: a folder is a
+# `file://` URI, a local file its absolute path).
+INPUT_KEYS = ("parameters.input_uri", "stages.reconcile.labels.sqlite_uri")
 
 
 def _absolute(base: Path, value: Any) -> Any:
@@ -59,8 +68,8 @@ def _labels(data: dict, base: Path, allowed: list[Path]) -> list[str]:
     if labels is None:
         return []
     sqlite_uri = labels.get("sqlite_uri")
-    if isinstance(sqlite_uri, str) and sqlite_uri and "://" not in sqlite_uri:
-        labels["sqlite_uri"] = _absolute(base, sqlite_uri)
+    if isinstance(sqlite_uri, str) and sqlite_uri and ("://" not in sqlite_uri or sqlite_uri.startswith("file://")):
+        labels["sqlite_uri"] = _absolute(base, sqlite_uri.removeprefix("file://"))
     query_file = labels.get("query_file")
     if not isinstance(query_file, str) or not query_file:
         return []
@@ -107,3 +116,20 @@ def _folder_uri(base: Path, value: Any) -> Any:
     if not isinstance(value, str) or not value or ("://" in value and not value.startswith("file://")):
         return value
     return "file://" + _absolute(base, value.removeprefix("file://"))
+
+
+def _at(model: Any, key: str) -> Any:
+    for part in key.split("."):
+        model = getattr(model, part, None)
+    return model
+
+
+def local_inputs(cfg: Any) -> dict[str, Path]:
+    """Key path -> the folder or file on this machine, for each data input of the validated
+    config `cfg` that names one (not `s3://`); a stage left out of the config has none."""
+    found = {}
+    for key in INPUT_KEYS:
+        value = _at(cfg, key)
+        if isinstance(value, str) and value and ("://" not in value or value.startswith("file://")):
+            found[key] = Path(value.removeprefix("file://"))
+    return found

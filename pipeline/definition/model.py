@@ -159,6 +159,27 @@ def topological_order(graph: Mapping[str, Mapping[str, str]]) -> tuple[str, ...]
     return tuple(sorted(known, key=lambda name: (depth_of(name), position[name])))
 
 
+def step_order(definition: dict, names: list[str]) -> list[str]:
+    """`names` (an execution's steps, ForEach iterations among them) in the pipeline's order:
+    the definition's steps each after what it depends on, a ForEach's iterations right after
+    it (body by body, item by item), names the definition does not know last, as given."""
+    steps = definition.get("Steps") or []
+    order = topological_order({step["Name"]: upstream(step) for step in steps})
+    place = {name: (i, -1, -1) for i, name in enumerate(order)}
+    for step in steps:
+        for j, body in enumerate(body_steps(step)):
+            place[body["Name"]] = (place[step["Name"]][0], j, -1)
+
+    def key(item: tuple[int, str]) -> tuple:
+        index, name = item
+        body, _, number = name.rpartition("-")
+        if name not in place and number.isdigit() and body in place:
+            return (*place[body][:2], int(number))
+        return place.get(name, (len(order), 0, index))
+
+    return [name for _, name in sorted(enumerate(names), key=key)]
+
+
 def graph_problems(steps: list[dict]) -> list[str]:
     """What makes a definition's steps no graph SageMaker accepts: names, unknown
     dependencies, malformed run conditions, cycles. Empty when fine."""

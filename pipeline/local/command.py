@@ -88,11 +88,13 @@ def run_local(cfg: Config, args, params: dict[str, str]) -> int:
 
 
 def _run_locked(cfg: Config, args, params: dict[str, str], workdir: Path, storage: str) -> int:
+    from pipeline.build.cached import remember
     from pipeline.build.compose import build
     from pipeline.local import run_pipeline
 
     ensure_sample_data(cfg, workdir, storage)
     built = build(cfg)
+    remember(cfg, built)  # the next `plan` or `validate` of this config and code needs no build
     assets, install = dict(built.assets.files), {}
     if getattr(args, "install_requirements", False):
         wheels, install = install_path(built, workdir)
@@ -107,7 +109,11 @@ def _run_locked(cfg: Config, args, params: dict[str, str], workdir: Path, storag
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
     else:
-        from pipeline.local.opening import results_text
+        from pipeline.local.opening import report_options, results_text
 
-        print(results_text(result))
+        # What `wavepipe report` typed here needs to find this run: the config, unless found
+        # here anyway; the workdir, unless it is the config's own.
+        config = None if getattr(args, "config_found_here", True) else args.config
+        own = workdir.resolve() == Path(cfg.local.workdir or ".wavepipe").resolve()
+        print(results_text(result, again=report_options(config, args.env, args.overlay, None if own else workdir)))
     return result.exit_code

@@ -4,7 +4,8 @@ mirrored into the run's storage at a URI derived from its absolute path
 (`s3://<bucket>/local-inputs/<name>-<digest>/`; on local storage as hard links where the file
 system allows, so a big folder costs no space) and the config given to the build names that URI.
 Files changed, added or removed in the folder are changed, added or removed in the mirror before
-every run, so the Listing keys see them. Anything that deploys refuses a folder, naming the key."""
+every run, so the Listing keys see them. The labels' SQLite file may be a local path too, which the
+local Reconcile reads where it is. Anything that deploys refuses either, naming the key."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import Config
+from pipeline.config.paths import local_inputs
 from steps.io.storage import LocalStorage, join_uri
 
 FOLDER_KEYS = ("parameters.input_uri",)
@@ -37,14 +39,19 @@ def mirror_uri(cfg: Config, folder: Path) -> str:
 
 
 def refuse(cfg: Config, command: str) -> str | None:
-    """Why `command` cannot use this config (it deploys and an input is a folder), or None."""
-    found = folders(cfg)
+    """Why `command` cannot use this config (it deploys and a data input is on this machine:
+    the input folder, the labels' SQLite file), naming each such key; or None."""
+    found = local_inputs(cfg)
     if command not in DEPLOYS or not found:
         return None
-    key, folder = next(iter(found.items()))
-    return (f"{key}: {folder} is a folder on this machine, which only local runs read (`wavepipe local`); "
-            f"to {command}, upload it to S3 (e.g. `aws s3 sync {folder} s3://{cfg.aws.bucket}/raw/`) and name "
-            "that s3:// URI")
+    why = []
+    for key, path in found.items():
+        upload = f"aws s3 sync {path} s3://{cfg.aws.bucket}/raw/" if key in FOLDER_KEYS else \
+            f"aws s3 cp {path} s3://{cfg.aws.bucket}/labels/{path.name}"
+        what = "folder" if key in FOLDER_KEYS else "file"
+        why.append(f"{key}: {path} is a {what} on this machine, which only local runs read (`wavepipe local`); "
+                   f"to {command}, upload it to S3 (e.g. `{upload}`) and name that s3:// URI")
+    return "; ".join(why)
 
 
 def localized(cfg: Config) -> Config:

@@ -5,6 +5,7 @@ so any config's run gets them, whichever stages it has."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,15 +45,23 @@ def find_results(result: RunResult) -> list[Result]:
 
 
 def for_code(path: Path, cwd: Path) -> str:
-    """The path as a Python line run here should name it: relative when under `cwd`."""
-    try:
-        return str(path.resolve().relative_to(cwd.resolve()))
-    except ValueError:
-        return str(path)
+    """The path as a command or a Python line typed here should name it, as short as it stays
+    right from here: relative under `cwd`, else `~/...` under the home folder (pandas and
+    `datasets` expand it, as the shell does), else absolute. Never `../`: a line copied into a
+    notebook in another folder still opens the file."""
+    path, cwd = path.expanduser().resolve(), cwd.resolve()
+    if path == cwd or cwd in path.parents:
+        return str(path.relative_to(cwd))
+    home = Path.home().resolve()
+    if home in path.parents:
+        return f"~/{path.relative_to(home)}"
+    return str(path)
 
 
-def results_text(result: RunResult, cwd: Path | None = None) -> str:
-    """The lines a run ends with: each result, where it is, how to open it; then `report`."""
+def results_text(result: RunResult, cwd: Path | None = None, again: list[str] = ()) -> str:
+    """The lines a run ends with: each result, where it is, how to open it; then `report`.
+    `again`: the options a command typed in `cwd` needs to find this run (the config, its
+    overlays, a workdir other than the config's), as `report_options` gives them."""
     cwd = cwd or Path.cwd()
     found = find_results(result)
     lines = []
@@ -64,5 +73,25 @@ def results_text(result: RunResult, cwd: Path | None = None) -> str:
         imports = sorted({"import pandas as pd" if "pd." in r.opener else "import datasets" for r in found})
         lines.append(f"      (after {'; '.join(imports)})")
     report = result.workdir / "executions" / result.execution_id / "report.html"
-    lines.append(f"report: `wavepipe report {result.execution_id}` writes {shorten(str(report), result.workdir)}")
+    command = " ".join(_shell_word(word) for word in ["wavepipe", "report", result.execution_id, *again])
+    lines.append(f"report: `{command}` writes {shorten(str(report), result.workdir)}")
     return "\n".join(lines)
+
+
+def _shell_word(word: str) -> str:
+    """`word` quoted for a shell, a leading `~/` left bare so that the shell expands it."""
+    return "~/" + shlex.quote(word[2:]) if word.startswith("~/") else shlex.quote(word)
+
+
+def report_options(config: str | None, env: str | None, overlays: list[str], workdir: Path | None,
+                   cwd: Path | None = None) -> list[str]:
+    """The options `wavepipe report` (status, logs) typed in `cwd` needs to read a run made with
+    these: `config` when the command would not find it by itself (None: it would), the overlays
+    as given (they may rename the pipeline), `workdir` when it is not the config's own (None:
+    it is)."""
+    cwd = cwd or Path.cwd()
+    options = ["--config", for_code(Path(config), cwd)] if config else []
+    options += ["--env", env] if env else []
+    for overlay in overlays:
+        options += ["--overlay", overlay]
+    return options + (["--workdir", for_code(workdir, cwd)] if workdir is not None else [])

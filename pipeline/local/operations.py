@@ -4,6 +4,7 @@ the config in use, or `--workdir`), these read its execution records instead of 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -53,22 +54,40 @@ def step_line(name: str, info: dict) -> str:
     return f"{name}: {info.get('State', 'Pending')}{reason}"
 
 
+def _in_step_order(workdir: Path, record: dict) -> list[str]:
+    """The record's steps in the order of the definition it ran (kept beside the record; the
+    record's own order is by name), or as recorded when an older run kept no definition."""
+    from pipeline.definition.model import step_order
+    from pipeline.local.runner import DEFINITION_FILE
+
+    names = list(record.get("Steps", {}))
+    try:
+        definition = json.loads((ExecutionStore(workdir / "executions").folder(record["ExecutionId"])
+                                 / DEFINITION_FILE).read_text())
+    except (OSError, ValueError):
+        return names
+    return step_order(definition, names)
+
+
 def show_status(cfg: Config, workdir: Path, limit: int) -> int:
-    """The `limit` newest local executions with their step states, as `status` shows SageMaker's."""
+    """The `limit` newest local executions with their step states in the pipeline's step order,
+    as `status` shows SageMaker's."""
     for record in records(cfg, workdir)[:limit]:
         print(f"{record['ExecutionId']}  {record.get('Status', '?')}  started {record.get('Started', '-')}")
-        for name, info in record.get("Steps", {}).items():
-            print("  " + step_line(name, info))
+        for name in _in_step_order(workdir, record):
+            print("  " + step_line(name, record["Steps"][name]))
     return 0
 
 
 def show_logs(cfg: Config, workdir: Path, execution: str | None, step: str | None) -> int:
-    """Every step log of a local execution (default: the newest), `[<step>] <line>`."""
+    """Every step log of a local execution (default: the newest), `[<step>] <line>`, step by
+    step in the pipeline's order."""
     record = _find(cfg, workdir, execution)
     steps = record.get("Steps", {})
     if step and step not in steps:
         raise ValueError(f"execution {record['ExecutionId']} has no step {step!r}: {', '.join(steps)}")
-    for name, info in steps.items():
+    for name in _in_step_order(workdir, record):
+        info = steps[name]
         log = Path(info["Log"]) if info.get("Log") else None
         if step in (None, name) and log is not None and log.is_file():
             for line in log.read_text(errors="replace").splitlines():

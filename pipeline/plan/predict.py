@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from pipeline.build.cached import CachedBuild, cached_build
 from pipeline.config import Config
 from pipeline.stages.common import argument as _arg
 from pipeline.stages.names import is_shard_job
@@ -50,9 +51,8 @@ class StepPlan:
         return (self.bytes_staged or 0) + (self.bytes_fetched or 0)
 
 
-def _settings(built, stage: str) -> dict:
-    body = next(v for uri, v in built.assets.files.items() if uri.endswith(f"/{stage}.json") and "/settings/" in uri)
-    return json.loads(body)[c.SETTINGS_BODY_KEY]
+def _settings(built: CachedBuild, stage: str) -> dict:
+    return json.loads(built.stage_settings(stage))[c.SETTINGS_BODY_KEY]
 
 
 def _why(previous: dict | None, arguments: dict) -> str:
@@ -174,7 +174,6 @@ class _Planner:
 
     def __init__(self, cfg: Config, workdir: Path, storage: str, params: dict[str, str],
                  retry: str | None = None) -> None:
-        from pipeline.build.compose import build
         from pipeline.local.backend import open_backend
         from pipeline.local.cache import CacheStore
         from pipeline.local.supported import load_definition
@@ -182,7 +181,9 @@ class _Planner:
         from pipeline.local.start import plan_start
         from pipeline.local.state import ExecutionStore
 
-        self.cfg, self.built = cfg, build(cfg)
+        # The definition and settings, stored when config and code are unchanged (no SDK import,
+        # no bundle); what follows reads the data anew every time.
+        self.cfg, self.built = cfg, cached_build(cfg)
         self.definition = load_definition(self.built.definition)
         self.graph = build_graph(self.definition)
         self.parameters = self.definition.resolve_parameters(params)

@@ -11,6 +11,7 @@ placeholder, so they stay real, importable Python).
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from pathlib import Path
 TEMPLATE = Path(__file__).resolve().parent / "template"
 # `wavepipe init DIR --raw FOLDER`: a config over a folder of WFDB records without labels
 # (Featurize + Combine), a README and a .gitignore; `{{input}}` is the folder, relative to DIR
-# when it is inside it.
+# when it is inside it, and `{{input_quoted}}` the same escaped for a YAML double-quoted string
+# (a folder's name may hold `#` or `: `, which a plain YAML value would cut or refuse).
 RAW_TEMPLATE = Path(__file__).resolve().parent / "raw"
 CONFIG_FILE = "wavepipe.yaml"
 RENAMES = {"gitignore": ".gitignore"}
@@ -91,6 +93,7 @@ def init_project(root: str | Path, package: str | None = None, force: bool = Fal
     template = TEMPLATE if raw is None else RAW_TEMPLATE
     if raw is not None:
         values["{{input}}"] = _raw_input(root, raw)
+        values["{{input_quoted}}"] = json.dumps(values["{{input}}"], ensure_ascii=False)[1:-1]
     sources = sorted(p for p in template.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     plan = {root / _target(src.relative_to(template), package): src for src in sources}
     existing = sorted(str(p) for p in plan if p.exists())

@@ -52,7 +52,28 @@ def _run(args: argparse.Namespace, settings: CombineSettings) -> None:
     print(json.dumps({k: report.get(k) for k in ("shards_combined", "shards_missing", "shards_failed", "rows",
                                                  "status", "reused", c.REPORT_COMBINED_URI)}))
     if report["status"] != "ok":
-        raise StageFailed(f"incomplete input: {report.get('note') or 'no usable shard output'}")
+        raise StageFailed(failure_line(report, args.output / c.ERRORS_FILE))
+
+
+def failure_line(report: dict, errors: Path) -> str:
+    """`incomplete input: shards missing: 31 (every shard is required); 3/30 records failed; most
+    common: read_error (2 records, e.g. ...); every error, one row per record: <errors.parquet>`:
+    why Combine failed, in the first line a reader sees, as Featurize says why a shard failed."""
+    shards = [f"{what} {', '.join(names)}" for what, names in (
+        ("shards missing:", report.get("shards_missing")), ("shards failed:", report.get("shards_failed")),
+        ("shards invalid:", sorted(report.get("shards_invalid") or {}))) if names]
+    if not report.get("shards_combined"):
+        line = "incomplete input: no usable shard output"
+    else:
+        line = "incomplete input: " + ("; ".join(shards) + " (every shard is required)" if shards
+                                       else report.get("note") or "not every shard's rows are there")
+    failed, top = report.get(c.REPORT_RECORDS_FAILED), report.get(c.REPORT_TOP_ERROR)
+    if failed:
+        line += f"; {failed}/{report.get(c.REPORT_RECORDS_TOTAL)} records failed"
+    if top:
+        line += f"; most common: {top['kind']} ({top['records']} record{'s' if top['records'] != 1 else ''}, " \
+                f"e.g. {top['example']})"
+    return line + (f"; every error, one row per record: {errors}" if failed else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from steps.contract import (ENV_KMS_KEY_ID, ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, REPORT_FILE, SHARD_FILES,
-                            SIGNAL_STATS_FILE, SUMMARY_FILE)
+from steps.contract import (ENV_KMS_KEY_ID, ENV_S3_ROOT, ERRORS_FILE, FEATURES_FILE, REPORT_FILE, REPORT_TOP_ERROR,
+                            SHARD_FILES, SIGNAL_STATS_FILE, SUMMARY_FILE)
 from steps.combine.hosts import has_hosts, merge_hosts
 from steps.combine.settings import CombineSettings, GlueTable, alias_key
 from steps.featurize.cache.packs import PackFolder, pack_folders
@@ -123,6 +123,19 @@ def signal_stats(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def top_error(errors: pd.DataFrame) -> dict | None:
+    """The most common record error of the combined error rows, as Featurize reports its own:
+    its kind, how many records have it (a record with several rows of one kind counts once)
+    and one message; None when no record failed."""
+    if errors.empty:
+        return None
+    one_per_record = [c for c in ("shard", "group", "record", "kind") if c in errors.columns]
+    records = errors.drop_duplicates(one_per_record).groupby("kind", sort=True).size()
+    kind = str(records.idxmax())  # the first kind by name among equals: the same line every run
+    example = errors.loc[errors.kind == kind, "message"].iloc[0]
+    return {"kind": kind, "records": int(records[kind]), "example": str(example)[:300]}
+
+
 def register_glue(summary: pd.DataFrame, glue: GlueTable, kms_key_id: str | None) -> dict:
     """Write the summary under `glue.location` and (re)create the catalog table over it.
 
@@ -223,6 +236,7 @@ def combine(input_dir: str | Path, output_dir: str | Path, settings: CombineSett
             report["glue"] = {"skipped": f"local storage ({ENV_S3_ROOT}): no Glue Data Catalog"}
         else:
             report["glue"] = register_glue(summary, settings.glue, env.get(ENV_KMS_KEY_ID) or None)
+    report[REPORT_TOP_ERROR] = top_error(all_errors)
     report["seconds"] = time.perf_counter() - started
     report["status"] = "ok" if usable and (report["complete"] or not settings.require_all_shards) else "failed"
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True, default=str))

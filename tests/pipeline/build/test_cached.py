@@ -1,5 +1,6 @@
-"""The definition cache behind `validate`, `definition` and `graph`: a hit is exactly today's
-build; any change of config, code or user code is a miss; a damaged entry is a miss."""
+"""The definition cache behind `validate`, `definition`, `graph` and `plan`: a hit is exactly
+today's build (its definition and settings files); any change of config, code or user code is a
+miss; a damaged entry, or one without the settings files, is a miss; a local run's build fills it."""
 
 from __future__ import annotations
 
@@ -26,6 +27,22 @@ class TestValidCache:
         assert first == build(cfg).definition
         monkeypatch.setattr(cached, "_build", lambda cfg: pytest.fail("a hit must not build"))
         assert cached.cached_definition(load_config(project.config)) == first
+
+    def test_a_hit_holds_the_settings_files_of_the_build(self, project, monkeypatch):
+        cfg = load_config(project.config)
+        built = build(cfg)
+        cached.cached_build(cfg)
+        monkeypatch.setattr(cached, "_build", lambda cfg: pytest.fail("a hit must not build"))
+        found = cached.cached_build(load_config(project.config))
+        settings = {uri: body for uri, body in built.assets.files.items() if not uri.startswith(built.assets.code_uri)}
+        assert found.settings == settings and found.definition == built.definition
+        assert json.loads(found.stage_settings("featurize"))["stage"] == "featurize"
+
+    def test_a_full_build_is_remembered(self, project, monkeypatch):
+        cfg = load_config(project.config)
+        cached.remember(cfg, build(cfg))  # as `local` does after building
+        monkeypatch.setattr(cached, "_build", lambda cfg: pytest.fail("what `local` built must be a hit"))
+        assert cached.cached_build(cfg).definition == build(cfg).definition
 
     def test_config_user_code_and_builder_code_are_in_the_key(self, project, monkeypatch):
         key = cached.definition_key(load_config(project.config))
@@ -57,3 +74,13 @@ class TestInvalidCache:
         assert cached.cached_definition(cfg) == good
         entry.write_text("{not json")
         assert cached.cached_definition(cfg) == good
+
+    def test_an_entry_without_settings_files_is_rebuilt(self, project):
+        cfg = load_config(project.config)
+        good = cached.cached_build(cfg)
+        (entry,) = cached.cache_dir().glob("*.json")
+        stored = json.loads(entry.read_text())
+        del stored["settings"]  # what an older wavepipe stored
+        entry.write_text(json.dumps(stored))
+        assert cached.cached_build(cfg) == good
+        assert "settings" in json.loads(entry.read_text())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import DEFAULT_CONFIG, UsageError, config_path, find_config, main
+from pipeline.cli import DEFAULT_CONFIG, UsageError, _found_here, config_path, find_config, main
 from pipeline.project.create import init_project
 from tests.conftest import ROOT
 
@@ -41,6 +41,17 @@ class TestValidDiscovery:
     def test_deploy_py_falls_back_to_the_example_anywhere(self, tmp_path, monkeypatch):
         monkeypatch.chdir(tmp_path)
         assert config_path(None, embedded_default=True, note=lambda _: None) == DEFAULT_CONFIG
+
+
+    def test_whether_the_next_command_here_finds_the_config_by_itself(self, tmp_path, monkeypatch):
+        """What `local`'s last line needs to add to `wavepipe report`: --config or not."""
+        project = init_project(tmp_path / "p")
+        monkeypatch.chdir(project.root)
+        assert _found_here(str(project.config)) and not _found_here(DEFAULT_CONFIG)
+        monkeypatch.chdir(tmp_path)  # deploy.py runs the example from here; `wavepipe` would not
+        assert not _found_here(DEFAULT_CONFIG) and not _found_here(str(project.config))
+        monkeypatch.chdir(ROOT / "docs")
+        assert _found_here(DEFAULT_CONFIG)
 
 
 class TestInvalidDiscovery:

@@ -10,6 +10,8 @@ from pipeline.config import load_config
 from pipeline.local.operations import local_workdir
 from tests.pipeline.conftest import EXAMPLE
 
+STEP_ORDER = ("Reconcile", "Featurize-shard-0001", "Featurize-shard-0002", "Combine", "Encode")
+
 
 class TestValidLocalOperations:
     def test_status_lists_local_executions_and_their_steps(self, example_run, capsys):
@@ -19,6 +21,8 @@ class TestValidLocalOperations:
         out, err = capsys.readouterr()
         assert out.startswith("local-") and "  Reconcile: Succeeded" in out and "  Encode: " in out
         assert f"local executions of wavepipe-example in {workdir} (--sagemaker" in err
+        steps = [line.split(":")[0].strip() for line in out.splitlines()[1:]]
+        assert steps == list(STEP_ORDER)  # the pipeline's order, not the record's (by name)
 
     def test_logs_of_the_newest_local_execution(self, example_run, capsys):
         workdir, _ = example_run
@@ -26,6 +30,8 @@ class TestValidLocalOperations:
         assert main(["logs", "--config", EXAMPLE, "--workdir", str(workdir)]) == 0
         out = capsys.readouterr().out
         assert "[Reconcile] # attempt 1: " in out or "[Combine] # attempt 1: " in out
+        steps = list(dict.fromkeys(line.split("]")[0][1:] for line in out.splitlines()))
+        assert steps == [name for name in STEP_ORDER if name in steps]  # step by step, in the pipeline's order
 
     def test_report_without_out_writes_beside_the_execution(self, example_run, capsys):
         workdir, _ = example_run

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, load_config
+from pipeline.config.paths import local_inputs
 from tests.conftest import EXAMPLE_CONFIG
 
 
@@ -43,6 +44,21 @@ class TestValidPaths:
         # The text, not the file's place, is what the settings file (and the cache key) holds.
         assert labels.query == "SELECT artifact_id, label FROM waveform_labels"
         assert labels.query_file == "mypkg/labels.sql"
+
+    def test_a_file_uri_for_the_labels_is_the_files_path(self, project):
+        data = yaml.safe_load((project / "wavepipe.yaml").read_text())
+        data["stages"]["reconcile"]["labels"]["sqlite_uri"] = f"file://{project}/data/labels.sqlite"
+        (project / "wavepipe.yaml").write_text(yaml.safe_dump(data))
+        assert load_config(project / "wavepipe.yaml").stages.reconcile.labels.sqlite_uri == \
+            str(project / "data" / "labels.sqlite")
+
+    def test_local_inputs_are_named_by_key(self, project):
+        data = yaml.safe_load((project / "wavepipe.yaml").read_text())
+        data["parameters"]["input_uri"] = "raw"
+        (project / "wavepipe.yaml").write_text(yaml.safe_dump(data))
+        assert local_inputs(load_config(project / "wavepipe.yaml")) == {
+            "parameters.input_uri": project / "raw", "stages.reconcile.labels.sqlite_uri": project / "data" / "labels.sqlite"}
+        assert local_inputs(load_config(EXAMPLE_CONFIG)) == {}  # every input on S3
 
     def test_example_keeps_the_checkouts_workdir(self):
         assert load_config(EXAMPLE_CONFIG).local.workdir == str(EXAMPLE_CONFIG.parents[1] / ".wavepipe")

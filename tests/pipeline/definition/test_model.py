@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.definition.model import (
     STEP_NAME, Cycle, canonical, graph_problems, parse_duration, pretty, referenced_steps,
-    topological_order, upstream,
+    step_order, topological_order, upstream,
 )
 from tests.conftest import ROOT
 
@@ -124,3 +124,11 @@ class TestForEach:
         assert graph_problems([fan, step("Body-3")]) == [
             "step 'Body-3': looks like an iteration of ForEach body step 'Body'"]
         assert graph_problems([for_each("Empty")]) == ["step 'Empty': a ForEach step needs a non-empty ForEachBody"]
+
+    def test_an_executions_steps_in_the_pipelines_order(self):
+        """Iterations right after their ForEach, by index (10 after 2); unknown names last."""
+        definition = {"Steps": [step("Combine", reads=("Fan",)), step("Listing"),
+                                for_each("Fan", step("Shard"), reads="Listing")]}
+        recorded = sorted(["Combine", "Fan", "Listing", "Shard-0", "Shard-10", "Shard-2", "Gone"])  # by name
+        assert step_order(definition, recorded) == ["Listing", "Fan", "Shard-0", "Shard-2", "Shard-10", "Combine",
+                                                    "Gone"]

@@ -78,6 +78,10 @@ class TestValidLocalRun:
         assert "report: `wavepipe report local-" in out
         table = out[:out.index("results (")]
         assert str(workdir) + "/s3" not in table  # paths relative to the workdir the table names
+        # Combine's row names the most common record error of what it combined, as Featurize's does.
+        combine = table[table.index("\nCombine "):table.index("\nEncode ")]
+        assert re.search(r"records: 1/\d+ records failed; most common: missing_data_file \(1 record, e.g. segment",
+                         combine)
 
     def test_combine_change_reuses_cached_shards(self, example_run, tmp_path, capsys):
         """Cached Featurize outputs stay where an earlier execution wrote them: Combine must find them."""

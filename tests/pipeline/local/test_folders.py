@@ -5,6 +5,8 @@ copied to a temporary folder."""
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 
 import numpy as np
@@ -16,6 +18,7 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.local.folders import localized, mirror, mirror_uri
 from steps.io.storage import LocalStorage
+from tests.conftest import EXAMPLE_CONFIG as EXAMPLE
 from tests.conftest import PHYSIONET
 
 
@@ -53,6 +56,41 @@ class TestValidFolderInput:
         assert set(summary.record) == {"gen0", "gen1", "gen2"} | REAL
         assert set(summary[summary.record == "gen1"].signal) == {"II", "ABP"}
 
+    def test_the_last_lines_work_from_the_folder_the_run_was_started_in(self, tmp_path, data, monkeypatch, capsys):
+        """A config and a workdir elsewhere: the opener and the `report` command still find them."""
+        assert main(["init", str(tmp_path / "p"), "--raw", str(data)]) == 0
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        capsys.readouterr()
+        assert main(["local", "--config", str(tmp_path / "p" / "wavepipe.yaml"), "--workdir", "../w"]) == 0
+        out = capsys.readouterr().out
+        opener = next(line.strip() for line in out.splitlines() if line.strip().startswith("pd.read_parquet")
+                      and "waveform_summary.parquet" in line)
+        assert opener.startswith(f'pd.read_parquet("{tmp_path / "w"}/')  # absolute, never ../
+        assert set(eval(opener, {"pd": pd}).record) == {"gen0", "gen1", "gen2"} | REAL
+        words = shlex.split(next(line for line in out.splitlines() if line.startswith("report:")).split("`")[1])
+        assert words[3:] == ["--config", str(tmp_path / "p" / "wavepipe.yaml"), "--workdir", str(tmp_path / "w")]
+        assert main(words[1:]) == 0  # the command as printed, typed in the same folder
+        assert (tmp_path / "w" / "executions" / words[2] / "report.html").is_file()
+
+    def test_labelled_records_and_their_sqlite_file_on_this_machine(self, tmp_path, capsys):
+        """Every data input of the example, as file:// URIs: the records folder (mirrored) and the
+        labels' SQLite file (read where it is) run through Reconcile to the encoded dataset."""
+        from pipeline.local.sample_data import write_sample_data
+
+        sample = tmp_path / "sample"
+        write_sample_data(sample, size="small", seed=0)
+        overlay = tmp_path / "local-data.yaml"
+        overlay.write_text(f"parameters:\n  input_uri: file://{sample}/mimic3wdb\n"
+                           f"stages:\n  reconcile:\n    labels:\n      sqlite_uri: file://{sample}/labels.sqlite\n"
+                           "local:\n  sample_data_uri: null\n")
+        workdir = tmp_path / "w"
+        assert main(["local", "--config", str(EXAMPLE), "--overlay", str(overlay), "--workdir", str(workdir)]) == 0
+        run = next((workdir / "s3" / "wavepipe-example" / "wavepipe" / "wavepipe-example").glob("local-*"))
+        assert json.loads((run / "reconcile" / "report.json").read_text())["matched"] == 24
+        assert (run / "encode" / "full_dataset").is_dir()
+        assert not (workdir / "s3" / "wavepipe-example" / "sample").exists()  # nothing of the S3 sample
+
     def test_the_mirror_follows_the_folder(self, tmp_path, data):
         """Added, changed and removed files are seen by the next run; nothing else is rewritten."""
         config = tmp_path / "wavepipe.yaml"
@@ -74,7 +112,7 @@ class TestValidFolderInput:
         (tmp_path / "p").mkdir()
         assert main(["init", str(tmp_path / "p"), "--raw", str(data)]) == 0
         config = tmp_path / "p" / "wavepipe.yaml"
-        config.write_text(config.read_text().replace(f"input_uri: {data}", "input_uri: '../my data'"))
+        config.write_text(config.read_text().replace(f'input_uri: "{data}"', "input_uri: '../my data'"))
         assert load_config(config).parameters.input_uri == f"file://{data}"
 
 
@@ -87,6 +125,15 @@ class TestInvalidFolderInput:
         assert main([command]) == 2
         err = capsys.readouterr().err
         assert f"parameters.input_uri: {data} is a folder on this machine" in err and "upload it to S3" in err
+
+    @pytest.mark.parametrize("command", ["upsert", "iam-policy"])
+    def test_what_deploys_refuses_a_local_labels_file_naming_the_key(self, tmp_path, capsys, command):
+        overlay = tmp_path / "labels.yaml"
+        overlay.write_text(f"stages:\n  reconcile:\n    labels:\n      sqlite_uri: {tmp_path}/labels.sqlite\n")
+        assert main([command, "--config", str(EXAMPLE), "--overlay", str(overlay)]) == 2
+        err = capsys.readouterr().err
+        assert f"stages.reconcile.labels.sqlite_uri: {tmp_path}/labels.sqlite is a file on this machine" in err
+        assert "parameters.input_uri" not in err and "upload it to S3" in err
 
     def test_init_raw_needs_wfdb_headers(self, tmp_path, capsys):
         (tmp_path / "empty").mkdir()

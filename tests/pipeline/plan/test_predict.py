@@ -8,13 +8,52 @@ the data files of the records it featurizes (its report's `bytes_headers_fetched
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.plan.predict import make_plan
-from tests.pipeline.local.test_incremental import featurize_reports, flip_a_byte, last_execution, run
+from pipeline.project.create import init_project
+from tests.conftest import ROOT
+from tests.pipeline.local.test_incremental import featurize_reports, flip_a_byte, last_execution, run, write_record
+
+# `deploy.py plan` in a fresh process: its plan's records, and which SageMaker SDK modules it imported.
+PLAN_IN_A_PROCESS = """
+import json, sys
+from pipeline.cli import main
+code = main(sys.argv[1:])
+sdk = sorted(name for name in sys.modules if name.split(".")[0] == "sagemaker")
+print(json.dumps({"exit": code, "sdk": sdk[:3]}), file=sys.stderr)
+"""
+
+def _records(plan_json: str) -> int:
+    return sum(step["records"] or 0 for step in json.loads(plan_json)["steps"])
+
+
+class TestValidCachedBuild:
+    """Config and code unchanged since the last build: `plan` reuses the stored definition and
+    settings (no SDK import, no bundle) and still reads the data anew."""
+
+    def test_a_warm_plan_imports_no_sdk_and_sees_new_records(self, tmp_path, monkeypatch, capsys):
+        monkeypatch.setenv("WAVEPIPE_CACHE", str(tmp_path / "cache"))
+        records = tmp_path / "records"
+        write_record(records / "r0", "r0", 0)
+        project = init_project(tmp_path / "p", raw=records)
+        argv = ["plan", "--config", str(project.config), "--format", "json"]
+        assert main(argv) == 0  # a miss: builds, and stores the build
+        assert _records(capsys.readouterr().out) == 1
+        write_record(records / "r1", "r1", 1)  # the data changes, the config and the code do not
+        done = subprocess.run([sys.executable, "-c", PLAN_IN_A_PROCESS, *argv], cwd=tmp_path, capture_output=True,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert json.loads(done.stderr.strip().splitlines()[-1]) == {"exit": 0, "sdk": []}
+        assert _records(done.stdout) == 2  # never stale
+
 
 def staged(workdir: Path, step: str) -> dict[str, int]:
     """Bytes under each input folder of `step`'s sandbox in the last execution."""

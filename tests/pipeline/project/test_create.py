@@ -69,6 +69,22 @@ class TestValidInit:
                 "tests/test_labels.py"} == written
         assert "{{" not in "".join(p.read_text() for p in project.files)
 
+    @pytest.mark.parametrize("name", ["records #1", "ward: 3", 'the "icu" \\ data', "données"])
+    def test_raw_takes_an_absolute_folder_of_any_name(self, tmp_path, monkeypatch, name):
+        """The folder, named by its absolute path from a third folder, is exactly the config's
+        input: a `#` does not start a comment, a `: ` does not make a mapping."""
+        from pipeline.config import load_config
+
+        folder = tmp_path / "data" / name
+        folder.mkdir(parents=True)
+        (folder / "r0.hea").write_text("r0 1 125 1250\n")
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        project = init_project(tmp_path / "p", raw=str(folder))
+        cfg = load_config(project.config)
+        assert cfg.parameters.input_uri == f"file://{folder}"
+        assert cfg.pipeline.description == f"WFDB waveform features of {folder}"
+
     def test_generated_tests_pass(self, project):
         root, _, _ = project
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=root,

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from steps.combine.__main__ import main
-from steps.combine.run import combine, normalise_signals
+from steps.combine.run import combine, normalise_signals, top_error
 from steps.combine.settings import CombineSettings, GlueTable
 from steps.featurize.run import featurize
 from steps.featurize.settings import FeaturizeSettings
@@ -69,6 +69,17 @@ class TestValidCombine:
         assert summary.shard.tolist() == sorted(summary.shard.tolist())
         errors = pq.read_table(tmp_path / "out" / "errors.parquet").to_pandas()
         assert len(errors) == report["error_rows"] == 34
+        # Three kinds, one record each: the first by name, with the message of one of its rows.
+        assert report["top_error"]["kind"] == "missing_data_file" and report["top_error"]["records"] == 1
+        assert report["top_error"]["example"] in set(errors.message)
+
+    def test_the_most_common_record_error_counts_records_not_rows(self):
+        rows = [("30", "g", "r1", "bad_signal", "s1"), ("30", "g", "r1", "bad_signal", "s2"),
+                ("30", "g", "r1", "bad_signal", "s3"), ("30", "g", "r2", "read_error", "r2 unreadable"),
+                ("31", "g", "r3", "read_error", "r3 unreadable")]
+        errors = pd.DataFrame(rows, columns=["shard", "group", "record", "kind", "message"])
+        assert top_error(errors) == {"kind": "read_error", "records": 2, "example": "r2 unreadable"}
+        assert top_error(errors.iloc[:0]) is None
 
     def test_numerics_stay_apart_from_waveforms_of_the_same_name(self, shards, tmp_path):
         combine(shards, tmp_path / "out")
@@ -157,7 +168,7 @@ class TestInvalidCombine:
         summary = pq.read_table(tmp_path / "out" / "waveform_summary.parquet").to_pandas()
         assert set(summary.shard) == {"30", "s2"}
 
-    def test_require_all_shards_fails_with_exit_1_after_writing(self, shards, tmp_path):
+    def test_require_all_shards_fails_with_exit_1_after_writing(self, shards, tmp_path, capsys):
         src = copy_shards(shards, tmp_path)
         (src / "30" / "errors.parquet").unlink()
         settings = tmp_path / "combine.json"
@@ -166,6 +177,14 @@ class TestInvalidCombine:
         assert code == 1
         report = json.loads((tmp_path / "out" / "report.json").read_text())
         assert "30" in report["shards_invalid"] and (tmp_path / "out" / "waveform_summary.parquet").is_file()
+        # Why, in the line SageMaker shows as the failure reason: the shard, then (as a failed
+        # Featurize says) the most common record error of what it combined, and where every error is.
+        why = capsys.readouterr().err.strip().splitlines()[-1]
+        assert why.startswith("combine: failed: incomplete input: shards invalid: 30 (every shard is required); "
+                              f"{report['records_failed']}/{report['records_total']} records failed; most common: ")
+        top = report["top_error"]
+        assert f"most common: {top['kind']} (1 record, e.g. {top['example']}); every error, one row per record: " \
+               f"{tmp_path / 'out' / 'errors.parquet'}" in why
 
     def test_nothing_to_combine_exits_1(self, tmp_path):
         (tmp_path / "in").mkdir()
