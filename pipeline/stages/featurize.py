@@ -44,7 +44,7 @@ OUTPUT = c.output_dir("features")
 # The listing step's own arguments leave 90 of SageMaker's 100 container arguments for prefixes.
 MAX_PREFIX_SHARDS = 90
 # The definition is capped at 1 MiB (CreatePipeline). Measured on config/example.yaml: about
-# 3,770 bytes per Featurize step (compact; its manifest, index, record cache, code sha256), so 278
+# 3,740 bytes per Featurize step (compact; its manifest, shard.json, record cache, code sha256), so 280
 # fit; 250 leaves room for longer names, tags and environment. `validate` and `upsert` measure the real definition.
 MAX_COUNTED_SHARDS = 250
 SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -239,14 +239,17 @@ def shard_inputs(read_mode: str, place) -> tuple[list, list]:
 
     download: the manifest as a ManifestFile input (SageMaker copies every file it lists to the
     volume before the job starts). stream: the manifest file itself as an S3Prefix input of its
-    one object (nothing else is copied); the job's workers fetch the records."""
+    one object (nothing else is copied), and the index every fetch is checked against; the
+    job's workers fetch the records. (A download job needs no index: the record cache is
+    looked up before it, and the definition is capped at 1 MiB: every input counts.)"""
     from sagemaker.core.workflow.functions import Join
 
     manifest = Join(on="/", values=[place, c.MANIFEST_FILE])
-    index = s3_input("index", Join(on="/", values=[place, c.INDEX_FILE]), INDEX)
     if read_mode == "stream":
-        return [s3_input("manifest", manifest, MANIFEST), index], [c.ARG_MANIFEST, f"{MANIFEST}/{c.MANIFEST_FILE}"]
-    return [s3_input("data", manifest, DATA, data_type="ManifestFile"), index], [c.ARG_INPUT, DATA]
+        index = s3_input("index", Join(on="/", values=[place, c.INDEX_FILE]), INDEX)
+        return [s3_input("manifest", manifest, MANIFEST), index], \
+            [c.ARG_MANIFEST, f"{MANIFEST}/{c.MANIFEST_FILE}", c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
+    return [s3_input("data", manifest, DATA, data_type="ManifestFile")], [c.ARG_INPUT, DATA]
 
 
 def shard_step(ctx: BuildContext, name: str, place):
@@ -259,7 +262,7 @@ def shard_step(ctx: BuildContext, name: str, place):
     inputs, arguments = shard_inputs(infra.read_mode, place)
     arguments += [c.ARG_OUTPUT, OUTPUT]
     inputs.append(s3_input("shard", Join(on="/", values=[place, c.SHARD_FILE]), SHARD))
-    arguments += [c.ARG_SHARD_FILE, f"{SHARD}/{c.SHARD_FILE}", c.ARG_INDEX, f"{INDEX}/{c.INDEX_FILE}"]
+    arguments += [c.ARG_SHARD_FILE, f"{SHARD}/{c.SHARD_FILE}"]
     if infra.instance_count > 1:
         # In the cache key (the arguments are; outputs are not): a step built for another count
         # never serves outputs laid out for this one (featurize_key puts them elsewhere).

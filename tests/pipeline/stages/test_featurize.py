@@ -20,13 +20,13 @@ def experiment(base: str) -> dict:
 
 
 def featurize_step(name: str, place: dict, base: str, **extra) -> dict:
-    """A Featurize step over a published work shard: its manifest, index and shard.json in
-    (the name and folders come from the place's shard.json), features out."""
+    """A Featurize step over a published work shard: its manifest and shard.json in (the name
+    and folders come from the place's shard.json), features out."""
     inputs = [s3_in("data", join(place, "shard.manifest"), DATA, data_type="ManifestFile"),
-              s3_in("index", join(place, "index.json"), INDEX), s3_in("shard", join(place, "shard.json"), SHARD)]
+              s3_in("shard", join(place, "shard.json"), SHARD)]
     return step(
         name, "featurize",
-        ["--input", DATA, "--output", OUT, "--shard-file", f"{SHARD}/shard.json", "--index", f"{INDEX}/index.json",
+        ["--input", DATA, "--output", OUT, "--shard-file", f"{SHARD}/shard.json",
          "--record-cache", join(base, "record-cache", "<key>")],
         inputs=inputs, outputs=[s3_out("features", join(place, "features", "<key>"), OUT)],
         base=base, **extra)
@@ -174,8 +174,8 @@ class TestValidStreamedFeaturize:
         manifest, place = "/opt/ml/processing/input/manifest", shard_uri(1)
         expected = step(
             "Featurize-shard-0002", "featurize",
-            ["--manifest", f"{manifest}/shard.manifest", "--output", OUT, "--shard-file", f"{SHARD}/shard.json",
-             "--index", f"{INDEX}/index.json", "--hosts", "2", "--record-cache", join(BASE, "record-cache", "<key>")],
+            ["--manifest", f"{manifest}/shard.manifest", "--index", f"{INDEX}/index.json", "--output", OUT,
+             "--shard-file", f"{SHARD}/shard.json", "--hosts", "2", "--record-cache", join(BASE, "record-cache", "<key>")],
             inputs=[s3_in("manifest", join(place, "shard.manifest"), manifest),
                     s3_in("index", join(place, "index.json"), INDEX), s3_in("shard", join(place, "shard.json"), SHARD)],
             outputs=[s3_out("features", join(place, "features", "<key>"), OUT)])
