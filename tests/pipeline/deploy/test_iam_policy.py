@@ -122,17 +122,23 @@ class TestValidPolicy:
 
     def test_the_example_grants_s3_on_its_exact_prefixes_and_labels_only(self, example_cfg):
         policy = iam_policy.role_policy(example_cfg)
+        base = "arn:aws:s3:::wavepipe-example/wavepipe/wavepipe-example"
         assert resources(policy, "s3:") == {
             "arn:aws:s3:::wavepipe-example",
             "arn:aws:s3:::wavepipe-example/sample/mimic3wdb/*",
             "arn:aws:s3:::wavepipe-example/sample/labels.sqlite",
-            "arn:aws:s3:::wavepipe-example/wavepipe/wavepipe-example/*",
+            f"{base}/*",
+            # Combine deletes a refused record-cache pack, or a stray object in a combined folder.
+            f"{base}/record-cache/*/objects/*", f"{base}/experiments/*/record-cache/*/objects/*",
+            f"{base}/experiments/*/combined/*",
         }
         [listing] = [s for s in policy["Statement"] if s["Action"] == ["s3:ListBucket"]]
         assert listing["Condition"]["StringLike"]["s3:prefix"] == [
             "sample/mimic3wdb", "sample/mimic3wdb/*", "wavepipe/wavepipe-example", "wavepipe/wavepipe-example/*"]
         assert not any(a.startswith(("ec2:", "kms:", "secretsmanager:", "glue:")) for a in actions(policy))
-        assert "s3:DeleteObject" not in actions(policy)  # no job deletes; only a Glue table's overwrite
+        [delete] = [s for s in policy["Statement"] if "s3:DeleteObject" in s["Action"]]
+        assert delete["Action"] == ["s3:DeleteObject"] and all("/objects/" in r or "/combined/" in r
+                                                               for r in delete["Resource"])
 
     def test_the_documented_job_permissions_are_granted_for_the_managed_image(self, example_cfg):
         """"CreateProcessingJob API: execution role permissions" lists the image pull (for AWS's
