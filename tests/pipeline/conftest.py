@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,22 @@ EXAMPLE = str(ROOT / "config" / "example.yaml")
 
 @pytest.fixture(scope="session")
 def example_run(tmp_path_factory):
-    """One run of the example on local storage (about 25 s): the local-run tests read its
-    outputs and run again in its workdir; the report tests render its first execution."""
+    """One run of the example on local storage (about 25 s), never run again in place: the
+    local-run tests read its outputs, the report tests render its first execution, and tests
+    that run again start from a copy of it (`example_copy`). Their modules share the pytest-xdist
+    group `example_run`, so that one worker makes it once."""
     workdir = tmp_path_factory.mktemp("local")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     code = main(["local", "--config", EXAMPLE, "--workdir", str(workdir)])
     return workdir, code
+
+
+@pytest.fixture
+def example_copy(example_run, tmp_path) -> Path:
+    """A workdir of the test's own, just after the example's first run: a copy of example_run's
+    (its executions, step cache, sample data and outputs), instead of running it again."""
+    workdir, code = example_run
+    assert code == 0
+    copy = tmp_path / "w"
+    shutil.copytree(workdir, copy, symlinks=True)
+    return copy

@@ -60,10 +60,10 @@ class TestValidLocalRun:
         assert {label2id[v]: v for v in label2id} == id2label
         assert sum(len(dataset[s]) for s in dataset) == json.loads((folder / "split_metadata.json").read_text())["rows"]
 
-    def test_rerun_reuses_features(self, example_run, capsys):
+    def test_rerun_reuses_features(self, example_copy, capsys):
         """Reconcile and Combine always run (they read what their cache keys cannot see); unchanged
         files give the same content-addressed shards and labels, so Featurize and Encode are cached."""
-        workdir, _ = example_run
+        workdir = example_copy
         capsys.readouterr()
         assert main(["local", "--config", EXAMPLE, "--workdir", str(workdir)]) == 0
         out, err = capsys.readouterr()
@@ -83,9 +83,9 @@ class TestValidLocalRun:
         assert re.search(r"records: 1/\d+ records failed; most common: missing_data_file \(1 record, e.g. segment",
                          combine)
 
-    def test_combine_change_reuses_cached_shards(self, example_run, tmp_path, capsys):
+    def test_combine_change_reuses_cached_shards(self, example_copy, tmp_path, capsys):
         """Cached Featurize outputs stay where an earlier execution wrote them: Combine must find them."""
-        workdir, _ = example_run
+        workdir = example_copy
         overlay = tmp_path / "over.yaml"
         overlay.write_text("stages:\n  combine:\n    require_all_shards: false\n")  # not the default: a change
         capsys.readouterr()
