@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +15,7 @@ from pipeline.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "config" / "example.yaml")
+DOCUMENTS = str(ROOT / "config" / "documents.yaml")
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +39,17 @@ def example_copy(example_run, tmp_path) -> Path:
     copy = tmp_path / "w"
     shutil.copytree(workdir, copy, symlinks=True)
     return copy
+
+
+@pytest.fixture(scope="session")
+def failed_documents_run(tmp_path_factory):
+    """One run of the documents recipe whose labels query fails in Reconcile (exit 1, the
+    other steps skipped): the command test reads its table, the report test renders it."""
+    folder = tmp_path_factory.mktemp("failed")
+    overlay = folder / "bad.yaml"
+    overlay.write_text("stages:\n  reconcile:\n    labels:\n      query: SELECT nope FROM nowhere\n")
+    args = ["--config", DOCUMENTS, "--overlay", str(overlay)]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["local", *args, "--workdir", str(folder / "w")])
+    return SimpleNamespace(args=args, workdir=folder / "w", code=code, out=out.getvalue(), err=err.getvalue())

@@ -14,7 +14,7 @@ import pytest
 from pipeline.cli import main
 from tests.conftest import ROOT, EXAMPLE_CONFIG
 
-# Its expensive fixture (a whole local run) made once: these tests share one pytest-xdist worker.
+# Its expensive fixtures (whole local runs) made once: these tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("example_run")
 
 EXAMPLE = str(EXAMPLE_CONFIG)
@@ -113,11 +113,11 @@ class TestInvalidLocalRun:
         assert main(["local", "--config", DOCUMENTS, "--workdir", str(tmp_path), "--param", "Colour=blue"]) == 2
         assert "Colour" in capsys.readouterr().err
 
-    def test_failed_step_exits_non_zero(self, tmp_path, capsys):
-        overlay = tmp_path / "over.yaml"
-        overlay.write_text("stages:\n  reconcile:\n    labels:\n      query: SELECT nope FROM nowhere\n")
-        assert main(["local", "--config", DOCUMENTS, "--overlay", str(overlay), "--workdir", str(tmp_path)]) == 1
-        out, err = capsys.readouterr()
+    def test_failed_step_exits_non_zero(self, failed_documents_run):
+        """The documents recipe with a labels query that fails (the run is shared with the report test)."""
+        run = failed_documents_run
+        assert run.code == 1
+        out, err = run.out, run.err
         assert "Reconcile: Failed" in err  # progress
         table = out[out.index("execution "):]
         assert "Reconcile" in table and "Failed" in table and "Skipped" in table
