@@ -16,6 +16,9 @@ from pipeline.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "config" / "example.yaml")
 DOCUMENTS = str(ROOT / "config" / "documents.yaml")
+# An overlay of the example: Listing, Featurize over the sample's group folders 30 and 31 (one
+# shard each) and Combine, the fastest pipeline with a Featurize fan-out.
+RAW = "stages:\n  reconcile: null\n  encode: null\n  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n"
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +42,18 @@ def example_copy(example_run, tmp_path) -> Path:
     copy = tmp_path / "w"
     shutil.copytree(workdir, copy, symlinks=True)
     return copy
+
+
+@pytest.fixture(scope="session")
+def raw_download_run(tmp_path_factory) -> Path:
+    """RAW in download mode on local storage with `max_parallel_steps: 1`, run once and never run
+    again in place (group `example_run` too): the parallelism test reads its step times, the
+    streaming test compares its summary, the sizing table's tests plan on a copy of it."""
+    folder = tmp_path_factory.mktemp("raw")
+    (folder / "one.yaml").write_text("max_parallel_steps: 1\n" + RAW)
+    workdir = folder / "work"
+    assert main(["local", "--config", EXAMPLE, "--overlay", str(folder / "one.yaml"), "--workdir", str(workdir)]) == 0
+    return workdir
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.cli import main
 from tests.conftest import ROOT, EXAMPLE_CONFIG
+from tests.pipeline.conftest import RAW
 
 # Its expensive fixtures (whole local runs) made once: these tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("example_run")
@@ -125,8 +126,7 @@ class TestInvalidLocalRun:
 
     def test_featurize_failure_names_the_common_error_and_errors_parquet(self, tmp_path, capsys):
         overlay = tmp_path / "strict.yaml"
-        overlay.write_text("stages:\n  reconcile: null\n  encode: null\n"
-                           "  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n    max_error_fraction: 0\n")
+        overlay.write_text(RAW + "    max_error_fraction: 0\n")
         workdir = tmp_path / "work"
         assert main(["local", "--config", EXAMPLE, "--overlay", str(overlay), "--workdir", str(workdir)]) == 1
         out = capsys.readouterr().out
@@ -138,15 +138,10 @@ class TestInvalidLocalRun:
         assert re.search(r"records: 1/\d+ records failed; most common: missing_data_file", out)
 
 
-def test_max_parallel_steps_of_the_config_is_honoured(tmp_path):
+def test_max_parallel_steps_of_the_config_is_honoured(raw_download_run):
     """`max_parallel_steps: 1` (upsert's ParallelismConfiguration): the two Featurize shards,
     ready together, never run at the same time (issue 12: they did)."""
-    overlay = tmp_path / "one.yaml"
-    overlay.write_text("max_parallel_steps: 1\nstages:\n  reconcile: null\n  encode: null\n"
-                       "  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n")
-    workdir = tmp_path / "work"
-    assert main(["local", "--config", EXAMPLE, "--overlay", str(overlay), "--workdir", str(workdir)]) == 0
-    (record,) = workdir.glob("executions/*/execution.json")
+    (record,) = raw_download_run.glob("executions/*/execution.json")
     steps = json.loads(record.read_text())["Steps"]
     spans = sorted((s["Properties"]["ProcessingStartTime"], s["Properties"]["ProcessingEndTime"], name)
                    for name, s in steps.items())
@@ -155,16 +150,12 @@ def test_max_parallel_steps_of_the_config_is_honoured(tmp_path):
         assert ended <= started
 
 
-def test_streamed_featurize_on_two_hosts_combines_as_download_mode(tmp_path, aws):
+def test_streamed_featurize_on_two_hosts_combines_as_download_mode(raw_download_run, tmp_path, aws):
     """read_mode stream, instance_count 2, against the moto server: each shard's records split
     across the two local instances, merged by Combine into exactly the download-mode summary
-    (which runs on folder storage)."""
-    raw = "max_parallel_steps: 2\nstages:\n  reconcile: null\n  encode: null\n" \
-          "  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n"
-    (tmp_path / "download.yaml").write_text(raw)
+    (raw_download_run's, which runs on folder storage)."""
+    raw = "max_parallel_steps: 2\n" + RAW
     (tmp_path / "stream.yaml").write_text(raw + "    read_mode: stream\n    instance_count: 2\n")
-    assert main(["local", "--config", EXAMPLE, "--overlay", str(tmp_path / "download.yaml"),
-                 "--workdir", str(tmp_path / "dl")]) == 0
     import boto3
 
     client = boto3.client("s3")
@@ -176,7 +167,7 @@ def test_streamed_featurize_on_two_hosts_combines_as_download_mode(tmp_path, aws
     assert hosts == ["algo-1", "algo-2"]
     (summary_key,) = [k["Key"] for k in found if k["Key"].endswith("/combine/waveform_summary.parquet")]
     streamed = pd.read_parquet(io.BytesIO(client.get_object(Bucket="wavepipe-example", Key=summary_key)["Body"].read()))
-    downloaded = pd.read_parquet(newest(tmp_path / "dl", "wavepipe-example", "combine") / "waveform_summary.parquet")
+    downloaded = pd.read_parquet(newest(raw_download_run, "wavepipe-example", "combine") / "waveform_summary.parquet")
     pd.testing.assert_frame_equal(streamed, downloaded)
     # Back to one instance, nothing else changed: the steps built for two hosts are no cache hits
     # (their outputs are laid out per host, elsewhere), so every shard runs again and Combine
