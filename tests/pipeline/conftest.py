@@ -21,11 +21,27 @@ DOCUMENTS = str(ROOT / "config" / "documents.yaml")
 RAW = "stages:\n  reconcile: null\n  encode: null\n  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n"
 
 
+def copy_workdir(workdir: Path, dest: Path) -> Path:
+    """A copy of a finished run's workdir (its executions, step cache, storage and outputs),
+    where a test runs again instead of repeating that run."""
+    shutil.copytree(workdir, dest, symlinks=True)
+    return dest
+
+
+def captured_main(argv: list[str]) -> SimpleNamespace:
+    """`main(argv)` with its stdout and stderr kept: code, out, err (for fixtures, which have
+    no capsys)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return SimpleNamespace(code=code, out=out.getvalue(), err=err.getvalue())
+
+
 @pytest.fixture(scope="session")
 def example_run(tmp_path_factory):
     """One run of the example on local storage (about 25 s), never run again in place: the
     local-run tests read its outputs, the report tests render its first execution, and tests
-    that run again start from a copy of it (`example_copy`). Their modules share the pytest-xdist
+    that run again start from a copy of it (`copy_workdir`). Their modules share the pytest-xdist
     group `example_run`, so that one worker makes it once."""
     workdir = tmp_path_factory.mktemp("local")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -39,9 +55,7 @@ def example_copy(example_run, tmp_path) -> Path:
     (its executions, step cache, sample data and outputs), instead of running it again."""
     workdir, code = example_run
     assert code == 0
-    copy = tmp_path / "w"
-    shutil.copytree(workdir, copy, symlinks=True)
-    return copy
+    return copy_workdir(workdir, tmp_path / "w")
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +78,6 @@ def failed_documents_run(tmp_path_factory):
     overlay = folder / "bad.yaml"
     overlay.write_text("stages:\n  reconcile:\n    labels:\n      query: SELECT nope FROM nowhere\n")
     args = ["--config", DOCUMENTS, "--overlay", str(overlay)]
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["local", *args, "--workdir", str(folder / "w")])
-    return SimpleNamespace(args=args, workdir=folder / "w", code=code, out=out.getvalue(), err=err.getvalue())
+    run = captured_main(["local", *args, "--workdir", str(folder / "w")])
+    run.args, run.workdir = args, folder / "w"
+    return run

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.cli import main
 from tests.conftest import ROOT, EXAMPLE_CONFIG
-from tests.pipeline.conftest import RAW
+from tests.pipeline.conftest import RAW, captured_main, copy_workdir
 
 # Its expensive fixtures (whole local runs) made once: these tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("example_run")
@@ -36,6 +36,16 @@ def counts(out: str) -> dict[str, int]:
 def newest(workdir: Path, pipeline: str, stage: str) -> Path:
     runs = sorted((workdir / OUT / pipeline).glob("local-*"), key=lambda p: p.stat().st_mtime)
     return next(p / stage for p in reversed(runs) if (p / stage).is_dir())
+
+
+@pytest.fixture(scope="module")
+def example_rerun(example_run, tmp_path_factory):
+    """The example run again, unchanged, in a copy of example_run's workdir: (that workdir, the
+    rerun's code, stdout and stderr). The Combine-change test runs once more after it there."""
+    workdir, code = example_run
+    assert code == 0
+    copy = copy_workdir(workdir, tmp_path_factory.mktemp("rerun") / "w")
+    return copy, captured_main(["local", "--config", EXAMPLE, "--workdir", str(copy)])
 
 
 class TestValidLocalRun:
@@ -61,13 +71,12 @@ class TestValidLocalRun:
         assert {label2id[v]: v for v in label2id} == id2label
         assert sum(len(dataset[s]) for s in dataset) == json.loads((folder / "split_metadata.json").read_text())["rows"]
 
-    def test_rerun_reuses_features(self, example_copy, capsys):
+    def test_rerun_reuses_features(self, example_rerun):
         """Reconcile and Combine always run (they read what their cache keys cannot see); unchanged
         files give the same content-addressed shards and labels, so Featurize and Encode are cached."""
-        workdir = example_copy
-        capsys.readouterr()
-        assert main(["local", "--config", EXAMPLE, "--workdir", str(workdir)]) == 0
-        out, err = capsys.readouterr()
+        workdir, rerun = example_rerun
+        assert rerun.code == 0
+        out, err = rerun.out, rerun.err
         assert counts(out) == {"cached": 3, "succeeded": 2}  # the final table: stdout
         assert "Featurize-shard-0001: Cached" in err and "Encode: Cached" in err  # progress: stderr
         assert "Featurize-shard-0001: Cached" not in out and not any(
@@ -84,9 +93,9 @@ class TestValidLocalRun:
         assert re.search(r"records: 1/\d+ records failed; most common: missing_data_file \(1 record, e.g. segment",
                          combine)
 
-    def test_combine_change_reuses_cached_shards(self, example_copy, tmp_path, capsys):
+    def test_combine_change_reuses_cached_shards(self, example_rerun, tmp_path, capsys):
         """Cached Featurize outputs stay where an earlier execution wrote them: Combine must find them."""
-        workdir = example_copy
+        workdir, _ = example_rerun
         overlay = tmp_path / "over.yaml"
         overlay.write_text("stages:\n  combine:\n    require_all_shards: false\n")  # not the default: a change
         capsys.readouterr()

@@ -5,7 +5,6 @@ local storage, and before any run (everything) on the moto server."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.plan.predict import make_sized_plan
 from tests.conftest import EXAMPLE_CONFIG
+from tests.pipeline.conftest import copy_workdir
 
 # Its expensive fixture (a whole local run, raw_download_run) made once: these tests share one
 # pytest-xdist worker with the other tests that use it.
@@ -51,7 +51,7 @@ def after_a_run(raw_download_run, tmp_path_factory):
     """The workdir after two runs of that pipeline: the first is a copy of raw_download_run's
     (the tests below change its data)."""
     folder = tmp_path_factory.mktemp("sizing")
-    shutil.copytree(raw_download_run, folder / "w", symlinks=True)
+    copy_workdir(raw_download_run, folder / "w")
     config = raw_config(folder)
     # Once more: what failed is tried again, and an untouched prefix's empty work runs once.
     assert main(["local", "--config", str(config), "--workdir", str(folder / "w")]) == 0
