@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pipeline.cli import main
 from pipeline.config import load_config
@@ -50,9 +51,8 @@ def doomed(storage, workdir: Path, grace: timedelta) -> dict[str, set[str]]:
     return out
 
 
-def changed_twice(workdir: Path, storage, change, *extra: str) -> tuple[set[str], set[str]]:
-    """(places only the first run named, places the second names) around one changed data file."""
-    assert local(workdir, *extra) == 0
+def changed_once(workdir: Path, storage, change, *extra: str) -> tuple[set[str], set[str]]:
+    """(places only the run before named, places the next run names) around one changed data file."""
     first = places(storage, workdir)
     change()
     assert local(workdir, *extra) == 0
@@ -79,11 +79,14 @@ def check_delete_then_run(storage, workdir: Path, *extra: str) -> None:
     pd.testing.assert_frame_equal(summary(storage, workdir), before)
 
 
+# Each local test starts from a copy of the example's first run (example_copy), made once by the
+# worker of the pytest-xdist group that shares it.
+@pytest.mark.xdist_group("example_run")
 class TestValidGcLocal:
-    def test_lists_the_old_keeps_the_young_and_a_run_after_delete_agrees(self, tmp_path, capsys):
-        workdir = tmp_path / "w"
+    def test_lists_the_old_keeps_the_young_and_a_run_after_delete_agrees(self, example_copy, capsys):
+        workdir = example_copy
         storage = open_backend("local", workdir).storage
-        old, current = changed_twice(workdir, storage, lambda: flip_a_byte(workdir))
+        old, current = changed_once(workdir, storage, lambda: flip_a_byte(workdir))
         check_lists_exactly_the_old(storage, workdir, old)
         # Default grace (7 days): everything here is minutes old, so nothing goes.
         assert doomed(storage, workdir, timedelta(days=7)) == {}
@@ -117,9 +120,8 @@ class TestValidGcLocal:
         check_delete_then_run(storage, workdir)
         assert not orphan.exists() and not other.exists()
 
-    def test_compact_writes_one_segment_and_supersedes_the_rest(self, tmp_path):
-        workdir = tmp_path / "w"
-        assert local(workdir) == 0
+    def test_compact_writes_one_segment_and_supersedes_the_rest(self, example_copy):
+        workdir = example_copy
         storage = open_backend("local", workdir).storage
         segments = lambda: sorted(Path(storage.path(f"{BASE}/record-cache")).glob("*/index/*.json"))  # noqa: E731
         assert len(segments()) >= 2  # one per Featurize job
@@ -132,11 +134,10 @@ class TestValidGcLocal:
         check_delete_then_run(storage, workdir)
         assert len(segments()) == 1
 
-    def test_refuses_while_a_run_holds_the_workdir(self, tmp_path, capsys):
+    def test_refuses_while_a_run_holds_the_workdir(self, example_copy, capsys):
         from pipeline.local.lock import workdir_lock
 
-        workdir = tmp_path / "w"
-        assert local(workdir) == 0
+        workdir = example_copy
         import threading
 
         result = {}
@@ -163,7 +164,8 @@ class TestValidGcOnS3:
             data[100] ^= 0xFF
             s3.put_object(Bucket="wavepipe-example", Key=DATA_KEY, Body=bytes(data))
 
-        old, _ = changed_twice(workdir, storage, change, "--s3-endpoint", aws)
+        assert local(workdir, "--s3-endpoint", aws) == 0
+        old, _ = changed_once(workdir, storage, change, "--s3-endpoint", aws)
         check_lists_exactly_the_old(storage, workdir, old)
         assert doomed(storage, workdir, timedelta(days=7)) == {}
         check_delete_then_run(storage, workdir, "--s3-endpoint", aws)

@@ -13,8 +13,9 @@ import pytest
 
 from pipeline.cli import main
 from tests.conftest import ROOT, EXAMPLE_CONFIG
+from tests.pipeline.conftest import RAW, captured_main, copy_workdir
 
-# Its expensive fixture (a whole local run) made once: these tests share one pytest-xdist worker.
+# Its expensive fixtures (whole local runs) made once: these tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("example_run")
 
 EXAMPLE = str(EXAMPLE_CONFIG)
@@ -35,6 +36,19 @@ def counts(out: str) -> dict[str, int]:
 def newest(workdir: Path, pipeline: str, stage: str) -> Path:
     runs = sorted((workdir / OUT / pipeline).glob("local-*"), key=lambda p: p.stat().st_mtime)
     return next(p / stage for p in reversed(runs) if (p / stage).is_dir())
+
+
+@pytest.fixture(scope="module")
+def example_rerun(example_run, tmp_path_factory):
+    """The example run again, unchanged, in a copy of example_run's workdir: (that workdir, the
+    rerun's code, stdout and stderr). The Combine-change test runs once more after it there."""
+    workdir, code = example_run
+    assert code == 0
+    copy = copy_workdir(workdir, tmp_path_factory.mktemp("rerun") / "w")
+    # The first rerun tries again what failed (never cached) and runs each untouched shard's empty
+    # work once; the one after is the rerun tested: Featurize a cache hit.
+    assert captured_main(["local", "--config", EXAMPLE, "--workdir", str(copy)]).code == 0
+    return copy, captured_main(["local", "--config", EXAMPLE, "--workdir", str(copy)])
 
 
 class TestValidLocalRun:
@@ -60,16 +74,12 @@ class TestValidLocalRun:
         assert {label2id[v]: v for v in label2id} == id2label
         assert sum(len(dataset[s]) for s in dataset) == json.loads((folder / "split_metadata.json").read_text())["rows"]
 
-    def test_rerun_reuses_features(self, example_run, capsys):
+    def test_rerun_reuses_features(self, example_rerun):
         """Reconcile and Combine always run (they read what their cache keys cannot see); unchanged
         files give the same content-addressed shards and labels, so Featurize and Encode are cached."""
-        workdir, _ = example_run
-        # The first rerun tries again what failed (never cached) and runs each untouched shard's
-        # empty work once; after that, Featurize is a cache hit.
-        assert main(["local", "--config", EXAMPLE, "--workdir", str(workdir)]) == 0
-        capsys.readouterr()
-        assert main(["local", "--config", EXAMPLE, "--workdir", str(workdir)]) == 0
-        out, err = capsys.readouterr()
+        workdir, rerun = example_rerun
+        assert rerun.code == 0
+        out, err = rerun.out, rerun.err
         assert counts(out) == {"cached": 3, "succeeded": 2}  # the final table: stdout
         assert "Featurize-shard-0001: Cached" in err and "Encode: Cached" in err  # progress: stderr
         assert "Featurize-shard-0001: Cached" not in out and not any(
@@ -86,9 +96,9 @@ class TestValidLocalRun:
         assert re.search(r"records: 1/\d+ records failed; most common: missing_data_file \(1 record, e.g. segment",
                          combine)
 
-    def test_combine_change_reuses_cached_shards(self, example_run, tmp_path, capsys):
+    def test_combine_change_reuses_cached_shards(self, example_rerun, tmp_path, capsys):
         """Cached Featurize outputs stay where an earlier execution wrote them: Combine must find them."""
-        workdir, _ = example_run
+        workdir, _ = example_rerun
         overlay = tmp_path / "over.yaml"
         overlay.write_text("stages:\n  combine:\n    require_all_shards: false\n")  # not the default: a change
         capsys.readouterr()
@@ -116,11 +126,11 @@ class TestInvalidLocalRun:
         assert main(["local", "--config", DOCUMENTS, "--workdir", str(tmp_path), "--param", "Colour=blue"]) == 2
         assert "Colour" in capsys.readouterr().err
 
-    def test_failed_step_exits_non_zero(self, tmp_path, capsys):
-        overlay = tmp_path / "over.yaml"
-        overlay.write_text("stages:\n  reconcile:\n    labels:\n      query: SELECT nope FROM nowhere\n")
-        assert main(["local", "--config", DOCUMENTS, "--overlay", str(overlay), "--workdir", str(tmp_path)]) == 1
-        out, err = capsys.readouterr()
+    def test_failed_step_exits_non_zero(self, failed_documents_run):
+        """The documents recipe with a labels query that fails (the run is shared with the report test)."""
+        run = failed_documents_run
+        assert run.code == 1
+        out, err = run.out, run.err
         assert "Reconcile: Failed" in err  # progress
         table = out[out.index("execution "):]
         assert "Reconcile" in table and "Failed" in table and "Skipped" in table
@@ -128,8 +138,7 @@ class TestInvalidLocalRun:
 
     def test_featurize_failure_names_the_common_error_and_errors_parquet(self, tmp_path, capsys):
         overlay = tmp_path / "strict.yaml"
-        overlay.write_text("stages:\n  reconcile: null\n  encode: null\n"
-                           "  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n    max_error_fraction: 0\n")
+        overlay.write_text(RAW + "    max_error_fraction: 0\n")
         workdir = tmp_path / "work"
         assert main(["local", "--config", EXAMPLE, "--overlay", str(overlay), "--workdir", str(workdir)]) == 1
         out = capsys.readouterr().out
@@ -141,15 +150,10 @@ class TestInvalidLocalRun:
         assert re.search(r"records: 1/\d+ records failed; most common: missing_data_file", out)
 
 
-def test_max_parallel_steps_of_the_config_is_honoured(tmp_path):
+def test_max_parallel_steps_of_the_config_is_honoured(raw_download_run):
     """`max_parallel_steps: 1` (upsert's ParallelismConfiguration): the two Featurize shards,
     ready together, never run at the same time (issue 12: they did)."""
-    overlay = tmp_path / "one.yaml"
-    overlay.write_text("max_parallel_steps: 1\nstages:\n  reconcile: null\n  encode: null\n"
-                       "  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n")
-    workdir = tmp_path / "work"
-    assert main(["local", "--config", EXAMPLE, "--overlay", str(overlay), "--workdir", str(workdir)]) == 0
-    (record,) = workdir.glob("executions/*/execution.json")
+    (record,) = raw_download_run.glob("executions/*/execution.json")
     steps = json.loads(record.read_text())["Steps"]
     spans = sorted((s["Properties"]["ProcessingStartTime"], s["Properties"]["ProcessingEndTime"], name)
                    for name, s in steps.items())
@@ -158,16 +162,12 @@ def test_max_parallel_steps_of_the_config_is_honoured(tmp_path):
         assert ended <= started
 
 
-def test_streamed_featurize_on_two_hosts_combines_as_download_mode(tmp_path, aws):
+def test_streamed_featurize_on_two_hosts_combines_as_download_mode(raw_download_run, tmp_path, aws):
     """read_mode stream, instance_count 2, against the moto server: each shard's records split
     across the two local instances, merged by Combine into exactly the download-mode summary
-    (which runs on folder storage)."""
-    raw = "max_parallel_steps: 2\nstages:\n  reconcile: null\n  encode: null\n" \
-          "  featurize:\n    macroshards: null\n    prefixes: ['30', '31']\n"
-    (tmp_path / "download.yaml").write_text(raw)
+    (raw_download_run's, which runs on folder storage)."""
+    raw = "max_parallel_steps: 2\n" + RAW
     (tmp_path / "stream.yaml").write_text(raw + "    read_mode: stream\n    instance_count: 2\n")
-    assert main(["local", "--config", EXAMPLE, "--overlay", str(tmp_path / "download.yaml"),
-                 "--workdir", str(tmp_path / "dl")]) == 0
     import boto3
 
     client = boto3.client("s3")
@@ -179,7 +179,7 @@ def test_streamed_featurize_on_two_hosts_combines_as_download_mode(tmp_path, aws
     assert hosts == ["algo-1", "algo-2"]
     (summary_key,) = [k["Key"] for k in found if k["Key"].endswith("/combine/waveform_summary.parquet")]
     streamed = pd.read_parquet(io.BytesIO(client.get_object(Bucket="wavepipe-example", Key=summary_key)["Body"].read()))
-    downloaded = pd.read_parquet(newest(tmp_path / "dl", "wavepipe-example", "combine") / "waveform_summary.parquet")
+    downloaded = pd.read_parquet(newest(raw_download_run, "wavepipe-example", "combine") / "waveform_summary.parquet")
     pd.testing.assert_frame_equal(streamed, downloaded)
     # Back to one instance, nothing else changed: the steps built for two hosts are no cache hits
     # (their outputs are laid out per host, elsewhere), so every shard runs again and Combine

@@ -19,6 +19,7 @@ import pytest
 from pipeline.local import StepState
 from pipeline.local.lock import LOCK_FILE, WorkdirBusy, workdir_lock
 from tests.conftest import EXAMPLE_CONFIG, ROOT
+from tests.pipeline.conftest import RAW
 from tests.pipeline.local.helpers import definition, run, step, wait_for
 
 
@@ -29,16 +30,20 @@ def holder(workdir: Path) -> dict:
         return {}
 
 
-def local(workdir: Path) -> subprocess.Popen:
+def local(workdir: Path, overlay: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "deploy.py", "local", "--config", str(EXAMPLE_CONFIG),
-                             "--workdir", str(workdir)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             "--overlay", str(overlay), "--workdir", str(workdir)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 class TestTwoRuns:
     def test_a_second_local_on_a_busy_workdir_exits_naming_the_first(self, tmp_path):
+        """The first run is the example's raw pipeline (Listing, two Featurize jobs, Combine):
+        several jobs long, so still running when the second one starts."""
         workdir = tmp_path / "work"
-        first = local(workdir)
+        overlay = tmp_path / "raw.yaml"
+        overlay.write_text(RAW)
+        first = local(workdir, overlay)
         try:
             wait_for(lambda: holder(workdir).get("execution") or first.poll() is not None, timeout=300)
             running = holder(workdir)

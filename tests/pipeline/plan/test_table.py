@@ -14,16 +14,19 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.plan.predict import make_sized_plan
 from tests.conftest import EXAMPLE_CONFIG
+from tests.pipeline.conftest import copy_workdir
 
-# Its expensive fixture (a whole local run) made once: these tests share one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("plan_table")
+# Its expensive fixture (a whole local run, raw_download_run) made once: these tests share one
+# pytest-xdist worker with the other tests that use it.
+pytestmark = pytest.mark.xdist_group("example_run")
 
 SAMPLE = "s3/wavepipe-example/sample/mimic3wdb"
 
 
 def raw_config(folder: Path) -> Path:
     """Listing + Featurize over the sample's group folders 30 and 31 + Combine: the fastest
-    pipeline that has every part the table prices but Reconcile's copies."""
+    pipeline that has every part the table prices but Reconcile's copies (the example with
+    tests/pipeline/conftest.py's RAW overlay, as one file)."""
     data = yaml.safe_load(EXAMPLE_CONFIG.read_text())
     del data["stages"]["reconcile"], data["stages"]["encode"], data["stages"]["featurize"]["macroshards"]
     data["stages"]["featurize"]["prefixes"] = ["30", "31"]
@@ -44,10 +47,12 @@ def plan_json(capsys, config: Path, workdir: Path, *extra: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def after_a_run(tmp_path_factory):
+def after_a_run(raw_download_run, tmp_path_factory):
+    """The workdir after two runs of that pipeline: the first is a copy of raw_download_run's
+    (the tests below change its data)."""
     folder = tmp_path_factory.mktemp("sizing")
+    copy_workdir(raw_download_run, folder / "w")
     config = raw_config(folder)
-    assert main(["local", "--config", str(config), "--workdir", str(folder / "w")]) == 0
     # Once more: what failed is tried again, and an untouched prefix's empty work runs once.
     assert main(["local", "--config", str(config), "--workdir", str(folder / "w")]) == 0
     return config, folder / "w"

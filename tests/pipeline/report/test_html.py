@@ -17,11 +17,10 @@ from pipeline.definition.svg import STATE_COLOURS
 from pipeline.report import charts
 from tests.conftest import ROOT
 
-# Its expensive fixture (a whole local run) made once: these tests share one pytest-xdist worker.
+# Its expensive fixtures (whole local runs) made once: these tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("example_run")
 
 EXAMPLE = str(ROOT / "config" / "example.yaml")
-DOCUMENTS = str(ROOT / "config" / "documents.yaml")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WIDTH = 1280
 
@@ -81,13 +80,11 @@ class TestValidReport:
         assert pixels(image, charts.ORANGE) > 100 and pixels(image, charts.PURPLE) > 100  # valid, test splits
         assert first_row(image, charts.PURPLE) > first_row(image, charts.TEAL) > dag_top
 
-    def test_a_failed_run_shows_failed_and_skipped_steps(self, tmp_path, capsys):
-        overlay = tmp_path / "bad.yaml"
-        overlay.write_text("stages:\n  reconcile:\n    labels:\n      query: SELECT nope FROM nowhere\n")
-        args = ["--config", DOCUMENTS, "--overlay", str(overlay)]
-        assert main(["local", *args, "--workdir", str(tmp_path / "w")]) == 1
+    def test_a_failed_run_shows_failed_and_skipped_steps(self, failed_documents_run, tmp_path, capsys):
+        run = failed_documents_run  # the documents recipe, its labels query failing in Reconcile
+        assert run.code == 1
         out = tmp_path / "failed.html"
-        assert main(["report", *args, "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 0
+        assert main(["report", *run.args, "--workdir", str(run.workdir), "--out", str(out)]) == 0
         image = screenshot(out, 1200)
 
         assert pixels(image, STATE_COLOURS["Failed"], 0, 400) > 190 * 20  # Reconcile, red

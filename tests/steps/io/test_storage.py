@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import boto3
 import pytest
+from botocore.config import Config
 
 from steps.io import storage as st
 
@@ -61,10 +64,10 @@ class TestValidStorage:
 
 class TestValidS3Storage:
     def test_listing_paginates_past_1000_keys(self, aws):
-        client = boto3.client("s3")
+        client = boto3.client("s3", config=Config(max_pool_connections=16))
         client.create_bucket(Bucket="many")
-        for i in range(1005):
-            client.put_object(Bucket="many", Key=f"p/{i:05d}", Body=b"x")
+        with ThreadPoolExecutor(max_workers=16) as pool:  # the 1005 PutObject calls, 16 at a time
+            list(pool.map(lambda i: client.put_object(Bucket="many", Key=f"p/{i:05d}", Body=b"x"), range(1005)))
         storage = st.S3Storage()
         calls = []
         storage.client.meta.events.register("before-call.s3.ListObjectsV2", lambda **kw: calls.append(1))
