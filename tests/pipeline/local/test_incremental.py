@@ -310,9 +310,10 @@ def block_shard_output(workdir: Path, shard_index: int) -> Path:
     return blocker
 
 
-@pytest.fixture
-def partial(tmp_path):
+@pytest.fixture(scope="module")
+def partial_run(tmp_path_factory):
     """An execution where shard 2 of 2 failed and Combine (run_when_shards_fail) combined shard 1."""
+    tmp_path = tmp_path_factory.mktemp("partial")
     overlay = tmp_path / "any.yaml"
     overlay.write_text("stages:\n  combine:\n    run_when_shards_fail: true\n")
     assert run(tmp_path, "--overlay", str(overlay), "--only", "Reconcile", plan=False) == 0
@@ -323,9 +324,20 @@ def partial(tmp_path):
     combined = json.loads((output_dir(tmp_path, "Combine", "combine") / "report.json").read_text())
     assert combined["shards_missing"] == ["shard-0002"]
     blocker.unlink()  # the error goes away
-    return tmp_path, overlay, len(set(summary(tmp_path)["artifact"]))
+    return tmp_path, len(set(summary(tmp_path)["artifact"]))
 
 
+@pytest.fixture
+def partial(partial_run, tmp_path):
+    """A copy of `partial_run`'s workdir, for a test that runs again there."""
+    from tests.pipeline.conftest import copy_workdir
+
+    workdir, artifacts = partial_run
+    copy = copy_workdir(workdir, tmp_path / "w")
+    return copy, copy / "any.yaml", artifacts
+
+
+@pytest.mark.xdist_group("partial")
 class TestValidPartialCombine:
     def _assert_complete(self, workdir: Path, partial_artifacts: int) -> None:
         got = states(workdir)
