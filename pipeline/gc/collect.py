@@ -242,7 +242,10 @@ def _segments(storage, folder: str, segments: list[Aged]) -> tuple[dict[str, set
 
 
 def decide(storage, base: str, objects: list[Aged], live: Live, current: tuple[set[str], set[str]],
-           cutoff: datetime) -> list[Item]:
+           cutoff: datetime, step_cutoff: datetime | None = None) -> list[Item]:
+    """What to keep and why. `step_cutoff`: a shard place's features written after it may still be
+    what a SageMaker step-cache hit names (the cache keys on the place, not on whether the
+    outputs are still there), so they stay until the cache's expiry has passed too."""
     featurize_keys = live.featurize_keys | current[0]
     items: list[tuple[Aged, str, str]] = [(o, *kg) for o in objects if (kg := classify(o, base)) is not None]
     kept_reports = [o for o, kind, group in items if kind == "features" and o.uri.endswith("/" + c.REPORT_FILE)
@@ -282,6 +285,8 @@ def decide(storage, base: str, objects: list[Aged], live: Live, current: tuple[s
             why = f"{kind} named by a live execution" if live.refers(group) else None
         if why is None and obj.modified >= cutoff:
             why = "younger than the grace period"
+        if why is None and kind in ("features", "shard") and step_cutoff is not None and obj.modified >= step_cutoff:
+            why = "younger than the step cache's expiry (cache.expire_after): a cache hit may still name it"
         out.append(Item(obj, kind, group, why))
     return out
 
@@ -336,7 +341,13 @@ def collect(cfg, storage, workdir: Path | None, grace: timedelta, now: datetime 
     base = base_uri(cfg)
     objects = list(aged(storage, base + "/"))
     live = find_live(storage, base, objects, local_executions(workdir, cfg.pipeline.name, storage_label), cutoff)
-    return decide(storage, base, objects, live, current_keys(build(cfg).definition), cutoff), live
+    from pipeline.definition.model import parse_duration
+
+    # Only SageMaker's step cache takes a hit without looking at the outputs (the local runner
+    # lists them first): on AWS, features stay until the cache's expiry has passed as well.
+    on_aws = storage_label == "aws"
+    step_cutoff = now - max(grace, parse_duration(cfg.cache.expire_after)) if cfg.cache.enabled and on_aws else None
+    return decide(storage, base, objects, live, current_keys(build(cfg).definition), cutoff, step_cutoff), live
 
 
 def parse_grace(text: str) -> timedelta:

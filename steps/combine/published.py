@@ -34,7 +34,7 @@ from steps.combine.run import combine, register_glue
 from steps.combine.fetch import fetch_shard_outputs
 from steps.combine.settings import CombineSettings
 from steps.contract import (COMBINED_FOLDER, ENV_KMS_KEY_ID, ENV_S3_ROOT, FEATURES_FOLDER, REPORT_COMBINED_URI,
-                            REPORT_FILE, REPORT_WORK, SUMMARY_FILE, TABLE_FILE)
+                            REPORT_FILE, REPORT_WORK, SUMMARY_FILE, TABLE_FILE, FEATURES_FILE)
 from steps.entry import BadInput
 
 log = logging.getLogger("steps.combine")
@@ -62,6 +62,32 @@ def read_table(shards_report: Path) -> tuple[dict, str]:
     except (OSError, ValueError) as err:
         raise BadInput(f"cannot read the plan's table {path}: {err}") from None
     return table, hashlib.sha256(data).hexdigest()
+
+
+def refill(storage: st.Storage, outputs: dict[str, str], cache_uri: str) -> list[str]:
+    """Keep again in the record cache every work output's pack that is not there: a Featurize
+    step served from the step cache (its work shard came back after the cache lost those
+    folders: deleted, gc'd, a refused pack) stored none, and without this the same work would
+    come back, a cache hit, every run until the step cache expires. Returns the packs kept."""
+    from steps.featurize.cache.packs import pack_folders, store_pack, table_of
+    from steps.featurize.cache.segments import Refused, object_uri
+
+    kept = []
+    for uri in sorted(outputs.values()):
+        for info in storage.list(uri + "/"):
+            if not info.uri.endswith("/" + FEATURES_FILE):  # one, or one per host
+                continue
+            data = storage.read_bytes(info.uri)
+            if storage.head(object_uri(cache_uri, hashlib.sha256(data).hexdigest())) is not None:
+                continue
+            try:
+                folders = pack_folders(table_of(data).schema)
+            except Refused:
+                continue
+            pack, indexed = store_pack(storage, cache_uri, data, folders)
+            if indexed:
+                kept.append(pack)
+    return kept
 
 
 def read_digest(storage: st.Storage, outputs: dict[str, str], combine_key: str, table_digest: str = "") -> str:
@@ -141,6 +167,8 @@ def combine_published(shards_report: Path, featurize_key: str, experiment_uri: s
             written = json.loads((output_dir / REPORT_FILE).read_text())
             storage.write_bytes(done, json.dumps(dict(written, **{OBJECTS: published}), indent=2, sort_keys=True,
                                                  default=str).encode())
+    if table.get("record_cache"):
+        report["record_cache_refilled"] = refill(storage, outputs, table["record_cache"])
     report[REPORT_COMBINED_URI] = place
     (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
     return report

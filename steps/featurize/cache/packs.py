@@ -96,10 +96,13 @@ def store_pack(storage: st.Storage, cache_uri: str, data: bytes, folders: list[P
         return None, 0
     sha = hashlib.sha256(data).hexdigest()
     uri = object_uri(cache_uri, sha)
-    # Written even when the name exists: a damaged object of that name is replaced by the bytes
-    # its name promises. The ETag is recorded as S3 returns it (an MD5, or opaque under SSE-KMS).
-    storage.write_bytes(uri, data)
+    # Kept when the name already holds these bytes (rewriting would give it a new ETag under
+    # SSE-KMS and turn the segments that name it into misses); a damaged object of that name is
+    # replaced by the bytes its name promises. The ETag is recorded as S3 returns it.
     info = storage.head(uri)
+    if info is None or info.size != len(data) or hashlib.sha256(storage.read_bytes(uri)).hexdigest() != sha:
+        storage.write_bytes(uri, data)
+        info = storage.head(uri)
     if info is None or info.size != len(data):
         raise OSError(f"{uri}: written, then not found with its {len(data)} bytes")
     entries: list[Entry] = [(f.key, Located(sha, len(data), info.etag, f.offset, f.rows, f.records)) for f in clean]

@@ -33,3 +33,33 @@ class TestValidCompaction:
         packs = set(local.objects())
         cycle = local()
         assert cycle.combined["record_cache_compacted"] is None and set(local.objects()) == packs
+
+
+class TestValidRefill:
+    def test_a_step_cache_hit_over_a_lost_record_cache_refills_it(self, local, warm, tmp_path):
+        """The record cache is deleted; the same work shards come back (the same places), and on
+        SageMaker their Featurize steps are step-cache hits that store no pack. Combine keeps
+        their outputs' packs again, so the run after has no work."""
+        import json
+        import shutil
+
+        from steps.combine.published import combine_published
+        from steps.combine.settings import CombineSettings
+        from steps.contract import REPORT_FILE, SUMMARY_FILE
+        from steps.listing.run import run_listing
+        from steps.listing.settings import ListingSettings
+        from tests.steps.featurize.cache.conftest import CACHE
+        from tests.steps.featurize.cache.test_record_cache import EXPERIMENT, FEATURIZE_KEY, SOURCE
+
+        _, before, _ = warm
+        shutil.rmtree(local.storage.path(CACHE))
+        listing = run_listing(ListingSettings(), SOURCE, EXPERIMENT, [], tmp_path / "listing", storage=local.storage,
+                              target_shard_bytes=local.target, record_cache=CACHE)
+        assert [w["uri"] for w in listing["work"]] == [w["uri"] for w in before.listing["work"]]  # step-cache hits
+        out = tmp_path / "combined"
+        combined = combine_published(tmp_path / "listing" / REPORT_FILE, FEATURIZE_KEY, EXPERIMENT, "ck", out,
+                                     CombineSettings(require_all_shards=True), storage=local.storage, env=local.env)
+        assert combined["complete"] and len(combined["record_cache_refilled"]) == 3
+        assert (out / SUMMARY_FILE).read_bytes() == before.summary
+        assert_no_work(local())
+        assert json.loads((tmp_path / "listing" / REPORT_FILE).read_text())["folders_todo"] == len(RECORDS)
