@@ -11,8 +11,6 @@ whenever `stages.featurize.prefixes` is (or `macroshards: auto` without Reconcil
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
 from pipeline.config.models import Config, StageInfra
 from pipeline.stages.names import step_name
 from pipeline.build.parameters import INPUT_URI

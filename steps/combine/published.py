@@ -64,6 +64,15 @@ def read_table(shards_report: Path) -> tuple[dict, str]:
     return table, hashlib.sha256(data).hexdigest()
 
 
+def _pack_present(storage: st.Storage, report_uri: str) -> bool:
+    """Whether the pack a Featurize report names is in the cache (False when it names none)."""
+    try:
+        pack = json.loads(storage.read_bytes(report_uri)).get("record_cache_pack")
+    except (FileNotFoundError, ValueError, AttributeError):
+        return False
+    return isinstance(pack, str) and storage.head(pack) is not None
+
+
 def refill(storage: st.Storage, outputs: dict[str, str], cache_uri: str) -> list[str]:
     """Keep again in the record cache every work output's pack that is not there: a Featurize
     step served from the step cache (its work shard came back after the cache lost those
@@ -77,6 +86,8 @@ def refill(storage: st.Storage, outputs: dict[str, str], cache_uri: str) -> list
         for info in storage.list(uri + "/"):
             if not info.uri.endswith("/" + FEATURES_FILE):  # one, or one per host
                 continue
+            if _pack_present(storage, info.uri.removesuffix(FEATURES_FILE) + REPORT_FILE):
+                continue  # tonight's job kept it: no need to read its bytes
             data = storage.read_bytes(info.uri)
             if storage.head(object_uri(cache_uri, hashlib.sha256(data).hexdigest())) is not None:
                 continue
