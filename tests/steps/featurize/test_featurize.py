@@ -220,6 +220,26 @@ class TestValidGenerated:
         assert sorted(r.record for s in shards for r in s) == sorted(r.record for r in records)
         assert shards[0] == [records[0]]
 
+    def test_a_small_shard_is_featurized_without_a_pool_unless_asked(self, tmp_path, monkeypatch):
+        from steps.featurize import run as featurize_run
+        from steps.featurize.records import RecordRef
+
+        monkeypatch.setattr("joblib.cpu_count", lambda *a, **k: 4)
+        for i in range(6):
+            gen.write_mimic3_record(tmp_path / "in" / "32" / f"320000{i}", f"320000{i}", seed=i)
+        # Defaulted: 12 records, far under POOL_MIN_BYTES: this process alone.
+        assert featurize(tmp_path / "in", tmp_path / "small", FeaturizeSettings())["jobs"] == 1
+        # Asked for, by the argument or the setting: the pool.
+        assert featurize(tmp_path / "in", tmp_path / "asked", FeaturizeSettings(), jobs=2)["jobs"] == 2
+        assert featurize(tmp_path / "in", tmp_path / "set", FeaturizeSettings(jobs=2))["jobs"] == 2
+        big = [RecordRef("/", "r.hea", "g", "r", "single", bytes=featurize_run.POOL_MIN_BYTES)]
+        small = [RecordRef("/", "r.hea", "g", "r", "single", bytes=featurize_run.POOL_MIN_BYTES - 1)]
+        builtin = FeaturizeSettings().feature_function
+        assert featurize_run.default_jobs(big, builtin) == 4
+        assert featurize_run.default_jobs(small, builtin) == 1
+        # A function of the user's has no measured rate: every vCPU, however small.
+        assert featurize_run.default_jobs(small, "tests.steps.featurize.data:mean_only") == 4
+
     def test_pluggable_feature_function(self, tmp_path):
         gen.write_mimic3_record(tmp_path / "in" / "30" / "3000001", "3000001")
         settings = FeaturizeSettings(feature_function="tests.steps.featurize.data:mean_only",
