@@ -2,7 +2,7 @@
 
 Regenerate the golden file after an intended change:
 
-    python deploy.py definition --pretty > tests/pipeline/golden/example.definition.json
+    python -c "from tests.pipeline.build.test_compose import regenerate; regenerate()"
 
 The golden comparison replaces the hashes derived from the code under steps/ (the bundle
 hash, its sha256 and the featurize key) by placeholders, so editing container code does not churn it; a
@@ -33,6 +33,11 @@ def normalized(built) -> str:
     text = text.replace(built.assets.bundle_sha256, "<bundle-sha256>").replace(built.assets.code_hash, "<code-hash>")
     # Step keys (hashes of a stage's code, settings, image and environment) are values of their own.
     return re.sub(r'"[0-9a-f]{16}"', '"<step-key>"', text)
+
+
+def regenerate() -> None:
+    """Write the golden file from the current build (after an intended change)."""
+    GOLDEN.write_text(normalized(build(load_config(EXAMPLE_CONFIG))))
 
 
 @pytest.fixture(scope="module")
