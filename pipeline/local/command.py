@@ -28,15 +28,15 @@ def ensure_sample_data(cfg: Config, workdir: Path, storage: str) -> None:
     store = storage_for(workdir, storage)
     if store.head(join_uri(uri, "labels.sqlite")) is not None:
         return
-    from pipeline.local.sample_data import write_sample_data
+    from pipeline.local.sample_cache import write_cached_sample_data
 
-    print(f"generating the sample dataset (first run only) at {uri} ...", file=sys.stderr)
+    print(f"writing the sample dataset (first run of this workdir) at {uri} ...", file=sys.stderr)
     if isinstance(store, LocalStorage):
-        summary = write_sample_data(store.path(uri), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
-        print(f"generated {len(summary.records)} records and {len(summary.documents)} documents", file=sys.stderr)
+        written = write_cached_sample_data(store.path(uri), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
+        print(f"wrote {written / 1e6:.1f} MB", file=sys.stderr)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        write_sample_data(Path(tmp), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
+        write_cached_sample_data(Path(tmp), size=cfg.local.sample_size, seed=cfg.local.sample_seed)
         # labels.sqlite last: it is the marker that the upload completed.
         files = sorted(Path(tmp).rglob("*"), key=lambda p: (p.name == "labels.sqlite", str(p)))
         for path in files:

@@ -85,3 +85,41 @@ def test_defects_are_there(sample):
     assert sample.defects["label_without_files"] in ids
     assert {e.split("/")[1] for e in sample.records} <= ids
     assert set(docs) == set(sample.documents)
+
+
+class TestKeptCopy:
+    """`local` copies the sample from this machine's kept copy: the same bytes as generating it,
+    and a damaged copy is never what a run gets."""
+
+    def test_the_copy_is_the_generated_sample_and_its_labels_come_last(self, sample, tmp_path, monkeypatch):
+        from pipeline.local import sample_cache
+
+        cache = tmp_path / "cache"
+        assert sample_cache.write_cached_sample_data(tmp_path / "a", cache=cache) == sample.bytes
+        assert digest(tmp_path / "a") == digest(sample.out)
+        copied = []
+        real = sample_cache.shutil.copyfile
+        monkeypatch.setattr(sample_cache.shutil, "copyfile", lambda src, dst: copied.append(dst.name) or real(src, dst))
+        sample_cache.write_cached_sample_data(tmp_path / "b", cache=cache)  # from the kept copy
+        assert digest(tmp_path / "b") == digest(sample.out)
+        assert copied[-1] == "labels.sqlite" and len(copied) == len(digest(sample.out))
+
+    @pytest.mark.parametrize("damage", ["edited", "missing", "extra", "manifest"])
+    def test_a_damaged_copy_is_dropped_and_made_again(self, sample, tmp_path, damage):
+        from pipeline.local import sample_cache
+
+        cache = tmp_path / "cache"
+        sample_cache.write_cached_sample_data(tmp_path / "a", cache=cache)
+        [entry] = cache.iterdir()
+        record = next((entry / "files" / "mimic3wdb").rglob("*.dat"))
+        if damage == "edited":
+            record.write_bytes(b"\0" + record.read_bytes()[1:])
+        elif damage == "missing":
+            record.unlink()
+        elif damage == "extra":
+            (entry / "files" / "stray.txt").write_text("stray")
+        else:
+            (entry / "manifest.json").write_text("{not json")
+        sample_cache.write_cached_sample_data(tmp_path / "b", cache=cache)
+        assert digest(tmp_path / "b") == digest(sample.out)
+        assert sample_cache._copy_verified(entry, tmp_path / "c") == sample.bytes  # made again, whole
