@@ -392,18 +392,20 @@ class TestValidSharedRecordCache:
         assert summaries[0] == summaries[1]
 
 
+# From a copy of the example's first run, made once by the worker of the group that shares it.
+@pytest.mark.xdist_group("example_run")
 class TestValidRecordCacheAcrossExperiments:
-    def test_a_new_experiment_reuses_the_rows_of_the_same_data(self, tmp_path):
+    def test_a_new_experiment_reuses_the_rows_of_the_same_data(self, example_copy):
         """The record cache is the pipeline's: a new ExperimentName copies the data into its own
         folder, and its work is only what failed (the copies' files are the same: same keys)."""
-        assert run(tmp_path, plan=False) == 0
-        assert run(tmp_path, "--param", "ExperimentName=another") == 0
-        report = source_report(tmp_path)
-        steps = last_execution(tmp_path)["Steps"]
-        assert all("/experiments/another/" in steps[s]["Outputs"]["features"] for s in featurize_reports(tmp_path))
-        assert report["folders_todo"] == len(failing_folders(tmp_path)) and report["folders_cached"] > 0
-        assert report["record_cache_rejected"] == [] and featurized(tmp_path) == report["folders_todo"]
-        assert len(set(summary(tmp_path)["artifact"])) == 24
+        workdir = example_copy
+        assert run(workdir, "--param", "ExperimentName=another") == 0
+        report = source_report(workdir)
+        steps = last_execution(workdir)["Steps"]
+        assert all("/experiments/another/" in steps[s]["Outputs"]["features"] for s in featurize_reports(workdir))
+        assert report["folders_todo"] == len(failing_folders(workdir)) and report["folders_cached"] > 0
+        assert report["record_cache_rejected"] == [] and featurized(workdir) == report["folders_todo"]
+        assert len(set(summary(workdir)["artifact"])) == 24
 
 
 @pytest.mark.xdist_group("eight_shards")
