@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +35,7 @@ def _key(size: str, seed: int) -> str:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "-"
+    versions["sqlite"] = sqlite3.sqlite_version  # written into labels.sqlite's header
     digest.update(json.dumps([size, seed, versions], sort_keys=True).encode())
     return digest.hexdigest()[:32]
 
@@ -76,9 +78,12 @@ def _copy_verified(entry: Path, out: Path) -> int | None:
     for name, sha in sorted(manifest.items(), key=lambda item: (item[0] == MARKER, item[0])):
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(files / name, target)  # new mtimes: the copy is this run's data
-        if _sha256(target) != sha:
+        part = target.with_name(f".{target.name}.part")
+        shutil.copyfile(files / name, part)  # new mtimes: the copy is this run's data
+        if _sha256(part) != sha:
+            part.unlink()
             return None
+        os.replace(part, target)  # only checked bytes ever sit at a sample's path
         written += target.stat().st_size
     return written
 

@@ -102,7 +102,7 @@ class TestKeptCopy:
         monkeypatch.setattr(sample_cache.shutil, "copyfile", lambda src, dst: copied.append(dst.name) or real(src, dst))
         sample_cache.write_cached_sample_data(tmp_path / "b", cache=cache)  # from the kept copy
         assert digest(tmp_path / "b") == digest(sample.out)
-        assert copied[-1] == "labels.sqlite" and len(copied) == len(digest(sample.out))
+        assert copied[-1] == ".labels.sqlite.part" and len(copied) == len(digest(sample.out))
 
     @pytest.mark.parametrize("damage", ["edited", "missing", "extra", "manifest"])
     def test_a_damaged_copy_is_dropped_and_made_again(self, sample, tmp_path, damage):
