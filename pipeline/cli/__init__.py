@@ -111,7 +111,7 @@ def _folder_inputs(args, cfg):
     """Data on this machine (a folder, the labels' SQLite file) as an input: refused by what
     deploys; a folder is mirrored into the storage of a local run (`local`, `plan`); every
     command sees the config naming the mirror."""
-    from pipeline.local.folders import folders, localized, mirror, refuse
+    from pipeline.local.folders import MIRROR_PREFIX, folders, localized, mirror, refuse
 
     if problem := refuse(cfg, args.command):
         raise UsageError(problem)
@@ -121,7 +121,7 @@ def _folder_inputs(args, cfg):
         workdir = Path(args.workdir or cfg.local.workdir or ".wavepipe")
         storage = args.s3_endpoint or ("aws" if args.s3 == "aws" else "local")
         try:
-            mirror(cfg, storage_for(workdir, storage))
+            mirror(cfg, storage_for(workdir, storage), state=workdir / MIRROR_PREFIX)
         except ValueError as err:
             raise UsageError(str(err)) from None
     return localized(cfg)

@@ -4,12 +4,17 @@ mirrored into the run's storage at a URI derived from its absolute path
 (`s3://<bucket>/local-inputs/<name>-<digest>/`; on local storage as hard links where the file
 system allows, so a big folder costs no space) and the config given to the build names that URI.
 Files changed, added or removed in the folder are changed, added or removed in the mirror before
-every run, so the Listing keys see them. The labels' SQLite file may be a local path too, which the
+every run, so the Listing keys see them. A file is unchanged when its size and modification time (in
+nanoseconds) are those it had when mirrored: on local storage, those of its link or copy; on S3
+(`--s3-endpoint`, `--s3 aws`), those recorded in the workdir (`local-inputs/`) together with the
+object's ETag, so an edit that keeps the size, or an object changed on S3, is uploaded again. Without a
+record, an object whose ETag is the file's MD5 (a single-part upload) is taken as it is. The labels' SQLite file may be a local path too, which the
 local Reconcile reads where it is. Anything that deploys refuses either, naming the key."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -18,7 +23,7 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.config.paths import local_inputs
-from steps.io.storage import LocalStorage, join_uri
+from steps.io.storage import LocalStorage, join_uri, md5_file
 
 FOLDER_KEYS = ("parameters.input_uri",)
 MIRROR_PREFIX = "local-inputs"
@@ -63,8 +68,9 @@ def localized(cfg: Config) -> Config:
     return cfg.model_copy(update={"parameters": parameters})
 
 
-def mirror(cfg: Config, store, note=lambda text: print(text, file=sys.stderr)) -> int:
+def mirror(cfg: Config, store, note=lambda text: print(text, file=sys.stderr), state: Path | None = None) -> int:
     """Make each folder input's mirror in `store` match the folder; returns the files changed.
+    `state`: the folder (in the workdir) that records what was uploaded to an S3 mirror.
     ValueError when a folder does not exist or holds no file."""
     changed = 0
     for key, folder in folders(cfg).items():
@@ -74,25 +80,44 @@ def mirror(cfg: Config, store, note=lambda text: print(text, file=sys.stderr)) -
         if not files:
             raise ValueError(f"{key}: {folder} holds no file")
         uri = mirror_uri(cfg, folder)
-        changed += _sync(files, uri, store)
+        record = state / f"{uri.rsplit('/', 1)[1]}.json" if state else None
+        changed += _sync(files, uri, store, record)
         note(f"{key}: the folder {folder} ({len(files)} files) as {uri} in the run's storage"
              f"{f' ({changed} files updated)' if changed else ''}")
     return changed
 
 
-def _sync(files: dict[str, Path], uri: str, store) -> int:
+def _sync(files: dict[str, Path], uri: str, store, record: Path | None) -> int:
     changed = 0
     present = {info.uri[len(uri) + 1:]: info for info in store.list(uri + "/")}
     for rel in sorted(set(present) - set(files)):
         store.delete(join_uri(uri, rel))
         changed += 1
-    for rel, path in files.items():
-        dest = join_uri(uri, rel)
-        if isinstance(store, LocalStorage):
-            changed += _link(path, store.path(dest))
-        elif rel not in present or present[rel].size != path.stat().st_size:
+    if isinstance(store, LocalStorage):
+        return changed + sum(_link(path, store.path(join_uri(uri, rel))) for rel, path in files.items())
+    try:
+        uploaded = json.loads(record.read_text()) if record else {}
+    except (OSError, ValueError):
+        uploaded = {}
+    done: dict[str, list] = {}
+    try:
+        for rel, path in files.items():
+            st, obj = path.stat(), present.get(rel)
+            was = uploaded.get(rel)
+            if obj is not None and (was == [st.st_size, st.st_mtime_ns, obj.etag] or (
+                    was is None and obj.size == st.st_size and obj.etag == md5_file(path))):
+                done[rel] = [st.st_size, st.st_mtime_ns, obj.etag]
+                continue
+            dest = join_uri(uri, rel)
             store.upload(path, dest)
+            done[rel] = [st.st_size, st.st_mtime_ns, store.head(dest).etag]
             changed += 1
+    finally:  # what was uploaded before an error is not uploaded again
+        if record is not None:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            tmp = record.with_name(f".{record.name}.tmp")
+            tmp.write_text(json.dumps(done, sort_keys=True))
+            os.replace(tmp, record)
     return changed
 
 
@@ -113,4 +138,4 @@ def _link(src: Path, dst: Path) -> int:
 
 def _same(src: Path, dst: Path) -> bool:
     a, b = src.stat(), dst.stat()
-    return a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime)
+    return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
