@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import warnings
@@ -62,35 +61,18 @@ def import_sdk(region: str) -> None:
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
 
 
-@functools.cache
-def _data_loader():
-    from botocore.loaders import create_loader
-
-    return create_loader()
-
-
-def _botocore_session():
-    """A new botocore session (its own credentials and region) sharing one loader of service
-    models per process: the session's clients parse the SageMaker model (2 MB of JSON) and four
-    others, 0.3 s, and a process that builds again (a notebook, `plan` after `local`, the tests)
-    parses them once. The loader only caches what it read from botocore's files."""
-    import botocore.session
-
-    session = botocore.session.Session()
-    session.register_component("data_loader", _data_loader())
-    return session
-
-
 def pipeline_session(region: str, bucket: str):
     """A PipelineSession that makes no AWS call and reads no user SDK defaults."""
     import_sdk(region)
     import boto3
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
+    from pipeline.deploy.clients import shared_botocore_session
+
     # Inert credentials: building never calls AWS, and without them creating the SDK's clients
     # probes the EC2 metadata service for credentials (a network call and a stall off EC2).
     # Should the SDK ever try a call here, it fails instead of acting with the user's identity.
-    boto = boto3.Session(botocore_session=_botocore_session(), region_name=region,
+    boto = boto3.Session(botocore_session=shared_botocore_session(), region_name=region,
                          aws_access_key_id="wavepipe-build-offline", aws_secret_access_key="wavepipe-build-offline")
     session = PipelineSession(boto_session=boto, default_bucket=bucket)
     session.sagemaker_config = {}

@@ -46,7 +46,7 @@ class Aws:
             from botocore.config import Config
 
             if self._session is None:
-                self._session = boto3.session.Session(botocore_session=_botocore_session(), region_name=self.region)
+                self._session = boto3.session.Session(botocore_session=shared_botocore_session(), region_name=self.region)
             self._clients[service] = self._session.client(
                 service, config=Config(user_agent_appid="wavepipe-deploy"))
         return self._clients[service]
@@ -98,9 +98,11 @@ class Aws:
 _LOADER = None
 
 
-def _botocore_session():
-    """A fresh botocore session (credentials and endpoint resolved anew) sharing one model
-    loader: parsing the SageMaker service model takes seconds, and it never changes."""
+def shared_botocore_session():
+    """A fresh botocore session (credentials, region and endpoint resolved anew) sharing one
+    model loader per process (the deploy commands' and the builds'): parsing the SageMaker
+    service model takes 0.3 s to seconds, and it never changes. The loader only caches what it
+    read from botocore's files; two threads at once may at worst parse a model twice."""
     global _LOADER
     import botocore.session
 
@@ -108,6 +110,10 @@ def _botocore_session():
     if _LOADER is None:
         _LOADER = session.get_component("data_loader")
     else:
+        # Each boto3.Session made over a session appends boto3's data folder to its loader's
+        # search paths: over a shared loader that list would grow by one per session.
+        paths = _LOADER.search_paths
+        paths[:] = list(dict.fromkeys(paths))
         session.register_component("data_loader", _LOADER)
     return session
 

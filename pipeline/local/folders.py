@@ -4,21 +4,26 @@ mirrored into the run's storage at a URI derived from its absolute path
 (`s3://<bucket>/local-inputs/<name>-<digest>/`; on local storage as hard links where the file
 system allows, so a big folder costs no space) and the config given to the build names that URI.
 Files changed, added or removed in the folder are changed, added or removed in the mirror before
-every run, so the Listing keys see them. A file is unchanged when its size and modification time (in
-nanoseconds) are those it had when mirrored: on local storage, those of its link or copy; on S3
-(`--s3-endpoint`, `--s3 aws`), those recorded in the workdir (`local-inputs/`) together with the
-object's ETag, so an edit that keeps the size, or an object changed on S3, is uploaded again. Without a
-record, an object whose ETag is the file's MD5 (a single-part upload) is taken as it is. The labels' SQLite file may be a local path too, which the
-local Reconcile reads where it is. Anything that deploys refuses either, naming the key."""
+every run, so the Listing keys see them, an edit that keeps the size included. On local storage a
+linked file is its source; a copied one is unchanged with its source's size and nanosecond
+modification time, else compared byte for byte where the times differ by under 2 s (file systems that
+round them). On S3 (`--s3-endpoint`, `--s3 aws`) a file is unchanged with the size, modification time
+and object ETag recorded in the workdir (`local-inputs/`) when it was last uploaded or checked, or when
+the object's ETag is the one its bytes give (after a `touch`, from another workdir); otherwise it is
+uploaded again. A time within 2 s of when it was read is never trusted (a rewrite in the same tick).
+The labels' SQLite file may be a local path too, which the local Reconcile reads where it is. Anything that deploys refuses either, naming the key."""
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import json
 import os
 import re
 import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from pipeline.config import Config
@@ -87,6 +92,27 @@ def mirror(cfg: Config, store, note=lambda text: print(text, file=sys.stderr), s
     return changed
 
 
+# A file modified this close to when its state is read may be modified again within the same
+# timestamp tick (coarse clocks; 2 s on FAT): such a state is not trusted (git's "racily clean").
+RACY_NS = 2 * 10**9
+
+
+def s3_etag(path: Path) -> str:
+    """The ETag S3 gives `path` uploaded as `S3Storage.upload` uploads it (boto3's default
+    transfer: one PUT under 8 MiB, else parts of 8 MiB). Not what SSE-KMS gives: there no
+    ETag matches, and the file is uploaded again once."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig()
+    if path.stat().st_size < config.multipart_threshold:
+        return md5_file(path)
+    parts = []
+    with open(path, "rb") as fh:
+        while block := fh.read(config.multipart_chunksize):
+            parts.append(hashlib.md5(block).digest())
+    return f"{hashlib.md5(b''.join(parts)).hexdigest()}-{len(parts)}"
+
+
 def _sync(files: dict[str, Path], uri: str, store, record: Path | None) -> int:
     changed = 0
     present = {info.uri[len(uri) + 1:]: info for info in store.list(uri + "/")}
@@ -99,24 +125,28 @@ def _sync(files: dict[str, Path], uri: str, store, record: Path | None) -> int:
         uploaded = json.loads(record.read_text()) if record else {}
     except (OSError, ValueError):
         uploaded = {}
+    uploaded = uploaded if isinstance(uploaded, dict) else {}
     done: dict[str, list] = {}
     try:
         for rel, path in files.items():
             st, obj = path.stat(), present.get(rel)
-            was = uploaded.get(rel)
-            if obj is not None and (was == [st.st_size, st.st_mtime_ns, obj.etag] or (
-                    was is None and obj.size == st.st_size and obj.etag == md5_file(path))):
-                done[rel] = [st.st_size, st.st_mtime_ns, obj.etag]
-                continue
-            dest = join_uri(uri, rel)
-            store.upload(path, dest)
-            done[rel] = [st.st_size, st.st_mtime_ns, store.head(dest).etag]
-            changed += 1
-    finally:  # what was uploaded before an error is not uploaded again
+            if obj is not None and obj.size == st.st_size and (
+                    uploaded.get(rel) == [st.st_size, st.st_mtime_ns, obj.etag] or obj.etag == s3_etag(path)):
+                etag = obj.etag  # unchanged since recorded, or the same bytes (a touch, another workdir)
+            else:
+                dest = join_uri(uri, rel)
+                store.upload(path, dest)
+                etag = store.head(dest).etag
+                changed += 1
+            racy = time.time_ns() - st.st_mtime_ns < RACY_NS
+            done[rel] = [st.st_size, None if racy else st.st_mtime_ns, etag]
+    finally:  # what was uploaded before an error is not uploaded again; what was not reached keeps its record
         if record is not None:
+            kept = {rel: entry for rel, entry in uploaded.items() if rel in files and rel not in done}
             record.parent.mkdir(parents=True, exist_ok=True)
-            tmp = record.with_name(f".{record.name}.tmp")
-            tmp.write_text(json.dumps(done, sort_keys=True))
+            fd, tmp = tempfile.mkstemp(prefix=f".{record.name}.", dir=record.parent)
+            with os.fdopen(fd, "w") as fh:
+                json.dump({**kept, **done}, fh, sort_keys=True)
             os.replace(tmp, record)
     return changed
 
@@ -137,5 +167,12 @@ def _link(src: Path, dst: Path) -> int:
 
 
 def _same(src: Path, dst: Path) -> bool:
+    """A copy (not a link) that still holds its source's bytes: the same size and modification
+    time, to the nanosecond and not racily; else, where the copy's time may be the source's
+    rounded (file systems that keep 100 ns, 1 s or 2 s), the same bytes."""
     a, b = src.stat(), dst.stat()
-    return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
+    if a.st_size != b.st_size:
+        return False
+    if a.st_mtime_ns == b.st_mtime_ns and time.time_ns() - a.st_mtime_ns >= RACY_NS:
+        return True
+    return abs(a.st_mtime_ns - b.st_mtime_ns) < RACY_NS and filecmp.cmp(src, dst, shallow=False)

@@ -79,11 +79,13 @@ def _copy_verified(entry: Path, out: Path) -> int | None:
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(f".{target.name}.part")
-        shutil.copyfile(files / name, part)  # new mtimes: the copy is this run's data
-        if _sha256(part) != sha:
-            part.unlink()
-            return None
-        os.replace(part, target)  # only checked bytes ever sit at a sample's path
+        try:
+            shutil.copyfile(files / name, part)  # new mtimes: the copy is this run's data
+            if _sha256(part) != sha:
+                return None
+            os.replace(part, target)  # only checked bytes ever sit at a sample's path
+        finally:
+            part.unlink(missing_ok=True)
         written += target.stat().st_size
     return written
 
@@ -94,9 +96,12 @@ def write_cached_sample_data(out: Path, size: str = "small", seed: int = 0,
     kept copy (made on first use); the bytes written."""
     entry = (cache or cache_dir().parent / "samples") / _key(size, seed)
     for _ in range(2):
-        if not entry.is_dir():
-            _store(size, seed, entry)
-        written = _copy_verified(entry, Path(out))
+        try:
+            if not entry.is_dir():
+                _store(size, seed, entry)
+            written = _copy_verified(entry, Path(out))
+        except OSError:
+            break  # a cache that cannot be written, or an entry another process is replacing
         if written is not None:
             return written
         shutil.rmtree(entry, ignore_errors=True)  # damaged: made again once, then written directly

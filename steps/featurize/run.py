@@ -202,7 +202,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-# Below this many bytes of records, the built-in function runs in the job's own process: at its
+# Below this many bytes of records, the built-in function reading a downloaded shard runs in the
+# job's own process (streaming, the pool's workers also overlap their fetches: it keeps them): at its
 # measured 213 MB/s per core (docs/benchmarks.md) 64 MiB take 0.3 s on one core, less than a pool
 # of workers takes to start (0.7 s wall and 1.1 CPU-s more for two workers on this team's 2-vCPU
 # machines, each importing wfdb, numpy and pandas). That is tonight's small work: a handful of
@@ -210,12 +211,12 @@ def peak_rss_mb() -> float:
 POOL_MIN_BYTES = 64 * 2**20
 
 
-def default_jobs(records: list[RecordRef], function_ref: str) -> int:
+def default_jobs(records: list[RecordRef], function_ref: str, streamed: bool = False) -> int:
     """Worker processes when neither `--jobs` nor `jobs` says: every vCPU, or this process alone
-    for a small shard of the built-in function."""
+    for a small downloaded shard of the built-in function."""
     from joblib import cpu_count
 
-    if function_ref == BUILTIN_FEATURE_FUNCTION and sum(r.bytes for r in records) < POOL_MIN_BYTES:
+    if not streamed and function_ref == BUILTIN_FEATURE_FUNCTION and sum(r.bytes for r in records) < POOL_MIN_BYTES:
         return 1
     return cpu_count()
 
@@ -440,7 +441,7 @@ def _featurize(root: Path, out: Path, settings: FeaturizeSettings, jobs: int | N
     found = discover(root, shard=shard, include_numerics=settings.include_numerics, shards=shards)
     records = found.records
     if jobs is None:
-        jobs = settings.jobs or default_jobs(records, settings.feature_function)
+        jobs = settings.jobs or default_jobs(records, settings.feature_function, streamed=stream is not None)
     objects = objects_of(records) if objects_of else None
     run = run_shard(records, jobs, settings, out / PROGRESS_FILE, stream, objects)
     added, accounted = account(found, {o.record.header: o.result for o in run.outcomes},

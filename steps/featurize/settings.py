@@ -62,9 +62,9 @@ class FeaturizeSettings(BaseModel):
     jobs: int | None = Field(
         default=None,
         ge=1,
-        description="Worker processes per instance; empty: every vCPU, except that a shard of under 64 MiB "
-        "for the built-in function is featurized in the job's own process (a pool would take longer to start "
-        "than the work takes). The --jobs argument wins.",
+        description="Worker processes per instance; empty: every vCPU, except that a downloaded shard of under "
+        "64 MiB for the built-in function is featurized in the job's own process (a pool would take longer to "
+        "start than the work takes). The --jobs argument wins.",
     )
     max_error_fraction: float = Field(
         default=0.05,

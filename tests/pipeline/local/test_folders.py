@@ -164,6 +164,38 @@ class TestValidFolderInput:
         assert set(json.loads((workdir / "local-inputs" / f"{uri.rsplit('/', 1)[1]}.json").read_text())) == \
             {p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()}
 
+    def test_the_s3_mirror_keeps_big_files_and_the_record_of_what_it_did_not_reach(self, tmp_path, data, aws,
+                                                                                   monkeypatch):
+        """A file of several parts (its ETag is not its MD5) is recognised without a record; an
+        upload that fails keeps the record of every file it did not reach."""
+        import boto3
+
+        from pipeline.local import folders
+        from steps.io.storage import S3Storage
+
+        big = data / "big" / "big.dat"
+        big.parent.mkdir()
+        big.write_bytes(np.random.default_rng(0).bytes(9 * 2**20))  # 2 parts of boto3's 8 MiB
+        assert main(["init", str(tmp_path), "--raw", str(data)]) == 0
+        cfg = load_config(tmp_path / "wavepipe.yaml")
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=cfg.aws.bucket)
+        store, state = S3Storage(client=s3), tmp_path / "w" / "local-inputs"
+        uri = mirror_uri(cfg, data)
+        mirror(cfg, store, note=lambda _: None, state=state)
+        assert store.head(f"{uri}/big/big.dat").etag.endswith("-2") and folders.s3_etag(big) == \
+            store.head(f"{uri}/big/big.dat").etag
+        assert mirror(cfg, store, note=lambda _: None, state=tmp_path / "another") == 0  # no record: not sent again
+        [record] = state.iterdir()
+        before = json.loads(record.read_text())
+        for path in data.rglob("*"):
+            if path.is_file():
+                path.write_bytes(path.read_bytes() + b"\0")  # every file changes
+        monkeypatch.setattr(S3Storage, "upload", lambda *a: (_ for _ in ()).throw(OSError("network down")))
+        with pytest.raises(OSError, match="network down"):
+            mirror(cfg, store, note=lambda _: None, state=state)
+        assert json.loads(record.read_text()) == before  # nothing was uploaded: every entry as it was
+
     def test_a_relative_folder_is_relative_to_the_config(self, tmp_path, data):
         (tmp_path / "p").mkdir()
         assert main(["init", str(tmp_path / "p"), "--raw", str(data)]) == 0

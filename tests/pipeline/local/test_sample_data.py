@@ -123,3 +123,11 @@ class TestKeptCopy:
         sample_cache.write_cached_sample_data(tmp_path / "b", cache=cache)
         assert digest(tmp_path / "b") == digest(sample.out)
         assert sample_cache._copy_verified(entry, tmp_path / "c") == sample.bytes  # made again, whole
+
+    def test_a_cache_that_cannot_be_written_still_gives_the_sample(self, sample, tmp_path):
+        from pipeline.local import sample_cache
+
+        blocked = tmp_path / "file"
+        blocked.write_text("a file where the cache folder would be")
+        assert sample_cache.write_cached_sample_data(tmp_path / "a", cache=blocked / "cache") == sample.bytes
+        assert digest(tmp_path / "a") == digest(sample.out)

@@ -237,6 +237,8 @@ class TestValidGenerated:
         builtin = FeaturizeSettings().feature_function
         assert featurize_run.default_jobs(big, builtin) == 4
         assert featurize_run.default_jobs(small, builtin) == 1
+        # Streaming, the pool's workers also overlap their fetches: every vCPU.
+        assert featurize_run.default_jobs(small, builtin, streamed=True) == 4
         # A function of the user's has no measured rate: every vCPU, however small.
         assert featurize_run.default_jobs(small, "tests.steps.featurize.data:mean_only") == 4
 
