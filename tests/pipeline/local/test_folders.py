@@ -44,6 +44,20 @@ def data(tmp_path):
 REAL = {"3000003"} if PHYSIONET.is_dir() else set()
 
 
+def s3_project(tmp_path, data):
+    """A project over `data` whose bucket is on the moto server: (config, its S3 storage, the
+    mirror's record folder in a workdir, the mirror's URI)."""
+    import boto3
+
+    from steps.io.storage import S3Storage
+
+    assert main(["init", str(tmp_path), "--raw", str(data)]) == 0
+    cfg = load_config(tmp_path / "wavepipe.yaml")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=cfg.aws.bucket)
+    return cfg, S3Storage(client=s3), tmp_path / "w" / "local-inputs", mirror_uri(cfg, data)
+
+
 class TestValidFolderInput:
     def test_init_raw_then_local_featurizes_the_folder(self, tmp_path, data, monkeypatch, capsys):
         assert main(["init", str(tmp_path / "my-waves"), "--raw", str(data)]) == 0
@@ -130,16 +144,7 @@ class TestValidFolderInput:
     def test_the_s3_mirror_follows_edits_that_keep_the_size(self, tmp_path, data, aws):
         """On S3 (the moto server): what was uploaded is recorded in the workdir with the object's
         ETag; a same-size edit, or an object changed on S3, is uploaded again; nothing else is."""
-        import boto3
-
-        from steps.io.storage import S3Storage
-
-        assert main(["init", str(tmp_path), "--raw", str(data)]) == 0
-        cfg = load_config(tmp_path / "wavepipe.yaml")
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=cfg.aws.bucket)
-        store, state = S3Storage(client=s3), tmp_path / "w" / "local-inputs"
-        uri = mirror_uri(cfg, data)
+        cfg, store, state, uri = s3_project(tmp_path, data)
         files = sum(1 for p in data.rglob("*") if p.is_file())
         assert mirror(cfg, store, note=lambda _: None, state=state) == files
         assert mirror(cfg, store, note=lambda _: None, state=state) == 0
@@ -168,20 +173,13 @@ class TestValidFolderInput:
                                                                                    monkeypatch):
         """A file of several parts (its ETag is not its MD5) is recognised without a record; an
         upload that fails keeps the record of every file it did not reach."""
-        import boto3
-
         from pipeline.local import folders
         from steps.io.storage import S3Storage
 
         big = data / "big" / "big.dat"
         big.parent.mkdir()
         big.write_bytes(np.random.default_rng(0).bytes(9 * 2**20))  # 2 parts of boto3's 8 MiB
-        assert main(["init", str(tmp_path), "--raw", str(data)]) == 0
-        cfg = load_config(tmp_path / "wavepipe.yaml")
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=cfg.aws.bucket)
-        store, state = S3Storage(client=s3), tmp_path / "w" / "local-inputs"
-        uri = mirror_uri(cfg, data)
+        cfg, store, state, uri = s3_project(tmp_path, data)
         mirror(cfg, store, note=lambda _: None, state=state)
         assert store.head(f"{uri}/big/big.dat").etag.endswith("-2") and folders.s3_etag(big) == \
             store.head(f"{uri}/big/big.dat").etag
