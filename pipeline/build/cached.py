@@ -42,10 +42,14 @@ PACKAGES = ("sagemaker", "sagemaker-core", "sagemaker-mlops", "sagemaker-train",
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 
 
+def cache_root() -> Path:
+    """This machine's wavepipe cache (definitions, wheelhouses, the sample dataset)."""
+    return Path(os.environ.get("WAVEPIPE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "wavepipe"))
+
+
 def cache_dir() -> Path:
-    root = os.environ.get("WAVEPIPE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "wavepipe")
-    return Path(root) / "definitions"
+    return cache_root() / "definitions"
 
 
 def _tree(digest, root: Path, label: str) -> None:

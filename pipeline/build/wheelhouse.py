@@ -160,9 +160,9 @@ def download_command(wheelhouse: Wheelhouse, requirements: Path, dest: Path, pyt
 
 def default_cache() -> Path:
     """Where built wheelhouses are kept on this machine (shared by upsert and local)."""
-    root = os.environ.get("WAVEPIPE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "wavepipe")
-    return Path(root) / "wheelhouses"
+    from pipeline.build.cached import cache_root
+
+    return cache_root() / "wheelhouses"
 
 
 def build(wheelhouse: Wheelhouse, cache: Path | None = None, requirements: Path = REQUIREMENTS,

@@ -10,8 +10,9 @@ modification time, else compared byte for byte where the times differ by under 2
 round them). On S3 (`--s3-endpoint`, `--s3 aws`) a file is unchanged with the size, modification time
 and object ETag recorded in the workdir (`local-inputs/`) when it was last uploaded or checked, or when
 the object's ETag is the one its bytes give (after a `touch`, from another workdir); otherwise it is
-uploaded again. A time within 2 s of when it was read is never trusted (a rewrite in the same tick).
-The labels' SQLite file may be a local path too, which the local Reconcile reads where it is. Anything that deploys refuses either, naming the key."""
+uploaded again (under SSE-KMS, once per new record). A time within 2 s of when it was read is never
+trusted (a rewrite in the same tick). The labels' SQLite file may be a local path too, which the local
+Reconcile reads where it is. Anything that deploys refuses either, naming the key."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.config.paths import local_inputs
-from steps.io.storage import LocalStorage, join_uri, md5_file
+from steps.io.storage import LocalStorage, join_uri, upload_etag
 
 FOLDER_KEYS = ("parameters.input_uri",)
 MIRROR_PREFIX = "local-inputs"
@@ -97,22 +98,6 @@ def mirror(cfg: Config, store, note=lambda text: print(text, file=sys.stderr), s
 RACY_NS = 2 * 10**9
 
 
-def s3_etag(path: Path) -> str:
-    """The ETag S3 gives `path` uploaded as `S3Storage.upload` uploads it (boto3's default
-    transfer: one PUT under 8 MiB, else parts of 8 MiB). Not what SSE-KMS gives: there no
-    ETag matches, and the file is uploaded again once."""
-    from boto3.s3.transfer import TransferConfig
-
-    config = TransferConfig()
-    if path.stat().st_size < config.multipart_threshold:
-        return md5_file(path)
-    parts = []
-    with open(path, "rb") as fh:
-        while block := fh.read(config.multipart_chunksize):
-            parts.append(hashlib.md5(block).digest())
-    return f"{hashlib.md5(b''.join(parts)).hexdigest()}-{len(parts)}"
-
-
 def _sync(files: dict[str, Path], uri: str, store, record: Path | None) -> int:
     changed = 0
     present = {info.uri[len(uri) + 1:]: info for info in store.list(uri + "/")}
@@ -131,7 +116,7 @@ def _sync(files: dict[str, Path], uri: str, store, record: Path | None) -> int:
         for rel, path in files.items():
             st, obj = path.stat(), present.get(rel)
             if obj is not None and obj.size == st.st_size and (
-                    uploaded.get(rel) == [st.st_size, st.st_mtime_ns, obj.etag] or obj.etag == s3_etag(path)):
+                    uploaded.get(rel) == [st.st_size, st.st_mtime_ns, obj.etag] or obj.etag == upload_etag(path)):
                 etag = obj.etag  # unchanged since recorded, or the same bytes (a touch, another workdir)
             else:
                 dest = join_uri(uri, rel)

@@ -18,8 +18,9 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from pipeline.build.cached import cache_dir
+from pipeline.build.cached import cache_root
 from pipeline.local import sample_data
+from steps.bootstrap import sha256_of
 
 MANIFEST = "manifest.json"
 MARKER = "labels.sqlite"
@@ -40,11 +41,6 @@ def _key(size: str, seed: int) -> str:
     return digest.hexdigest()[:32]
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _store(size: str, seed: int, entry: Path) -> None:
     """Generate into a folder beside `entry`, then rename it in: readers never see half."""
     entry.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +48,7 @@ def _store(size: str, seed: int, entry: Path) -> None:
     try:
         sample_data.write_sample_data(tmp / "files", size=size, seed=seed)
         files = tmp / "files"
-        manifest = {p.relative_to(files).as_posix(): _sha256(p) for p in sorted(files.rglob("*")) if p.is_file()}
+        manifest = {p.relative_to(files).as_posix(): sha256_of(p) for p in sorted(files.rglob("*")) if p.is_file()}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         try:
             os.rename(tmp, entry)
@@ -81,7 +77,7 @@ def _copy_verified(entry: Path, out: Path) -> int | None:
         part = target.with_name(f".{target.name}.part")
         try:
             shutil.copyfile(files / name, part)  # new mtimes: the copy is this run's data
-            if _sha256(part) != sha:
+            if sha256_of(part) != sha:
                 return None
             os.replace(part, target)  # only checked bytes ever sit at a sample's path
         finally:
@@ -94,7 +90,7 @@ def write_cached_sample_data(out: Path, size: str = "small", seed: int = 0,
                              cache: Path | None = None) -> int:
     """Write the sample dataset under `out` as `write_sample_data` would, from this machine's
     kept copy (made on first use); the bytes written."""
-    entry = (cache or cache_dir().parent / "samples") / _key(size, seed)
+    entry = (cache or cache_root() / "samples") / _key(size, seed)
     for _ in range(2):
         try:
             if not entry.is_dir():

@@ -125,6 +125,21 @@ def md5_file(path: Path, chunk: int = 8 << 20) -> str:
     return digest.hexdigest()
 
 
+def upload_etag(path: Path) -> str:
+    """The ETag S3 gives `path` uploaded by `S3Storage.upload` (boto3's default transfer: one
+    PUT under 8 MiB, else parts of 8 MiB). Not what SSE-KMS gives, where no ETag is a digest."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig()
+    if path.stat().st_size < config.multipart_threshold:
+        return md5_file(path)
+    parts = []
+    with open(path, "rb") as fh:
+        while block := fh.read(config.multipart_chunksize):
+            parts.append(hashlib.md5(block).digest())
+    return f"{hashlib.md5(b''.join(parts)).hexdigest()}-{len(parts)}"
+
+
 class LocalStorage:
     """`s3://bucket/key` <-> `<root>/bucket/key`. ETags are MD5 hex, like single-part S3."""
 
